@@ -1,0 +1,956 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_siteflow.h"
+#include "ngx_http_siteflow_hmac.h"
+#include "ngx_http_siteflow_shmlog.h"
+#include "sf_sig.h"
+#include "sf_ship.h"
+
+
+/*
+ * The SiteFlow Ship API guard ("siteflow_verify_signature on").
+ *
+ * Access phase: X-SiteFlow-Nonce and X-SiteFlow-Signature are checked
+ * against the configured partners, the nonce is recorded in the shared
+ * replay cache, and, with "siteflow_shipment_validate on", the body is read
+ * (the mirror module's way) and validated before the content handler sees
+ * it.  Rejections answer in SiteFlow's {"status":{"code":"error",...}}
+ * shape.
+ *
+ * Header and body filters: every response of a guarded location is signed
+ * with a fresh nonce, and statuses SiteFlow does not understand (anything
+ * but 200, 201, 400 and 401) become 400 with a SiteFlow error body.
+ */
+
+
+#define NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES  48
+#define NGX_HTTP_SITEFLOW_SHIP_MSG_LEN          2048
+
+
+static ngx_int_t ngx_http_siteflow_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_verify(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx);
+static ngx_int_t ngx_http_siteflow_find_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+static void ngx_http_siteflow_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_read_body(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf, ngx_str_t *body);
+static ngx_int_t ngx_http_siteflow_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *message);
+static ngx_int_t ngx_http_siteflow_error_body(ngx_http_request_t *r,
+    ngx_str_t *message, ngx_str_t *body);
+static ngx_http_siteflow_ctx_t *ngx_http_siteflow_ctx(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_siteflow_map_status(ngx_http_request_t *r,
+    ngx_http_siteflow_ctx_t *ctx);
+static ngx_int_t ngx_http_siteflow_sign_response(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+static ngx_str_t  ngx_http_siteflow_nonce_header =
+    ngx_string("X-SiteFlow-Nonce");
+static ngx_str_t  ngx_http_siteflow_signature_header =
+    ngx_string("X-SiteFlow-Signature");
+static ngx_str_t  ngx_http_siteflow_json_type =
+    ngx_string("application/json");
+
+
+static const char  *ngx_http_siteflow_sig_results[] = {
+    "ok",
+    "missing",
+    "malformed",
+    "unknown_partner",
+    "mismatch",
+    "replay"
+};
+
+
+ngx_int_t
+ngx_http_siteflow_hmac_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_siteflow_access_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_siteflow_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_siteflow_body_filter;
+
+    return NGX_OK;
+}
+
+
+const char *
+ngx_http_siteflow_sig_result_name(ngx_uint_t result)
+{
+    if (result >= NGX_HTTP_SITEFLOW_SIG_MAX) {
+        return "unknown";
+    }
+
+    return ngx_http_siteflow_sig_results[result];
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_http_siteflow_ctx_t        *ctx;
+    ngx_http_siteflow_loc_conf_t   *slcf;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    if (!slcf->verify_signature || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ctx != NULL && ctx->checked) {
+
+        /* re-entered after the request body was read */
+
+        if (!ctx->done) {
+            return NGX_AGAIN;
+        }
+
+        if (ctx->error.len) {
+            return ngx_http_siteflow_send_error(r, ctx->status, &ctx->error);
+        }
+
+        return ctx->status;
+    }
+
+    ctx = ngx_http_siteflow_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_siteflow_module);
+
+    rc = ngx_http_siteflow_verify(r, slcf, ctx);
+
+    ctx->checked = 1;
+
+    ngx_http_siteflow_count(smcf->shm_zone,
+                            NGX_HTTP_SITEFLOW_CNT_SIG + ctx->sig_result);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(slcf->sig_log_level, r->connection->log, 0,
+                      "siteflow: Ship API request refused: %V",
+                      &ctx->error);
+
+        return ngx_http_siteflow_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                            &ctx->error);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "siteflow hmac: verified partner \"%V\"",
+                   &ctx->partner_id);
+
+    if (!slcf->shipment_validate
+        || !(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT)))
+    {
+        ctx->done = 1;
+        ctx->status = NGX_OK;
+        return NGX_OK;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_siteflow_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_verify(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx)
+{
+    size_t                          partner_len, sig_len;
+    ngx_int_t                       rc;
+    ngx_str_t                       nonce, signature;
+    ngx_uint_t                      i, known, matched;
+    sf_sig_rc_t                     src;
+    const u_char                   *partner, *sig;
+    ngx_http_siteflow_partner_t    *p;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MISSING;
+
+    rc = ngx_http_siteflow_find_header(r, &ngx_http_siteflow_nonce_header,
+                                       &nonce);
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&ctx->error, "missing X-SiteFlow-Nonce header");
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_BUSY) {
+        ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MALFORMED;
+        ngx_str_set(&ctx->error, "more than one X-SiteFlow-Nonce header");
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_siteflow_find_header(r,
+                                       &ngx_http_siteflow_signature_header,
+                                       &signature);
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&ctx->error, "missing X-SiteFlow-Signature header");
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_BUSY) {
+        ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MALFORMED;
+        ngx_str_set(&ctx->error, "more than one X-SiteFlow-Signature header");
+        return NGX_DECLINED;
+    }
+
+    ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MALFORMED;
+
+    src = sf_sig_nonce_check(nonce.data, nonce.len);
+    if (src != SF_SIG_OK) {
+        if (src == SF_SIG_MISSING) {
+            ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MISSING;
+            ngx_str_set(&ctx->error, "empty X-SiteFlow-Nonce header");
+
+        } else {
+            ngx_str_set(&ctx->error, "malformed X-SiteFlow-Nonce header");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    src = sf_sig_split(signature.data, signature.len, &partner, &partner_len,
+                       &sig, &sig_len);
+    if (src != SF_SIG_OK) {
+        if (src == SF_SIG_MISSING) {
+            ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MISSING;
+            ngx_str_set(&ctx->error, "empty X-SiteFlow-Signature header");
+
+        } else {
+            ngx_str_set(&ctx->error, "malformed X-SiteFlow-Signature "
+                        "header, expected \"partnerId:signature\"");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    /*
+     * try every key of the partner (key rotation) and do not stop at the
+     * first match, so the time taken does not tell which key matched
+     */
+
+    p = slcf->partners->elts;
+    known = 0;
+    matched = 0;
+
+    for (i = 0; i < slcf->partners->nelts; i++) {
+
+        if (p[i].id.len != partner_len
+            || ngx_strncmp(p[i].id.data, partner, partner_len) != 0)
+        {
+            continue;
+        }
+
+        known = 1;
+
+        src = sf_sig_ship_verify(p[i].key.data, p[i].key.len,
+                                 nonce.data, nonce.len, sig, sig_len);
+
+        if (src == SF_SIG_OK && !matched) {
+            matched = 1;
+            ctx->sign_key = p[i].key;
+            ctx->partner_id = p[i].id;
+
+        } else if (src == SF_SIG_MALFORMED) {
+            ngx_str_set(&ctx->error, "malformed X-SiteFlow-Signature "
+                        "header, expected a base64 HMAC-SHA256");
+            return NGX_DECLINED;
+
+        } else if (src == SF_SIG_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (!known) {
+        ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_UNKNOWN_PARTNER;
+
+        /* the partner id passed the charset check: safe to quote */
+
+        ctx->error.data = ngx_pnalloc(r->pool,
+                                      sizeof("unknown partner \"\"") - 1
+                                      + partner_len);
+        if (ctx->error.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->error.len = ngx_sprintf(ctx->error.data, "unknown partner \"%*s\"",
+                                     partner_len, partner)
+                         - ctx->error.data;
+
+        return NGX_DECLINED;
+    }
+
+    if (!matched) {
+        ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MISMATCH;
+        ngx_str_set(&ctx->error, "signature does not match");
+        return NGX_DECLINED;
+    }
+
+    /* only a verified nonce enters the replay cache */
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_siteflow_module);
+
+    switch (ngx_http_siteflow_nonce_check(smcf->shm_zone, nonce.data,
+                                          nonce.len, slcf->nonce_ttl))
+    {
+    case NGX_HTTP_SITEFLOW_NONCE_FRESH:
+        break;
+
+    case NGX_HTTP_SITEFLOW_NONCE_FRESH_EVICTED:
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "siteflow: nonce replay cache is full, the oldest "
+                      "unexpired nonce was evicted; consider a larger "
+                      "\"siteflow_nonce_cache\" or \"siteflow_zone\"");
+        break;
+
+    case NGX_HTTP_SITEFLOW_NONCE_REPLAY:
+        ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_REPLAY;
+        ngx_str_set(&ctx->error, "nonce already used");
+
+        /* a replay is refused, so answer it with the configured key */
+
+        ctx->sign_key.len = 0;
+        ctx->partner_id.len = 0;
+        return NGX_DECLINED;
+
+    default: /* NGX_HTTP_SITEFLOW_NONCE_ERROR */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "siteflow: could not record the nonce in the replay "
+                      "cache");
+        return NGX_ERROR;
+    }
+
+    ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_OK;
+    ctx->verified = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_find_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    ngx_uint_t        i, found;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    found = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != name->len
+            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (found) {
+            return NGX_BUSY;
+        }
+
+        found = 1;
+        *value = h[i].value;
+    }
+
+    return found ? NGX_OK : NGX_DECLINED;
+}
+
+
+static void
+ngx_http_siteflow_body_handler(ngx_http_request_t *r)
+{
+    char                           msg[NGX_HTTP_SITEFLOW_SHIP_MSG_LEN];
+    unsigned                       n;
+    ngx_int_t                      rc;
+    ngx_str_t                      body;
+    sf_ship_rc_t                   src;
+    ngx_http_siteflow_ctx_t       *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    ctx->done = 1;
+    ctx->status = NGX_OK;
+
+    rc = ngx_http_siteflow_read_body(r, slcf, &body);
+
+    if (rc == NGX_ERROR) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto next;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        ngx_str_set(&ctx->error, "shipment request is larger than "
+                    "\"siteflow_shipment_body_max\"");
+        goto next;
+    }
+
+    n = 0;
+    src = sf_ship_validate((char *) body.data, body.len, msg, sizeof(msg),
+                           &n);
+
+    if (src == SF_SHIP_OK) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "siteflow hmac: shipment request is valid");
+        goto next;
+    }
+
+    if (src == SF_SHIP_ERROR) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto next;
+    }
+
+    ctx->status = NGX_HTTP_BAD_REQUEST;
+    ctx->error.len = ngx_strlen(msg);
+    ctx->error.data = ngx_pnalloc(r->pool, ctx->error.len);
+
+    if (ctx->error.data == NULL) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx->error.len = 0;
+        goto next;
+    }
+
+    ngx_memcpy(ctx->error.data, msg, ctx->error.len);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "siteflow: shipment request refused, %ud problem(s): %V",
+                  n, &ctx->error);
+
+next:
+
+#if (nginx_version >= 1021001)
+    r->preserve_body = 1;
+#endif
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+/*
+ * The body as one piece of memory without consuming the buffers, so the
+ * content handler (proxy_pass) still sends it byte for byte.  A body that
+ * went to a temporary file is read back; it is bounded by
+ * "siteflow_shipment_body_max".
+ */
+
+static ngx_int_t
+ngx_http_siteflow_read_body(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf, ngx_str_t *body)
+{
+    off_t         len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+
+        return (body->len > slcf->shipment_body_max) ? NGX_DECLINED : NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > (off_t) slcf->shipment_body_max) {
+        return NGX_DECLINED;
+    }
+
+    body->data = ngx_pnalloc(r->pool, (size_t) len + 1);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
+                              "siteflow: reading the request body from "
+                              "\"%V\" failed", &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *message)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_str_t     body;
+    ngx_chain_t   out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_siteflow_error_body(r, message, &body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = ngx_http_siteflow_json_type;
+    r->headers_out.content_type_len = ngx_http_siteflow_json_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = body.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return NGX_DONE;
+    }
+
+    b->pos = body.data;
+    b->last = body.data + body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+
+    return NGX_DONE;
+}
+
+
+/* {"status":{"code":"error","message":"..."}} */
+
+static ngx_int_t
+ngx_http_siteflow_error_body(ngx_http_request_t *r, ngx_str_t *message,
+    ngx_str_t *body)
+{
+    size_t   len, cap;
+    u_char  *p;
+
+    static u_char  head[] = "{\"status\":{\"code\":\"error\",\"message\":\"";
+    static u_char  tail[] = "\"}}\n";
+
+    /* escaping may grow a byte to \u00XX or U+FFFD */
+
+    cap = message->len * 6 + 1;
+    len = sizeof(head) - 1 + cap + sizeof(tail) - 1;
+
+    body->data = ngx_pnalloc(r->pool, len);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(body->data, head, sizeof(head) - 1);
+    p += sf_ship_json_escape((const char *) message->data, message->len,
+                             (char *) p, cap);
+    p = ngx_cpymem(p, tail, sizeof(tail) - 1);
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_siteflow_ctx_t *
+ngx_http_siteflow_ctx(ngx_http_request_t *r)
+{
+    ngx_http_siteflow_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_siteflow_ctx_t       *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    if (!slcf->verify_signature) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_siteflow_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_siteflow_map_status(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_siteflow_sign_response(r, slcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * SiteFlow understands 200, 201, 400 and 401 only: anything else becomes
+ * a 400 whose SiteFlow error message names what happened.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_map_status(ngx_http_request_t *r,
+    ngx_http_siteflow_ctx_t *ctx)
+{
+    u_char      *p;
+    ngx_str_t    msg;
+    ngx_uint_t   status;
+    u_char       buf[128];
+
+    status = r->headers_out.status;
+
+    switch (status) {
+    case NGX_HTTP_OK:
+    case NGX_HTTP_CREATED:
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_UNAUTHORIZED:
+        return NGX_OK;
+    }
+
+    if (status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        p = ngx_sprintf(buf, "request body too large (HTTP %ui)", status);
+
+    } else if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        p = ngx_sprintf(buf, "shipping service failed or is unavailable "
+                        "(HTTP %ui)", status);
+
+    } else {
+        p = ngx_sprintf(buf, "shipping service answered HTTP %ui", status);
+    }
+
+    msg.data = buf;
+    msg.len = p - buf;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "siteflow: Ship API response %ui answered as 400: %V",
+                  status, &msg);
+
+    if (ngx_http_siteflow_error_body(r, &msg, &ctx->mapped_body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_BAD_REQUEST;
+    r->headers_out.status_line.len = 0;
+
+    r->headers_out.content_type = ngx_http_siteflow_json_type;
+    r->headers_out.content_type_len = ngx_http_siteflow_json_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    if (r->headers_out.content_encoding) {
+        r->headers_out.content_encoding->hash = 0;
+        r->headers_out.content_encoding = NULL;
+    }
+
+    if (r->headers_out.location) {
+        r->headers_out.location->hash = 0;
+        r->headers_out.location = NULL;
+    }
+
+    r->headers_out.content_length_n = ctx->mapped_body.len;
+
+    ctx->replace_body = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_sign_response(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx)
+{
+    u_char                        *p;
+    ngx_str_t                      id, key;
+    ngx_uint_t                     i;
+    ngx_list_part_t               *part;
+    ngx_table_elt_t               *h, *nonce, *signature;
+    ngx_http_siteflow_partner_t   *partner;
+    char                           sig[SF_SIG_B64_LEN + 1];
+
+    /* the answer is signed by us alone: drop the upstream's own headers */
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        if ((h[i].key.len == ngx_http_siteflow_nonce_header.len
+             && ngx_strncasecmp(h[i].key.data,
+                                ngx_http_siteflow_nonce_header.data,
+                                h[i].key.len) == 0)
+            || (h[i].key.len == ngx_http_siteflow_signature_header.len
+                && ngx_strncasecmp(h[i].key.data,
+                                   ngx_http_siteflow_signature_header.data,
+                                   h[i].key.len) == 0))
+        {
+            h[i].hash = 0;
+        }
+    }
+
+    if (ctx->sign_key.len) {
+        id = ctx->partner_id;
+        key = ctx->sign_key;
+
+    } else {
+        partner = slcf->partners->elts;
+        id = partner[0].id;
+        key = partner[0].key;
+    }
+
+    nonce = ngx_list_push(&r->headers_out.headers);
+    if (nonce == NULL) {
+        return NGX_ERROR;
+    }
+
+    nonce->value.data = ngx_pnalloc(r->pool,
+                                    2 * NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES
+                                    + 1);
+    if (nonce->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (sf_sig_random_hex((char *) nonce->value.data,
+                          NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "siteflow: RAND_bytes() failed for a response nonce");
+        return NGX_ERROR;
+    }
+
+    nonce->value.len = 2 * NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES;
+    nonce->hash = 1;
+    nonce->key = ngx_http_siteflow_nonce_header;
+#if (nginx_version >= 1023000)
+    nonce->next = NULL;
+#endif
+
+    if (sf_sig_ship_sign(key.data, key.len, nonce->value.data,
+                         nonce->value.len, sig)
+        != SF_SIG_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "siteflow: signing the response failed");
+        return NGX_ERROR;
+    }
+
+    signature = ngx_list_push(&r->headers_out.headers);
+    if (signature == NULL) {
+        return NGX_ERROR;
+    }
+
+    signature->value.data = ngx_pnalloc(r->pool, id.len + 1 + SF_SIG_B64_LEN);
+    if (signature->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(signature->value.data, "%V:%s", &id, sig);
+
+    signature->value.len = p - signature->value.data;
+    signature->hash = 1;
+    signature->key = ngx_http_siteflow_signature_header;
+#if (nginx_version >= 1023000)
+    signature->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                *b;
+    ngx_uint_t                last;
+    ngx_chain_t              *cl, out;
+    ngx_http_siteflow_ctx_t  *ctx;
+
+    if (r != r->main || in == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ctx == NULL || !ctx->replace_body) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* swallow the original body, answer ours once it has ended */
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->last_buf) {
+            last = 1;
+        }
+
+        b->pos = b->last;
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+    }
+
+    if (!last || ctx->replaced) {
+        return NGX_OK;
+    }
+
+    ctx->replaced = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->mapped_body.data;
+    b->last = ctx->mapped_body.data + ctx->mapped_body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
