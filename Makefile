@@ -1,0 +1,104 @@
+# ngx_http_siteflow_module
+#
+#   make deps       install the Debian packages needed to build and test
+#   make build      build t/build/ngx_http_siteflow_module.so against
+#                   Debian's nginx-dev tree (or NGINX_SRC=/path/to/nginx)
+#   make test       build, then C unit tests + runner self-test + t/*.t
+#   make check      deps + test (what CI runs)
+#   make demo       deps + build + the local demo (t/demo/run.sh)
+#   make asan       the whole suite against an nginx + module built with
+#                   AddressSanitizer/UBSan (-DNGX_DEBUG_PALLOC=1)
+#   make valgrind   the whole suite with nginx under valgrind memcheck
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 20)
+#   make bench      benchmarks under t/bench/ (wrk, callgrind)
+#   make style      nginx style checks (t/tools/style.sh)
+
+NGINX_SRC    ?= /usr/share/nginx/src
+BUILD        ?= t/build
+ASAN_BUILD   ?= t/build-asan
+NGINX_BIN    ?= /usr/sbin/nginx
+PROVE        ?= prove
+TESTS        ?= t/*.t
+FUZZ_SECONDS ?= 20
+
+export NGINX_SRC
+
+DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
+    libssl-dev libpcre2-dev zlib1g-dev curl openssl perl \
+    libtest-base-perl libtext-diff-perl libtest-longstring-perl \
+    liblist-moreutils-perl libhttp-message-perl liburi-perl \
+    libcmocka-dev clang libclang-rt-14-dev valgrind wrk
+
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
+    TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(BUILD)/ngx_http_siteflow_module.so \
+    SITEFLOW_TEST_STRICT=1
+
+ASAN_OPTS = detect_leaks=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
+
+.PHONY: all deps build test check demo asan valgrind fuzz bench style unit \
+        runner-selftest prove clean
+
+all: build
+
+deps:
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+	# the stock nginx service is not needed; free port 80 for nothing else
+	-$(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true
+
+build:
+	t/tools/build.sh $(BUILD)
+
+unit:
+	$(MAKE) -C t/unit
+
+runner-selftest:
+	$(PROVE) t/runner/selftest.t
+
+prove: build
+	$(TEST_ENV) $(PROVE) $(TESTS)
+
+test: build style unit runner-selftest prove
+
+check: deps
+	$(MAKE) test
+
+demo: deps
+	$(MAKE) build
+	t/demo/run.sh
+
+asan:
+	t/tools/build.sh --full \
+	    --cc-opt "-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -DNGX_DEBUG_PALLOC=1" \
+	    --ld-opt "-fsanitize=address,undefined" $(ASAN_BUILD)
+	rm -f $(ASAN_BUILD)/asan.*
+	$(MAKE) -C t/unit SAN=1
+	ASAN_OPTIONS=$(ASAN_OPTS) UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan \
+	TEST_NGINX_BINARY=$(CURDIR)/$(ASAN_BUILD)/nginx \
+	TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(ASAN_BUILD)/ngx_http_siteflow_module.so \
+	SITEFLOW_TEST_STRICT=1 $(PROVE) $(TESTS)
+	@if ls $(ASAN_BUILD)/asan.* >/dev/null 2>&1; then \
+	    cat $(ASAN_BUILD)/asan.*; echo "sanitizer reports found"; exit 1; \
+	fi
+	@echo "asan: clean"
+
+valgrind: build
+	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 \
+	TEST_NGINX_VALGRIND_SUPPRESSIONS=$(CURDIR)/t/valgrind.suppress \
+	$(PROVE) $(TESTS)
+
+fuzz:
+	$(MAKE) -C t/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+bench: build
+	t/bench/run.sh
+
+style:
+	t/tools/style.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) t/servroot*
+	$(MAKE) -C t/unit clean

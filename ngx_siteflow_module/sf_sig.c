@@ -1,0 +1,776 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "sf_sig.h"
+
+
+/* base64 of 32 bytes decodes to 33 bytes, the last one from the padding */
+#define SF_SIG_B64_DECODED   (SF_SIG_B64_LEN / 4 * 3)
+
+/* length of the "/siteflow" PrintOS service prefix */
+#define SF_SIG_PRINTOS_PFX_LEN  (sizeof("/siteflow") - 1)
+
+#define SF_SIG_PRINTOS_KEY_LEN  32
+
+/* 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z */
+#define SF_SIG_MS_MIN        (-62167219200000LL)
+#define SF_SIG_MS_MAX        253402300799999LL
+
+#define SF_SIG_RAND_CHUNK    32
+
+
+static int sf_sig_partner_char(unsigned char c);
+static int sf_sig_b64_value(unsigned char c);
+static int sf_sig_hex_value(unsigned char c);
+static int sf_sig_utf8_check(const unsigned char *p, size_t len);
+static void sf_sig_hex(const unsigned char *in, size_t len, char *out);
+static sf_sig_rc_t sf_sig_hmac256(const unsigned char *key, size_t key_len,
+    const unsigned char *msg, size_t msg_len,
+    unsigned char mac[SF_SIG_HMAC256_LEN]);
+static void sf_sig_civil(long long days, int *year, int *month, int *day);
+
+
+static const char  sf_sig_hex_digits[] = "0123456789abcdef";
+
+
+sf_sig_rc_t
+sf_sig_split(const unsigned char *value, size_t len,
+    const unsigned char **partner, size_t *partner_len,
+    const unsigned char **sig, size_t *sig_len)
+{
+    size_t                i;
+    const unsigned char  *colon;
+
+    *partner = NULL;
+    *partner_len = 0;
+    *sig = NULL;
+    *sig_len = 0;
+
+    if (value == NULL || len == 0) {
+        return SF_SIG_MISSING;
+    }
+
+    colon = memchr(value, ':', len);
+
+    if (colon == NULL) {
+        return SF_SIG_MALFORMED;
+    }
+
+    i = (size_t) (colon - value);
+
+    if (i == 0 || i > SF_SIG_PARTNER_MAX) {
+        return SF_SIG_MALFORMED;
+    }
+
+    while (i-- > 0) {
+        if (!sf_sig_partner_char(value[i])) {
+            return SF_SIG_MALFORMED;
+        }
+    }
+
+    *partner = value;
+    *partner_len = (size_t) (colon - value);
+    *sig = colon + 1;
+    *sig_len = len - *partner_len - 1;
+
+    return SF_SIG_OK;
+}
+
+
+sf_sig_rc_t
+sf_sig_nonce_check(const unsigned char *nonce, size_t len)
+{
+    size_t  i;
+
+    if (nonce == NULL || len == 0) {
+        return SF_SIG_MISSING;
+    }
+
+    if (len > SF_SIG_NONCE_MAX) {
+        return SF_SIG_MALFORMED;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (nonce[i] < 0x21 || nonce[i] > 0x7e) {
+            return SF_SIG_MALFORMED;
+        }
+    }
+
+    return SF_SIG_OK;
+}
+
+
+sf_sig_rc_t
+sf_sig_ship_sign(const unsigned char *key, size_t key_len,
+    const unsigned char *nonce, size_t nonce_len,
+    char out[SF_SIG_B64_LEN + 1])
+{
+    sf_sig_rc_t    rc;
+    unsigned char  mac[SF_SIG_HMAC256_LEN];
+
+    out[0] = '\0';
+
+    rc = sf_sig_hmac256(key, key_len, nonce, nonce_len, mac);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    if (EVP_EncodeBlock((unsigned char *) out, mac, SF_SIG_HMAC256_LEN)
+        != SF_SIG_B64_LEN)
+    {
+        out[0] = '\0';
+        return SF_SIG_ERROR;
+    }
+
+    return SF_SIG_OK;
+}
+
+
+sf_sig_rc_t
+sf_sig_ship_verify(const unsigned char *key, size_t key_len,
+    const unsigned char *nonce, size_t nonce_len,
+    const unsigned char *sig, size_t sig_len)
+{
+    int            v;
+    size_t         i;
+    sf_sig_rc_t    rc;
+    unsigned char  mac[SF_SIG_HMAC256_LEN];
+    unsigned char  got[SF_SIG_B64_DECODED];
+
+    rc = sf_sig_nonce_check(nonce, nonce_len);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    /* the length is checked before anything is decoded */
+
+    if (sig == NULL || sig_len != SF_SIG_B64_LEN) {
+        return SF_SIG_MALFORMED;
+    }
+
+    /*
+     * 43 alphabet characters and exactly one '='; the last character
+     * carries 2 unused bits that must be zero (canonical encoding only,
+     * so that one signature has one spelling)
+     */
+
+    for (i = 0; i < SF_SIG_B64_LEN - 1; i++) {
+        if (sf_sig_b64_value(sig[i]) < 0) {
+            return SF_SIG_MALFORMED;
+        }
+    }
+
+    v = sf_sig_b64_value(sig[SF_SIG_B64_LEN - 2]);
+
+    if (sig[SF_SIG_B64_LEN - 1] != '=' || (v & 0x03) != 0) {
+        return SF_SIG_MALFORMED;
+    }
+
+    rc = sf_sig_hmac256(key, key_len, nonce, nonce_len, mac);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    /* EVP_DecodeBlock() counts the padding: 44 chars always give 33 */
+
+    if (EVP_DecodeBlock(got, sig, SF_SIG_B64_LEN) != SF_SIG_B64_DECODED) {
+        OPENSSL_cleanse(mac, sizeof(mac));
+        return SF_SIG_ERROR;
+    }
+
+    /* constant time comparison */
+
+    rc = CRYPTO_memcmp(got, mac, SF_SIG_HMAC256_LEN) == 0
+         ? SF_SIG_OK : SF_SIG_MISMATCH;
+
+    OPENSSL_cleanse(mac, sizeof(mac));
+
+    return rc;
+}
+
+
+int
+sf_sig_random_hex(char *out, size_t nbytes)
+{
+    size_t         n;
+    unsigned char  buf[SF_SIG_RAND_CHUNK];
+
+    if (out == NULL || nbytes > (SIZE_MAX - 1) / 2) {
+        return -1;
+    }
+
+    while (nbytes > 0) {
+        n = nbytes < sizeof(buf) ? nbytes : sizeof(buf);
+
+        if (RAND_bytes(buf, (int) n) != 1) {
+            OPENSSL_cleanse(buf, sizeof(buf));
+            *out = '\0';
+            return -1;
+        }
+
+        sf_sig_hex(buf, n, out);
+
+        out += 2 * n;
+        nbytes -= n;
+    }
+
+    OPENSSL_cleanse(buf, sizeof(buf));
+
+    *out = '\0';
+
+    return 0;
+}
+
+
+const char *
+sf_sig_strerror(sf_sig_rc_t rc)
+{
+    switch (rc) {
+
+    case SF_SIG_OK:
+        return "ok";
+
+    case SF_SIG_MISSING:
+        return "missing";
+
+    case SF_SIG_MALFORMED:
+        return "malformed";
+
+    case SF_SIG_MISMATCH:
+        return "signature does not match";
+
+    case SF_SIG_ERROR:
+        return "internal error";
+    }
+
+    return "unknown";
+}
+
+
+sf_scheme_t
+sf_sig_detect_scheme(const char *token, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (token == NULL || len == 0) {
+        return SF_SCHEME_UNKNOWN;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) token[i];
+        if (c < '0' || c > '9') {
+            break;
+        }
+    }
+
+    if (i == len) {
+        return SF_SCHEME_ONEFLOW;
+    }
+
+    if (len != SF_SIG_PRINTOS_KEY_LEN) {
+        return SF_SCHEME_UNKNOWN;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) token[i];
+
+        if ((c >= '0' && c <= '9')
+            || (c >= 'a' && c <= 'v')
+            || (c >= 'A' && c <= 'V'))
+        {
+            continue;
+        }
+
+        return SF_SCHEME_UNKNOWN;
+    }
+
+    return SF_SCHEME_PRINTOS;
+}
+
+
+int
+sf_sig_signed_path(sf_scheme_t scheme, const char *url, size_t url_len,
+    char *out, size_t out_size)
+{
+    int                   hi, lo;
+    size_t                i, n, path_len;
+    unsigned char         c, *dst;
+    const unsigned char  *p, *end, *path;
+
+    if (url == NULL || url_len == 0 || out == NULL || out_size == 0) {
+        return -1;
+    }
+
+    if (scheme != SF_SCHEME_ONEFLOW && scheme != SF_SCHEME_PRINTOS) {
+        return -1;
+    }
+
+    p = (const unsigned char *) url;
+    end = p + url_len;
+
+    /* absolute URL: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) "://" */
+
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+
+        for (p++; p < end; p++) {
+            c = *p;
+
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                || (c >= '0' && c <= '9') || c == '+' || c == '-'
+                || c == '.')
+            {
+                continue;
+            }
+
+            break;
+        }
+
+        if (end - p < 3 || p[0] != ':' || p[1] != '/' || p[2] != '/') {
+            return -1;
+        }
+
+        /* skip the authority: [userinfo@]host[:port] */
+
+        for (p += 3; p < end; p++) {
+            if (*p == '/' || *p == '?' || *p == '#') {
+                break;
+            }
+        }
+
+    } else if (*p != '/') {
+        return -1;
+    }
+
+    path = p;
+
+    while (p < end && *p != '?' && *p != '#') {
+        p++;
+    }
+
+    path_len = (size_t) (p - path);
+
+    if (path_len == 0) {
+        path = (const unsigned char *) "/";
+        path_len = 1;
+    }
+
+    if (memchr(path, '\0', path_len) != NULL) {
+        return -1;
+    }
+
+    dst = (unsigned char *) out;
+
+    if (scheme == SF_SCHEME_PRINTOS) {
+
+        if (path_len >= SF_SIG_PRINTOS_PFX_LEN
+            && memcmp(path, "/siteflow", SF_SIG_PRINTOS_PFX_LEN) == 0
+            && (path_len == SF_SIG_PRINTOS_PFX_LEN
+                || path[SF_SIG_PRINTOS_PFX_LEN] == '/'))
+        {
+            path += SF_SIG_PRINTOS_PFX_LEN;
+            path_len -= SF_SIG_PRINTOS_PFX_LEN;
+
+            if (path_len == 0) {
+                path = (const unsigned char *) "/";
+                path_len = 1;
+            }
+        }
+
+        if (path_len >= out_size || path_len > INT_MAX) {
+            return -1;
+        }
+
+        memcpy(dst, path, path_len);
+        dst[path_len] = '\0';
+
+        return (int) path_len;
+    }
+
+    /* SF_SCHEME_ONEFLOW: decodeURIComponent() */
+
+    n = 0;
+
+    for (i = 0; i < path_len; i++) {
+        c = path[i];
+
+        if (c == '%') {
+            if (path_len - i < 3) {
+                return -1;
+            }
+
+            hi = sf_sig_hex_value(path[i + 1]);
+            lo = sf_sig_hex_value(path[i + 2]);
+
+            if (hi < 0 || lo < 0) {
+                return -1;
+            }
+
+            c = (unsigned char) (hi << 4 | lo);
+
+            if (c == '\0') {
+                return -1;
+            }
+
+            i += 2;
+        }
+
+        if (n + 1 >= out_size || n >= INT_MAX) {
+            return -1;
+        }
+
+        dst[n++] = c;
+    }
+
+    dst[n] = '\0';
+
+    if (sf_sig_utf8_check(dst, n) != 0) {
+        dst[0] = '\0';
+        return -1;
+    }
+
+    return (int) n;
+}
+
+
+int
+sf_sig_request(sf_scheme_t scheme, sf_hash_t hash,
+    const char *method, const char *path, const char *timestamp,
+    const unsigned char *secret, size_t secret_len,
+    char *out_hex, size_t out_size)
+{
+    char           *p, sts[SF_SIG_STS_MAX];
+    size_t          i, mlen, plen, tlen, len, hex_len;
+    unsigned int    mac_len;
+    const EVP_MD   *md;
+    unsigned char   c, mac[EVP_MAX_MD_SIZE];
+
+    if (out_hex == NULL || out_size == 0) {
+        return -1;
+    }
+
+    out_hex[0] = '\0';
+
+    if (scheme != SF_SCHEME_ONEFLOW && scheme != SF_SCHEME_PRINTOS) {
+        return -1;
+    }
+
+    switch (hash) {
+
+    case SF_HASH_SHA1:
+        md = EVP_sha1();
+        hex_len = 40;
+        break;
+
+    case SF_HASH_SHA256:
+        md = EVP_sha256();
+        hex_len = 64;
+        break;
+
+    default:
+        return -1;
+    }
+
+    if (md == NULL || out_size < hex_len + 1) {
+        return -1;
+    }
+
+    if (method == NULL || path == NULL || timestamp == NULL
+        || secret == NULL || secret_len == 0 || secret_len > INT_MAX)
+    {
+        return -1;
+    }
+
+    mlen = strnlen(method, SF_SIG_METHOD_MAX + 1);
+    plen = strnlen(path, SF_SIG_STS_MAX + 1);
+    tlen = strnlen(timestamp, SF_SIG_STS_MAX + 1);
+
+    if (mlen == 0 || mlen > SF_SIG_METHOD_MAX || plen == 0 || tlen == 0) {
+        return -1;
+    }
+
+    len = mlen + 1 + plen + (scheme == SF_SCHEME_ONEFLOW) + tlen;
+
+    if (len > SF_SIG_STS_MAX) {
+        return -1;
+    }
+
+    p = sts;
+
+    for (i = 0; i < mlen; i++) {
+        c = (unsigned char) method[i];
+
+        if (c < 0x21 || c > 0x7e) {
+            return -1;
+        }
+
+        *p++ = (char) ((c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c);
+    }
+
+    *p++ = ' ';
+    memcpy(p, path, plen);
+    p += plen;
+
+    if (scheme == SF_SCHEME_ONEFLOW) {
+        *p++ = ' ';
+    }
+
+    memcpy(p, timestamp, tlen);
+
+    if (HMAC(md, secret, (int) secret_len, (const unsigned char *) sts, len,
+             mac, &mac_len)
+        == NULL)
+    {
+        return -1;
+    }
+
+    if ((size_t) mac_len * 2 != hex_len) {
+        return -1;
+    }
+
+    sf_sig_hex(mac, mac_len, out_hex);
+    out_hex[mac_len * 2] = '\0';
+
+    return (int) mac_len * 2;
+}
+
+
+int
+sf_sig_timestamp(long long epoch_ms, char *out, size_t out_size)
+{
+    int        n, year, month, day;
+    long long  ms, secs, days, sod;
+
+    if (out == NULL || out_size < SF_SIG_TIMESTAMP_LEN + 1) {
+        return -1;
+    }
+
+    if (epoch_ms < SF_SIG_MS_MIN || epoch_ms > SF_SIG_MS_MAX) {
+        out[0] = '\0';
+        return -1;
+    }
+
+    /* floor division, so that times before 1970 work too */
+
+    ms = epoch_ms % 1000;
+    secs = epoch_ms / 1000;
+
+    if (ms < 0) {
+        ms += 1000;
+        secs--;
+    }
+
+    days = secs / 86400;
+    sod = secs % 86400;
+
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+
+    sf_sig_civil(days, &year, &month, &day);
+
+    n = snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 year, month, day, (int) (sod / 3600),
+                 (int) (sod / 60 % 60), (int) (sod % 60), (int) ms);
+
+    if (n != SF_SIG_TIMESTAMP_LEN) {
+        out[0] = '\0';
+        return -1;
+    }
+
+    return n;
+}
+
+
+/* [A-Za-z0-9._-], the partner id alphabet */
+
+static int
+sf_sig_partner_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+
+/* standard base64 alphabet (RFC 4648 section 4), no padding, no url-safe */
+
+static int
+sf_sig_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+
+    if (c == '+') {
+        return 62;
+    }
+
+    if (c == '/') {
+        return 63;
+    }
+
+    return -1;
+}
+
+
+static int
+sf_sig_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+/*
+ * well-formed UTF-8 as decodeURIComponent() accepts it: no overlong
+ * forms, no surrogates, nothing above U+10FFFF
+ */
+
+static int
+sf_sig_utf8_check(const unsigned char *p, size_t len)
+{
+    size_t         i, k, n;
+    uint32_t       cp, min;
+    unsigned char  c;
+
+    for (i = 0; i < len; i += n) {
+        c = p[i];
+
+        if (c < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+            cp = c & 0x1f;
+            min = 0x80;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            cp = c & 0x0f;
+            min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            cp = c & 0x07;
+            min = 0x10000;
+
+        } else {
+            return -1;
+        }
+
+        if (len - i < n) {
+            return -1;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return -1;
+            }
+
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+sf_sig_hex(const unsigned char *in, size_t len, char *out)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        *out++ = sf_sig_hex_digits[in[i] >> 4];
+        *out++ = sf_sig_hex_digits[in[i] & 0x0f];
+    }
+}
+
+
+static sf_sig_rc_t
+sf_sig_hmac256(const unsigned char *key, size_t key_len,
+    const unsigned char *msg, size_t msg_len,
+    unsigned char mac[SF_SIG_HMAC256_LEN])
+{
+    unsigned int  len;
+
+    if (key == NULL || key_len == 0 || key_len > INT_MAX) {
+        return SF_SIG_ERROR;
+    }
+
+    if (msg == NULL) {
+        if (msg_len != 0) {
+            return SF_SIG_ERROR;
+        }
+
+        msg = (const unsigned char *) "";
+    }
+
+    if (HMAC(EVP_sha256(), key, (int) key_len, msg, msg_len, mac, &len)
+        == NULL
+        || len != SF_SIG_HMAC256_LEN)
+    {
+        return SF_SIG_ERROR;
+    }
+
+    return SF_SIG_OK;
+}
+
+
+/* days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant) */
+
+static void
+sf_sig_civil(long long days, int *year, int *month, int *day)
+{
+    long long  z, era, doe, yoe, doy, mp, y, m;
+
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    m = mp < 10 ? mp + 3 : mp - 9;
+
+    *day = (int) (doy - (153 * mp + 2) / 5 + 1);
+    *month = (int) m;
+    *year = (int) (y + (m <= 2));
+}
