@@ -12,6 +12,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "sf_sig.h"
+
 
 #define NGX_HTTP_SITEFLOW_VERSION  "0.1.0"
 
@@ -40,6 +42,7 @@ typedef enum {
 typedef struct {
     ngx_str_t                      id;
     ngx_str_t                      key;
+    sf_sig_key_t                  *hmac;     /* prepared once per key */
 } ngx_http_siteflow_partner_t;
 
 
@@ -65,7 +68,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                      partner_id;   /* verified caller */
-    ngx_str_t                      sign_key;     /* key for the response */
+    ngx_http_siteflow_partner_t   *signer;       /* key for the response */
     ngx_str_t                      error;        /* message to send */
     ngx_uint_t                     sig_result;
     ngx_int_t                      status;       /* access phase result */

@@ -14,6 +14,8 @@
 #include "sf_sig.h"
 #include "sf_ship.h"
 
+#include <openssl/rand.h>
+
 
 /*
  * The SiteFlow Ship API guard ("siteflow_verify_signature on").
@@ -33,6 +35,7 @@
 
 #define NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES  48
 #define NGX_HTTP_SITEFLOW_SHIP_MSG_LEN          2048
+#define NGX_HTTP_SITEFLOW_RAND_BATCH            32
 
 
 static ngx_int_t ngx_http_siteflow_access_handler(ngx_http_request_t *r);
@@ -55,6 +58,9 @@ static ngx_int_t ngx_http_siteflow_map_status(ngx_http_request_t *r,
     ngx_http_siteflow_ctx_t *ctx);
 static ngx_int_t ngx_http_siteflow_sign_response(ngx_http_request_t *r,
     ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx);
+
+
+static ngx_int_t ngx_http_siteflow_response_nonce(u_char *out);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -203,6 +209,7 @@ static ngx_int_t
 ngx_http_siteflow_verify(ngx_http_request_t *r,
     ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx)
 {
+    u_char                          mac[SF_SIG_HMAC256_LEN];
     size_t                          partner_len, sig_len;
     ngx_int_t                       rc;
     ngx_str_t                       nonce, signature;
@@ -290,12 +297,12 @@ ngx_http_siteflow_verify(ngx_http_request_t *r,
 
         known = 1;
 
-        src = sf_sig_ship_verify(p[i].key.data, p[i].key.len,
-                                 nonce.data, nonce.len, sig, sig_len);
+        src = sf_sig_key_ship_verify(p[i].hmac, nonce.data, nonce.len,
+                                     sig, sig_len, matched ? NULL : mac);
 
         if (src == SF_SIG_OK && !matched) {
             matched = 1;
-            ctx->sign_key = p[i].key;
+            ctx->signer = &p[i];
             ctx->partner_id = p[i].id;
 
         } else if (src == SF_SIG_MALFORMED) {
@@ -337,8 +344,8 @@ ngx_http_siteflow_verify(ngx_http_request_t *r,
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_siteflow_module);
 
-    switch (ngx_http_siteflow_nonce_check(smcf->shm_zone, nonce.data,
-                                          nonce.len, slcf->nonce_ttl))
+    switch (ngx_http_siteflow_nonce_check(smcf->shm_zone, mac,
+                                          slcf->nonce_ttl))
     {
     case NGX_HTTP_SITEFLOW_NONCE_FRESH:
         break;
@@ -356,7 +363,7 @@ ngx_http_siteflow_verify(ngx_http_request_t *r,
 
         /* a replay is refused, so answer it with the configured key */
 
-        ctx->sign_key.len = 0;
+        ctx->signer = NULL;
         ctx->partner_id.len = 0;
         return NGX_DECLINED;
 
@@ -785,7 +792,6 @@ ngx_http_siteflow_sign_response(ngx_http_request_t *r,
     ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx)
 {
     u_char                        *p;
-    ngx_str_t                      id, key;
     ngx_uint_t                     i;
     ngx_list_part_t               *part;
     ngx_table_elt_t               *h, *nonce, *signature;
@@ -826,14 +832,10 @@ ngx_http_siteflow_sign_response(ngx_http_request_t *r,
         }
     }
 
-    if (ctx->sign_key.len) {
-        id = ctx->partner_id;
-        key = ctx->sign_key;
+    partner = ctx->signer;
 
-    } else {
+    if (partner == NULL) {
         partner = slcf->partners->elts;
-        id = partner[0].id;
-        key = partner[0].key;
     }
 
     nonce = ngx_list_push(&r->headers_out.headers);
@@ -841,31 +843,26 @@ ngx_http_siteflow_sign_response(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    nonce->value.data = ngx_pnalloc(r->pool,
-                                    2 * NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES
-                                    + 1);
+    nonce->value.len = 2 * NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES;
+    nonce->value.data = ngx_pnalloc(r->pool, nonce->value.len);
     if (nonce->value.data == NULL) {
         return NGX_ERROR;
     }
 
-    if (sf_sig_random_hex((char *) nonce->value.data,
-                          NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES)
-        != 0)
-    {
+    if (ngx_http_siteflow_response_nonce(nonce->value.data) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "siteflow: RAND_bytes() failed for a response nonce");
         return NGX_ERROR;
     }
 
-    nonce->value.len = 2 * NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES;
     nonce->hash = 1;
     nonce->key = ngx_http_siteflow_nonce_header;
 #if (nginx_version >= 1023000)
     nonce->next = NULL;
 #endif
 
-    if (sf_sig_ship_sign(key.data, key.len, nonce->value.data,
-                         nonce->value.len, sig)
+    if (sf_sig_key_ship_sign(partner->hmac, nonce->value.data,
+                             nonce->value.len, sig)
         != SF_SIG_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -878,12 +875,13 @@ ngx_http_siteflow_sign_response(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    signature->value.data = ngx_pnalloc(r->pool, id.len + 1 + SF_SIG_B64_LEN);
+    signature->value.data = ngx_pnalloc(r->pool,
+                                        partner->id.len + 1 + SF_SIG_B64_LEN);
     if (signature->value.data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(signature->value.data, "%V:%s", &id, sig);
+    p = ngx_sprintf(signature->value.data, "%V:%s", &partner->id, sig);
 
     signature->value.len = p - signature->value.data;
     signature->hash = 1;
@@ -953,4 +951,42 @@ ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     out.next = NULL;
 
     return ngx_http_next_body_filter(r, &out);
+}
+
+
+/*
+ * Response nonces are drawn from RAND_bytes() in batches: one call per
+ * NGX_HTTP_SITEFLOW_RAND_BATCH responses.  The batch belongs to the
+ * process that drew it (a forked worker draws its own), and every nonce
+ * handed out is wiped from it.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_response_nonce(u_char *out)
+{
+    u_char  *p;
+
+    static ngx_pid_t  pid;
+    static size_t     left;
+    static u_char     batch[NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES
+                            * NGX_HTTP_SITEFLOW_RAND_BATCH];
+
+    if (left < NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES || pid != ngx_pid) {
+
+        if (RAND_bytes(batch, sizeof(batch)) != 1) {
+            left = 0;
+            return NGX_ERROR;
+        }
+
+        left = sizeof(batch);
+        pid = ngx_pid;
+    }
+
+    p = batch + sizeof(batch) - left;
+    left -= NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES;
+
+    ngx_hex_dump(out, p, NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES);
+    ngx_explicit_memzero(p, NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES);
+
+    return NGX_OK;
 }

@@ -33,6 +33,7 @@ static char *ngx_http_siteflow_verify_signature(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_not_implemented(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static void ngx_http_siteflow_partner_cleanup(void *data);
 static char *ngx_http_siteflow_check_url(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *url);
 
@@ -510,6 +511,7 @@ ngx_http_siteflow_partner(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     size_t                         partner_len, sig_len;
     ngx_str_t                     *value, hdr;
     ngx_uint_t                     i;
+    ngx_pool_cleanup_t            *cln;
     ngx_http_siteflow_partner_t   *p;
 
     value = cf->args->elts;
@@ -589,7 +591,30 @@ ngx_http_siteflow_partner(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->id = value[1];
     p->key = value[2];
 
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p->hmac = sf_sig_key_new(value[2].data, value[2].len);
+    if (p->hmac == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "could not prepare the HMAC key of partner "
+                           "\"%V\" in \"%V\"", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_siteflow_partner_cleanup;
+    cln->data = p->hmac;
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_siteflow_partner_cleanup(void *data)
+{
+    sf_sig_key_free(data);
 }
 
 

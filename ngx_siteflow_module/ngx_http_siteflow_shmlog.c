@@ -8,8 +8,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <openssl/sha.h>
-
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_shmlog.h"
 
@@ -19,8 +17,10 @@
  * version (an incompatible module refuses to reuse a zone on reload), the
  * counters exported as metrics, and the Ship API nonce replay cache.
  *
- * The replay cache is an rbtree keyed by a truncated SHA-256 of the nonce,
- * plus an LRU queue in insertion order.  Nodes have a fixed size, so the
+ * The replay cache is an rbtree keyed by the first 16 bytes of the
+ * verified signature (HMAC-SHA256 of the nonce under the partner's key:
+ * a replayed request always maps to the same entry, and nobody without a
+ * partner key can choose entries), plus an LRU queue in insertion order.  Nodes have a fixed size, so the
  * cache is bounded by a number of entries ("siteflow_nonce_cache", by
  * default a quarter of the zone).  When it is full, the oldest entry is
  * evicted even if its TTL has not run out; this is counted and logged.
@@ -29,8 +29,6 @@
 
 #define NGX_HTTP_SITEFLOW_SHM_MAGIC   0x57464c53   /* "SLFW" */
 #define NGX_HTTP_SITEFLOW_SHM_LAYOUT  1
-
-#define NGX_HTTP_SITEFLOW_DIGEST_LEN  16
 
 
 typedef struct {
@@ -339,10 +337,9 @@ ngx_http_siteflow_nonce_evict_oldest(ngx_http_siteflow_zone_ctx_t *ctx,
 
 
 ngx_http_siteflow_nonce_rc_e
-ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *nonce,
-    size_t len, ngx_msec_t ttl)
+ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
+    ngx_msec_t ttl)
 {
-    u_char                           digest[SHA256_DIGEST_LENGTH];
     size_t                           n;
     ngx_uint_t                       evicted, i;
     ngx_queue_t                     *q;
@@ -353,12 +350,6 @@ ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *nonce,
     ngx_http_siteflow_zone_ctx_t    *ctx;
 
     ctx = shm_zone->data;
-
-    /* hash outside the lock */
-
-    if (SHA256(nonce, len, digest) == NULL) {
-        return NGX_HTTP_SITEFLOW_NONCE_ERROR;
-    }
 
     ngx_memcpy(&key, digest, sizeof(ngx_rbtree_key_t));
 

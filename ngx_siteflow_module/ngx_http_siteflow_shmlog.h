@@ -28,8 +28,10 @@ char *ngx_http_siteflow_shm_zone_init_conf(ngx_conf_t *cf,
 char *ngx_http_siteflow_shm_check(ngx_conf_t *cf,
     ngx_http_siteflow_main_conf_t *smcf);
 
+#define NGX_HTTP_SITEFLOW_DIGEST_LEN  16
+
 ngx_http_siteflow_nonce_rc_e ngx_http_siteflow_nonce_check(
-    ngx_shm_zone_t *shm_zone, u_char *nonce, size_t len, ngx_msec_t ttl);
+    ngx_shm_zone_t *shm_zone, u_char *digest, ngx_msec_t ttl);
 void ngx_http_siteflow_count(ngx_shm_zone_t *shm_zone,
     ngx_http_siteflow_counter_e counter);
 

@@ -7,14 +7,29 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#endif
 
 #include "sf_sig.h"
+
+
+/* a partner key with its HMAC state prepared once */
+struct sf_sig_key_s {
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    EVP_MAC_CTX   *ctx;
+#else
+    HMAC_CTX      *ctx;
+#endif
+};
 
 
 /* base64 of 32 bytes decodes to 33 bytes, the last one from the padding */
@@ -40,6 +55,15 @@ static void sf_sig_hex(const unsigned char *in, size_t len, char *out);
 static sf_sig_rc_t sf_sig_hmac256(const unsigned char *key, size_t key_len,
     const unsigned char *msg, size_t msg_len,
     unsigned char mac[SF_SIG_HMAC256_LEN]);
+static sf_sig_rc_t sf_sig_key_hmac256(sf_sig_key_t *k,
+    const unsigned char *msg, size_t msg_len,
+    unsigned char mac[SF_SIG_HMAC256_LEN]);
+static sf_sig_rc_t sf_sig_b64_mac(const unsigned char mac[SF_SIG_HMAC256_LEN],
+    char out[SF_SIG_B64_LEN + 1]);
+static sf_sig_rc_t sf_sig_ship_check(const unsigned char *nonce,
+    size_t nonce_len, const unsigned char *sig, size_t sig_len);
+static sf_sig_rc_t sf_sig_ship_compare(unsigned char mac[SF_SIG_HMAC256_LEN],
+    const unsigned char *sig, unsigned char mac_out[SF_SIG_HMAC256_LEN]);
 static void sf_sig_civil(long long days, int *year, int *month, int *day);
 
 
@@ -128,14 +152,7 @@ sf_sig_ship_sign(const unsigned char *key, size_t key_len,
         return rc;
     }
 
-    if (EVP_EncodeBlock((unsigned char *) out, mac, SF_SIG_HMAC256_LEN)
-        != SF_SIG_B64_LEN)
-    {
-        out[0] = '\0';
-        return SF_SIG_ERROR;
-    }
-
-    return SF_SIG_OK;
+    return sf_sig_b64_mac(mac, out);
 }
 
 
@@ -144,28 +161,163 @@ sf_sig_ship_verify(const unsigned char *key, size_t key_len,
     const unsigned char *nonce, size_t nonce_len,
     const unsigned char *sig, size_t sig_len)
 {
-    int            v;
-    size_t         i;
     sf_sig_rc_t    rc;
     unsigned char  mac[SF_SIG_HMAC256_LEN];
-    unsigned char  got[SF_SIG_B64_DECODED];
+
+    rc = sf_sig_ship_check(nonce, nonce_len, sig, sig_len);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    rc = sf_sig_hmac256(key, key_len, nonce, nonce_len, mac);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    return sf_sig_ship_compare(mac, sig, NULL);
+}
+
+
+sf_sig_key_t *
+sf_sig_key_new(const unsigned char *key, size_t key_len)
+{
+    sf_sig_key_t  *k;
+
+    if (key == NULL || key_len == 0 || key_len > INT_MAX) {
+        return NULL;
+    }
+
+    k = calloc(1, sizeof(sf_sig_key_t));
+    if (k == NULL) {
+        return NULL;
+    }
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    {
+    EVP_MAC    *mac;
+    OSSL_PARAM  params[2];
+
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) {
+        free(k);
+        return NULL;
+    }
+
+    k->ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+
+    if (k->ctx == NULL) {
+        free(k);
+        return NULL;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    if (EVP_MAC_init(k->ctx, key, key_len, params) != 1) {
+        sf_sig_key_free(k);
+        return NULL;
+    }
+    }
+#else
+    k->ctx = HMAC_CTX_new();
+    if (k->ctx == NULL) {
+        free(k);
+        return NULL;
+    }
+
+    if (HMAC_Init_ex(k->ctx, key, (int) key_len, EVP_sha256(), NULL) != 1) {
+        sf_sig_key_free(k);
+        return NULL;
+    }
+#endif
+
+    return k;
+}
+
+
+void
+sf_sig_key_free(sf_sig_key_t *k)
+{
+    if (k == NULL) {
+        return;
+    }
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    EVP_MAC_CTX_free(k->ctx);
+#else
+    HMAC_CTX_free(k->ctx);
+#endif
+
+    free(k);
+}
+
+
+sf_sig_rc_t
+sf_sig_key_ship_sign(sf_sig_key_t *k, const unsigned char *nonce,
+    size_t nonce_len, char out[SF_SIG_B64_LEN + 1])
+{
+    sf_sig_rc_t    rc;
+    unsigned char  mac[SF_SIG_HMAC256_LEN];
+
+    out[0] = '\0';
+
+    rc = sf_sig_key_hmac256(k, nonce, nonce_len, mac);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    return sf_sig_b64_mac(mac, out);
+}
+
+
+sf_sig_rc_t
+sf_sig_key_ship_verify(sf_sig_key_t *k, const unsigned char *nonce,
+    size_t nonce_len, const unsigned char *sig, size_t sig_len,
+    unsigned char mac_out[SF_SIG_HMAC256_LEN])
+{
+    sf_sig_rc_t    rc;
+    unsigned char  mac[SF_SIG_HMAC256_LEN];
+
+    rc = sf_sig_ship_check(nonce, nonce_len, sig, sig_len);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    rc = sf_sig_key_hmac256(k, nonce, nonce_len, mac);
+    if (rc != SF_SIG_OK) {
+        return rc;
+    }
+
+    return sf_sig_ship_compare(mac, sig, mac_out);
+}
+
+
+/*
+ * The format of a Ship API signature, checked before anything is
+ * decoded: exactly SF_SIG_B64_LEN characters, 43 of the standard base64
+ * alphabet and one '='; the last character carries 2 unused bits that
+ * must be zero (canonical encoding only, so one signature has one
+ * spelling).
+ */
+
+static sf_sig_rc_t
+sf_sig_ship_check(const unsigned char *nonce, size_t nonce_len,
+    const unsigned char *sig, size_t sig_len)
+{
+    int          v;
+    size_t       i;
+    sf_sig_rc_t  rc;
 
     rc = sf_sig_nonce_check(nonce, nonce_len);
     if (rc != SF_SIG_OK) {
         return rc;
     }
 
-    /* the length is checked before anything is decoded */
-
     if (sig == NULL || sig_len != SF_SIG_B64_LEN) {
         return SF_SIG_MALFORMED;
     }
-
-    /*
-     * 43 alphabet characters and exactly one '='; the last character
-     * carries 2 unused bits that must be zero (canonical encoding only,
-     * so that one signature has one spelling)
-     */
 
     for (i = 0; i < SF_SIG_B64_LEN - 1; i++) {
         if (sf_sig_b64_value(sig[i]) < 0) {
@@ -179,15 +331,23 @@ sf_sig_ship_verify(const unsigned char *key, size_t key_len,
         return SF_SIG_MALFORMED;
     }
 
-    rc = sf_sig_hmac256(key, key_len, nonce, nonce_len, mac);
-    if (rc != SF_SIG_OK) {
-        return rc;
-    }
+    return SF_SIG_OK;
+}
+
+
+/* sig has passed sf_sig_ship_check(); mac is wiped on return */
+
+static sf_sig_rc_t
+sf_sig_ship_compare(unsigned char mac[SF_SIG_HMAC256_LEN],
+    const unsigned char *sig, unsigned char mac_out[SF_SIG_HMAC256_LEN])
+{
+    sf_sig_rc_t    rc;
+    unsigned char  got[SF_SIG_B64_DECODED];
 
     /* EVP_DecodeBlock() counts the padding: 44 chars always give 33 */
 
     if (EVP_DecodeBlock(got, sig, SF_SIG_B64_LEN) != SF_SIG_B64_DECODED) {
-        OPENSSL_cleanse(mac, sizeof(mac));
+        OPENSSL_cleanse(mac, SF_SIG_HMAC256_LEN);
         return SF_SIG_ERROR;
     }
 
@@ -196,7 +356,11 @@ sf_sig_ship_verify(const unsigned char *key, size_t key_len,
     rc = CRYPTO_memcmp(got, mac, SF_SIG_HMAC256_LEN) == 0
          ? SF_SIG_OK : SF_SIG_MISMATCH;
 
-    OPENSSL_cleanse(mac, sizeof(mac));
+    if (rc == SF_SIG_OK && mac_out != NULL) {
+        memcpy(mac_out, mac, SF_SIG_HMAC256_LEN);
+    }
+
+    OPENSSL_cleanse(mac, SF_SIG_HMAC256_LEN);
 
     return rc;
 }
@@ -747,6 +911,65 @@ sf_sig_hmac256(const unsigned char *key, size_t key_len,
         == NULL
         || len != SF_SIG_HMAC256_LEN)
     {
+        return SF_SIG_ERROR;
+    }
+
+    return SF_SIG_OK;
+}
+
+
+static sf_sig_rc_t
+sf_sig_key_hmac256(sf_sig_key_t *k, const unsigned char *msg,
+    size_t msg_len, unsigned char mac[SF_SIG_HMAC256_LEN])
+{
+    if (k == NULL || (msg == NULL && msg_len != 0)) {
+        return SF_SIG_ERROR;
+    }
+
+    if (msg == NULL) {
+        msg = (const unsigned char *) "";
+    }
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    {
+    size_t  len;
+
+    /* a NULL key re-initialises the context with the key it holds */
+
+    if (EVP_MAC_init(k->ctx, NULL, 0, NULL) != 1
+        || EVP_MAC_update(k->ctx, msg, msg_len) != 1
+        || EVP_MAC_final(k->ctx, mac, &len, SF_SIG_HMAC256_LEN) != 1
+        || len != SF_SIG_HMAC256_LEN)
+    {
+        return SF_SIG_ERROR;
+    }
+    }
+#else
+    {
+    unsigned int  len;
+
+    if (HMAC_Init_ex(k->ctx, NULL, 0, NULL, NULL) != 1
+        || HMAC_Update(k->ctx, msg, msg_len) != 1
+        || HMAC_Final(k->ctx, mac, &len) != 1
+        || len != SF_SIG_HMAC256_LEN)
+    {
+        return SF_SIG_ERROR;
+    }
+    }
+#endif
+
+    return SF_SIG_OK;
+}
+
+
+static sf_sig_rc_t
+sf_sig_b64_mac(const unsigned char mac[SF_SIG_HMAC256_LEN],
+    char out[SF_SIG_B64_LEN + 1])
+{
+    if (EVP_EncodeBlock((unsigned char *) out, mac, SF_SIG_HMAC256_LEN)
+        != SF_SIG_B64_LEN)
+    {
+        out[0] = '\0';
         return SF_SIG_ERROR;
     }
 

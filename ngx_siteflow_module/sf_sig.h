@@ -94,6 +94,27 @@ sf_sig_rc_t sf_sig_ship_verify(const unsigned char *key, size_t key_len,
     const unsigned char *sig, size_t sig_len);
 
 /*
+ * A partner key prepared once (the HMAC state after the key), so that
+ * signing and verifying cost one HMAC update each instead of a full
+ * HMAC() with algorithm look-up.  Not thread-safe: one per process.
+ * sf_sig_key_new() returns NULL for an empty key or an OpenSSL failure.
+ */
+typedef struct sf_sig_key_s  sf_sig_key_t;
+
+sf_sig_key_t *sf_sig_key_new(const unsigned char *key, size_t key_len);
+void sf_sig_key_free(sf_sig_key_t *k);
+
+/* as sf_sig_ship_sign() and sf_sig_ship_verify(), with a prepared key;
+   on SF_SIG_OK, verify copies the HMAC to mac_out unless it is NULL */
+sf_sig_rc_t sf_sig_key_ship_sign(sf_sig_key_t *k,
+    const unsigned char *nonce, size_t nonce_len,
+    char out[SF_SIG_B64_LEN + 1]);
+sf_sig_rc_t sf_sig_key_ship_verify(sf_sig_key_t *k,
+    const unsigned char *nonce, size_t nonce_len,
+    const unsigned char *sig, size_t sig_len,
+    unsigned char mac_out[SF_SIG_HMAC256_LEN]);
+
+/*
  * nbytes random bytes from RAND_bytes() written as 2 * nbytes lowercase
  * hex digits plus NUL (out must hold 2 * nbytes + 1); 0 ok, -1 failure.
  */

@@ -37,6 +37,7 @@
 
 static void test_ship_vector(void **state);
 static void test_ship_tamper(void **state);
+static void test_ship_prepared_key(void **state);
 static void test_ship_length(void **state);
 static void test_ship_alphabet(void **state);
 static void test_ship_missing(void **state);
@@ -1079,6 +1080,97 @@ test_timestamp(void **state)
 }
 
 
+/* a prepared key gives the same answers as the one-shot functions */
+
+static void
+test_ship_prepared_key(void **state)
+{
+    int             i;
+    char            out[SF_SIG_B64_LEN + 1], one[SF_SIG_B64_LEN + 1];
+    char            tampered[SF_SIG_B64_LEN + 1];
+    sf_sig_key_t   *k, *other;
+    unsigned char   mac[SF_SIG_HMAC256_LEN], zero[SF_SIG_HMAC256_LEN];
+
+    (void) state;
+
+    assert_null(sf_sig_key_new((const unsigned char *) "", 0));
+    assert_null(sf_sig_key_new(NULL, 5));
+
+    k = sf_sig_key_new((const unsigned char *) SHIP_KEY, strlen(SHIP_KEY));
+    assert_non_null(k);
+
+    other = sf_sig_key_new((const unsigned char *) "another-key-0000",
+                           16);
+    assert_non_null(other);
+
+    /* reusing the prepared state many times gives the same result */
+
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(sf_sig_key_ship_sign(k, (const unsigned char *)
+                                              SHIP_NONCE,
+                                              strlen(SHIP_NONCE), out),
+                         SF_SIG_OK);
+        assert_string_equal(out, SHIP_SIG);
+    }
+
+    assert_int_equal(sf_sig_ship_sign((const unsigned char *) SHIP_KEY,
+                                      strlen(SHIP_KEY),
+                                      (const unsigned char *) "other nonce",
+                                      11, one),
+                     SF_SIG_OK);
+    assert_int_equal(sf_sig_key_ship_sign(k, (const unsigned char *)
+                                          "other nonce", 11, out),
+                     SF_SIG_OK);
+    assert_string_equal(out, one);
+
+    memset(mac, 0, sizeof(mac));
+    memset(zero, 0, sizeof(zero));
+
+    assert_int_equal(sf_sig_key_ship_verify(k, (const unsigned char *)
+                                            SHIP_NONCE, strlen(SHIP_NONCE),
+                                            (const unsigned char *) SHIP_SIG,
+                                            strlen(SHIP_SIG), mac),
+                     SF_SIG_OK);
+    assert_memory_not_equal(mac, zero, sizeof(mac));
+
+    /* a failed verification leaves mac_out alone */
+
+    memset(mac, 0, sizeof(mac));
+
+    assert_int_equal(sf_sig_key_ship_verify(other, (const unsigned char *)
+                                            SHIP_NONCE, strlen(SHIP_NONCE),
+                                            (const unsigned char *) SHIP_SIG,
+                                            strlen(SHIP_SIG), mac),
+                     SF_SIG_MISMATCH);
+    assert_memory_equal(mac, zero, sizeof(mac));
+
+    strcpy(tampered, SHIP_SIG);
+    tampered[0] = 'P';
+
+    assert_int_equal(sf_sig_key_ship_verify(k, (const unsigned char *)
+                                            SHIP_NONCE, strlen(SHIP_NONCE),
+                                            (const unsigned char *) tampered,
+                                            strlen(tampered), NULL),
+                     SF_SIG_MISMATCH);
+
+    assert_int_equal(sf_sig_key_ship_verify(k, (const unsigned char *)
+                                            SHIP_NONCE, strlen(SHIP_NONCE),
+                                            (const unsigned char *) SHIP_SIG,
+                                            10, NULL),
+                     SF_SIG_MALFORMED);
+
+    assert_int_equal(sf_sig_key_ship_verify(k, (const unsigned char *) "",
+                                            0,
+                                            (const unsigned char *) SHIP_SIG,
+                                            strlen(SHIP_SIG), NULL),
+                     SF_SIG_MISSING);
+
+    sf_sig_key_free(k);
+    sf_sig_key_free(other);
+    sf_sig_key_free(NULL);
+}
+
+
 int
 main(void)
 {
@@ -1089,6 +1181,7 @@ main(void)
         cmocka_unit_test(test_ship_alphabet),
         cmocka_unit_test(test_ship_missing),
         cmocka_unit_test(test_ship_key),
+        cmocka_unit_test(test_ship_prepared_key),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_partner),
         cmocka_unit_test(test_nonce),

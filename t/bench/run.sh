@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Runs every benchmark under t/bench/; figures go to t/bench/out/.
+set -euo pipefail
+cd "$(dirname "$0")"
+./ship-guard.sh "$@"
