@@ -20,10 +20,11 @@
  * The replay cache is an rbtree keyed by the first 16 bytes of the
  * verified signature (HMAC-SHA256 of the nonce under the partner's key:
  * a replayed request always maps to the same entry, and nobody without a
- * partner key can choose entries), plus an LRU queue in insertion order.  Nodes have a fixed size, so the
- * cache is bounded by a number of entries ("siteflow_nonce_cache", by
- * default a quarter of the zone).  When it is full, the oldest entry is
- * evicted even if its TTL has not run out; this is counted and logged.
+ * partner key can choose entries), plus an LRU queue in insertion order.
+ * Nodes have a fixed size, so the cache is bounded by a number of entries
+ * ("siteflow_nonce_cache", by default a quarter of the zone).  When it is
+ * full, the oldest entry is evicted even if its TTL has not run out; this
+ * is counted and logged.
  */
 
 
