@@ -98,6 +98,9 @@ siteflow: Ship API request refused: missing X-SiteFlow-Nonce header
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- more_headers
@@ -155,6 +158,9 @@ OZR4dgaWecNeam5bRhU6j0CKVbltY
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
         add_header X-Sig $siteflow_signature always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- more_headers
@@ -181,6 +187,9 @@ X-Sig: malformed
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- more_headers
@@ -207,6 +216,9 @@ POST /ship/shipment
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
         siteflow_partner p2 c0ffeec0ffeec0ffeec0ffeec0ffeec000000003;
         add_header X-Sig $siteflow_signature always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- more_headers
@@ -354,6 +366,9 @@ the check is real.
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
         siteflow_partner p-2.b c0ffeec0ffeec0ffeec0ffeec0ffeec000000003;
         add_header X-Partner $siteflow_partner_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok201;
+    }
+    location /ok201 {
         return 201 "label\n";
     }
 --- more_headers eval
@@ -381,6 +396,9 @@ the check is real.
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- more_headers
@@ -506,6 +524,9 @@ connect() failed
         siteflow_verify_signature on;
         siteflow_signature_log_level warn;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- request
@@ -533,6 +554,9 @@ refused.
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200 "ok\n";
     }
 --- more_headers eval
@@ -557,6 +581,9 @@ nonce replay cache is full, the oldest unexpired nonce was evicted
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200 "ok\n";
     }
 --- more_headers eval
@@ -580,6 +607,9 @@ qq({"status":{"code":"error","message":"missing X-SiteFlow-Nonce header"}}\nok\n
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200;
     }
 --- more_headers eval
@@ -604,8 +634,14 @@ POST /ship/shipment
     location /ship/ {
         siteflow_verify_signature on;
         location /ship/inner/ {
-            return 200 "inner\n";
+            proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/inner;
         }
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/outer;
+    }
+    location /inner {
+        return 200 "inner\n";
+    }
+    location /outer {
         return 200 "outer\n";
     }
 --- more_headers eval

@@ -34,6 +34,9 @@ __DATA__
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200 "ok\n";
     }
 --- more_headers eval
@@ -58,6 +61,9 @@ ok
     location /ship/ {
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200 "ok\n";
     }
 --- more_headers eval
@@ -82,6 +88,9 @@ POST /ship/shipment
         siteflow_verify_signature on;
         siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
         siteflow_partner p2 c0ffeec0ffeec0ffeec0ffeec0ffeec000000003;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
         return 200 "ok\n";
     }
     location /other/ {
