@@ -24,11 +24,12 @@ FUZZ_SECONDS ?= 20
 export NGINX_SRC
 
 DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
-    libssl-dev libpcre2-dev zlib1g-dev curl openssl perl \
+    libssl-dev libpcre2-dev zlib1g-dev curl openssl perl ssl-cert \
     libtest-base-perl libtext-diff-perl libtest-longstring-perl \
     liblist-moreutils-perl libhttp-message-perl liburi-perl \
     libcmocka-dev clang libclang-rt-14-dev valgrind wrk
 
+SHELL = /bin/bash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
@@ -46,8 +47,9 @@ deps:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
-	# the stock nginx service is not needed; free port 80 for nothing else
-	-$(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true
+	# conf-examples/ship-api.conf uses Debian's snakeoil certificate
+	[ -f /etc/ssl/certs/ssl-cert-snakeoil.pem ] \
+	    || $(SUDO) make-ssl-cert generate-default-snakeoil
 
 build:
 	t/tools/build.sh $(BUILD)
@@ -71,23 +73,28 @@ demo: deps
 	t/demo/run.sh
 
 asan:
+	NGINX_SRC=$$(t/tools/nginx-full-src.sh $(ASAN_BUILD)/dl) \
+	NGINX_CONFIGURE_ARGS="$$(. $(NGINX_SRC)/conf_flags 2>/dev/null; \
+	                        echo "$${NGX_CONF_FLAGS[@]:---with-compat}")" \
 	t/tools/build.sh --full \
 	    --cc-opt "-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -DNGX_DEBUG_PALLOC=1" \
 	    --ld-opt "-fsanitize=address,undefined" $(ASAN_BUILD)
 	rm -f $(ASAN_BUILD)/asan.*
 	$(MAKE) -C t/unit SAN=1
-	ASAN_OPTIONS=$(ASAN_OPTS) UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan \
+	ASAN_OPTIONS=$(ASAN_OPTS) \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan \
 	TEST_NGINX_BINARY=$(CURDIR)/$(ASAN_BUILD)/nginx \
 	TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(ASAN_BUILD)/ngx_http_siteflow_module.so \
 	SITEFLOW_TEST_STRICT=1 $(PROVE) $(TESTS)
 	@if ls $(ASAN_BUILD)/asan.* >/dev/null 2>&1; then \
-	    cat $(ASAN_BUILD)/asan.*; echo "sanitizer reports found"; exit 1; \
+	    cat $(ASAN_BUILD)/asan.*; echo "asan: sanitizer reports found"; exit 1; \
 	fi
 	@echo "asan: clean"
 
 valgrind: build
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 \
 	TEST_NGINX_VALGRIND_SUPPRESSIONS=$(CURDIR)/t/valgrind.suppress \
+	SITEFLOW_TEST_STRICT=1 \
 	$(PROVE) $(TESTS)
 
 fuzz:

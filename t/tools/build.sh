@@ -42,7 +42,7 @@ fi
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
 stamp="$build/.configured"
-tree="$build/nginx"
+tree="$build/nginx-src"
 
 args=()
 if [ -n "${NGINX_CONFIGURE_ARGS:-}" ]; then
@@ -75,7 +75,7 @@ args+=("--add-dynamic-module=$top")
 [ -n "$cc_opt" ] && args+=("--with-cc-opt=$cc_opt")
 [ -n "$ld_opt" ] && args+=("--with-ld-opt=$ld_opt")
 
-want="${args[*]} full=$full"
+want="$src ${args[*]} full=$full"
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     rm -rf "$tree"
