@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_siteflow_verify(ngx_http_request_t *r,
 static ngx_int_t ngx_http_siteflow_find_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_siteflow_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_check_shipment_request(
+    ngx_http_request_t *r, ngx_http_siteflow_ctx_t *ctx);
 static ngx_int_t ngx_http_siteflow_read_body(ngx_http_request_t *r,
     ngx_http_siteflow_loc_conf_t *slcf, ngx_str_t *body);
 static ngx_int_t ngx_http_siteflow_send_error(ngx_http_request_t *r,
@@ -56,6 +58,8 @@ static ngx_int_t ngx_http_siteflow_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_siteflow_map_status(ngx_http_request_t *r,
     ngx_http_siteflow_ctx_t *ctx);
+static ngx_int_t ngx_http_siteflow_replace_response(ngx_http_request_t *r,
+    ngx_http_siteflow_ctx_t *ctx, ngx_uint_t status, ngx_str_t *msg);
 static ngx_int_t ngx_http_siteflow_sign_response(ngx_http_request_t *r,
     ngx_http_siteflow_loc_conf_t *slcf, ngx_http_siteflow_ctx_t *ctx);
 
@@ -183,12 +187,28 @@ ngx_http_siteflow_access_handler(ngx_http_request_t *r)
                    "siteflow hmac: verified partner \"%V\"",
                    &ctx->partner_id);
 
-    if (!slcf->shipment_validate
-        || !(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT)))
-    {
+    /*
+     * success declines rather than grants: under "satisfy any" a valid
+     * signature must not stand in for allow/deny or auth_request, and
+     * under "satisfy all" the other access checks still run
+     */
+
+    if (!slcf->shipment_validate) {
         ctx->done = 1;
-        ctx->status = NGX_OK;
-        return NGX_OK;
+        ctx->status = NGX_DECLINED;
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_siteflow_check_shipment_request(r, ctx);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ctx->done = 1;
+        return ngx_http_siteflow_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            &ctx->error);
     }
 
     r->request_body_in_single_buf = 1;
@@ -295,7 +315,12 @@ ngx_http_siteflow_verify(ngx_http_request_t *r,
             continue;
         }
 
-        known = 1;
+        if (!known) {
+            known = 1;
+
+            /* a refusal is still answered with this partner's key */
+            ctx->signer = &p[i];
+        }
 
         src = sf_sig_key_ship_verify(p[i].hmac, nonce.data, nonce.len,
                                      sig, sig_len, matched ? NULL : mac);
@@ -360,10 +385,6 @@ ngx_http_siteflow_verify(ngx_http_request_t *r,
     case NGX_HTTP_SITEFLOW_NONCE_REPLAY:
         ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_REPLAY;
         ngx_str_set(&ctx->error, "nonce already used");
-
-        /* a replay is refused, so answer it with the configured key */
-
-        ctx->signer = NULL;
         ctx->partner_id.len = 0;
         return NGX_DECLINED;
 
@@ -427,19 +448,20 @@ ngx_http_siteflow_find_header(ngx_http_request_t *r, ngx_str_t *name,
 static void
 ngx_http_siteflow_body_handler(ngx_http_request_t *r)
 {
-    char                           msg[NGX_HTTP_SITEFLOW_SHIP_MSG_LEN];
-    unsigned                       n;
-    ngx_int_t                      rc;
-    ngx_str_t                      body;
-    sf_ship_rc_t                   src;
-    ngx_http_siteflow_ctx_t       *ctx;
-    ngx_http_siteflow_loc_conf_t  *slcf;
+    char                            msg[NGX_HTTP_SITEFLOW_SHIP_MSG_LEN];
+    unsigned                        n;
+    ngx_int_t                       rc;
+    ngx_str_t                       body;
+    sf_ship_rc_t                    src;
+    ngx_http_siteflow_ctx_t        *ctx;
+    ngx_http_siteflow_loc_conf_t   *slcf;
+    ngx_http_siteflow_main_conf_t  *smcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
 
     ctx->done = 1;
-    ctx->status = NGX_OK;
+    ctx->status = NGX_DECLINED;
 
     rc = ngx_http_siteflow_read_body(r, slcf, &body);
 
@@ -482,6 +504,10 @@ ngx_http_siteflow_body_handler(ngx_http_request_t *r)
 
     ngx_memcpy(ctx->error.data, msg, ctx->error.len);
 
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_siteflow_module);
+    ngx_http_siteflow_count(smcf->shm_zone,
+                            NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID);
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "siteflow: shipment request refused, %ud problem(s): %V",
                   n, &ctx->error);
@@ -494,6 +520,81 @@ next:
 
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
+}
+
+
+/*
+ * SiteFlow POSTs JSON: with validation on, another method or a content
+ * type that cannot carry JSON is refused (as 400, the only client error
+ * status SiteFlow shows to its dispatch operator) before the body is read.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_check_shipment_request(ngx_http_request_t *r,
+    ngx_http_siteflow_ctx_t *ctx)
+{
+    u_char     *p, *last;
+    size_t      len;
+    ngx_str_t   type;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        ngx_str_set(&ctx->error, "shipment requests must be POSTed "
+                    "(HTTP 405)");
+        return NGX_DECLINED;
+    }
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_OK;
+    }
+
+    type = r->headers_in.content_type->value;
+
+    last = ngx_strlchr(type.data, type.data + type.len, ';');
+    if (last == NULL) {
+        last = type.data + type.len;
+    }
+
+    while (last > type.data && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+
+    len = last - type.data;
+
+    if ((len == sizeof("application/json") - 1
+         && ngx_strncasecmp(type.data, (u_char *) "application/json", len)
+            == 0)
+        || (len > sizeof("+json") - 1
+            && ngx_strncasecmp(last - 5, (u_char *) "+json", 5) == 0)
+        || (len == sizeof("text/plain") - 1
+            && ngx_strncasecmp(type.data, (u_char *) "text/plain", len)
+               == 0))
+    {
+        return NGX_OK;
+    }
+
+    len = ngx_min(len, 64);
+
+    ctx->error.data = ngx_pnalloc(r->pool, len * 6 + 80);
+    if (ctx->error.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(ctx->error.data, "unsupported content type \"",
+                   sizeof("unsupported content type \"") - 1);
+
+    /* the message is escaped again as JSON: keep only printable ASCII */
+
+    for ( /* void */ ; len; len--) {
+        *p++ = (*type.data >= 0x20 && *type.data < 0x7f) ? *type.data : '?';
+        type.data++;
+    }
+
+    p = ngx_cpymem(p, "\", expected application/json (HTTP 415)",
+                   sizeof("\", expected application/json (HTTP 415)") - 1);
+
+    ctx->error.len = p - ctx->error.data;
+
+    return NGX_DECLINED;
 }
 
 
@@ -712,19 +813,35 @@ ngx_http_siteflow_header_filter(ngx_http_request_t *r)
 
 /*
  * SiteFlow understands 200, 201, 400 and 401 only: anything else becomes
- * a 400 whose SiteFlow error message names what happened.
+ * a 400 whose SiteFlow error message names what happened.  A success the
+ * guard never checked (a "return" or "rewrite" in the guarded location
+ * answers before the access phase) is refused instead of being signed.
  */
 
 static ngx_int_t
 ngx_http_siteflow_map_status(ngx_http_request_t *r,
     ngx_http_siteflow_ctx_t *ctx)
 {
-    u_char      *p;
-    ngx_str_t    msg;
-    ngx_uint_t   status;
-    u_char       buf[128];
+    u_char                         *p;
+    ngx_str_t                       msg;
+    ngx_uint_t                      status;
+    ngx_http_siteflow_main_conf_t  *smcf;
+    u_char                          buf[160];
 
     status = r->headers_out.status;
+
+    if (!ctx->checked && status < NGX_HTTP_BAD_REQUEST) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "siteflow: a guarded location answered %ui before "
+                      "the signature check (\"return\" or \"rewrite\" in "
+                      "it?), refused with 401", status);
+
+        ngx_str_set(&msg, "request was not verified");
+
+        return ngx_http_siteflow_replace_response(r, ctx,
+                                                  NGX_HTTP_UNAUTHORIZED,
+                                                  &msg);
+    }
 
     switch (status) {
     case NGX_HTTP_OK:
@@ -736,6 +853,9 @@ ngx_http_siteflow_map_status(ngx_http_request_t *r,
 
     if (status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
         p = ngx_sprintf(buf, "request body too large (HTTP %ui)", status);
+
+    } else if (r->upstream == NULL) {
+        p = ngx_sprintf(buf, "request refused with HTTP %ui", status);
 
     } else if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
         p = ngx_sprintf(buf, "shipping service failed or is unavailable "
@@ -752,11 +872,25 @@ ngx_http_siteflow_map_status(ngx_http_request_t *r,
                   "siteflow: Ship API response %ui answered as 400: %V",
                   status, &msg);
 
-    if (ngx_http_siteflow_error_body(r, &msg, &ctx->mapped_body) != NGX_OK) {
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_siteflow_module);
+    ngx_http_siteflow_count(smcf->shm_zone, NGX_HTTP_SITEFLOW_CNT_SHIP_MAPPED);
+
+    return ngx_http_siteflow_replace_response(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              &msg);
+}
+
+
+/* the response becomes a SiteFlow error; the body filter swaps the body */
+
+static ngx_int_t
+ngx_http_siteflow_replace_response(ngx_http_request_t *r,
+    ngx_http_siteflow_ctx_t *ctx, ngx_uint_t status, ngx_str_t *msg)
+{
+    if (ngx_http_siteflow_error_body(r, msg, &ctx->mapped_body) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    r->headers_out.status = NGX_HTTP_BAD_REQUEST;
+    r->headers_out.status = status;
     r->headers_out.status_line.len = 0;
 
     r->headers_out.content_type = ngx_http_siteflow_json_type;

@@ -297,6 +297,13 @@ ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_siteflow_main_conf_t  *smcf = conf;
 
+    if (smcf->nonce_cache != NGX_CONF_UNSET_UINT && smcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"siteflow_nonce_cache\" requires "
+                           "\"siteflow_zone\"");
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_init_uint_value(smcf->nonce_cache, 0);
 
     if (smcf->shm_zone != NULL) {

@@ -473,3 +473,13 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 --- must_die
 --- error_log
 "siteflow_admin" is not implemented yet
+
+
+
+=== TEST 41: nonce cache without a zone
+--- config
+--- http_config
+    siteflow_nonce_cache 1000;
+--- must_die
+--- error_log
+"siteflow_nonce_cache" requires "siteflow_zone"

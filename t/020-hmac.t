@@ -660,3 +660,115 @@ POST /ship/shipment
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 21: "return" in a guarded location answers before the check: refused, not signed as a success
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        return 200 "unchecked\n";
+    }
+--- request
+POST /ship/shipment
+{}
+--- error_code: 401
+--- response_body
+{"status":{"code":"error","message":"request was not verified"}}
+--- response_headers_like
+X-SiteFlow-Signature: p1:[A-Za-z0-9+/]{43}=
+--- error_log
+siteflow: a guarded location answered 200 before the signature check ("return" or "rewrite" in it?), refused with 401
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 22: a valid signature does not bypass "deny" under "satisfy any"
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    location /ship/ {
+        satisfy any;
+        deny all;
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
+        return 200 "ok\n";
+    }
+--- more_headers eval
+Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)
+--- request
+POST /ship/shipment
+{}
+--- error_code: 400
+--- response_body
+{"status":{"code":"error","message":"request refused with HTTP 403"}}
+--- error_log
+access forbidden by rule
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 23: "satisfy all" with "allow": both the rule and the signature must pass
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    location /ship/ {
+        allow 127.0.0.1;
+        deny all;
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
+        return 200 "ok\n";
+    }
+--- more_headers eval
+[Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY), ""]
+--- request eval
+["POST /ship/shipment\n{}", "POST /ship/shipment\n{}"]
+--- error_code eval
+[200, 401]
+--- response_body eval
+["ok\n", qq({"status":{"code":"error","message":"missing X-SiteFlow-Nonce header"}}\n)]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 24: a known partner with a bad signature is answered with its own key
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        siteflow_partner p2 c0ffeec0ffeec0ffeec0ffeec0ffeec000000003;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/ok200;
+    }
+    location /ok200 {
+        return 200 "ok\n";
+    }
+--- more_headers eval
+Siteflow::Sign::headers('p2', $Siteflow::Sign::KEY)
+--- request
+POST /ship/shipment
+{}
+--- error_code: 401
+--- response_body
+{"status":{"code":"error","message":"signature does not match"}}
+--- response_headers_like
+X-SiteFlow-Signature: p2:[A-Za-z0-9+/]{43}=
+--- no_error_log
+[alert]
+[crit]

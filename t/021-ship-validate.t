@@ -291,3 +291,73 @@ shipment request
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 10: with validation on, only POST is accepted
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_shipment_validate on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/;
+    }
+--- more_headers eval
+Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)
+--- request
+GET /ship/shipment
+--- error_code: 400
+--- response_body
+{"status":{"code":"error","message":"shipment requests must be POSTed (HTTP 405)"}}
+--- no_error_log
+backend got
+[error]
+[alert]
+[crit]
+
+
+
+=== TEST 11: a content type that cannot carry JSON
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_shipment_validate on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/;
+    }
+--- more_headers eval
+"Content-Type: application/x-www-form-urlencoded\n"
+. Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)
+--- request eval
+"POST /ship/shipment\n$main::SHIP"
+--- error_code: 400
+--- response_body
+{"status":{"code":"error","message":"unsupported content type \"application/x-www-form-urlencoded\", expected application/json (HTTP 415)"}}
+--- no_error_log
+backend got
+[error]
+[alert]
+[crit]
+
+
+
+=== TEST 12: application/json with parameters is fine
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_shipment_validate on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/;
+    }
+--- more_headers eval
+"Content-Type: Application/JSON ; charset=utf-8\n"
+. Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)
+--- request eval
+"POST /ship/shipment\n$main::SHIP"
+--- error_code: 200
+--- response_body eval
+"backend got: $main::SHIP"
+--- no_error_log
+[error]
+[alert]
+[crit]
