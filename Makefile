@@ -4,7 +4,8 @@
 #   make build      build t/build/ngx_http_siteflow_module.so against
 #                   Debian's nginx-dev tree (or NGINX_SRC=/path/to/nginx)
 #   make test       build, then C unit tests + runner self-test + t/*.t
-#   make check      deps + test (what CI runs)
+#   make check      deps, test, a short fuzz run, asan and valgrind
+#                   (what CI runs)
 #   make demo       deps + build + the local demo (t/demo/run.sh)
 #   make asan       the whole suite against an nginx + module built with
 #                   AddressSanitizer/UBSan (-DNGX_DEBUG_PALLOC=1)
@@ -36,7 +37,7 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
     TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(BUILD)/ngx_http_siteflow_module.so \
     SITEFLOW_TEST_STRICT=1
 
-ASAN_OPTS = detect_leaks=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
+ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
 .PHONY: all deps build test check demo asan valgrind fuzz bench style unit \
         runner-selftest prove clean
@@ -67,6 +68,9 @@ test: build style unit runner-selftest prove
 
 check: deps
 	$(MAKE) test
+	$(MAKE) fuzz FUZZ_SECONDS=10
+	$(MAKE) asan
+	$(MAKE) valgrind
 
 demo: deps
 	$(MAKE) build

@@ -17,42 +17,48 @@
  * version (an incompatible module refuses to reuse a zone on reload), the
  * counters exported as metrics, and the Ship API nonce replay cache.
  *
- * The replay cache is an rbtree keyed by the first 16 bytes of the
- * verified signature (HMAC-SHA256 of the nonce under the partner's key:
- * a replayed request always maps to the same entry, and nobody without a
- * partner key can choose entries), plus an LRU queue in insertion order.
- * Nodes have a fixed size, so the cache is bounded by a number of entries
- * ("siteflow_nonce_cache", by default a quarter of the zone).  When it is
- * full, the oldest entry is evicted even if its TTL has not run out; this
- * is counted and logged.
+ * The replay cache is a ring of fixed-size entries in insertion order plus
+ * a hash index of chains through the ring, both allocated once when the
+ * zone is created.  An entry holds the first 16 bytes of the verified
+ * signature (HMAC-SHA256 of the nonce under the partner's key: a replayed
+ * request always maps to the same entry, and nobody without a partner key
+ * can choose entries) and its expiry time.  A look-up reads one bucket and
+ * usually one entry, whatever the size of the cache: a tree would chase a
+ * pointer per level through megabytes of cold memory on every request.
+ *
+ * The ring holds "siteflow_nonce_cache" entries (by default what fits in a
+ * quarter of the zone).  A new nonce takes the oldest slot; if that entry
+ * has not expired yet it is evicted anyway, which is counted and logged.
  */
 
 
 #define NGX_HTTP_SITEFLOW_SHM_MAGIC   0x57464c53   /* "SLFW" */
-#define NGX_HTTP_SITEFLOW_SHM_LAYOUT  1
+#define NGX_HTTP_SITEFLOW_SHM_LAYOUT  2
+
+#define NGX_HTTP_SITEFLOW_NIL         0xffffffff
+
+
+typedef struct {
+    u_char                         digest[NGX_HTTP_SITEFLOW_DIGEST_LEN];
+    ngx_msec_t                     expires;
+    uint32_t                       next;        /* chain in its bucket */
+    uint32_t                       used;
+} ngx_http_siteflow_nonce_t;
 
 
 typedef struct {
     uint32_t                       magic;
     uint32_t                       layout;
 
-    ngx_rbtree_t                   nonce_rbtree;
-    ngx_rbtree_node_t              nonce_sentinel;
-    ngx_queue_t                    nonce_lru;
-    ngx_uint_t                     nonce_count;
-    ngx_uint_t                     nonce_max;
+    ngx_http_siteflow_nonce_t     *nonces;      /* the ring */
+    uint32_t                      *buckets;
+    uint32_t                       nonce_max;
+    uint32_t                       nonce_mask;  /* buckets - 1 */
+    uint32_t                       nonce_head;  /* next slot to write */
+    uint32_t                       nonce_count;
 
     ngx_atomic_t                   counters[NGX_HTTP_SITEFLOW_CNT_MAX];
 } ngx_http_siteflow_shm_t;
-
-
-typedef struct {
-    u_char                         color;
-    u_char                         dummy[3];
-    ngx_queue_t                    queue;
-    ngx_msec_t                     expires;
-    u_char                         digest[NGX_HTTP_SITEFLOW_DIGEST_LEN];
-} ngx_http_siteflow_nonce_node_t;
 
 
 typedef struct {
@@ -66,15 +72,11 @@ typedef struct {
 
 static ngx_int_t ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_siteflow_nonce_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_http_siteflow_nonce_node_t *ngx_http_siteflow_nonce_lookup(
-    ngx_http_siteflow_shm_t *sh, ngx_rbtree_key_t key, u_char *digest);
-static void ngx_http_siteflow_nonce_free(ngx_http_siteflow_zone_ctx_t *ctx,
-    ngx_http_siteflow_nonce_node_t *nn);
-static ngx_uint_t ngx_http_siteflow_nonce_evict_oldest(
-    ngx_http_siteflow_zone_ctx_t *ctx, ngx_msec_t now);
-static size_t ngx_http_siteflow_nonce_node_size(void);
+static size_t ngx_http_siteflow_nonce_buckets(ngx_uint_t max);
+static uint32_t ngx_http_siteflow_nonce_bucket(ngx_http_siteflow_shm_t *sh,
+    u_char *digest);
+static void ngx_http_siteflow_nonce_unlink(ngx_http_siteflow_shm_t *sh,
+    uint32_t n);
 
 
 char *
@@ -95,24 +97,36 @@ ngx_http_siteflow_shm_zone_init_conf(ngx_conf_t *cf,
 }
 
 
+/*
+ * Bytes of zone an entry costs: the entry and its share of the buckets
+ * (between 2 and 4 buckets an entry after rounding to a power of two).
+ */
+
+size_t
+ngx_http_siteflow_nonce_entry_size(void)
+{
+    return sizeof(ngx_http_siteflow_nonce_t) + 4 * sizeof(uint32_t);
+}
+
+
 char *
 ngx_http_siteflow_shm_check(ngx_conf_t *cf,
     ngx_http_siteflow_main_conf_t *smcf)
 {
-    size_t                         node, size;
+    size_t                         entry, size;
     ngx_uint_t                     fit;
     ngx_http_siteflow_zone_ctx_t  *ctx;
 
     ctx = smcf->shm_zone->data;
     size = smcf->shm_zone->shm.size;
-    node = ngx_http_siteflow_nonce_node_size();
+    entry = ngx_http_siteflow_nonce_entry_size();
 
     /* at most three quarters of the zone: the log ring needs the rest */
 
-    fit = size / 4 * 3 / node;
+    fit = size / 4 * 3 / entry;
 
     if (smcf->nonce_cache == 0) {
-        ctx->nonce_max = size / 4 / node;
+        ctx->nonce_max = size / 4 / entry;
 
     } else if (smcf->nonce_cache > fit) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -120,11 +134,15 @@ ngx_http_siteflow_shm_check(ngx_conf_t *cf,
                            "fit in siteflow zone \"%V\" of %uz bytes "
                            "(%uz bytes an entry, at most %ui entries)",
                            smcf->nonce_cache, &smcf->shm_zone->shm.name,
-                           size, node, fit);
+                           size, entry, fit);
         return NGX_CONF_ERROR;
 
     } else {
         ctx->nonce_max = smcf->nonce_cache;
+    }
+
+    if (ctx->nonce_max < 16) {
+        ctx->nonce_max = 16;
     }
 
     return NGX_CONF_OK;
@@ -132,18 +150,15 @@ ngx_http_siteflow_shm_check(ngx_conf_t *cf,
 
 
 static size_t
-ngx_http_siteflow_nonce_node_size(void)
+ngx_http_siteflow_nonce_buckets(ngx_uint_t max)
 {
-    size_t  n, s;
+    size_t  n;
 
-    n = offsetof(ngx_rbtree_node_t, color)
-        + sizeof(ngx_http_siteflow_nonce_node_t);
+    /* a power of two, at least twice the entries: chains stay short */
 
-    /* slab rounds small allocations up to a power of two */
+    for (n = 16; n < 2 * max; n <<= 1) { /* void */ }
 
-    for (s = 8; s < n; s <<= 1) { /* void */ }
-
-    return s;
+    return n;
 }
 
 
@@ -152,7 +167,8 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_siteflow_zone_ctx_t  *octx = data;
 
-    size_t                         len;
+    size_t                         len, nb;
+    ngx_http_siteflow_shm_t       *sh;
     ngx_http_siteflow_zone_ctx_t  *ctx;
 
     ctx = shm_zone->data;
@@ -174,9 +190,12 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-        ctx->sh->nonce_max = ctx->nonce_max;
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        if (ctx->nonce_max != ctx->sh->nonce_max) {
+            ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                          "siteflow zone \"%V\" keeps its nonce cache of "
+                          "%uD entries until nginx is restarted",
+                          &shm_zone->shm.name, ctx->sh->nonce_max);
+        }
 
         return NGX_OK;
     }
@@ -188,20 +207,35 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_siteflow_shm_t));
-    if (ctx->sh == NULL) {
+    sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_siteflow_shm_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->shpool->data = ctx->sh;
+    nb = ngx_http_siteflow_nonce_buckets(ctx->nonce_max);
 
-    ctx->sh->magic = NGX_HTTP_SITEFLOW_SHM_MAGIC;
-    ctx->sh->layout = NGX_HTTP_SITEFLOW_SHM_LAYOUT;
-    ctx->sh->nonce_max = ctx->nonce_max;
+    sh->nonces = ngx_slab_calloc(ctx->shpool,
+                                 ctx->nonce_max
+                                 * sizeof(ngx_http_siteflow_nonce_t));
+    sh->buckets = ngx_slab_alloc(ctx->shpool, nb * sizeof(uint32_t));
 
-    ngx_rbtree_init(&ctx->sh->nonce_rbtree, &ctx->sh->nonce_sentinel,
-                    ngx_http_siteflow_nonce_insert_value);
-    ngx_queue_init(&ctx->sh->nonce_lru);
+    if (sh->nonces == NULL || sh->buckets == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "siteflow zone \"%V\" is too small for a nonce cache "
+                      "of %ui entries", &shm_zone->shm.name,
+                      ctx->nonce_max);
+        return NGX_ERROR;
+    }
+
+    ngx_memset(sh->buckets, 0xff, nb * sizeof(uint32_t));
+
+    sh->magic = NGX_HTTP_SITEFLOW_SHM_MAGIC;
+    sh->layout = NGX_HTTP_SITEFLOW_SHM_LAYOUT;
+    sh->nonce_max = (uint32_t) ctx->nonce_max;
+    sh->nonce_mask = (uint32_t) (nb - 1);
+
+    ctx->sh = sh;
+    ctx->shpool->data = sh;
 
     len = sizeof(" in siteflow zone \"\"") + shm_zone->shm.name.len;
 
@@ -213,127 +247,44 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(ctx->shpool->log_ctx, " in siteflow zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    /* the replay cache makes room itself; the log ring will too */
-
-    ctx->shpool->log_nomem = 0;
-
     return NGX_OK;
 }
 
 
-static void
-ngx_http_siteflow_nonce_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+static uint32_t
+ngx_http_siteflow_nonce_bucket(ngx_http_siteflow_shm_t *sh, u_char *digest)
 {
-    ngx_rbtree_node_t               **p;
-    ngx_http_siteflow_nonce_node_t   *nn, *nt;
+    uint32_t  h;
 
-    for ( ;; ) {
+    /* the digest is an HMAC output: its bytes are already uniform */
 
-        if (node->key < temp->key) {
-            p = &temp->left;
+    ngx_memcpy(&h, digest, sizeof(uint32_t));
 
-        } else if (node->key > temp->key) {
-            p = &temp->right;
+    return h & sh->nonce_mask;
+}
 
-        } else { /* node->key == temp->key */
 
-            nn = (ngx_http_siteflow_nonce_node_t *) &node->color;
-            nt = (ngx_http_siteflow_nonce_node_t *) &temp->color;
+static void
+ngx_http_siteflow_nonce_unlink(ngx_http_siteflow_shm_t *sh, uint32_t n)
+{
+    uint32_t                    *p;
+    ngx_http_siteflow_nonce_t   *e;
 
-            p = (ngx_memcmp(nn->digest, nt->digest,
-                            NGX_HTTP_SITEFLOW_DIGEST_LEN) < 0)
-                ? &temp->left : &temp->right;
-        }
+    e = &sh->nonces[n];
 
-        if (*p == sentinel) {
+    for (p = &sh->buckets[ngx_http_siteflow_nonce_bucket(sh, e->digest)];
+         *p != NGX_HTTP_SITEFLOW_NIL;
+         p = &sh->nonces[*p].next)
+    {
+        if (*p == n) {
+            *p = e->next;
             break;
         }
-
-        temp = *p;
     }
 
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static ngx_http_siteflow_nonce_node_t *
-ngx_http_siteflow_nonce_lookup(ngx_http_siteflow_shm_t *sh,
-    ngx_rbtree_key_t key, u_char *digest)
-{
-    ngx_int_t                        rc;
-    ngx_rbtree_node_t               *node, *sentinel;
-    ngx_http_siteflow_nonce_node_t  *nn;
-
-    node = sh->nonce_rbtree.root;
-    sentinel = sh->nonce_rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (key < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (key > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        /* key == node->key */
-
-        nn = (ngx_http_siteflow_nonce_node_t *) &node->color;
-
-        rc = ngx_memcmp(digest, nn->digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
-
-        if (rc == 0) {
-            return nn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_http_siteflow_nonce_free(ngx_http_siteflow_zone_ctx_t *ctx,
-    ngx_http_siteflow_nonce_node_t *nn)
-{
-    ngx_rbtree_node_t  *node;
-
-    node = (ngx_rbtree_node_t *)
-               ((u_char *) nn - offsetof(ngx_rbtree_node_t, color));
-
-    ngx_queue_remove(&nn->queue);
-    ngx_rbtree_delete(&ctx->sh->nonce_rbtree, node);
-    ngx_slab_free_locked(ctx->shpool, node);
-
-    ctx->sh->nonce_count--;
-}
-
-
-static ngx_uint_t
-ngx_http_siteflow_nonce_evict_oldest(ngx_http_siteflow_zone_ctx_t *ctx,
-    ngx_msec_t now)
-{
-    ngx_uint_t                       live;
-    ngx_queue_t                     *q;
-    ngx_http_siteflow_nonce_node_t  *nn;
-
-    q = ngx_queue_last(&ctx->sh->nonce_lru);
-    nn = ngx_queue_data(q, ngx_http_siteflow_nonce_node_t, queue);
-
-    live = ((ngx_msec_int_t) (nn->expires - now) > 0);
-
-    ngx_http_siteflow_nonce_free(ctx, nn);
-
-    return live;
+    e->used = 0;
+    e->next = NGX_HTTP_SITEFLOW_NIL;
+    sh->nonce_count--;
 }
 
 
@@ -341,95 +292,65 @@ ngx_http_siteflow_nonce_rc_e
 ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
     ngx_msec_t ttl)
 {
-    size_t                           n;
-    ngx_uint_t                       evicted, i;
-    ngx_queue_t                     *q;
-    ngx_msec_t                       now;
-    ngx_rbtree_key_t                 key;
-    ngx_rbtree_node_t               *node;
-    ngx_http_siteflow_nonce_node_t  *nn;
-    ngx_http_siteflow_zone_ctx_t    *ctx;
+    uint32_t                       b, n;
+    ngx_uint_t                     evicted;
+    ngx_msec_t                     now;
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_nonce_t     *e;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
 
     ctx = shm_zone->data;
-
-    ngx_memcpy(&key, digest, sizeof(ngx_rbtree_key_t));
+    sh = ctx->sh;
 
     now = ngx_current_msec;
     evicted = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    /* expire from the oldest end, a bounded number per call */
+    b = ngx_http_siteflow_nonce_bucket(sh, digest);
 
-    for (i = 0; i < 8 && !ngx_queue_empty(&ctx->sh->nonce_lru); i++) {
-        q = ngx_queue_last(&ctx->sh->nonce_lru);
-        nn = ngx_queue_data(q, ngx_http_siteflow_nonce_node_t, queue);
+    for (n = sh->buckets[b]; n != NGX_HTTP_SITEFLOW_NIL; n = e->next) {
+        e = &sh->nonces[n];
 
-        if ((ngx_msec_int_t) (nn->expires - now) > 0) {
-            break;
+        if (ngx_memcmp(e->digest, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN)
+            != 0)
+        {
+            continue;
         }
 
-        ngx_http_siteflow_nonce_free(ctx, nn);
-    }
-
-    nn = ngx_http_siteflow_nonce_lookup(ctx->sh, key, digest);
-
-    if (nn != NULL) {
-
-        if ((ngx_msec_int_t) (nn->expires - now) > 0) {
+        if ((ngx_msec_int_t) (e->expires - now) > 0) {
             ngx_shmtx_unlock(&ctx->shpool->mutex);
             return NGX_HTTP_SITEFLOW_NONCE_REPLAY;
         }
 
-        /* seen before, but long enough ago */
+        /* seen before, but long enough ago: it is stored anew below */
 
-        nn->expires = now + ttl;
-        ngx_queue_remove(&nn->queue);
-        ngx_queue_insert_head(&ctx->sh->nonce_lru, &nn->queue);
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-        return NGX_HTTP_SITEFLOW_NONCE_FRESH;
+        ngx_http_siteflow_nonce_unlink(sh, n);
+        break;
     }
 
-    while (ctx->sh->nonce_count >= ctx->sh->nonce_max
-           && !ngx_queue_empty(&ctx->sh->nonce_lru))
-    {
-        evicted += ngx_http_siteflow_nonce_evict_oldest(ctx, now);
+    n = sh->nonce_head;
+    e = &sh->nonces[n];
+
+    if (e->used) {
+        evicted = ((ngx_msec_int_t) (e->expires - now) > 0);
+        ngx_http_siteflow_nonce_unlink(sh, n);
     }
 
-    n = offsetof(ngx_rbtree_node_t, color)
-        + sizeof(ngx_http_siteflow_nonce_node_t);
+    ngx_memcpy(e->digest, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
+    e->expires = now + ttl;
+    e->used = 1;
+    e->next = sh->buckets[b];
+    sh->buckets[b] = n;
 
-    for ( ;; ) {
-        node = ngx_slab_alloc_locked(ctx->shpool, n);
-        if (node != NULL) {
-            break;
-        }
-
-        if (ngx_queue_empty(&ctx->sh->nonce_lru)) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            return NGX_HTTP_SITEFLOW_NONCE_ERROR;
-        }
-
-        evicted += ngx_http_siteflow_nonce_evict_oldest(ctx, now);
-    }
-
-    node->key = key;
-
-    nn = (ngx_http_siteflow_nonce_node_t *) &node->color;
-    nn->expires = now + ttl;
-    ngx_memcpy(nn->digest, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
-
-    ngx_rbtree_insert(&ctx->sh->nonce_rbtree, node);
-    ngx_queue_insert_head(&ctx->sh->nonce_lru, &nn->queue);
-    ctx->sh->nonce_count++;
+    sh->nonce_count++;
+    sh->nonce_head = (n + 1 == sh->nonce_max) ? 0 : n + 1;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     if (evicted) {
         (void) ngx_atomic_fetch_add(
-                  &ctx->sh->counters[NGX_HTTP_SITEFLOW_CNT_NONCE_EVICTED],
-                  evicted);
+                  &sh->counters[NGX_HTTP_SITEFLOW_CNT_NONCE_EVICTED], 1);
         return NGX_HTTP_SITEFLOW_NONCE_FRESH_EVICTED;
     }
 

@@ -27,6 +27,7 @@ char *ngx_http_siteflow_shm_zone_init_conf(ngx_conf_t *cf,
     ngx_http_siteflow_main_conf_t *smcf);
 char *ngx_http_siteflow_shm_check(ngx_conf_t *cf,
     ngx_http_siteflow_main_conf_t *smcf);
+size_t ngx_http_siteflow_nonce_entry_size(void);
 
 #define NGX_HTTP_SITEFLOW_DIGEST_LEN  16
 

@@ -2,4 +2,5 @@
 # Runs every benchmark under t/bench/; figures go to t/bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")"
-./ship-guard.sh "$@"
+./ship-guard.sh
+./guard-callgrind.sh

@@ -1168,6 +1168,29 @@ test_ship_prepared_key(void **state)
     sf_sig_key_free(k);
     sf_sig_key_free(other);
     sf_sig_key_free(NULL);
+
+    /* keys longer than a SHA-256 block are hashed first (RFC 2104) */
+
+    for (i = 1; i <= 200; i += 7) {
+        unsigned char  key[200];
+
+        memset(key, 'k' + (i % 7), sizeof(key));
+
+        k = sf_sig_key_new(key, (size_t) i);
+        assert_non_null(k);
+
+        assert_int_equal(sf_sig_ship_sign(key, (size_t) i,
+                                          (const unsigned char *) SHIP_NONCE,
+                                          strlen(SHIP_NONCE), one),
+                         SF_SIG_OK);
+        assert_int_equal(sf_sig_key_ship_sign(k, (const unsigned char *)
+                                              SHIP_NONCE, strlen(SHIP_NONCE),
+                                              out),
+                         SF_SIG_OK);
+        assert_string_equal(out, one);
+
+        sf_sig_key_free(k);
+    }
 }
 
 
