@@ -52,7 +52,9 @@ static ngx_int_t ngx_http_siteflow_send_error(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
 static ngx_int_t ngx_http_siteflow_error_body(ngx_http_request_t *r,
     ngx_str_t *message, ngx_str_t *body);
-static ngx_http_siteflow_ctx_t *ngx_http_siteflow_ctx(ngx_http_request_t *r);
+static ngx_http_siteflow_ctx_t *ngx_http_siteflow_ctx(ngx_http_request_t *r,
+    ngx_uint_t create);
+static void ngx_http_siteflow_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_siteflow_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -139,7 +141,7 @@ ngx_http_siteflow_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+    ctx = ngx_http_siteflow_ctx(r, 0);
 
     if (ctx != NULL && ctx->checked) {
 
@@ -156,7 +158,7 @@ ngx_http_siteflow_access_handler(ngx_http_request_t *r)
         return ctx->status;
     }
 
-    ctx = ngx_http_siteflow_ctx(r);
+    ctx = ngx_http_siteflow_ctx(r, 1);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -207,6 +209,10 @@ ngx_http_siteflow_access_handler(ngx_http_request_t *r)
 
     if (rc == NGX_DECLINED) {
         ctx->done = 1;
+        ngx_http_siteflow_count(smcf->shm_zone,
+                                NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID);
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "siteflow: shipment request refused: %V", &ctx->error);
         return ngx_http_siteflow_send_error(r, NGX_HTTP_BAD_REQUEST,
                                             &ctx->error);
     }
@@ -474,6 +480,9 @@ ngx_http_siteflow_body_handler(ngx_http_request_t *r)
         ctx->status = NGX_HTTP_BAD_REQUEST;
         ngx_str_set(&ctx->error, "shipment request is larger than "
                     "\"siteflow_shipment_body_max\"");
+        smcf = ngx_http_get_module_main_conf(r, ngx_http_siteflow_module);
+        ngx_http_siteflow_count(smcf->shm_zone,
+                                NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID);
         goto next;
     }
 
@@ -543,7 +552,9 @@ ngx_http_siteflow_check_shipment_request(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (r->headers_in.content_type == NULL) {
+    if (r->headers_in.content_type == NULL
+        || r->headers_in.content_type->value.len == 0)
+    {
         return NGX_OK;
     }
 
@@ -564,7 +575,8 @@ ngx_http_siteflow_check_shipment_request(ngx_http_request_t *r,
          && ngx_strncasecmp(type.data, (u_char *) "application/json", len)
             == 0)
         || (len > sizeof("+json") - 1
-            && ngx_strncasecmp(last - 5, (u_char *) "+json", 5) == 0)
+            && ngx_strncasecmp(last - 5, (u_char *) "+json", 5) == 0
+            && ngx_strlchr(type.data, last - 5, '/') != NULL)
         || (len == sizeof("text/plain") - 1
             && ngx_strncasecmp(type.data, (u_char *) "text/plain", len)
                == 0))
@@ -758,23 +770,71 @@ ngx_http_siteflow_error_body(ngx_http_request_t *r, ngx_str_t *message,
 }
 
 
+/*
+ * The request ctx, created on first use.  An internal redirect (try_files,
+ * error_page, index) clears module ctxs, so the ctx is also kept in a pool
+ * cleanup and found there again, the realip module's way: a request that
+ * was verified stays verified (its nonce is in the replay cache now) and
+ * its response is still signed.
+ */
+
 static ngx_http_siteflow_ctx_t *
-ngx_http_siteflow_ctx(ngx_http_request_t *r)
+ngx_http_siteflow_ctx(ngx_http_request_t *r, ngx_uint_t create)
 {
+    ngx_pool_cleanup_t       *cln;
     ngx_http_siteflow_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
 
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
+    if (ctx != NULL) {
+        return ctx;
     }
 
+    if (r->internal || r->filter_finalize) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_siteflow_ctx_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
+                return ctx;
+            }
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_siteflow_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_siteflow_ctx_t));
+
+    cln->handler = ngx_http_siteflow_ctx_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
+
     return ctx;
+}
+
+
+ngx_http_siteflow_ctx_t *
+ngx_http_siteflow_get_ctx(ngx_http_request_t *r)
+{
+    return ngx_http_siteflow_ctx(r, 0);
+}
+
+
+static void
+ngx_http_siteflow_ctx_cleanup(void *data)
+{
+    ngx_http_siteflow_ctx_t  *ctx = data;
+
+    /* also the marker that finds the ctx after an internal redirect */
+
+    ctx->signer = NULL;
 }
 
 
@@ -794,7 +854,7 @@ ngx_http_siteflow_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    ctx = ngx_http_siteflow_ctx(r);
+    ctx = ngx_http_siteflow_ctx(r, 1);
     if (ctx == NULL) {
         return NGX_ERROR;
     }
@@ -1040,7 +1100,7 @@ ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+    ctx = ngx_http_siteflow_ctx(r, 0);
 
     if (ctx == NULL || !ctx->replace_body) {
         return ngx_http_next_body_filter(r, in);

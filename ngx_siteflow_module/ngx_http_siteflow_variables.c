@@ -58,7 +58,7 @@ ngx_http_siteflow_partner_id_variable(ngx_http_request_t *r,
 {
     ngx_http_siteflow_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_siteflow_module);
+    ctx = ngx_http_siteflow_get_ctx(r->main);
 
     if (ctx == NULL || !ctx->verified) {
         v->not_found = 1;
@@ -82,7 +82,7 @@ ngx_http_siteflow_signature_variable(ngx_http_request_t *r,
     const char               *name;
     ngx_http_siteflow_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_siteflow_module);
+    ctx = ngx_http_siteflow_get_ctx(r->main);
 
     if (ctx == NULL || !ctx->checked) {
         v->not_found = 1;

@@ -483,3 +483,15 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 --- must_die
 --- error_log
 "siteflow_nonce_cache" requires "siteflow_zone"
+
+
+
+=== TEST 42: an empty value is refused
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_destination "";
+--- must_die
+--- error_log
+empty value in "siteflow_destination"
+

@@ -772,3 +772,43 @@ X-SiteFlow-Signature: p2:[A-Za-z0-9+/]{43}=
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 25: an internal redirect keeps the verification (no false replay) and the signature
+--- http_config
+    siteflow_zone sf:1m;
+    log_format partner "partner=$siteflow_partner_id sig=$siteflow_signature";
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        access_log logs/partner.log partner;
+        try_files /nonexistent @ship;
+    }
+    location @ship {
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        add_header X-Partner $siteflow_partner_id;
+        rewrite ^ /ok200 break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT;
+    }
+    location /ok200 {
+        return 200 "ok\n";
+    }
+--- more_headers eval
+Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)
+--- request
+POST /ship/shipment
+{}
+--- error_code: 200
+--- response_body
+ok
+--- response_headers_like
+X-SiteFlow-Signature: p1:[A-Za-z0-9+/]{43}=
+X-Partner: p1
+--- no_error_log
+nonce already used
+[error]
+[alert]
+[crit]

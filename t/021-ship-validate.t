@@ -361,3 +361,29 @@ backend got
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 13: a type ending in +json without a slash is not JSON
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_shipment_validate on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/;
+    }
+--- more_headers eval
+"Content-Type: foo+json\n"
+. Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)
+--- request eval
+"POST /ship/shipment\n$main::SHIP"
+--- error_code: 400
+--- response_body
+{"status":{"code":"error","message":"unsupported content type \"foo+json\", expected application/json (HTTP 415)"}}
+--- error_log
+siteflow: shipment request refused: unsupported content type
+--- no_error_log
+[error]
+[alert]
+[crit]
+

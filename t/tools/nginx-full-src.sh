@@ -45,6 +45,10 @@ if ! ls "$dir"/nginx_"$version".orig.tar.* >/dev/null 2>&1; then
             sed 's/^Types:.*/Types: deb-src/' "$f"
             echo
         done > "$list"
+        # one-line style entries ("deb URI suite components")
+        grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+            | sed 's/^deb /deb-src /' > "${list%.sources}.list" || true
+        [ -s "${list%.sources}.list" ] || rm -f "${list%.sources}.list"
         apt-get update -qq >&2
     fi
     # the .dsc of a newer security upload may be missing from the mirror:
