@@ -75,7 +75,7 @@ args+=("--add-dynamic-module=$top")
 [ -n "$cc_opt" ] && args+=("--with-cc-opt=$cc_opt")
 [ -n "$ld_opt" ] && args+=("--with-ld-opt=$ld_opt")
 
-want="$src ${args[*]} full=$full"
+want="$src ${args[*]} full=$full config=$(cksum < "$top/config")"
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     rm -rf "$tree"
