@@ -28,7 +28,7 @@ DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
     libssl-dev libpcre2-dev zlib1g-dev curl openssl perl ssl-cert \
     libtest-base-perl libtext-diff-perl libtest-longstring-perl \
     liblist-moreutils-perl libhttp-message-perl liburi-perl \
-    libcmocka-dev clang libclang-rt-14-dev valgrind wrk
+    libcmocka-dev clang libclang-rt-14-dev valgrind wrk jq
 
 SHELL = /bin/bash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -40,7 +40,7 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
 .PHONY: all deps build test check demo asan valgrind fuzz bench style unit \
-        runner-selftest prove clean
+        runner-selftest mock-selftest prove clean
 
 all: build
 
@@ -61,10 +61,13 @@ unit:
 runner-selftest:
 	$(PROVE) t/runner/selftest.t
 
+mock-selftest:
+	t/mock/selftest.sh
+
 prove: build
 	$(TEST_ENV) $(PROVE) $(TESTS)
 
-test: build style unit runner-selftest prove
+test: build style unit runner-selftest mock-selftest prove
 
 check: deps
 	$(MAKE) test
