@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ./ship-guard.sh
 ./guard-callgrind.sh
+./transform.sh
