@@ -300,7 +300,8 @@ sub expand_env {
         my $var = $1;
         if ($var =~ /^TEST_NGINX_RAND_PORT_\d+$/ && $rand_ports) {
             $rand_ports->{$var} //= do {
-                my %used = ($ServerPort => 1, map { $_ => 1 } values %$rand_ports);
+                my %used = (($ServerPort // 0) => 1,
+                            map { $_ => 1 } values %$rand_ports);
                 free_port(\%used)
                     // bail_out("$name - Cannot find an available listening port number for $var.\n");
             };
