@@ -247,6 +247,10 @@ ngx_http_siteflow_verify(ngx_http_request_t *r,
 
     ctx->sig_result = NGX_HTTP_SITEFLOW_SIG_MISSING;
 
+    /* answered with the first partner unless the caller is known */
+
+    ctx->signer = slcf->partners->elts;
+
     rc = ngx_http_siteflow_find_header(r, &ngx_http_siteflow_nonce_header,
                                        &nonce);
     if (rc == NGX_DECLINED) {
@@ -850,11 +854,17 @@ ngx_http_siteflow_header_filter(ngx_http_request_t *r)
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
 
-    if (!slcf->verify_signature) {
+    /*
+     * a request checked by a guard stays guarded after an internal
+     * redirect (error_page, try_files) to a location without the guard
+     */
+
+    ctx = ngx_http_siteflow_ctx(r, slcf->verify_signature);
+
+    if (!slcf->verify_signature && (ctx == NULL || !ctx->checked)) {
         return ngx_http_next_header_filter(r);
     }
 
-    ctx = ngx_http_siteflow_ctx(r, 1);
     if (ctx == NULL) {
         return NGX_ERROR;
     }
@@ -1029,6 +1039,7 @@ ngx_http_siteflow_sign_response(ngx_http_request_t *r,
     partner = ctx->signer;
 
     if (partner == NULL) {
+        /* not checked yet: the guard of this location answers */
         partner = slcf->partners->elts;
     }
 

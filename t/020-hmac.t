@@ -812,3 +812,45 @@ nonce already used
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 26: error_page to an unguarded location: the answer is still signed and mapped
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_intercept_errors on;
+        error_page 404 = /fallback;
+        error_page 500 = /broken;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend/;
+    }
+    location /backend/ {
+        return 404;
+    }
+    location /backend/fail {
+        return 500;
+    }
+    location = /fallback {
+        return 200 "fallback label\n";
+    }
+    location = /broken {
+        return 503 "down\n";
+    }
+--- more_headers eval
+[Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY),
+ Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY)]
+--- request eval
+["POST /ship/shipment\n{}", "POST /ship/fail\n{}"]
+--- error_code eval
+[200, 400]
+--- response_body eval
+["fallback label\n", qq({"status":{"code":"error","message":"shipping service failed or is unavailable (HTTP 503)"}}\n)]
+--- response_headers_like eval
+["X-SiteFlow-Signature: p1:[A-Za-z0-9+/]{43}=", "X-SiteFlow-Signature: p1:[A-Za-z0-9+/]{43}="]
+--- no_error_log
+nonce already used
+[alert]
+[crit]
