@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "sf_mapping.h"
+#include "sf_json.h"
 
 
 #define SF_MAP_PATH_LEN     512      /* a key path in a message */
@@ -113,8 +114,6 @@ static void sf_map_quote(char *dst, size_t size, const char *s, size_t len,
 static const char *sf_map_q(char *buf, const char *s);
 static void sf_map_path(char *buf, const char *fmt, ...)
     SF_MAP_PRINTF(2, 3);
-static int sf_map_too_deep(const unsigned char *p, size_t len, size_t *line,
-    size_t *column);
 static void *sf_map_alloc(sf_map_ctx_t *ctx, size_t size);
 static char *sf_map_strdup(sf_map_ctx_t *ctx, const char *s, size_t len);
 static int sf_map_blank(const char *s, size_t len);
@@ -347,7 +346,9 @@ sf_mapping_parse(const char *text, size_t len, const char *name, char *err,
         return NULL;
     }
 
-    if (sf_map_too_deep((const unsigned char *) text, len, &line, &column)) {
+    if (sf_json_too_deep((const unsigned char *) text, len,
+                         SF_MAPPING_MAX_DEPTH, &line, &column))
+    {
         (void) snprintf(msg, sizeof(msg),
                         "invalid JSON in \"%s\" at line %zu, column %zu: "
                         "nesting too deep (more than %d levels)",
@@ -981,82 +982,6 @@ sf_map_path(char *buf, const char *fmt, ...)
     va_start(args, fmt);
     (void) vsnprintf(buf, SF_MAP_PATH_LEN, fmt, args);
     va_end(args);
-}
-
-
-/*
- * Nesting of '[' and '{' outside strings in the raw text, so that jansson
- * never builds a deep tree; lines and columns are counted as jansson does
- * (from 1, in characters).
- */
-
-static int
-sf_map_too_deep(const unsigned char *p, size_t len, size_t *line,
-    size_t *column)
-{
-    size_t    i, l, col;
-    unsigned  depth, in_string, escaped;
-
-    l = 1;
-    col = 0;
-    depth = 0;
-    in_string = 0;
-    escaped = 0;
-
-    for (i = 0; i < len; i++) {
-
-        if (p[i] == '\n') {
-            l++;
-            col = 0;
-
-        } else if ((p[i] & 0xc0) != 0x80) {
-            col++;
-        }
-
-        if (in_string) {
-            if (escaped) {
-                escaped = 0;
-
-            } else if (p[i] == '\\') {
-                escaped = 1;
-
-            } else if (p[i] == '"') {
-                in_string = 0;
-            }
-
-            continue;
-        }
-
-        switch (p[i]) {
-
-        case '"':
-            in_string = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > SF_MAPPING_MAX_DEPTH) {
-                *line = l;
-                *column = col;
-                return 1;
-            }
-
-            break;
-
-        case ']':
-        case '}':
-            if (depth > 0) {
-                depth--;
-            }
-
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    return 0;
 }
 
 

@@ -103,6 +103,7 @@
 #include <jansson.h>
 
 #include "sf_postback.h"
+#include "sf_json.h"
 
 
 #define SF_PB_TEXT_LEN        512     /* one err message before the cut */
@@ -172,8 +173,6 @@ static sf_pb_rc_t sf_pb_fail(sf_pb_ctx_t *ctx, sf_pb_rc_t rc,
     const char *fmt, ...) SF_PB_PRINTF(3, 4);
 static sf_pb_rc_t sf_pb_bad_json(sf_pb_ctx_t *ctx, json_error_t *e);
 static void sf_pb_copy(char *dst, size_t size, const char *src, size_t len);
-static int sf_pb_too_deep(const unsigned char *p, size_t len, size_t *line,
-    size_t *column);
 static int sf_pb_space(unsigned char c);
 static void sf_pb_trim(const char **s, size_t *n);
 static json_t *sf_pb_get(json_t *obj, const char *key);
@@ -326,7 +325,9 @@ sf_postback_parse(const char *body, size_t len, sf_postback_t *pb,
         return sf_pb_fail(&ctx, SF_PB_BAD_JSON, "empty request body");
     }
 
-    if (sf_pb_too_deep((const unsigned char *) body, len, &line, &column)) {
+    if (sf_json_too_deep((const unsigned char *) body, len,
+                         SF_PB_MAX_DEPTH, &line, &column))
+    {
         return sf_pb_fail(&ctx, SF_PB_BAD_JSON,
                           "invalid JSON at line %zu, column %zu: "
                           "nesting too deep (more than %d levels)",
@@ -601,83 +602,6 @@ sf_pb_copy(char *dst, size_t size, const char *src, size_t len)
     memcpy(dst, src, cut);
     memcpy(dst + cut, SF_PB_ELLIPSIS, tail);
     dst[cut + tail] = '\0';
-}
-
-
-/*
- * Counts the nesting of '[' and '{' outside strings in the raw body; on
- * valid JSON this is exactly the depth of the document (the top-level
- * object is level 1), so jansson never builds a deep tree.  Lines and
- * columns are counted like jansson's: from 1, in characters.
- */
-
-static int
-sf_pb_too_deep(const unsigned char *p, size_t len, size_t *line,
-    size_t *column)
-{
-    size_t    i, l, col;
-    unsigned  depth, in_string, escaped;
-
-    l = 1;
-    col = 0;
-    depth = 0;
-    in_string = 0;
-    escaped = 0;
-
-    for (i = 0; i < len; i++) {
-
-        if (p[i] == '\n') {
-            l++;
-            col = 0;
-
-        } else if ((p[i] & 0xc0) != 0x80) {
-            col++;
-        }
-
-        if (in_string) {
-            if (escaped) {
-                escaped = 0;
-
-            } else if (p[i] == '\\') {
-                escaped = 1;
-
-            } else if (p[i] == '"') {
-                in_string = 0;
-            }
-
-            continue;
-        }
-
-        switch (p[i]) {
-
-        case '"':
-            in_string = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > SF_PB_MAX_DEPTH) {
-                *line = l;
-                *column = col;
-                return 1;
-            }
-
-            break;
-
-        case ']':
-        case '}':
-            if (depth > 0) {
-                depth--;
-            }
-
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -1057,7 +981,9 @@ sf_pb_order_id_json(sf_pb_ctx_t *ctx, json_t *v)
 
     doc = NULL;
 
-    if (!sf_pb_too_deep((const unsigned char *) text, o, &line, &column)) {
+    if (!sf_json_too_deep((const unsigned char *) text, o,
+                          SF_PB_MAX_DEPTH, &line, &column))
+    {
         doc = json_loadb(text, o, JSON_REJECT_DUPLICATES, NULL);
     }
 

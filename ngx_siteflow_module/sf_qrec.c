@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "sf_qrec.h"
+#include "sf_json.h"
 
 
 #define SF_QREC_OFF_TYPE       4
@@ -50,7 +51,6 @@ static void sf_qrec_put32(unsigned char *p, uint32_t v);
 static void sf_qrec_put64(unsigned char *p, uint64_t v);
 static uint32_t sf_qrec_record_crc(const unsigned char *hdr,
     const unsigned char *payload, size_t len);
-static int sf_qrec_too_deep(const unsigned char *p, size_t len);
 static int sf_qrec_depth_ok(json_t *v, unsigned level);
 static json_t *sf_qrec_load(const unsigned char *p, size_t len,
     sf_qjson_rc_t *rc);
@@ -1125,69 +1125,6 @@ sf_qrec_record_crc(const unsigned char *hdr, const unsigned char *payload,
 
 
 /*
- * More than SF_QJOB_MAX_DEPTH nested objects/arrays in raw JSON text,
- * brackets inside strings ignored; run before parsing so that jansson
- * never builds a deep tree.
- */
-
-static int
-sf_qrec_too_deep(const unsigned char *p, size_t len)
-{
-    size_t    i;
-    unsigned  depth, in_string, escaped;
-
-    depth = 0;
-    in_string = 0;
-    escaped = 0;
-
-    for (i = 0; i < len; i++) {
-
-        if (in_string) {
-            if (escaped) {
-                escaped = 0;
-
-            } else if (p[i] == '\\') {
-                escaped = 1;
-
-            } else if (p[i] == '"') {
-                in_string = 0;
-            }
-
-            continue;
-        }
-
-        switch (p[i]) {
-
-        case '"':
-            in_string = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > SF_QJOB_MAX_DEPTH) {
-                return 1;
-            }
-
-            break;
-
-        case ']':
-        case '}':
-            if (depth > 0) {
-                depth--;
-            }
-
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
  * 1 if v, found at nesting level "level" (the top object is level 1),
  * keeps every object/array in it within SF_QJOB_MAX_DEPTH levels; the
  * recursion stops there, so a deep or cyclic tree costs little
@@ -1237,7 +1174,7 @@ sf_qrec_load(const unsigned char *p, size_t len, sf_qjson_rc_t *rc)
     *rc = SF_QJSON_INVALID;
 
     if (p == NULL || len == 0 || len > SF_QREC_MAX_PAYLOAD
-        || sf_qrec_too_deep(p, len))
+        || sf_json_too_deep(p, len, SF_QJOB_MAX_DEPTH, NULL, NULL))
     {
         return NULL;
     }

@@ -95,6 +95,7 @@
 #include <jansson.h>
 
 #include "sf_ship.h"
+#include "sf_json.h"
 
 
 #define SF_SHIP_PATH_LEN      128
@@ -128,8 +129,6 @@ static sf_ship_rc_t sf_ship_bad_json(char *msg, size_t msg_size,
     unsigned *nproblems, json_error_t *err);
 static void sf_ship_copy(char *dst, size_t size, const char *src,
     size_t len);
-static int sf_ship_too_deep(const unsigned char *p, size_t len,
-    size_t *line, size_t *column);
 static int sf_ship_blank(const char *p, size_t len);
 static json_t *sf_ship_get(json_t *obj, const char *key);
 static void sf_ship_path(char *buf, const char *prefix, const char *key);
@@ -204,7 +203,8 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
                                "empty request body");
     }
 
-    if (sf_ship_too_deep((const unsigned char *) body, len, &line, &column))
+    if (sf_json_too_deep((const unsigned char *) body, len,
+                         SF_SHIP_MAX_DEPTH, &line, &column))
     {
         (void) snprintf(text, sizeof(text),
                         "invalid JSON at line %zu, column %zu: "
@@ -397,83 +397,6 @@ sf_ship_copy(char *dst, size_t size, const char *src, size_t len)
     memcpy(dst, src, cut);
     memcpy(dst + cut, SF_SHIP_ELLIPSIS, tail);
     dst[cut + tail] = '\0';
-}
-
-
-/*
- * Counts the nesting of '[' and '{' outside strings in the raw body; on
- * valid JSON this is exactly the depth of the document (the top-level
- * object is level 1).  Lines and columns are counted like jansson does:
- * from 1, in characters (UTF-8 continuation bytes are not counted).
- */
-
-static int
-sf_ship_too_deep(const unsigned char *p, size_t len, size_t *line,
-    size_t *column)
-{
-    size_t    i, l, col;
-    unsigned  depth, in_string, escaped;
-
-    l = 1;
-    col = 0;
-    depth = 0;
-    in_string = 0;
-    escaped = 0;
-
-    for (i = 0; i < len; i++) {
-
-        if (p[i] == '\n') {
-            l++;
-            col = 0;
-
-        } else if ((p[i] & 0xc0) != 0x80) {
-            col++;
-        }
-
-        if (in_string) {
-            if (escaped) {
-                escaped = 0;
-
-            } else if (p[i] == '\\') {
-                escaped = 1;
-
-            } else if (p[i] == '"') {
-                in_string = 0;
-            }
-
-            continue;
-        }
-
-        switch (p[i]) {
-
-        case '"':
-            in_string = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > SF_SHIP_MAX_DEPTH) {
-                *line = l;
-                *column = col;
-                return 1;
-            }
-
-            break;
-
-        case ']':
-        case '}':
-            if (depth > 0) {
-                depth--;
-            }
-
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    return 0;
 }
 
 

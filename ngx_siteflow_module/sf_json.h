@@ -1,0 +1,31 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#ifndef _SF_JSON_H_INCLUDED_
+#define _SF_JSON_H_INCLUDED_
+
+
+#include <stddef.h>
+
+
+/*
+ * Helpers shared by the pure JSON readers (shipment requests, postbacks,
+ * the mapping file, spool payloads).
+ *
+ * sf_json_too_deep() counts the nesting of '[' and '{' outside strings in
+ * raw JSON text and returns 1 as soon as it exceeds max_depth (the
+ * top-level object is level 1), else 0.  On valid JSON this is exactly the
+ * depth of the document, so a caller runs it before parsing and jansson
+ * never builds a deep tree.  line and column (may be NULL) receive the
+ * position of the bracket that went too deep, counted like jansson's: from
+ * 1, in characters.
+ */
+
+int sf_json_too_deep(const unsigned char *p, size_t len, unsigned max_depth,
+    size_t *line, size_t *column);
+
+
+#endif /* _SF_JSON_H_INCLUDED_ */
