@@ -5,8 +5,12 @@
 
 
 #include <stddef.h>
+#include <string.h>
 
 #include "sf_json.h"
+
+
+#define SF_JSON_ELLIPSIS  "..."
 
 
 int
@@ -82,4 +86,33 @@ sf_json_too_deep(const unsigned char *p, size_t len, unsigned max_depth,
     }
 
     return 0;
+}
+
+
+void
+sf_json_copy_cut(char *dst, size_t size, const char *src, size_t len)
+{
+    size_t  cut, tail;
+
+    if (size == 0 || dst == NULL) {
+        return;
+    }
+
+    if (len < size) {
+        memcpy(dst, src, len);
+        dst[len] = '\0';
+        return;
+    }
+
+    tail = (size >= sizeof(SF_JSON_ELLIPSIS)) ? sizeof(SF_JSON_ELLIPSIS) - 1
+                                              : 0;
+    cut = size - 1 - tail;
+
+    while (cut > 0 && ((unsigned char) src[cut] & 0xc0) == 0x80) {
+        cut--;
+    }
+
+    memcpy(dst, src, cut);
+    memcpy(dst + cut, SF_JSON_ELLIPSIS, tail);
+    dst[cut + tail] = '\0';
 }

@@ -27,5 +27,14 @@
 int sf_json_too_deep(const unsigned char *p, size_t len, unsigned max_depth,
     size_t *line, size_t *column);
 
+/*
+ * Copies src (valid UTF-8, len bytes) to dst of size bytes, NUL-terminated;
+ * if it does not fit, cuts it at a character boundary and ends it with
+ * "..." when there is room for that.  Nothing is written when size is 0
+ * or dst is NULL.
+ */
+
+void sf_json_copy_cut(char *dst, size_t size, const char *src, size_t len);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

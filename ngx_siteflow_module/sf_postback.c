@@ -172,7 +172,6 @@ typedef struct {
 static sf_pb_rc_t sf_pb_fail(sf_pb_ctx_t *ctx, sf_pb_rc_t rc,
     const char *fmt, ...) SF_PB_PRINTF(3, 4);
 static sf_pb_rc_t sf_pb_bad_json(sf_pb_ctx_t *ctx, json_error_t *e);
-static void sf_pb_copy(char *dst, size_t size, const char *src, size_t len);
 static int sf_pb_space(unsigned char c);
 static void sf_pb_trim(const char **s, size_t *n);
 static json_t *sf_pb_get(json_t *obj, const char *key);
@@ -500,7 +499,7 @@ sf_pb_fail(sf_pb_ctx_t *ctx, sf_pb_rc_t rc, const char *fmt, ...)
         }
     }
 
-    sf_pb_copy(ctx->err, ctx->err_size, text, (size_t) n);
+    sf_json_copy_cut(ctx->err, ctx->err_size, text, (size_t) n);
 
     return rc;
 }
@@ -569,39 +568,6 @@ sf_pb_bad_json(sf_pb_ctx_t *ctx, json_error_t *e)
     }
 
     return sf_pb_fail(ctx, SF_PB_BAD_JSON, "invalid JSON: %s", text);
-}
-
-
-/*
- * Copies src (valid UTF-8) to dst; if it does not fit, cuts it at a
- * character boundary and ends it with "..." when there is room for that.
- */
-
-static void
-sf_pb_copy(char *dst, size_t size, const char *src, size_t len)
-{
-    size_t  cut, tail;
-
-    if (size == 0 || dst == NULL) {
-        return;
-    }
-
-    if (len < size) {
-        memcpy(dst, src, len);
-        dst[len] = '\0';
-        return;
-    }
-
-    tail = (size >= sizeof(SF_PB_ELLIPSIS)) ? sizeof(SF_PB_ELLIPSIS) - 1 : 0;
-    cut = size - 1 - tail;
-
-    while (cut > 0 && ((unsigned char) src[cut] & 0xc0) == 0x80) {
-        cut--;
-    }
-
-    memcpy(dst, src, cut);
-    memcpy(dst + cut, SF_PB_ELLIPSIS, tail);
-    dst[cut + tail] = '\0';
 }
 
 

@@ -127,8 +127,6 @@ static sf_ship_rc_t sf_ship_message(char *msg, size_t msg_size,
     unsigned *nproblems, sf_ship_rc_t rc, const char *text);
 static sf_ship_rc_t sf_ship_bad_json(char *msg, size_t msg_size,
     unsigned *nproblems, json_error_t *err);
-static void sf_ship_copy(char *dst, size_t size, const char *src,
-    size_t len);
 static int sf_ship_blank(const char *p, size_t len);
 static json_t *sf_ship_get(json_t *obj, const char *key);
 static void sf_ship_path(char *buf, const char *prefix, const char *key);
@@ -289,7 +287,7 @@ static sf_ship_rc_t
 sf_ship_message(char *msg, size_t msg_size, unsigned *nproblems,
     sf_ship_rc_t rc, const char *text)
 {
-    sf_ship_copy(msg, msg_size, text, strlen(text));
+    sf_json_copy_cut(msg, msg_size, text, strlen(text));
 
     if (nproblems != NULL) {
         *nproblems = (rc == SF_SHIP_BAD_JSON) ? 1 : 0;
@@ -363,40 +361,6 @@ sf_ship_bad_json(char *msg, size_t msg_size, unsigned *nproblems,
     text[n] = '\0';
 
     return sf_ship_message(msg, msg_size, nproblems, SF_SHIP_BAD_JSON, text);
-}
-
-
-/*
- * Copies src (valid UTF-8) to dst; if it does not fit, cuts it at a
- * character boundary and ends it with "..." when there is room for that.
- */
-
-static void
-sf_ship_copy(char *dst, size_t size, const char *src, size_t len)
-{
-    size_t  cut, tail;
-
-    if (size == 0) {
-        return;
-    }
-
-    if (len < size) {
-        memcpy(dst, src, len);
-        dst[len] = '\0';
-        return;
-    }
-
-    tail = (size >= sizeof(SF_SHIP_ELLIPSIS)) ? sizeof(SF_SHIP_ELLIPSIS) - 1
-                                              : 0;
-    cut = size - 1 - tail;
-
-    while (cut > 0 && ((unsigned char) src[cut] & 0xc0) == 0x80) {
-        cut--;
-    }
-
-    memcpy(dst, src, cut);
-    memcpy(dst + cut, SF_SHIP_ELLIPSIS, tail);
-    dst[cut + tail] = '\0';
 }
 
 
