@@ -116,3 +116,69 @@ sf_json_copy_cut(char *dst, size_t size, const char *src, size_t len)
     memcpy(dst + cut, SF_JSON_ELLIPSIS, tail);
     dst[cut + tail] = '\0';
 }
+
+
+size_t
+sf_json_utf8(const unsigned char *p, size_t n, size_t *skip)
+{
+    size_t         i, need, dummy;
+    unsigned char  c, lo, hi;
+
+    if (skip == NULL) {
+        skip = &dummy;
+    }
+
+    c = p[0];
+
+    if (c < 0x80) {
+        *skip = 1;
+        return 1;
+    }
+
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+
+    } else if (c == 0xe0) {
+        need = 2;
+        lo = 0xa0;
+
+    } else if (c == 0xed) {
+        need = 2;
+        hi = 0x9f;
+
+    } else if (c >= 0xe1 && c <= 0xef) {
+        need = 2;
+
+    } else if (c == 0xf0) {
+        need = 3;
+        lo = 0x90;
+
+    } else if (c >= 0xf1 && c <= 0xf3) {
+        need = 3;
+
+    } else if (c == 0xf4) {
+        need = 3;
+        hi = 0x8f;
+
+    } else {
+        *skip = 1;
+        return 0;
+    }
+
+    for (i = 1; i <= need; i++) {
+        if (i >= n || p[i] < lo || p[i] > hi) {
+            *skip = i;
+            return 0;
+        }
+
+        lo = 0x80;
+        hi = 0xbf;
+    }
+
+    *skip = need + 1;
+
+    return need + 1;
+}

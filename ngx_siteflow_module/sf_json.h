@@ -36,5 +36,14 @@ int sf_json_too_deep(const unsigned char *p, size_t len, unsigned max_depth,
 
 void sf_json_copy_cut(char *dst, size_t size, const char *src, size_t len);
 
+/*
+ * Checks the UTF-8 sequence at p[0 .. n - 1] (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF).  Returns its length if valid; otherwise
+ * returns 0 and, when skip is not NULL, sets *skip to the length of the
+ * maximal invalid subpart (at least 1), which becomes one U+FFFD.
+ */
+
+size_t sf_json_utf8(const unsigned char *p, size_t n, size_t *skip);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

@@ -108,7 +108,6 @@ static void sf_map_errno(sf_map_ctx_t *ctx, const char *call,
 static int sf_map_error(sf_map_ctx_t *ctx, const char *fmt, ...)
     SF_MAP_PRINTF(2, 3);
 static void sf_map_set_err(sf_map_ctx_t *ctx, const char *text);
-static size_t sf_map_utf8(const unsigned char *p, size_t n);
 static void sf_map_quote(char *dst, size_t size, const char *s, size_t len,
     size_t max, int escape);
 static const char *sf_map_q(char *buf, const char *s);
@@ -855,56 +854,6 @@ sf_map_set_err(sf_map_ctx_t *ctx, const char *text)
 }
 
 
-/* length of the valid UTF-8 sequence at p (RFC 3629), 0 if invalid */
-
-static size_t
-sf_map_utf8(const unsigned char *p, size_t n)
-{
-    size_t    len, i;
-    uint32_t  cp;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        len = 2;
-        cp = p[0] & 0x1f;
-
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        len = 3;
-        cp = p[0] & 0x0f;
-
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        len = 4;
-        cp = p[0] & 0x07;
-
-    } else {
-        return 0;
-    }
-
-    if (n < len) {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    {
-        return 0;
-    }
-
-    return len;
-}
-
-
 /*
  * Copies s[0 .. len - 1] for a message: at most max source bytes, cut at
  * a character boundary and followed by "..." when longer; control
@@ -928,7 +877,7 @@ sf_map_quote(char *dst, size_t size, const char *s, size_t len, size_t max,
             k = 0;
 
         } else {
-            k = sf_map_utf8((const unsigned char *) s + i, len - i);
+            k = sf_json_utf8((const unsigned char *) s + i, len - i, NULL);
         }
 
         step = (k != 0) ? k : 1;

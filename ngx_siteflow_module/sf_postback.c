@@ -176,7 +176,6 @@ static int sf_pb_space(unsigned char c);
 static void sf_pb_trim(const char **s, size_t *n);
 static json_t *sf_pb_get(json_t *obj, const char *key);
 static int sf_pb_blank(json_t *v);
-static size_t sf_pb_utf8(const unsigned char *p, size_t n, size_t *skip);
 static size_t sf_pb_unit(const unsigned char *p, size_t n, char *unit,
     size_t *k);
 static int sf_pb_text(sf_pb_ctx_t *ctx, json_t *v, const char *path,
@@ -542,7 +541,7 @@ sf_pb_bad_json(sf_pb_ctx_t *ctx, json_error_t *e)
             continue;
         }
 
-        k = sf_pb_utf8((const unsigned char *) reason + i, max - i, &skip);
+        k = sf_json_utf8((const unsigned char *) reason + i, max - i, &skip);
 
         if (k == 0) {
             text[n++] = '?';
@@ -632,74 +631,6 @@ sf_pb_blank(json_t *v)
 
 
 /*
- * Checks one UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at
- * most U+10FFFF).  Returns its length if valid; otherwise returns 0 and
- * sets *skip to the length of the maximal invalid subpart (at least 1).
- */
-
-static size_t
-sf_pb_utf8(const unsigned char *p, size_t n, size_t *skip)
-{
-    size_t         i, need;
-    unsigned char  c, lo, hi;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        *skip = 1;
-        return 1;
-    }
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-
-    } else if (c == 0xe0) {
-        need = 2;
-        lo = 0xa0;
-
-    } else if (c == 0xed) {
-        need = 2;
-        hi = 0x9f;
-
-    } else if (c >= 0xe1 && c <= 0xef) {
-        need = 2;
-
-    } else if (c == 0xf0) {
-        need = 3;
-        lo = 0x90;
-
-    } else if (c >= 0xf1 && c <= 0xf3) {
-        need = 3;
-
-    } else if (c == 0xf4) {
-        need = 3;
-        hi = 0x8f;
-
-    } else {
-        *skip = 1;
-        return 0;
-    }
-
-    for (i = 1; i <= need; i++) {
-        if (i >= n || p[i] < lo || p[i] > hi) {
-            *skip = i;
-            return 0;
-        }
-
-        lo = 0x80;
-        hi = 0xbf;
-    }
-
-    *skip = need + 1;
-
-    return need + 1;
-}
-
-
-/*
  * The next character of p[0 .. n - 1], HTML entities of sf_pb_entities
  * decoded (case-insensitively) and invalid UTF-8 (jansson never gives
  * any) replaced by U+FFFD: unit receives 1..4 bytes, *k their number.
@@ -724,7 +655,7 @@ sf_pb_unit(const unsigned char *p, size_t n, char *unit, size_t *k)
         }
     }
 
-    len = sf_pb_utf8(p, n, &skip);
+    len = sf_json_utf8(p, n, &skip);
 
     if (len == 0) {
         memcpy(unit, "\xef\xbf\xbd", 3);
@@ -1099,7 +1030,7 @@ sf_pb_show(char *out, size_t size, const char *s, size_t n)
             skip = 1;
 
         } else {
-            k = sf_pb_utf8((const unsigned char *) s + i, n - i, &skip);
+            k = sf_json_utf8((const unsigned char *) s + i, n - i, &skip);
         }
 
         if (o + ((k == 0) ? 1 : k) + (c == '"' || c == '\\') > cap) {

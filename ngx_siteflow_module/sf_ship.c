@@ -145,7 +145,6 @@ static int sf_ship_country_code(const char *p, size_t len);
 static void sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root);
 static void sf_ship_check_items(sf_ship_ctx_t *ctx, json_t *pkg,
     const char *prefix);
-static size_t sf_ship_utf8(const unsigned char *p, size_t n, size_t *skip);
 static size_t sf_ship_escape(const char *in, size_t len, char *out,
     size_t out_size);
 
@@ -341,7 +340,7 @@ sf_ship_bad_json(char *msg, size_t msg_size, unsigned *nproblems,
             continue;
         }
 
-        k = sf_ship_utf8((const unsigned char *) reason + i, max - i, &skip);
+        k = sf_json_utf8((const unsigned char *) reason + i, max - i, &skip);
 
         if (k == 0) {
             text[n++] = '?';
@@ -768,75 +767,6 @@ sf_ship_check_items(sf_ship_ctx_t *ctx, json_t *pkg, const char *prefix)
 }
 
 
-/*
- * Checks one UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at
- * most U+10FFFF).  Returns its length if valid; otherwise returns 0 and
- * sets *skip to the length of the maximal invalid subpart (at least 1),
- * which becomes a single replacement character.
- */
-
-static size_t
-sf_ship_utf8(const unsigned char *p, size_t n, size_t *skip)
-{
-    size_t         i, need;
-    unsigned char  c, lo, hi;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        *skip = 1;
-        return 1;
-    }
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-
-    } else if (c == 0xe0) {
-        need = 2;
-        lo = 0xa0;
-
-    } else if (c == 0xed) {
-        need = 2;
-        hi = 0x9f;
-
-    } else if (c >= 0xe1 && c <= 0xef) {
-        need = 2;
-
-    } else if (c == 0xf0) {
-        need = 3;
-        lo = 0x90;
-
-    } else if (c >= 0xf1 && c <= 0xf3) {
-        need = 3;
-
-    } else if (c == 0xf4) {
-        need = 3;
-        hi = 0x8f;
-
-    } else {
-        *skip = 1;
-        return 0;
-    }
-
-    for (i = 1; i <= need; i++) {
-        if (i >= n || p[i] < lo || p[i] > hi) {
-            *skip = i;
-            return 0;
-        }
-
-        lo = 0x80;
-        hi = 0xbf;
-    }
-
-    *skip = need + 1;
-
-    return need + 1;
-}
-
-
 /* out == NULL: only count */
 
 static size_t
@@ -899,7 +829,7 @@ sf_ship_escape(const char *in, size_t len, char *out, size_t out_size)
                 break;
             }
 
-            k = sf_ship_utf8(p + i, len - i, &skip);
+            k = sf_json_utf8(p + i, len - i, &skip);
 
             if (k == 0) {
                 /* U+FFFD REPLACEMENT CHARACTER */
