@@ -56,6 +56,7 @@ X-Sig: ok
 --- error_log
 siteflow hmac: verified partner "p1"
 --- no_error_log
+0123456789abcdef0123456789abcdef01234567
 [error]
 [alert]
 [crit]
