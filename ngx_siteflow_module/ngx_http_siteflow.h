@@ -13,6 +13,9 @@
 #include <ngx_http.h>
 
 #include "sf_sig.h"
+#include "sf_mapping.h"
+#include "ngx_http_siteflow_curl.h"
+#include "ngx_http_siteflow_upstream.h"
 
 
 #define NGX_HTTP_SITEFLOW_VERSION  "0.1.0"
@@ -35,6 +38,17 @@ typedef enum {
     NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID = NGX_HTTP_SITEFLOW_SIG_MAX,
     NGX_HTTP_SITEFLOW_CNT_SHIP_MAPPED,
     NGX_HTTP_SITEFLOW_CNT_NONCE_EVICTED,
+    NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED,      /* 202: a job was queued */
+    NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED,       /* 200 skipped */
+    NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED,      /* 4xx */
+    NGX_HTTP_SITEFLOW_CNT_POSTBACK_ACCEPTED,  /* 200: a job was queued */
+    NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE, /* 200, nothing to do */
+    NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED,  /* 4xx */
+    NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE,  /* 503: not durable */
+    NGX_HTTP_SITEFLOW_CNT_DELIVERY_DONE,      /* one HTTP step, by outcome */
+    NGX_HTTP_SITEFLOW_CNT_DELIVERY_RETRY,
+    NGX_HTTP_SITEFLOW_CNT_DELIVERY_FAILED,
+    NGX_HTTP_SITEFLOW_CNT_DELIVERY_AMBIGUOUS,
     NGX_HTTP_SITEFLOW_CNT_MAX
 } ngx_http_siteflow_counter_e;
 
@@ -46,11 +60,45 @@ typedef struct {
 } ngx_http_siteflow_partner_t;
 
 
+typedef struct ngx_http_siteflow_queue_conf_s  ngx_http_siteflow_queue_conf_t;
+
+
 typedef struct {
     ngx_shm_zone_t                *shm_zone;
     ngx_uint_t                     nonce_cache;     /* 0: auto */
     ngx_flag_t                     requires_guard;
+
+    ngx_http_siteflow_queue_conf_t *queue;         /* siteflow_spool */
+    ngx_array_t                    storefronts;    /* srv conf pointers */
+    ngx_flag_t                     requires_spool; /* hook/postback/admin */
+    ngx_str_t                     *requires_file;
+    ngx_uint_t                     requires_line;
 } ngx_http_siteflow_main_conf_t;
+
+
+/* per server{} (a storefront); set at http{} level too and merged */
+typedef struct {
+    ngx_str_t                      storefront;
+    ngx_flag_t                     log;
+
+    ngx_http_siteflow_api_t        api;          /* base "" = auto */
+    ngx_flag_t                     api_auto;
+    ngx_str_t                      destination;
+    ngx_array_t                   *trigger;      /* ngx_str_t; NULL manual */
+    sf_mapping_t                  *mapping;
+    ngx_str_t                      mapping_file;
+    ngx_http_siteflow_printnow_t   printnow;
+    ngx_flag_t                     printnow_fetch;
+    ngx_flag_t                     cancel_on_delete;
+    ngx_flag_t                     ship_per_item;
+    ngx_msec_t                     echo_window;
+
+    ngx_http_siteflow_xfer_conf_t  xfer;         /* timeouts, TLS */
+
+    unsigned                       has_credentials:1;
+    unsigned                       has_printnow:1;
+    unsigned                       registered:1;
+} ngx_http_siteflow_srv_conf_t;
 
 
 typedef struct {
@@ -60,6 +108,9 @@ typedef struct {
     ngx_flag_t                     shipment_validate;
     ngx_uint_t                     sig_log_level;
     size_t                         shipment_body_max;
+
+    ngx_str_t                      token;        /* siteflow_token */
+    ngx_uint_t                     handler;      /* NGX_HTTP_SITEFLOW_H_* */
 
     ngx_str_t                     *verify_file;  /* for merge-time errors */
     ngx_uint_t                     verify_line;
@@ -82,6 +133,12 @@ typedef struct {
     unsigned                       replace_body:1;
     unsigned                       replaced:1;
 } ngx_http_siteflow_ctx_t;
+
+
+#define NGX_HTTP_SITEFLOW_H_NONE      0
+#define NGX_HTTP_SITEFLOW_H_HOOK      1
+#define NGX_HTTP_SITEFLOW_H_POSTBACK  2
+#define NGX_HTTP_SITEFLOW_H_ADMIN     3
 
 
 extern ngx_module_t  ngx_http_siteflow_module;
