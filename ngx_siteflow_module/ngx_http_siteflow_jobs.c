@@ -1089,7 +1089,8 @@ ngx_http_siteflow_path(ngx_pool_t *pool, ngx_str_t *out, const char *prefix,
     out->data = p;
 
     p = ngx_cpymem(p, prefix, ngx_strlen(prefix));
-    p = (u_char *) ngx_escape_uri(p, id->data, id->len, NGX_ESCAPE_URI_COMPONENT);
+    p = (u_char *) ngx_escape_uri(p, id->data, id->len,
+                                  NGX_ESCAPE_URI_COMPONENT);
     p = ngx_cpymem(p, suffix, ngx_strlen(suffix));
     *p = '\0';
 
