@@ -399,8 +399,13 @@ enqueue:
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
         return ngx_http_siteflow_reply(r, ctx,
                                        NGX_HTTP_SERVICE_UNAVAILABLE, "error",
-                                       "the job could not be queued; "
-                                       "nothing was accepted, try again");
+                                       rc == NGX_DECLINED
+                                       ? "the spool is full (see "
+                                         "\"siteflow_spool\" size=); "
+                                         "nothing was accepted, try again "
+                                         "later"
+                                       : "the job could not be queued; "
+                                         "nothing was accepted, try again");
     }
 
     r->main->count++;
@@ -791,8 +796,13 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
         return ngx_http_siteflow_reply(r, ctx,
                                        NGX_HTTP_SERVICE_UNAVAILABLE, "error",
-                                       "the job could not be queued; "
-                                       "nothing was accepted, try again");
+                                       rc == NGX_DECLINED
+                                       ? "the spool is full (see "
+                                         "\"siteflow_spool\" size=); "
+                                         "nothing was accepted, try again "
+                                         "later"
+                                       : "the job could not be queued; "
+                                         "nothing was accepted, try again");
     }
 
     r->main->count++;

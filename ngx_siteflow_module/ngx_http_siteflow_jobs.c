@@ -642,6 +642,12 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
         break;
     }
 
+    /* an answer that is not a server error closes the breaker */
+
+    ngx_http_siteflow_breaker_report(run,
+        x->result == NGX_HTTP_SITEFLOW_XFER_OK
+        && x->status < 500 && x->status != 429);
+
     /* a look-up's 404 is an answer: the order is not there */
 
     if (run->step == NGX_HTTP_SITEFLOW_STEP_LOOKUP

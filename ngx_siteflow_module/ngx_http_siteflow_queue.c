@@ -155,6 +155,8 @@ typedef struct {
     ngx_atomic_t                   generation;   /* bumped on new work */
 
     ngx_shmtx_sh_t                 write_lock;
+    ngx_shmtx_t                    write_mtx;    /* in shared memory: its
+                                                    semaphore must be */
 } ngx_http_siteflow_queue_sh_t;
 
 
@@ -164,7 +166,7 @@ struct ngx_http_siteflow_queue_conf_s {
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_queue_sh_t  *sh;
     ngx_slab_pool_t               *shpool;
-    ngx_shmtx_t                    write_lock;
+    ngx_shmtx_t                   *write_lock;   /* &sh->write_mtx */
 #if (NGX_THREADS)
     ngx_thread_pool_t             *thread_pool;
 #endif
@@ -178,6 +180,7 @@ typedef struct {
     void                          *data;
 
     /* JOB */
+    void                          *job;          /* allocated at enqueue */
     uint64_t                       id;
     ngx_uint_t                     kind;
     ngx_str_t                      storefront;
@@ -328,6 +331,29 @@ static ngx_msec_t                  ngx_http_siteflow_compact_start;
 
 static ngx_connection_t            ngx_http_siteflow_dummy;
 
+
+/*
+ * A storefront whose upstream keeps failing is not hammered by its whole
+ * backlog: after a retryable failure only one job (a probe) is started
+ * after the breaker's backoff, and the rest wait for its result.  Jobs
+ * then drain oldest first.  Consumer-local.
+ */
+
+#define NGX_HTTP_SITEFLOW_BREAKERS     64
+#define NGX_HTTP_SITEFLOW_SCAN_MAX     1000
+
+typedef struct {
+    u_char                         name[SF_QJOB_STOREFRONT_LEN];
+    size_t                         len;
+    ngx_uint_t                     failures;
+    uint64_t                       until;
+    ngx_uint_t                     probing;
+} ngx_http_siteflow_breaker_t;
+
+static ngx_http_siteflow_breaker_t
+                         ngx_http_siteflow_breakers[NGX_HTTP_SITEFLOW_BREAKERS];
+static ngx_uint_t                  ngx_http_siteflow_nbreakers;
+
 static const char  *ngx_http_siteflow_kinds[] = {
     "", "order", "cancel", "update"
 };
@@ -464,14 +490,16 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
-        return ngx_shmtx_create(&qc->write_lock, &qc->sh->write_lock, NULL);
+        qc->write_lock = &qc->sh->write_mtx;
+        return NGX_OK;
     }
 
     qc->shpool = shpool;
 
     if (shm_zone->shm.exists) {
         qc->sh = shpool->data;
-        return ngx_shmtx_create(&qc->write_lock, &qc->sh->write_lock, NULL);
+        qc->write_lock = &qc->sh->write_mtx;
+        return NGX_OK;
     }
 
     sh = ngx_slab_calloc(shpool, sizeof(ngx_http_siteflow_queue_sh_t));
@@ -507,9 +535,11 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->log_nomem = 0;
 
-    if (ngx_shmtx_create(&qc->write_lock, &sh->write_lock, NULL) != NGX_OK) {
+    if (ngx_shmtx_create(&sh->write_mtx, &sh->write_lock, NULL) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    qc->write_lock = &sh->write_mtx;
 
     if (ngx_test_config) {
         return NGX_OK;
@@ -1318,7 +1348,7 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
     qc = ngx_http_siteflow_qc;
     sh = qc->sh;
 
-    ngx_shmtx_lock(&qc->write_lock);
+    ngx_shmtx_lock(qc->write_lock);
 
     if (ngx_http_siteflow_seg_fd == NGX_INVALID_FILE
         || ngx_http_siteflow_seg_seq != sh->segment)
@@ -1336,7 +1366,7 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
         if (fd == NGX_INVALID_FILE) {
             b->err = ngx_errno;
             b->failed = "open()";
-            ngx_shmtx_unlock(&qc->write_lock);
+            ngx_shmtx_unlock(qc->write_lock);
             return NGX_ERROR;
         }
 
@@ -1363,14 +1393,14 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
                           "failed; the torn record is skipped on start");
         }
 
-        ngx_shmtx_unlock(&qc->write_lock);
+        ngx_shmtx_unlock(qc->write_lock);
         return NGX_ERROR;
     }
 
     b->seq = ngx_http_siteflow_seg_seq;
     (void) ngx_atomic_fetch_add(&sh->inflight[b->seq & 1], 1);
 
-    ngx_shmtx_unlock(&qc->write_lock);
+    ngx_shmtx_unlock(qc->write_lock);
 
     /* the thread uses its own descriptors: rotation may close ours */
 
@@ -1467,6 +1497,17 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
     if (b->err) {
         rc = NGX_ERROR;
 
+        ngx_shmtx_lock(&qc->shpool->mutex);
+
+        for (i = 0; i < b->ops.nelts; i++) {
+            if (op[i].job) {
+                ngx_slab_free_locked(qc->shpool, op[i].job);
+                op[i].job = NULL;
+            }
+        }
+
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+
         ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, b->err,
                       "siteflow: %s failed in the spool \"%V\": %ui "
                       "records were not made durable and are refused",
@@ -1475,7 +1516,7 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
         /* the next batch starts a new segment after a failed one */
 
         if (b->seq == 0 || b->seq == ngx_http_siteflow_seg_seq) {
-            ngx_shmtx_lock(&qc->write_lock);
+            ngx_shmtx_lock(qc->write_lock);
 
             if (sh->segment == ngx_http_siteflow_seg_seq
                 && ngx_http_siteflow_seg_fd != NGX_INVALID_FILE)
@@ -1483,7 +1524,7 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
                 sh->segment++;
             }
 
-            ngx_shmtx_unlock(&qc->write_lock);
+            ngx_shmtx_unlock(qc->write_lock);
         }
 
     } else {
@@ -1539,10 +1580,14 @@ ngx_http_siteflow_apply(ngx_http_siteflow_queue_sh_t *sh,
 
     if (op->type == SF_QREC_JOB) {
         if (ngx_http_siteflow_job_find(sh, op->id) != NULL) {
+            if (op->job) {
+                ngx_slab_free_locked(shpool, op->job);
+            }
+
             return;
         }
 
-        job = ngx_http_siteflow_job_new(shpool, op);
+        job = op->job ? op->job : ngx_http_siteflow_job_new(shpool, op);
         if (job == NULL) {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                           "siteflow: the \"siteflow_spool\" zone is full; "
@@ -2401,9 +2446,32 @@ ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
     op.handler = handler;
     op.data = data;
 
+    /* room in the table is taken now: a full zone refuses the job */
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+    op.job = ngx_http_siteflow_job_new(qc->shpool, &op);
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (op.job == NULL) {
+        free(text);
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "siteflow: the \"siteflow_spool\" zone is full "
+                      "(%uz bytes); a job of order \"%V\" was refused",
+                      qc->size, order_id);
+
+        return NGX_DECLINED;
+    }
+
     rc = ngx_http_siteflow_append(&op);
 
     free(text);
+
+    if (rc != NGX_OK) {
+        ngx_shmtx_lock(&qc->shpool->mutex);
+        ngx_slab_free_locked(qc->shpool, op.job);
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+    }
 
     return rc;
 }
@@ -2883,9 +2951,107 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
 }
 
 
+static ngx_http_siteflow_breaker_t *
+ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
+{
+    ngx_uint_t                    i;
+    ngx_http_siteflow_breaker_t  *b;
+
+    if (len > SF_QJOB_STOREFRONT_LEN) {
+        len = SF_QJOB_STOREFRONT_LEN;
+    }
+
+    for (i = 0; i < ngx_http_siteflow_nbreakers; i++) {
+        b = &ngx_http_siteflow_breakers[i];
+
+        if (b->len == len && ngx_memcmp(b->name, name, len) == 0) {
+            return b;
+        }
+    }
+
+    if (!create || ngx_http_siteflow_nbreakers == NGX_HTTP_SITEFLOW_BREAKERS)
+    {
+        return NULL;
+    }
+
+    b = &ngx_http_siteflow_breakers[ngx_http_siteflow_nbreakers++];
+    ngx_memzero(b, sizeof(ngx_http_siteflow_breaker_t));
+    ngx_memcpy(b->name, name, len);
+    b->len = len;
+
+    return b;
+}
+
+
+void
+ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
+    ngx_uint_t ok)
+{
+    ngx_http_siteflow_breaker_t    *b;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    b = ngx_http_siteflow_breaker(run->storefront.data, run->storefront.len,
+                                  !ok);
+    if (b == NULL) {
+        return;
+    }
+
+    b->probing = 0;
+    run->probe = 0;
+
+    if (ok) {
+        if (b->failures) {
+            ngx_log_error(NGX_LOG_NOTICE, run->log, 0,
+                          "siteflow: the upstreams of storefront \"%V\" "
+                          "answer again; its queue resumes",
+                          &run->storefront);
+        }
+
+        b->failures = 0;
+        b->until = 0;
+        return;
+    }
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+
+    b->failures++;
+    b->until = ngx_http_siteflow_now_ms()
+               + sf_job_backoff_ms(b->failures, smcf->retry_base,
+                                   smcf->retry_max, (uint32_t) ngx_random());
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
+    ngx_uint_t *probe)
+{
+    ngx_http_siteflow_breaker_t  *b;
+
+    *probe = 0;
+
+    b = ngx_http_siteflow_breaker(job->storefront.data, job->storefront.len,
+                                  0);
+
+    if (b == NULL || b->failures == 0) {
+        return 1;
+    }
+
+    if (b->probing || now < b->until) {
+        return 0;
+    }
+
+    b->probing = 1;
+    *probe = 1;
+
+    return 1;
+}
+
+
 static ngx_http_siteflow_run_t *
 ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
 {
+    ngx_uint_t                       n, probe;
     json_error_t                     err;
     ngx_pool_t                      *pool;
     ngx_rbtree_node_t               *node;
@@ -2924,8 +3090,30 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
         return NULL;
     }
 
+    /* the oldest due job whose storefront's breaker lets it go */
+
     node = ngx_rbtree_min(sh->due.root, sh->due.sentinel);
-    job = ngx_rbtree_data(node, ngx_http_siteflow_job_t, due);
+    probe = 0;
+
+    for (n = 0; node; n++) {
+        job = ngx_rbtree_data(node, ngx_http_siteflow_job_t, due);
+
+        if (ngx_http_siteflow_breaker_allows(job, now, &probe)) {
+            break;
+        }
+
+        if (n == NGX_HTTP_SITEFLOW_SCAN_MAX) {
+            node = NULL;
+            break;
+        }
+
+        node = ngx_rbtree_next(&sh->due, node);
+    }
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+        return NULL;
+    }
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
@@ -2945,6 +3133,7 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
     run->attempts = job->attempts;
     run->created_ms = job->created_ms;
     run->maybe_sent = job->maybe_sent;
+    run->probe = probe;
 
     run->storefront.len = job->storefront.len;
     run->storefront.data = ngx_pstrdup(pool, &job->storefront);
@@ -2997,6 +3186,7 @@ failed:
 static void
 ngx_http_siteflow_sweep(void)
 {
+    ngx_pid_t                        pid;
     ngx_queue_t                     *q, *next;
     ngx_http_siteflow_job_t         *job;
     ngx_http_siteflow_queue_sh_t    *sh;
@@ -3004,6 +3194,19 @@ ngx_http_siteflow_sweep(void)
 
     qc = ngx_http_siteflow_qc;
     sh = qc->sh;
+
+    /* a process killed in the middle of its write() leaves the lock */
+
+    pid = (ngx_pid_t) sh->write_lock.lock;
+
+    if (pid && pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH)
+    {
+        if (ngx_shmtx_force_unlock(qc->write_lock, pid)) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "siteflow: process %P died holding the spool "
+                          "write lock; released", pid);
+        }
+    }
 
     ngx_shmtx_lock(&qc->shpool->mutex);
 
@@ -3065,6 +3268,19 @@ ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
 
     f->run = run;
     f->out = *out;
+
+    if (run->probe) {
+        /* the probe ended without an answer either way */
+        ngx_http_siteflow_breaker_t  *b;
+
+        b = ngx_http_siteflow_breaker(run->storefront.data,
+                                      run->storefront.len, 0);
+        if (b) {
+            b->probing = 0;
+        }
+
+        run->probe = 0;
+    }
 
     if (out->error.len > NGX_HTTP_SITEFLOW_ERROR_MAX) {
         f->out.error.len = NGX_HTTP_SITEFLOW_ERROR_MAX;
@@ -3278,10 +3494,10 @@ ngx_http_siteflow_compact(void)
 
         /* from now on, batches go to a new segment */
 
-        ngx_shmtx_lock(&qc->write_lock);
+        ngx_shmtx_lock(qc->write_lock);
         ngx_http_siteflow_compact_seq = sh->segment;
         sh->segment++;
-        ngx_shmtx_unlock(&qc->write_lock);
+        ngx_shmtx_unlock(qc->write_lock);
 
         ngx_http_siteflow_compacting = 1;
         ngx_http_siteflow_compact_start = ngx_current_msec;

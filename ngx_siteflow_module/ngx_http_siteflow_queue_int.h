@@ -59,6 +59,7 @@ struct ngx_http_siteflow_run_s {
     ngx_uint_t                     attempts;      /* before this one */
     uint64_t                       created_ms;
     unsigned                       maybe_sent:1;  /* a create may be out */
+    unsigned                       probe:1;       /* breaker's probe */
 
     ngx_http_siteflow_srv_conf_t  *sscf;
     ngx_http_siteflow_xfer_t      *xfer;
@@ -83,6 +84,10 @@ void ngx_http_siteflow_job_abort(ngx_http_siteflow_run_t *run);
 /* queue.c, for the runner: ends the run; run is freed */
 void ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_outcome_t *out);
+
+/* queue.c: an upstream of the run's storefront answered (ok) or not */
+void ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
+    ngx_uint_t ok);
 
 /* queue.c, for the handlers and runners */
 ngx_int_t ngx_http_siteflow_index_get(ngx_str_t *storefront,
