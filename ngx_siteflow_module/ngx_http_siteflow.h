@@ -126,6 +126,7 @@ typedef struct {
     ngx_uint_t                     handler;      /* NGX_HTTP_SITEFLOW_H_* */
     ngx_str_t                     *handler_file;
     ngx_uint_t                     handler_line;
+    off_t                          body_max;     /* client_max_body_size */
 
     ngx_str_t                     *verify_file;  /* for merge-time errors */
     ngx_uint_t                     verify_line;

@@ -37,6 +37,7 @@ typedef struct {
     ngx_uint_t                     postback;
     ngx_str_t                      order_id;
     ngx_str_t                      body;
+    off_t                          received;
     unsigned                       replied:1;
 } ngx_http_siteflow_hook_ctx_t;
 
@@ -61,6 +62,8 @@ static ngx_int_t ngx_http_siteflow_order_id(json_t *v, ngx_pool_t *pool,
 static ngx_int_t ngx_http_siteflow_arg(ngx_http_request_t *r, char *name,
     size_t len, ngx_str_t *value);
 
+
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
 
 static ngx_str_t  ngx_http_siteflow_allow_post = ngx_string("POST");
 static ngx_str_t  ngx_http_siteflow_allow_post_put = ngx_string("POST, PUT");
@@ -122,7 +125,15 @@ ngx_http_siteflow_hook_handler(ngx_http_request_t *r)
 
     r->request_body_in_single_buf = 1;
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_siteflow_hook_body);
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_siteflow_hook_body);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_siteflow_reply(r, ctx, rc, "error",
+                                       "the body is larger than "
+                                       "client_max_body_size (%O bytes)",
+                                       slcf->body_max);
+    }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -508,6 +519,13 @@ ngx_http_siteflow_postback_handler(ngx_http_request_t *r)
 
     rc = ngx_http_read_client_request_body(r,
                                            ngx_http_siteflow_postback_body);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_siteflow_reply(r, ctx, rc, "error",
+                                       "the body is larger than "
+                                       "client_max_body_size (%O bytes)",
+                                       slcf->body_max);
+    }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -944,6 +962,51 @@ ngx_http_siteflow_admin_send(ngx_http_request_t *r,
 }
 
 
+/* client_max_body_size of the hook and postback, for chunked bodies */
+
+static ngx_int_t
+ngx_http_siteflow_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t                   *cl;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ctx != NULL && slcf->body_max
+        && (slcf->handler == NGX_HTTP_SITEFLOW_H_HOOK
+            || slcf->handler == NGX_HTTP_SITEFLOW_H_POSTBACK))
+    {
+        for (cl = in; cl; cl = cl->next) {
+            ctx->received += ngx_buf_size(cl->buf);
+        }
+
+        if (ctx->received > slcf->body_max) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "client intended to send too large chunked "
+                          "body: %O+ bytes", ctx->received);
+
+            r->lingering_close = 1;
+
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+ngx_int_t
+ngx_http_siteflow_hook_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_siteflow_request_body_filter;
+
+    return NGX_OK;
+}
+
+
 /* helpers */
 
 static ngx_int_t
@@ -1002,6 +1065,30 @@ ngx_http_siteflow_body_type(ngx_http_request_t *r)
 {
     ngx_str_t                      type;
     ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    /* too large: refused in JSON before a byte is read */
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    if (slcf->body_max
+        && r->headers_in.content_length_n > slcf->body_max)
+    {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+        r->keepalive = 0;
+        r->lingering_close = 1;
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_siteflow_reply(r, ctx,
+                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "error", "the body is larger than "
+                                       "client_max_body_size (%O bytes)",
+                                       slcf->body_max);
+    }
 
     if (r->headers_in.content_type == NULL) {
         return NGX_OK;

@@ -374,6 +374,12 @@ ngx_http_siteflow_postconfiguration(ngx_conf_t *cf)
         }
     }
 
+    if (smcf->requires_spool) {
+        if (ngx_http_siteflow_hook_init(cf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -483,6 +489,7 @@ ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_siteflow_loc_conf_t *prev = parent;
     ngx_http_siteflow_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t       *clcf;
     ngx_http_siteflow_main_conf_t  *smcf;
 
     if (conf->partners == NULL) {
@@ -506,6 +513,20 @@ ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->token = prev->token;
     }
 
+    if (conf->handler == NGX_HTTP_SITEFLOW_H_HOOK
+        || conf->handler == NGX_HTTP_SITEFLOW_H_POSTBACK)
+    {
+        /*
+         * the hook and the postback enforce client_max_body_size
+         * themselves, so that a body too large is refused in JSON
+         */
+
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        conf->body_max = clcf->client_max_body_size;
+        clcf->client_max_body_size = 0;
+    }
+
     if ((conf->handler == NGX_HTTP_SITEFLOW_H_HOOK
          || conf->handler == NGX_HTTP_SITEFLOW_H_POSTBACK)
         && conf->token.data == NULL)
@@ -520,6 +541,15 @@ ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (!conf->verify_signature) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->handler != NGX_HTTP_SITEFLOW_H_NONE) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"siteflow_verify_signature\" cannot be used in a "
+                      "\"siteflow_printnow_hook\", \"siteflow_postback\" "
+                      "or \"siteflow_admin\" location in %V:%ui",
+                      conf->verify_file, conf->verify_line);
+        return NGX_CONF_ERROR;
     }
 
     /*

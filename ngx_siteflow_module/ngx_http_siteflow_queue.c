@@ -308,7 +308,31 @@ static ngx_int_t ngx_http_siteflow_state_op(ngx_http_siteflow_job_t *job,
     ngx_http_siteflow_op_t *op);
 
 
-static ngx_http_siteflow_queue_conf_t  *ngx_http_siteflow_qc;
+static ngx_uint_t  ngx_http_siteflow_started;
+
+
+/*
+ * The queue configuration of the current cycle: without a master process
+ * a reload replaces the cycle (and frees the old one later) without
+ * starting the process again.
+ */
+
+static ngx_http_siteflow_queue_conf_t *
+ngx_http_siteflow_queue_conf(void)
+{
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    if (!ngx_http_siteflow_started) {
+        return NULL;
+    }
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+
+    return smcf ? smcf->queue : NULL;
+}
+
+#define ngx_http_siteflow_qc  ngx_http_siteflow_queue_conf()
 
 static ngx_http_siteflow_batch_t  *ngx_http_siteflow_collecting;
 static ngx_http_siteflow_batch_t  *ngx_http_siteflow_flying;
@@ -933,7 +957,7 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    ngx_http_siteflow_qc = smcf->queue;
+    ngx_http_siteflow_started = 1;
 
     ngx_http_siteflow_dummy.fd = (ngx_socket_t) -1;
 

@@ -96,6 +96,7 @@ void ngx_http_siteflow_counter(ngx_http_siteflow_counter_e counter);
 
 /* content handlers of the hook and postback (ngx_http_siteflow_hook.c) */
 ngx_int_t ngx_http_siteflow_hook_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_siteflow_hook_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_siteflow_postback_handler(ngx_http_request_t *r);
 
 /* content handler of "siteflow_admin" (ngx_http_siteflow_admin.c) */
