@@ -1025,6 +1025,8 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
 
     w = run->data;
 
+    (void) json_object_del(run->results, "_call");
+
     ngx_memzero(&out, sizeof(ngx_http_siteflow_outcome_t));
 
     out.state = state;

@@ -287,6 +287,13 @@ static void ngx_http_siteflow_rbtree_insert_id(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_siteflow_rbtree_insert_str(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_siteflow_rbtree_insert_order(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_siteflow_rbtree_insert_source(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_siteflow_rbtree_insert_idx(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
+    ngx_uint_t by_source);
 
 static void ngx_http_siteflow_consumer_handler(ngx_event_t *ev);
 static void ngx_http_siteflow_consumer_wake(void);
@@ -546,9 +553,9 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&sh->orders, &sh->orders_sentinel,
                     ngx_http_siteflow_rbtree_insert_str);
     ngx_rbtree_init(&sh->by_order, &sh->by_order_sentinel,
-                    ngx_rbtree_insert_value);
+                    ngx_http_siteflow_rbtree_insert_order);
     ngx_rbtree_init(&sh->by_source, &sh->by_source_sentinel,
-                    ngx_rbtree_insert_value);
+                    ngx_http_siteflow_rbtree_insert_source);
 
     ngx_queue_init(&sh->all);
     ngx_queue_init(&sh->finished);
@@ -2164,6 +2171,7 @@ ngx_http_siteflow_idx_find(ngx_rbtree_t *tree, ngx_str_t *key,
     ngx_uint_t by_source)
 {
     uint32_t                  hash;
+    ngx_int_t                 rc;
     ngx_str_t                *k;
     ngx_rbtree_node_t        *node, *sentinel;
     ngx_http_siteflow_idx_t  *e;
@@ -2189,17 +2197,84 @@ ngx_http_siteflow_idx_find(ngx_rbtree_t *tree, ngx_str_t *key,
             k = &e->order_key;
         }
 
-        if (k->len == key->len
-            && ngx_memcmp(k->data, key->data, key->len) == 0)
-        {
+        rc = ngx_memn2cmp(key->data, k->data, key->len, k->len);
+
+        if (rc == 0) {
             return e;
         }
 
-        /* equal hashes: the plain insert puts them to the right */
-        node = node->right;
+        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
+}
+
+
+static void
+ngx_http_siteflow_rbtree_insert_order(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_http_siteflow_rbtree_insert_idx(temp, node, sentinel, 0);
+}
+
+
+static void
+ngx_http_siteflow_rbtree_insert_source(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_http_siteflow_rbtree_insert_idx(temp, node, sentinel, 1);
+}
+
+
+/* by the crc32, then by the key itself */
+
+static void
+ngx_http_siteflow_rbtree_insert_idx(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
+    ngx_uint_t by_source)
+{
+    ngx_str_t                 *a, *b;
+    ngx_rbtree_node_t        **p;
+    ngx_http_siteflow_idx_t   *n, *t;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            if (by_source) {
+                n = ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_source);
+                t = ngx_rbtree_data(temp, ngx_http_siteflow_idx_t, by_source);
+                a = &n->source_key;
+                b = &t->source_key;
+
+            } else {
+                n = ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_order);
+                t = ngx_rbtree_data(temp, ngx_http_siteflow_idx_t, by_order);
+                a = &n->order_key;
+                b = &t->order_key;
+            }
+
+            p = (ngx_memn2cmp(a->data, b->data, a->len, b->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
 }
 
 
