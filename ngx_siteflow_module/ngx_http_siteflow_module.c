@@ -12,6 +12,7 @@
 #include "ngx_http_siteflow_hmac.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_variables.h"
+#include "ngx_http_siteflow_queue.h"
 #include "sf_sig.h"
 
 
@@ -19,6 +20,9 @@ static ngx_int_t ngx_http_siteflow_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_siteflow_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_siteflow_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static void *ngx_http_siteflow_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -31,6 +35,8 @@ static char *ngx_http_siteflow_partner(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_siteflow_verify_signature(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_siteflow_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_siteflow_not_implemented(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static void ngx_http_siteflow_partner_cleanup(void *data);
@@ -121,16 +127,16 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_log"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, log),
       NULL },
 
     { ngx_string("siteflow_storefront"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, storefront),
       NULL },
 
     { ngx_string("siteflow_api"),
@@ -205,8 +211,8 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_siteflow_not_implemented,
-      0,
+      ngx_http_siteflow_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -221,8 +227,8 @@ static ngx_http_module_t  ngx_http_siteflow_module_ctx = {
     ngx_http_siteflow_create_main_conf,    /* create main configuration */
     ngx_http_siteflow_init_main_conf,      /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_siteflow_create_srv_conf,     /* create server configuration */
+    ngx_http_siteflow_merge_srv_conf,      /* merge server configuration */
 
     ngx_http_siteflow_create_loc_conf,     /* create location configuration */
     ngx_http_siteflow_merge_loc_conf       /* merge location configuration */
@@ -308,6 +314,57 @@ ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (smcf->shm_zone != NULL) {
         return ngx_http_siteflow_shm_check(cf, smcf);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* TEMPORARY (admin branch): the storefront and log fields only */
+
+static void *
+ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_siteflow_srv_conf_t));
+    if (sscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     sscf->storefront = { 0, NULL };
+     */
+
+    sscf->log = NGX_CONF_UNSET;
+
+    return sscf;
+}
+
+
+static char *
+ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_siteflow_srv_conf_t *prev = parent;
+    ngx_http_siteflow_srv_conf_t *conf = child;
+
+    ngx_http_core_srv_conf_t  *cscf;
+
+    ngx_conf_merge_value(conf->log, prev->log, 1);
+
+    if (conf->storefront.data == NULL) {
+
+        /* the first server_name, as the core module merged it */
+
+        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+        conf->storefront = cscf->server_name;
+
+        if (conf->storefront.len == 0) {
+            ngx_str_set(&conf->storefront, "default");
+        }
     }
 
     return NGX_CONF_OK;
@@ -647,6 +704,31 @@ ngx_http_siteflow_verify_signature(ngx_conf_t *cf, ngx_command_t *cmd,
                                                   ngx_http_siteflow_module);
         smcf->requires_guard = 1;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_siteflow_loc_conf_t  *slcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (slcf->handler != NGX_HTTP_SITEFLOW_H_NONE) {
+        return "is duplicate";
+    }
+
+    slcf->handler = NGX_HTTP_SITEFLOW_H_ADMIN;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    clcf->handler = ngx_http_siteflow_admin_handler;
+
+    /* "/admin" is redirected to "/admin/" for a location "/admin/" */
+
+    clcf->auto_redirect = 1;
 
     return NGX_CONF_OK;
 }
