@@ -163,8 +163,19 @@ ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
     }
 
     rc = ngx_http_siteflow_admin_allowed(r, route);
+
+    if (rc == NGX_HTTP_NOT_ALLOWED) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_NOT_ALLOWED,
+                                             "method not allowed");
+    }
+
+    if (rc == NGX_HTTP_FORBIDDEN) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                             "cross-origin request refused");
+    }
+
     if (rc != NGX_OK) {
-        return rc;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     switch (route) {
@@ -220,6 +231,8 @@ ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
 }
 
 
+/* NGX_OK, NGX_HTTP_NOT_ALLOWED (Allow is set), NGX_HTTP_FORBIDDEN */
+
 static ngx_int_t
 ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
 {
@@ -232,9 +245,7 @@ ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
         }
 
         if (ngx_http_siteflow_admin_same_origin(r) != NGX_OK) {
-            return ngx_http_siteflow_admin_error(r, NGX_HTTP_FORBIDDEN,
-                                                 "cross-origin request "
-                                                 "refused");
+            return NGX_HTTP_FORBIDDEN;
         }
 
         return NGX_OK;
@@ -242,7 +253,7 @@ ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     h->hash = 1;
@@ -253,8 +264,7 @@ ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
     h->next = NULL;
 #endif
 
-    return ngx_http_siteflow_admin_error(r, NGX_HTTP_NOT_ALLOWED,
-                                         "method not allowed");
+    return NGX_HTTP_NOT_ALLOWED;
 }
 
 

@@ -289,9 +289,9 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * The log ring takes the free pages left after everything else, less one
- * page kept for small allocations.  The ring overwrites its own oldest
- * records, so the zone never runs out of memory because of the log.
+ * The log ring takes all the pages left after everything else: nothing
+ * is allocated from the zone after this.  The ring overwrites its own
+ * oldest records, so the zone never runs out of memory because of the log.
  */
 
 static ngx_int_t
@@ -310,8 +310,7 @@ ngx_http_siteflow_ring_alloc(ngx_shm_zone_t *shm_zone,
 
     ctx->shpool->log_nomem = 0;
 
-    while (pages > 1) {
-        pages--;
+    while (pages > 0) {
         size = pages << ngx_pagesize_shift;
 
         if (size < SF_RING_MIN_SIZE) {
@@ -322,6 +321,8 @@ ngx_http_siteflow_ring_alloc(ngx_shm_zone_t *shm_zone,
         if (region != NULL) {
             break;
         }
+
+        pages--;
     }
 
     ctx->shpool->log_nomem = 1;

@@ -332,26 +332,27 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 
 
 
-=== TEST 28: "siteflow_log" is not implemented yet
+=== TEST 28: "siteflow_log" takes on or off
 --- http_config
     siteflow_zone sf:1m;
-    siteflow_log off;
+    siteflow_log maybe;
 --- config
 
 --- must_die
 --- error_log
-"siteflow_log" is not implemented yet
+invalid value "maybe" in "siteflow_log" directive, it must be "on" or "off"
 
 
 
-=== TEST 29: "siteflow_storefront" is not implemented yet
+=== TEST 29: "siteflow_storefront" once per server
 --- http_config
     siteflow_zone sf:1m;
 --- config
     siteflow_storefront acme;
+    siteflow_storefront beta;
 --- must_die
 --- error_log
-"siteflow_storefront" is not implemented yet
+"siteflow_storefront" directive is duplicate
 
 
 
@@ -465,14 +466,14 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 
 
 
-=== TEST 40: "siteflow_admin" is not implemented yet
+=== TEST 40: "siteflow_admin" once per location
 --- http_config
     siteflow_zone sf:1m;
 --- config
-    location /admin/ { siteflow_admin; }
+    location /admin/ { siteflow_admin; siteflow_admin; }
 --- must_die
 --- error_log
-"siteflow_admin" is not implemented yet
+"siteflow_admin" directive is duplicate
 
 
 
