@@ -74,7 +74,7 @@ const u_char  ngx_http_siteflow_console_html[] =
     "details.entry > summary {\n"
     "  list-style: none; cursor: pointer; padding: .45rem .6rem;\n"
     "  display: grid; gap: .2rem .75rem; align-items: baseline;\n"
-    "  grid-template-columns: 11.5rem 2.2rem 4rem 1fr auto auto;\n"
+    "  grid-template-columns: 13rem 2.2rem 4rem 1fr auto auto;\n"
     "}\n"
     "details.entry > summary::-webkit-details-marker { display: none; }\n"
     "details.entry[open] > summary { border-bottom: 1px solid var(--line);\n"
