@@ -28,7 +28,8 @@ DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
     libssl-dev libpcre2-dev zlib1g-dev curl openssl perl ssl-cert \
     libtest-base-perl libtext-diff-perl libtest-longstring-perl \
     liblist-moreutils-perl libhttp-message-perl liburi-perl \
-    libcmocka-dev clang libclang-rt-14-dev valgrind wrk jq
+    libcmocka-dev clang libclang-rt-14-dev valgrind wrk jq \
+    chromium nodejs prometheus
 
 SHELL = /bin/bash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)

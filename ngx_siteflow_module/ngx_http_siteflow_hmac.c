@@ -11,8 +11,14 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_hmac.h"
 #include "ngx_http_siteflow_shmlog.h"
+#include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_log.h"
+#include "sf_json.h"
+#include "sf_ring.h"
 #include "sf_sig.h"
 #include "sf_ship.h"
+
+#include <jansson.h>
 
 #include <openssl/rand.h>
 
@@ -30,12 +36,27 @@
  * Header and body filters: every response of a guarded location is signed
  * with a fresh nonce, and statuses SiteFlow does not understand (anything
  * but 200, 201, 400 and 401) become 400 with a SiteFlow error body.
+ *
+ * Log phase: every checked request goes to the Site Flow Log (direction
+ * "in"): method, URI, the status sent, the duration, the request body and
+ * the response body as sent, each capped; never the X-SiteFlow-* headers.
+ * The body filter keeps the first bytes of the response for it.
  */
 
 
 #define NGX_HTTP_SITEFLOW_RESPONSE_NONCE_BYTES  48
 #define NGX_HTTP_SITEFLOW_SHIP_MSG_LEN          2048
 #define NGX_HTTP_SITEFLOW_RAND_BATCH            32
+
+
+/* the request ctx and, after it, what the Site Flow Log needs */
+typedef struct {
+    ngx_http_siteflow_ctx_t        ctx;         /* must be first */
+    u_char                        *response;    /* the first bytes sent */
+    size_t                         response_len;
+    unsigned                       logging:2;   /* 0 unknown, 1 on, 2 off */
+    unsigned                       logged:1;
+} ngx_http_siteflow_guard_ctx_t;
 
 
 static ngx_int_t ngx_http_siteflow_access_handler(ngx_http_request_t *r);
@@ -67,6 +88,15 @@ static ngx_int_t ngx_http_siteflow_sign_response(ngx_http_request_t *r,
 
 
 static ngx_int_t ngx_http_siteflow_response_nonce(u_char *out);
+static ngx_int_t ngx_http_siteflow_guard_logging(ngx_http_request_t *r,
+    ngx_http_siteflow_guard_ctx_t *g);
+static void ngx_http_siteflow_guard_capture(ngx_http_request_t *r,
+    ngx_http_siteflow_guard_ctx_t *g, ngx_chain_t *in);
+static ngx_int_t ngx_http_siteflow_guard_log(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_guard_log_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_siteflow_guard_order_id(ngx_http_request_t *r,
+    ngx_str_t *body, ngx_str_t *order_id);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -105,6 +135,13 @@ ngx_http_siteflow_hmac_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_siteflow_access_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_siteflow_guard_log;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_siteflow_header_filter;
@@ -808,13 +845,14 @@ ngx_http_siteflow_ctx(ngx_http_request_t *r, ngx_uint_t create)
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_siteflow_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool,
+                               sizeof(ngx_http_siteflow_guard_ctx_t));
     if (cln == NULL) {
         return NULL;
     }
 
     ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_siteflow_ctx_t));
+    ngx_memzero(ctx, sizeof(ngx_http_siteflow_guard_ctx_t));
 
     cln->handler = ngx_http_siteflow_ctx_cleanup;
 
@@ -1113,7 +1151,16 @@ ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_siteflow_ctx(r, 0);
 
-    if (ctx == NULL || !ctx->replace_body) {
+    if (ctx == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (!ctx->replace_body) {
+        if (ctx->checked) {
+            ngx_http_siteflow_guard_capture(r,
+                (ngx_http_siteflow_guard_ctx_t *) ctx, in);
+        }
+
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -1155,7 +1202,229 @@ ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     out.buf = b;
     out.next = NULL;
 
+    if (ctx->checked) {
+        ngx_http_siteflow_guard_capture(r,
+                                        (ngx_http_siteflow_guard_ctx_t *) ctx,
+                                        &out);
+    }
+
     return ngx_http_next_body_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_guard_logging(ngx_http_request_t *r,
+    ngx_http_siteflow_guard_ctx_t *g)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    if (g->logging == 0) {
+        sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+        g->logging = ngx_http_siteflow_log_enabled(sscf) ? 1 : 2;
+    }
+
+    return (g->logging == 1);
+}
+
+
+/*
+ * Keeps the first NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1 bytes of the
+ * response (one more than the log takes, so the log sees the cut) from
+ * the memory buffers passed on; file buffers are not read.
+ */
+
+static void
+ngx_http_siteflow_guard_capture(ngx_http_request_t *r,
+    ngx_http_siteflow_guard_ctx_t *g, ngx_chain_t *in)
+{
+    size_t        n, cap;
+    ngx_chain_t  *cl;
+
+    cap = NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1;
+
+    if (g->response_len == cap || !ngx_http_siteflow_guard_logging(r, g)) {
+        return;
+    }
+
+    for (cl = in; cl && g->response_len < cap; cl = cl->next) {
+
+        if (!ngx_buf_in_memory(cl->buf) || cl->buf->pos == cl->buf->last) {
+            continue;
+        }
+
+        if (g->response == NULL) {
+            g->response = ngx_pnalloc(r->pool, cap);
+            if (g->response == NULL) {
+                return;
+            }
+        }
+
+        n = ngx_min((size_t) (cl->buf->last - cl->buf->pos),
+                    cap - g->response_len);
+
+        ngx_memcpy(g->response + g->response_len, cl->buf->pos, n);
+        g->response_len += n;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_guard_log(ngx_http_request_t *r)
+{
+    ngx_time_t                     *tp;
+    ngx_msec_int_t                  ms;
+    ngx_http_siteflow_ctx_t        *ctx;
+    ngx_http_siteflow_srv_conf_t   *sscf;
+    ngx_http_siteflow_guard_ctx_t  *g;
+    ngx_http_siteflow_log_entry_t   e;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_siteflow_ctx(r, 0);
+
+    if (ctx == NULL || !ctx->checked) {
+        return NGX_OK;
+    }
+
+    g = (ngx_http_siteflow_guard_ctx_t *) ctx;
+
+    if (g->logged || !ngx_http_siteflow_guard_logging(r, g)) {
+        return NGX_OK;
+    }
+
+    g->logged = 1;
+
+    ngx_memzero(&e, sizeof(ngx_http_siteflow_log_entry_t));
+
+    tp = ngx_timeofday();
+    ms = (ngx_msec_int_t) ((tp->sec - r->start_sec) * 1000
+                           + (tp->msec - r->start_msec));
+
+    e.direction = SF_RING_IN;
+    e.method = r->method_name;
+    e.url = r->unparsed_uri;
+    e.status = r->headers_out.status;
+    e.duration = (ngx_msec_t) ngx_max(ms, 0);
+    e.response.data = g->response;
+    e.response.len = g->response_len;
+
+    if (ngx_http_siteflow_guard_log_body(r, &e.request) != NGX_OK) {
+        ngx_str_null(&e.request);
+    }
+
+    ngx_http_siteflow_guard_order_id(r, &e.request, &e.order_id);
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    ngx_http_siteflow_log_write(sscf, &e);
+
+    return NGX_OK;
+}
+
+
+/* the "orderNumber" of a shipment request, for the log's order filter */
+
+static void
+ngx_http_siteflow_guard_order_id(ngx_http_request_t *r, ngx_str_t *body,
+    ngx_str_t *order_id)
+{
+    json_t        *root, *v;
+    const char    *p;
+    json_error_t   err;
+
+    ngx_str_null(order_id);
+
+    if (body->len == 0 || body->len > NGX_HTTP_SITEFLOW_LOG_BODY_MAX
+        || sf_json_too_deep(body->data, body->len, 32, NULL, NULL))
+    {
+        return;
+    }
+
+    root = json_loadb((char *) body->data, body->len, 0, &err);
+    if (root == NULL) {
+        return;
+    }
+
+    v = json_is_object(root) ? json_object_get(root, "orderNumber") : NULL;
+
+    if (json_is_string(v)) {
+        p = json_string_value(v);
+
+        order_id->len = ngx_min(json_string_length(v), SF_RING_MAX_ORDER_ID);
+        order_id->data = ngx_pnalloc(r->pool, order_id->len);
+
+        if (order_id->data == NULL) {
+            order_id->len = 0;
+
+        } else {
+            ngx_memcpy(order_id->data, p, order_id->len);
+        }
+
+    } else if (json_is_integer(v)) {
+        order_id->data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+
+        if (order_id->data != NULL) {
+            order_id->len = ngx_sprintf(order_id->data, "%L",
+                                        (int64_t) json_integer_value(v))
+                            - order_id->data;
+        }
+    }
+
+    json_decref(root);
+}
+
+
+/* the first NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1 bytes of the request body */
+
+static ngx_int_t
+ngx_http_siteflow_guard_log_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        cap, n;
+    ssize_t       got;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cap = NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1;
+
+    p = ngx_pnalloc(r->pool, cap);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl && body->len < cap; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = (size_t) ngx_min(b->file_last - b->file_pos,
+                                 (off_t) (cap - body->len));
+
+            got = ngx_read_file(b->file, p + body->len, n, b->file_pos);
+
+            if (got != (ssize_t) n) {
+                return NGX_ERROR;
+            }
+
+            body->len += n;
+            continue;
+        }
+
+        n = ngx_min((size_t) (b->last - b->pos), cap - body->len);
+        ngx_memcpy(p + body->len, b->pos, n);
+        body->len += n;
+    }
+
+    return NGX_OK;
 }
 
 

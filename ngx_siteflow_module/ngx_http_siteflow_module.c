@@ -20,6 +20,9 @@ static ngx_int_t ngx_http_siteflow_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_siteflow_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_siteflow_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static void *ngx_http_siteflow_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -1402,6 +1405,9 @@ ngx_http_siteflow_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         break;
     default: /* NGX_HTTP_SITEFLOW_H_ADMIN */
         clcf->handler = ngx_http_siteflow_admin_handler;
+
+        /* "/admin" is redirected to "/admin/" for a location "/admin/" */
+        clcf->auto_redirect = 1;
         break;
     }
 

@@ -10,6 +10,7 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_shmlog.h"
+#include "sf_ring.h"
 
 
 /*
@@ -29,11 +30,19 @@
  * The ring holds "siteflow_nonce_cache" entries (by default what fits in a
  * quarter of the zone).  A new nonce takes the oldest slot; if that entry
  * has not expired yet it is evicted anyway, which is counted and logged.
+ *
+ * The Site Flow Log (sf_ring.h) takes what is left of the zone after the
+ * header and the nonce cache, allocated last in one piece.  The header also
+ * holds the run-time logging switches (storefront name -> on/off, set from
+ * the admin console, NGX_HTTP_SITEFLOW_SWITCH_MAX of them) and the upstream
+ * latency histograms.  Counters and histograms are atomics; the ring and
+ * the switches are changed under the zone mutex, which is held only to
+ * copy bytes.
  */
 
 
 #define NGX_HTTP_SITEFLOW_SHM_MAGIC   0x57464c53   /* "SLFW" */
-#define NGX_HTTP_SITEFLOW_SHM_LAYOUT  2
+#define NGX_HTTP_SITEFLOW_SHM_LAYOUT  3
 
 #define NGX_HTTP_SITEFLOW_NIL         0xffffffff
 
@@ -44,6 +53,13 @@ typedef struct {
     uint32_t                       next;        /* chain in its bucket */
     uint32_t                       used;
 } ngx_http_siteflow_nonce_t;
+
+
+typedef struct {
+    u_char                         name[NGX_HTTP_SITEFLOW_SWITCH_NAME];
+    uint32_t                       len;
+    uint32_t                       on;
+} ngx_http_siteflow_switch_t;
 
 
 typedef struct {
@@ -58,6 +74,17 @@ typedef struct {
     uint32_t                       nonce_count;
 
     ngx_atomic_t                   counters[NGX_HTTP_SITEFLOW_CNT_MAX];
+
+    sf_ring_t                     *ring;        /* the Site Flow Log */
+    size_t                         ring_size;
+
+    ngx_atomic_t                   nswitches;
+    ngx_http_siteflow_switch_t     switches[NGX_HTTP_SITEFLOW_SWITCH_MAX];
+
+    ngx_atomic_t                   latency[NGX_HTTP_SITEFLOW_UPSTREAMS]
+                                          [NGX_HTTP_SITEFLOW_LATENCY_BUCKETS
+                                           + 1];
+    ngx_atomic_t                   latency_sum[NGX_HTTP_SITEFLOW_UPSTREAMS];
 } ngx_http_siteflow_shm_t;
 
 
@@ -77,6 +104,16 @@ static uint32_t ngx_http_siteflow_nonce_bucket(ngx_http_siteflow_shm_t *sh,
     u_char *digest);
 static void ngx_http_siteflow_nonce_unlink(ngx_http_siteflow_shm_t *sh,
     uint32_t n);
+static ngx_int_t ngx_http_siteflow_ring_alloc(ngx_shm_zone_t *shm_zone,
+    ngx_http_siteflow_zone_ctx_t *ctx);
+static ngx_http_siteflow_shm_t *ngx_http_siteflow_shm(
+    ngx_shm_zone_t *shm_zone);
+
+
+const ngx_msec_t  ngx_http_siteflow_latency_bounds[
+    NGX_HTTP_SITEFLOW_LATENCY_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+};
 
 
 char *
@@ -247,6 +284,61 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(ctx->shpool->log_ctx, " in siteflow zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
+    return ngx_http_siteflow_ring_alloc(shm_zone, ctx);
+}
+
+
+/*
+ * The log ring takes all the pages left after everything else: nothing
+ * is allocated from the zone after this.  The ring overwrites its own
+ * oldest records, so the zone never runs out of memory because of the log.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_ring_alloc(ngx_shm_zone_t *shm_zone,
+    ngx_http_siteflow_zone_ctx_t *ctx)
+{
+    void                     *region;
+    size_t                    size;
+    ngx_uint_t                pages;
+    ngx_http_siteflow_shm_t  *sh;
+
+    sh = ctx->sh;
+    pages = ctx->shpool->pfree;
+    region = NULL;
+    size = 0;
+
+    ctx->shpool->log_nomem = 0;
+
+    while (pages > 0) {
+        size = pages << ngx_pagesize_shift;
+
+        if (size < SF_RING_MIN_SIZE) {
+            break;
+        }
+
+        region = ngx_slab_alloc(ctx->shpool, size);
+        if (region != NULL) {
+            break;
+        }
+
+        pages--;
+    }
+
+    ctx->shpool->log_nomem = 1;
+
+    if (region == NULL || sf_ring_init(region, size) == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "siteflow zone \"%V\" is too small for the log ring "
+                      "after a nonce cache of %ui entries, use a larger "
+                      "zone or a smaller \"siteflow_nonce_cache\"",
+                      &shm_zone->shm.name, ctx->nonce_max);
+        return NGX_ERROR;
+    }
+
+    sh->ring = region;
+    sh->ring_size = size;
+
     return NGX_OK;
 }
 
@@ -375,4 +467,322 @@ ngx_http_siteflow_count(ngx_shm_zone_t *shm_zone,
     }
 
     (void) ngx_atomic_fetch_add(&ctx->sh->counters[counter], 1);
+}
+
+
+static ngx_http_siteflow_shm_t *
+ngx_http_siteflow_shm(ngx_shm_zone_t *shm_zone)
+{
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    ctx = shm_zone->data;
+
+    return ctx->sh;
+}
+
+
+void
+ngx_http_siteflow_counters(ngx_shm_zone_t *shm_zone,
+    ngx_atomic_uint_t *out)
+{
+    ngx_uint_t                i;
+    ngx_http_siteflow_shm_t  *sh;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    for (i = 0; i < NGX_HTTP_SITEFLOW_CNT_MAX; i++) {
+        out[i] = (sh != NULL) ? sh->counters[i] : 0;
+    }
+}
+
+
+void
+ngx_http_siteflow_latency_add(ngx_shm_zone_t *shm_zone, ngx_uint_t upstream,
+    ngx_msec_t ms)
+{
+    ngx_uint_t                i;
+    ngx_http_siteflow_shm_t  *sh;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    if (sh == NULL || upstream >= NGX_HTTP_SITEFLOW_UPSTREAMS) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_SITEFLOW_LATENCY_BUCKETS; i++) {
+        if (ms <= ngx_http_siteflow_latency_bounds[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->latency[upstream][i], 1);
+    (void) ngx_atomic_fetch_add(&sh->latency_sum[upstream], ms);
+}
+
+
+void
+ngx_http_siteflow_latency_get(ngx_shm_zone_t *shm_zone, ngx_uint_t upstream,
+    ngx_atomic_uint_t *counts, ngx_atomic_uint_t *sum)
+{
+    ngx_uint_t                i;
+    ngx_http_siteflow_shm_t  *sh;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    for (i = 0; i <= NGX_HTTP_SITEFLOW_LATENCY_BUCKETS; i++) {
+        counts[i] = (sh != NULL) ? sh->latency[upstream][i] : 0;
+    }
+
+    *sum = (sh != NULL) ? sh->latency_sum[upstream] : 0;
+}
+
+
+/*
+ * The run-time logging switch of a storefront: NGX_HTTP_SITEFLOW_SWITCH_ON,
+ * _OFF or _UNSET (the configured "siteflow_log" applies).
+ */
+
+ngx_int_t
+ngx_http_siteflow_log_switch(ngx_shm_zone_t *shm_zone, ngx_str_t *storefront)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, n;
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    /* no switch was ever set: no lock on the path of every call */
+
+    if (sh == NULL || sh->nswitches == 0) {
+        return NGX_HTTP_SITEFLOW_SWITCH_UNSET;
+    }
+
+    ctx = shm_zone->data;
+    rc = NGX_HTTP_SITEFLOW_SWITCH_UNSET;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = sh->nswitches;
+
+    for (i = 0; i < n; i++) {
+        if (sh->switches[i].len == storefront->len
+            && ngx_memcmp(sh->switches[i].name, storefront->data,
+                          storefront->len) == 0)
+        {
+            rc = sh->switches[i].on ? NGX_HTTP_SITEFLOW_SWITCH_ON
+                                    : NGX_HTTP_SITEFLOW_SWITCH_OFF;
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* NGX_OK, or NGX_DECLINED: name too long or the table is full */
+
+ngx_int_t
+ngx_http_siteflow_log_switch_set(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *storefront, ngx_int_t value)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, n;
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_switch_t    *sw;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    if (sh == NULL || storefront->len > NGX_HTTP_SITEFLOW_SWITCH_NAME) {
+        return NGX_DECLINED;
+    }
+
+    ctx = shm_zone->data;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = sh->nswitches;
+    sw = NULL;
+
+    for (i = 0; i < n; i++) {
+        if (sh->switches[i].len == storefront->len
+            && ngx_memcmp(sh->switches[i].name, storefront->data,
+                          storefront->len) == 0)
+        {
+            sw = &sh->switches[i];
+            break;
+        }
+    }
+
+    if (value == NGX_HTTP_SITEFLOW_SWITCH_UNSET) {
+
+        /* the last entry takes the place of the removed one */
+
+        if (sw != NULL) {
+            *sw = sh->switches[n - 1];
+            sh->nswitches = n - 1;
+        }
+
+    } else if (sw != NULL) {
+        sw->on = (value == NGX_HTTP_SITEFLOW_SWITCH_ON);
+
+    } else if (n == NGX_HTTP_SITEFLOW_SWITCH_MAX) {
+        rc = NGX_DECLINED;
+
+    } else {
+        sw = &sh->switches[n];
+        ngx_memcpy(sw->name, storefront->data, storefront->len);
+        sw->len = (uint32_t) storefront->len;
+        sw->on = (value == NGX_HTTP_SITEFLOW_SWITCH_ON);
+        sh->nswitches = n + 1;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_ring_append(ngx_shm_zone_t *shm_zone, sf_ring_entry_t *e)
+{
+    int                            rc;
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    if (sh == NULL || sh->ring == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = shm_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    rc = sf_ring_append(sh->ring, e, &e->id);
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return (rc == 0) ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * A copy of the log ring in pool memory, to walk with no lock held: the
+ * size is read under the lock, the buffer allocated outside it, and the
+ * copy retried if the ring grew in between.
+ */
+
+ngx_int_t
+ngx_http_siteflow_ring_snapshot(ngx_shm_zone_t *shm_zone, ngx_pool_t *pool,
+    ngx_str_t *snap)
+{
+    size_t                         need, size;
+    ngx_uint_t                     tries;
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    ngx_str_null(snap);
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    if (sh == NULL || sh->ring == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = shm_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    need = SF_RING_HEADER_SIZE + sf_ring_used(sh->ring);
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    for (tries = 0; tries < 4; tries++) {
+
+        /* a little slack for calls logged meanwhile */
+
+        size = ngx_min(need + 8 * 1024, sh->ring_size);
+
+        snap->data = ngx_palloc(pool, size);
+        if (snap->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+        need = sf_ring_snapshot(sh->ring, snap->data, size);
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        if (need <= size) {
+            snap->len = need;
+            return NGX_OK;
+        }
+
+        ngx_pfree(pool, snap->data);
+    }
+
+    ngx_str_null(snap);
+
+    return NGX_ERROR;
+}
+
+
+/* marks the entries of storefront deleted; how many */
+
+ngx_uint_t
+ngx_http_siteflow_ring_clear(ngx_shm_zone_t *shm_zone, ngx_str_t *storefront)
+{
+    size_t                         n;
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    if (sh == NULL || sh->ring == NULL) {
+        return 0;
+    }
+
+    ctx = shm_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    n = sf_ring_clear(sh->ring, (const char *) storefront->data,
+                      ngx_min(storefront->len, SF_RING_MAX_STOREFRONT));
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return n;
+}
+
+
+void
+ngx_http_siteflow_ring_stats(ngx_shm_zone_t *shm_zone,
+    ngx_http_siteflow_ring_stats_t *st)
+{
+    ngx_http_siteflow_shm_t       *sh;
+    ngx_http_siteflow_zone_ctx_t  *ctx;
+
+    ngx_memzero(st, sizeof(ngx_http_siteflow_ring_stats_t));
+
+    sh = ngx_http_siteflow_shm(shm_zone);
+
+    if (sh == NULL || sh->ring == NULL) {
+        return;
+    }
+
+    ctx = shm_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    st->size = sh->ring->data_size;
+    st->used = sf_ring_used(sh->ring);
+    st->entries = sf_ring_count(sh->ring);
+    st->overwritten = sf_ring_overwritten(sh->ring);
+    st->zone_size = shm_zone->shm.size;
+    st->zone_free = ctx->shpool->pfree << ngx_pagesize_shift;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 }

@@ -13,6 +13,18 @@
 #include <ngx_http.h>
 
 #include "ngx_http_siteflow.h"
+#include "sf_ring.h"
+
+
+#define NGX_HTTP_SITEFLOW_SWITCH_MAX       32   /* run-time log switches */
+#define NGX_HTTP_SITEFLOW_SWITCH_NAME      128  /* longest storefront name */
+
+#define NGX_HTTP_SITEFLOW_SWITCH_UNSET     -1
+#define NGX_HTTP_SITEFLOW_SWITCH_OFF       0
+#define NGX_HTTP_SITEFLOW_SWITCH_ON        1
+
+#define NGX_HTTP_SITEFLOW_UPSTREAMS        2    /* 0 SiteFlow, 1 PrintNow */
+#define NGX_HTTP_SITEFLOW_LATENCY_BUCKETS  11   /* finite bounds, +Inf */
 
 
 typedef enum {
@@ -35,6 +47,39 @@ ngx_http_siteflow_nonce_rc_e ngx_http_siteflow_nonce_check(
     ngx_shm_zone_t *shm_zone, u_char *digest, ngx_msec_t ttl);
 void ngx_http_siteflow_count(ngx_shm_zone_t *shm_zone,
     ngx_http_siteflow_counter_e counter);
+
+
+typedef struct {
+    size_t                         size;         /* data area of the ring */
+    size_t                         used;
+    size_t                         entries;
+    uint64_t                       overwritten;
+    size_t                         zone_size;
+    size_t                         zone_free;    /* free slab pages */
+} ngx_http_siteflow_ring_stats_t;
+
+
+extern const ngx_msec_t  ngx_http_siteflow_latency_bounds[
+    NGX_HTTP_SITEFLOW_LATENCY_BUCKETS];
+
+void ngx_http_siteflow_counters(ngx_shm_zone_t *shm_zone,
+    ngx_atomic_uint_t *out);
+void ngx_http_siteflow_latency_add(ngx_shm_zone_t *shm_zone,
+    ngx_uint_t upstream, ngx_msec_t ms);
+void ngx_http_siteflow_latency_get(ngx_shm_zone_t *shm_zone,
+    ngx_uint_t upstream, ngx_atomic_uint_t *counts, ngx_atomic_uint_t *sum);
+ngx_int_t ngx_http_siteflow_log_switch(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *storefront);
+ngx_int_t ngx_http_siteflow_log_switch_set(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *storefront, ngx_int_t value);
+ngx_int_t ngx_http_siteflow_ring_append(ngx_shm_zone_t *shm_zone,
+    sf_ring_entry_t *e);
+ngx_int_t ngx_http_siteflow_ring_snapshot(ngx_shm_zone_t *shm_zone,
+    ngx_pool_t *pool, ngx_str_t *snap);
+ngx_uint_t ngx_http_siteflow_ring_clear(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *storefront);
+void ngx_http_siteflow_ring_stats(ngx_shm_zone_t *shm_zone,
+    ngx_http_siteflow_ring_stats_t *st);
 
 
 #endif /* _NGX_HTTP_SITEFLOW_SHMLOG_H_INCLUDED_ */

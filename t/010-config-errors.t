@@ -611,3 +611,26 @@ invalid "siteflow_give_up" "soon", expected "off" or a time
 --- must_die
 --- error_log
 the secret of "siteflow_credentials" contains a character that is not printable ASCII
+
+
+
+=== TEST 47: "siteflow_storefront" once per server
+--- http_config
+--- config
+    siteflow_storefront acme;
+    siteflow_storefront beta;
+--- must_die
+--- error_log
+"siteflow_storefront" directive is duplicate
+
+
+
+=== TEST 48: "siteflow_admin" once per location
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+--- config
+    location /admin/ { siteflow_admin; siteflow_admin; }
+--- must_die
+--- error_log
+"siteflow_admin" directive is duplicate

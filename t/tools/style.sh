@@ -6,7 +6,9 @@
 #     module: workers must never block;
 #   - sf_*.c/h (the pure logic) never include nginx headers;
 #   - every directive of the command table has a docs/directives.md entry
-#     with Syntax, Default and Context.
+#     with Syntax, Default and Context;
+#   - the generated console (ngx_http_siteflow_console.c) matches
+#     console.html (t/tools/gen-console.sh).
 
 set -u
 cd "$(dirname "$0")/../.."
@@ -37,6 +39,13 @@ if grep -lE '#include <ngx_|#include "ngx_' ngx_siteflow_module/sf_*.[ch] \
        2>/dev/null
 then
     err "pure sf_* files must not include nginx headers"
+fi
+
+if ! t/tools/gen-console.sh --stdout \
+       | cmp -s - ngx_siteflow_module/ngx_http_siteflow_console.c
+then
+    err "ngx_http_siteflow_console.c is out of date with console.html," \
+        "run t/tools/gen-console.sh"
 fi
 
 # one source of truth for the directive list

@@ -1,0 +1,1295 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_siteflow.h"
+#include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_shmlog.h"
+#include "ngx_http_siteflow_log.h"
+#include "ngx_http_siteflow_admin.h"
+#include "sf_admin.h"
+#include "sf_json.h"
+#include "sf_qrec.h"
+#include "sf_ring.h"
+
+
+/*
+ * The admin API and console ("siteflow_admin"), SPEC section 4, relative
+ * to the location prefix:
+ *
+ *     GET, HEAD   ""                  the console page
+ *     GET, HEAD   log                 ?limit= ?order_id= ?since= ?storefront=
+ *     DELETE      log                 this storefront's entries, 204
+ *     GET, PUT    log/enabled         the run-time logging switch
+ *     GET, HEAD   queue               ?state= ?order_id= ?storefront= ?limit=
+ *     POST        queue/{id}/retry
+ *     POST        send/{order_id}     ?force=1
+ *     GET, HEAD   metrics             Prometheus text format 0.0.4
+ *
+ * Every answer but the console and the metrics is JSON made with jansson;
+ * every error is {"error":"..."}.  The log is read from a snapshot copied
+ * under the zone mutex and rendered with no lock held.  State-changing
+ * calls from a browser must come from the console's own origin.
+ */
+
+
+#define NGX_HTTP_SITEFLOW_ADMIN_LIMIT       100
+#define NGX_HTTP_SITEFLOW_ADMIN_LIMIT_MAX   10000
+#define NGX_HTTP_SITEFLOW_ADMIN_BODY_MAX    1024
+#define NGX_HTTP_SITEFLOW_METRICS_SIZE      16384
+
+
+typedef struct {
+    ngx_http_request_t            *r;
+    json_t                        *entries;
+    ngx_int_t                      rc;
+} ngx_http_siteflow_admin_walk_t;
+
+
+static ngx_int_t ngx_http_siteflow_admin_allowed(ngx_http_request_t *r,
+    sf_admin_route_e route);
+static ngx_int_t ngx_http_siteflow_admin_same_origin(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_console(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_log(ngx_http_request_t *r);
+static int ngx_http_siteflow_admin_log_entry(const sf_ring_entry_t *e,
+    void *data);
+static ngx_int_t ngx_http_siteflow_admin_log_clear(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_log_enabled(ngx_http_request_t *r);
+static void ngx_http_siteflow_admin_switch_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_queue(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_delegated(ngx_http_request_t *r,
+    ngx_int_t rc, uint64_t id);
+static ngx_int_t ngx_http_siteflow_admin_metrics(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_arg(ngx_http_request_t *r,
+    char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_siteflow_admin_limit(ngx_http_request_t *r,
+    ngx_uint_t *limit);
+static json_t *ngx_http_siteflow_admin_string(ngx_http_request_t *r,
+    const char *p, size_t len, ngx_uint_t truncated);
+static ngx_int_t ngx_http_siteflow_admin_own(ngx_http_request_t *r,
+    json_t *j);
+static void ngx_http_siteflow_admin_json_cleanup(void *data);
+static ngx_int_t ngx_http_siteflow_admin_header(ngx_http_request_t *r,
+    char *key, char *value);
+static ngx_int_t ngx_http_siteflow_admin_output(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, u_char *body, size_t len);
+
+
+static ngx_str_t  ngx_http_siteflow_admin_json_type =
+    ngx_string("application/json");
+static ngx_str_t  ngx_http_siteflow_admin_html_type =
+    ngx_string("text/html; charset=utf-8");
+static ngx_str_t  ngx_http_siteflow_admin_prom_type =
+    ngx_string("text/plain; version=0.0.4; charset=utf-8");
+
+
+/* per route: the methods allowed and the Allow header */
+
+static struct {
+    ngx_uint_t                     methods;
+    char                          *allow;
+} ngx_http_siteflow_admin_methods[] = {
+    { 0, NULL },                                              /* NOT_FOUND */
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },              /* CONSOLE */
+    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE,
+      "GET, HEAD, DELETE" },                                  /* LOG */
+    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_PUT, "GET, HEAD, PUT" },
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },              /* QUEUE */
+    { NGX_HTTP_POST, "POST" },                                /* RETRY */
+    { NGX_HTTP_POST, "POST" },                                /* SEND */
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },              /* METRICS */
+    { 0, NULL }                                               /* BAD_ID */
+};
+
+
+static const char  *ngx_http_siteflow_admin_sig[] = {
+    "ok", "missing", "malformed", "unknown_partner", "mismatch", "replay"
+};
+
+
+ngx_int_t
+ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
+{
+    size_t                     arg_len;
+    u_char                    *p;
+    uint64_t                   id;
+    ngx_int_t                  rc;
+    ngx_str_t                  path, oid, force;
+    const char                *arg;
+    sf_admin_route_e           route;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    path = r->uri;
+
+    if (!clcf->regex && !clcf->exact_match && path.len >= clcf->name.len
+        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        path.data += clcf->name.len;
+        path.len -= clcf->name.len;
+
+    } else if (clcf->exact_match) {
+        ngx_str_null(&path);
+    }
+
+    id = 0;
+    arg = NULL;
+    arg_len = 0;
+
+    route = sf_admin_route((const char *) path.data, path.len, &id, &arg,
+                           &arg_len);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "siteflow admin: \"%V\" route:%d", &path, (int) route);
+
+    if (route == SF_ADMIN_NOT_FOUND) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                             "unknown admin call");
+    }
+
+    if (route == SF_ADMIN_BAD_ID) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid job or order id");
+    }
+
+    rc = ngx_http_siteflow_admin_allowed(r, route);
+
+    if (rc == NGX_HTTP_NOT_ALLOWED) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_NOT_ALLOWED,
+                                             "method not allowed");
+    }
+
+    if (rc == NGX_HTTP_FORBIDDEN) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                             "cross-origin request refused");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (route) {
+
+    case SF_ADMIN_CONSOLE:
+        return ngx_http_siteflow_admin_console(r);
+
+    case SF_ADMIN_LOG:
+        if (r->method == NGX_HTTP_DELETE) {
+            return ngx_http_siteflow_admin_log_clear(r);
+        }
+
+        return ngx_http_siteflow_admin_log(r);
+
+    case SF_ADMIN_LOG_ENABLED:
+        return ngx_http_siteflow_admin_log_enabled(r);
+
+    case SF_ADMIN_QUEUE:
+        return ngx_http_siteflow_admin_queue(r);
+
+    case SF_ADMIN_QUEUE_RETRY:
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "siteflow admin: retry job %uL", id);
+
+        rc = ngx_http_siteflow_admin_retry(r, id);
+
+        return ngx_http_siteflow_admin_delegated(r, rc, id);
+
+    case SF_ADMIN_SEND:
+        oid.data = (u_char *) arg;
+        oid.len = arg_len;
+
+        p = NULL;
+
+        if (ngx_http_siteflow_admin_arg(r, "force", &force) == NGX_OK) {
+            p = force.data;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "siteflow admin: send order \"%V\" force:%d", &oid,
+                       (int) (p != NULL));
+
+        rc = ngx_http_siteflow_admin_send(r, &oid,
+                                          p != NULL
+                                          && (ngx_strcmp(p, "1") == 0
+                                              || ngx_strcmp(p, "true") == 0));
+
+        return ngx_http_siteflow_admin_delegated(r, rc, 0);
+
+    default: /* SF_ADMIN_METRICS */
+        return ngx_http_siteflow_admin_metrics(r);
+    }
+}
+
+
+/* NGX_OK, NGX_HTTP_NOT_ALLOWED (Allow is set), NGX_HTTP_FORBIDDEN */
+
+static ngx_int_t
+ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
+{
+    ngx_table_elt_t  *h;
+
+    if (r->method & ngx_http_siteflow_admin_methods[route].methods) {
+
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            return NGX_OK;
+        }
+
+        if (ngx_http_siteflow_admin_same_origin(r) != NGX_OK) {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        return NGX_OK;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) ngx_http_siteflow_admin_methods[route].allow;
+    h->value.len = ngx_strlen(h->value.data);
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+/*
+ * A browser sends Origin with a cross-site POST, PUT or DELETE: such a
+ * request must name this host, so another site cannot make an operator's
+ * browser (with its basic auth credentials) retry, send or clear.  Clients
+ * that send no Origin (curl, scripts) pass.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_admin_same_origin(ngx_http_request_t *r)
+{
+    u_char           *p, *last;
+    ngx_str_t         origin, host;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    ngx_str_null(&origin);
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Origin") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                               sizeof("Origin") - 1) == 0)
+        {
+            origin = h[i].value;
+            break;
+        }
+    }
+
+    if (origin.len == 0) {
+        return NGX_OK;
+    }
+
+    if (r->headers_in.host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    host = r->headers_in.host->value;
+
+    p = ngx_strlcasestrn(origin.data, origin.data + origin.len,
+                         (u_char *) "://", 3 - 1);
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p += 3;
+    last = origin.data + origin.len;
+
+    if ((size_t) (last - p) == host.len
+        && ngx_strncasecmp(p, host.data, host.len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_console(ngx_http_request_t *r)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_siteflow_admin_header(r, "Content-Security-Policy",
+                                       "default-src 'none'; "
+                                       "style-src 'unsafe-inline'; "
+                                       "script-src 'unsafe-inline'; "
+                                       "connect-src 'self'; "
+                                       "img-src data:; "
+                                       "frame-ancestors 'none'")
+        != NGX_OK
+        || ngx_http_siteflow_admin_header(r, "X-Content-Type-Options",
+                                          "nosniff")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_admin_output(r, NGX_HTTP_OK,
+                                          &ngx_http_siteflow_admin_html_type,
+                                          (u_char *)
+                                          ngx_http_siteflow_console_html,
+                                          ngx_http_siteflow_console_html_len);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_log(ngx_http_request_t *r)
+{
+    uint64_t                         ms;
+    ngx_int_t                        rc;
+    ngx_str_t                        snap, order_id, since, storefront;
+    ngx_uint_t                       limit;
+    json_t                          *root;
+    ngx_shm_zone_t                  *shm_zone;
+    sf_ring_filter_t                 f;
+    ngx_http_siteflow_admin_walk_t   w;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&f, sizeof(sf_ring_filter_t));
+
+    if (ngx_http_siteflow_admin_limit(r, &limit) != NGX_OK) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid \"limit\", expected "
+                                             "1 to 10000");
+    }
+
+    f.limit = limit;
+
+    rc = ngx_http_siteflow_admin_arg(r, "order_id", &order_id);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        f.order_id = (const char *) order_id.data;
+        f.order_id_len = order_id.len;
+    }
+
+    rc = ngx_http_siteflow_admin_arg(r, "storefront", &storefront);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        f.storefront = (const char *) storefront.data;
+        f.storefront_len = storefront.len;
+    }
+
+    rc = ngx_http_siteflow_admin_arg(r, "since", &since);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        if (sf_admin_parse_since((const char *) since.data, since.len, &ms)
+            != 0)
+        {
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 "invalid \"since\", "
+                                                 "expected milliseconds "
+                                                 "since the epoch or an "
+                                                 "ISO-8601 time");
+        }
+
+        f.since_ms = ms;
+    }
+
+    shm_zone = ngx_http_siteflow_log_zone();
+
+    if (shm_zone == NULL) {
+        return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "the log needs \"siteflow_zone\"");
+    }
+
+    rc = ngx_http_siteflow_ring_snapshot(shm_zone, r->pool, &snap);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    root = json_object();
+    if (ngx_http_siteflow_admin_own(r, root) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    w.r = r;
+    w.rc = NGX_OK;
+    w.entries = json_array();
+
+    if (json_object_set_new(root, "entries", w.entries) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* no lock: the walk reads the copy */
+
+    (void) sf_ring_walk(snap.data, snap.len, &f,
+                        ngx_http_siteflow_admin_log_entry, &w);
+
+    if (w.rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_admin_json(r, NGX_HTTP_OK, json_incref(root));
+}
+
+
+static int
+ngx_http_siteflow_admin_log_entry(const sf_ring_entry_t *e, void *data)
+{
+    ngx_http_siteflow_admin_walk_t  *w = data;
+
+    char    time[SF_ADMIN_TIME_LEN + 1];
+    json_t  *o;
+
+    sf_admin_format_time(e->time_ms, time);
+
+    o = json_object();
+    if (o == NULL || json_array_append_new(w->entries, o) != 0) {
+        w->rc = NGX_ERROR;
+        return 1;
+    }
+
+    if (json_object_set_new(o, "id", json_integer((json_int_t) e->id))
+        || json_object_set_new(o, "time", json_string(time))
+        || json_object_set_new(o, "storefront",
+                               ngx_http_siteflow_admin_string(w->r,
+                                   e->storefront, e->storefront_len, 0))
+        || json_object_set_new(o, "direction",
+                               json_string(e->direction == SF_RING_OUT
+                                           ? "out" : "in"))
+        || json_object_set_new(o, "method",
+                               ngx_http_siteflow_admin_string(w->r,
+                                   e->method, e->method_len, 0))
+        || json_object_set_new(o, "url",
+                               ngx_http_siteflow_admin_string(w->r,
+                                   e->url, e->url_len,
+                                   e->flags & SF_RING_TRUNC_URL))
+        || json_object_set_new(o, "status",
+                               e->status ? json_integer(e->status)
+                                         : json_null())
+        || json_object_set_new(o, "duration_ms",
+                               json_integer(e->duration_ms))
+        || json_object_set_new(o, "order_id",
+                               e->order_id_len
+                               ? ngx_http_siteflow_admin_string(w->r,
+                                     e->order_id, e->order_id_len, 0)
+                               : json_null())
+        || json_object_set_new(o, "request",
+                               e->request_len
+                               ? ngx_http_siteflow_admin_string(w->r,
+                                     e->request, e->request_len,
+                                     e->flags & SF_RING_TRUNC_REQUEST)
+                               : json_null())
+        || json_object_set_new(o, "response",
+                               e->response_len
+                               ? ngx_http_siteflow_admin_string(w->r,
+                                     e->response, e->response_len,
+                                     e->flags & SF_RING_TRUNC_RESPONSE)
+                               : json_null()))
+    {
+        w->rc = NGX_ERROR;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_log_clear(ngx_http_request_t *r)
+{
+    ngx_uint_t                     n;
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    shm_zone = ngx_http_siteflow_log_zone();
+
+    if (shm_zone == NULL) {
+        return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "the log needs \"siteflow_zone\"");
+    }
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    n = ngx_http_siteflow_ring_clear(shm_zone, &sscf->storefront);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "siteflow: log of storefront \"%V\" cleared, %ui entries",
+                  &sscf->storefront, n);
+
+    return ngx_http_siteflow_admin_output(r, NGX_HTTP_NO_CONTENT, NULL, NULL,
+                                          0);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_log_enabled(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method != NGX_HTTP_PUT) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_siteflow_admin_switch_set(r);
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_SITEFLOW_ADMIN_BODY_MAX) {
+        return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                             "request body too large");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                         ngx_http_siteflow_admin_switch_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_siteflow_admin_switch_body(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_siteflow_admin_switch_set(r));
+}
+
+
+/*
+ * GET: the switch of this server's storefront.  PUT {"enabled": true,
+ * false or null}: null removes the run-time switch ("siteflow_log"
+ * applies again).  Both answer {"storefront","enabled","configured",
+ * "override"}.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_int_t                      sw, value;
+    ngx_buf_t                     *b;
+    json_t                        *root, *enabled;
+    json_error_t                   err;
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+    shm_zone = ngx_http_siteflow_log_zone();
+
+    if (shm_zone == NULL) {
+        return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "the log needs \"siteflow_zone\"");
+    }
+
+    if (r->method == NGX_HTTP_PUT) {
+
+        p = NULL;
+        len = 0;
+
+        if (r->request_body != NULL && r->request_body->bufs != NULL) {
+            b = r->request_body->bufs->buf;
+
+            if (r->request_body->bufs->next != NULL || b->in_file
+                || (size_t) (b->last - b->pos)
+                   > NGX_HTTP_SITEFLOW_ADMIN_BODY_MAX)
+            {
+                return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                             "request body too large");
+            }
+
+            p = b->pos;
+            len = b->last - b->pos;
+        }
+
+        root = (len != 0) ? json_loadb((char *) p, len, 0, &err) : NULL;
+
+        if (root == NULL) {
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 "expected a JSON body "
+                                                 "{\"enabled\": true, false "
+                                                 "or null}");
+        }
+
+        if (ngx_http_siteflow_admin_own(r, root) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        enabled = json_is_object(root) ? json_object_get(root, "enabled")
+                                       : NULL;
+
+        if (enabled == NULL
+            || !(json_is_boolean(enabled) || json_is_null(enabled)))
+        {
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 "expected a JSON body "
+                                                 "{\"enabled\": true, false "
+                                                 "or null}");
+        }
+
+        value = json_is_null(enabled) ? NGX_HTTP_SITEFLOW_SWITCH_UNSET
+                : json_is_true(enabled) ? NGX_HTTP_SITEFLOW_SWITCH_ON
+                : NGX_HTTP_SITEFLOW_SWITCH_OFF;
+
+        if (ngx_http_siteflow_log_switch_set(shm_zone, &sscf->storefront,
+                                             value)
+            != NGX_OK)
+        {
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_CONFLICT,
+                                                 "no room for this "
+                                                 "storefront's run-time "
+                                                 "switch (at most 32 "
+                                                 "storefronts, names of at "
+                                                 "most 128 bytes)");
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "siteflow: logging of storefront \"%V\" switched %s "
+                      "at run time", &sscf->storefront,
+                      value == NGX_HTTP_SITEFLOW_SWITCH_UNSET
+                      ? "back to the configuration"
+                      : (value == NGX_HTTP_SITEFLOW_SWITCH_ON ? "on" : "off"));
+    }
+
+    sw = ngx_http_siteflow_log_switch(shm_zone, &sscf->storefront);
+
+    root = json_object();
+    if (ngx_http_siteflow_admin_own(r, root) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (json_object_set_new(root, "storefront",
+                            ngx_http_siteflow_admin_string(r,
+                                (const char *) sscf->storefront.data,
+                                sscf->storefront.len, 0))
+        || json_object_set_new(root, "enabled",
+                               json_boolean(
+                                   ngx_http_siteflow_log_enabled(sscf)))
+        || json_object_set_new(root, "configured", json_boolean(sscf->log))
+        || json_object_set_new(root, "override",
+                               sw == NGX_HTTP_SITEFLOW_SWITCH_UNSET
+                               ? json_null()
+                               : json_boolean(
+                                     sw == NGX_HTTP_SITEFLOW_SWITCH_ON)))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_admin_json(r, NGX_HTTP_OK, json_incref(root));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    ngx_str_t                         state;
+    json_t                           *root, *jobs;
+    ngx_http_siteflow_queue_filter_t  f;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&f, sizeof(ngx_http_siteflow_queue_filter_t));
+
+    f.state = -1;
+
+    if (ngx_http_siteflow_admin_limit(r, &f.limit) != NGX_OK) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid \"limit\", expected "
+                                             "1 to 10000");
+    }
+
+    rc = ngx_http_siteflow_admin_arg(r, "state", &state);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        f.state = sf_qstate_parse((const char *) state.data, state.len);
+
+        if (f.state == -1) {
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 "invalid \"state\", "
+                                                 "expected pending, "
+                                                 "retrying, done, failed "
+                                                 "or skipped");
+        }
+    }
+
+    if (ngx_http_siteflow_admin_arg(r, "order_id", &f.order_id)
+        == NGX_ERROR
+        || ngx_http_siteflow_admin_arg(r, "storefront", &f.storefront)
+           == NGX_ERROR)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    root = json_object();
+    if (ngx_http_siteflow_admin_own(r, root) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    jobs = json_array();
+
+    if (json_object_set_new(root, "jobs", jobs) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_siteflow_queue_list(jobs, &f);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "no \"siteflow_spool\" is "
+                                             "configured");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_admin_json(r, NGX_HTTP_OK, json_incref(root));
+}
+
+
+/*
+ * retry and send answer the request themselves (NGX_DONE) or return a
+ * status: an error gets a JSON error, a success {"job": id} or {}
+ */
+
+static ngx_int_t
+ngx_http_siteflow_admin_delegated(ngx_http_request_t *r, ngx_int_t rc,
+    uint64_t id)
+{
+    json_t      *j;
+    const char  *msg;
+
+    /*
+     * the retry and send calls answer the request themselves (NGX_DONE
+     * when the answer waits for the spool, or the rc of the answer sent);
+     * an HTTP status is an error for us to answer
+     */
+
+    if (rc == NGX_DONE || rc == NGX_OK || rc == NGX_AGAIN
+        || rc == NGX_ERROR)
+    {
+        return rc;
+    }
+
+    if (rc >= NGX_HTTP_OK && rc < NGX_HTTP_SPECIAL_RESPONSE) {
+        j = (id != 0) ? json_pack("{sI}", "job", (json_int_t) id)
+                      : json_object();
+
+        return ngx_http_siteflow_admin_json(r, rc, j);
+    }
+
+    switch (rc) {
+    case NGX_HTTP_NOT_FOUND:
+        msg = "no such job or order";
+        break;
+    case NGX_HTTP_CONFLICT:
+        msg = "the job is not in a state that allows this";
+        break;
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        msg = "the delivery queue is not available";
+        break;
+    case NGX_HTTP_BAD_REQUEST:
+        msg = "invalid request";
+        break;
+    default:
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        msg = "internal error";
+    }
+
+    return ngx_http_siteflow_admin_error(r, rc, msg);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
+{
+    char                            *buf, state[64];
+    ngx_int_t                        rc;
+    ngx_uint_t                       i, u, jobs[5];
+    sf_prom_t                        p;
+    ngx_shm_zone_t                  *shm_zone;
+    ngx_atomic_uint_t                c[NGX_HTTP_SITEFLOW_CNT_MAX];
+    ngx_atomic_uint_t                lat[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS
+                                         + 1];
+    ngx_atomic_uint_t                sum;
+    ngx_http_siteflow_ring_stats_t   st;
+    uint64_t                         bounds[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS];
+    uint64_t                         counts[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS
+                                            + 1];
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    shm_zone = ngx_http_siteflow_log_zone();
+
+    ngx_http_siteflow_counters(shm_zone, c);
+    ngx_http_siteflow_ring_stats(shm_zone, &st);
+
+    ngx_memzero(jobs, sizeof(jobs));
+    rc = ngx_http_siteflow_queue_stats(jobs);
+
+    buf = ngx_pnalloc(r->pool, NGX_HTTP_SITEFLOW_METRICS_SIZE);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sf_prom_init(&p, buf, NGX_HTTP_SITEFLOW_METRICS_SIZE);
+
+    sf_prom_family(&p, "siteflow_info", "gauge",
+                   "The module version, always 1.");
+    sf_prom_sample(&p, "siteflow_info", "version",
+                   NGX_HTTP_SITEFLOW_VERSION, 1);
+
+    sf_prom_family(&p, "siteflow_signature_checks_total", "counter",
+                   "Ship API signature checks by result.");
+
+    for (i = 0; i < NGX_HTTP_SITEFLOW_SIG_MAX; i++) {
+        sf_prom_sample(&p, "siteflow_signature_checks_total", "result",
+                       ngx_http_siteflow_admin_sig[i],
+                       c[NGX_HTTP_SITEFLOW_CNT_SIG + i]);
+    }
+
+    sf_prom_family(&p, "siteflow_shipment_requests_invalid_total", "counter",
+                   "Ship API requests refused by shipment validation.");
+    sf_prom_sample(&p, "siteflow_shipment_requests_invalid_total", NULL,
+                   NULL, c[NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID]);
+
+    sf_prom_family(&p, "siteflow_shipment_responses_mapped_total", "counter",
+                   "Ship API responses turned into 400 for SiteFlow.");
+    sf_prom_sample(&p, "siteflow_shipment_responses_mapped_total", NULL,
+                   NULL, c[NGX_HTTP_SITEFLOW_CNT_SHIP_MAPPED]);
+
+    sf_prom_family(&p, "siteflow_nonce_evictions_total", "counter",
+                   "Unexpired nonces evicted from a full replay cache.");
+    sf_prom_sample(&p, "siteflow_nonce_evictions_total", NULL, NULL,
+                   c[NGX_HTTP_SITEFLOW_CNT_NONCE_EVICTED]);
+
+    sf_prom_family(&p, "siteflow_hooks_total", "counter",
+                   "PrintNow webhooks by outcome.");
+    sf_prom_sample(&p, "siteflow_hooks_total", "outcome", "accepted",
+                   c[NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED]);
+    sf_prom_sample(&p, "siteflow_hooks_total", "outcome", "skipped",
+                   c[NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED]);
+    sf_prom_sample(&p, "siteflow_hooks_total", "outcome", "rejected",
+                   c[NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED]);
+
+    sf_prom_family(&p, "siteflow_postbacks_total", "counter",
+                   "SiteFlow postbacks by outcome.");
+    sf_prom_sample(&p, "siteflow_postbacks_total", "outcome", "accepted",
+                   c[NGX_HTTP_SITEFLOW_CNT_POSTBACK_ACCEPTED]);
+    sf_prom_sample(&p, "siteflow_postbacks_total", "outcome", "duplicate",
+                   c[NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE]);
+    sf_prom_sample(&p, "siteflow_postbacks_total", "outcome", "rejected",
+                   c[NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED]);
+
+    sf_prom_family(&p, "siteflow_spool_unavailable_total", "counter",
+                   "Hooks and postbacks answered 503 because the spool "
+                   "could not make the job durable.");
+    sf_prom_sample(&p, "siteflow_spool_unavailable_total", NULL, NULL,
+                   c[NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE]);
+
+    sf_prom_family(&p, "siteflow_deliveries_total", "counter",
+                   "Delivery steps (HTTP calls of queued jobs) by outcome.");
+    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "done",
+                   c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_DONE]);
+    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "retry",
+                   c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_RETRY]);
+    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "failed",
+                   c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_FAILED]);
+    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "ambiguous",
+                   c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_AMBIGUOUS]);
+
+    if (rc == NGX_OK) {
+        sf_prom_family(&p, "siteflow_jobs", "gauge",
+                       "Jobs in the queue by state.");
+
+        for (i = 0; i < 5; i++) {
+            ngx_cpystrn((u_char *) state,
+                        (u_char *) sf_qstate_name((int) i), sizeof(state));
+            sf_prom_sample(&p, "siteflow_jobs", "state", state, jobs[i]);
+        }
+    }
+
+    sf_prom_family(&p, "siteflow_upstream_request_duration_seconds",
+                   "histogram",
+                   "Duration of calls to SiteFlow and PrintNow.");
+
+    for (i = 0; i < NGX_HTTP_SITEFLOW_LATENCY_BUCKETS; i++) {
+        bounds[i] = ngx_http_siteflow_latency_bounds[i];
+    }
+
+    for (u = 0; u < NGX_HTTP_SITEFLOW_UPSTREAMS; u++) {
+        ngx_http_siteflow_latency_get(shm_zone, u, lat, &sum);
+
+        for (i = 0; i <= NGX_HTTP_SITEFLOW_LATENCY_BUCKETS; i++) {
+            counts[i] = lat[i];
+        }
+
+        sf_prom_histogram(&p, "siteflow_upstream_request_duration_seconds",
+                          "upstream", u == 0 ? "siteflow" : "printnow",
+                          bounds, counts, NGX_HTTP_SITEFLOW_LATENCY_BUCKETS,
+                          sum);
+    }
+
+    sf_prom_family(&p, "siteflow_log_entries", "gauge",
+                   "Entries in the Site Flow Log (not cleared).");
+    sf_prom_sample(&p, "siteflow_log_entries", NULL, NULL, st.entries);
+
+    sf_prom_family(&p, "siteflow_log_used_bytes", "gauge",
+                   "Bytes of the log ring in use.");
+    sf_prom_sample(&p, "siteflow_log_used_bytes", NULL, NULL, st.used);
+
+    sf_prom_family(&p, "siteflow_log_size_bytes", "gauge",
+                   "Bytes of the log ring.");
+    sf_prom_sample(&p, "siteflow_log_size_bytes", NULL, NULL, st.size);
+
+    sf_prom_family(&p, "siteflow_log_overwritten_total", "counter",
+                   "Log entries dropped to make room for newer ones.");
+    sf_prom_sample(&p, "siteflow_log_overwritten_total", NULL, NULL,
+                   st.overwritten);
+
+    sf_prom_family(&p, "siteflow_zone_free_bytes", "gauge",
+                   "Free pages of the siteflow_zone shared memory.");
+    sf_prom_sample(&p, "siteflow_zone_free_bytes", NULL, NULL,
+                   st.zone_free);
+
+    if (p.overflow) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "siteflow: metrics do not fit in %d bytes",
+                      NGX_HTTP_SITEFLOW_METRICS_SIZE);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_admin_output(r, NGX_HTTP_OK,
+                                          &ngx_http_siteflow_admin_prom_type,
+                                          (u_char *) buf, p.len);
+}
+
+
+/* NGX_OK and the unescaped value, NGX_DECLINED if absent or empty */
+
+static ngx_int_t
+ngx_http_siteflow_admin_arg(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   raw;
+
+    ngx_str_null(value);
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK
+        || raw.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    value->data = ngx_pnalloc(r->pool, raw.len + 1);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = value->data;
+    src = raw.data;
+
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+
+    *dst = '\0';
+    value->len = dst - value->data;
+
+    return value->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_limit(ngx_http_request_t *r, ngx_uint_t *limit)
+{
+    ngx_int_t  n;
+    ngx_str_t  v;
+
+    *limit = NGX_HTTP_SITEFLOW_ADMIN_LIMIT;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    n = ngx_atoi(v.data, v.len);
+
+    if (n < 1 || n > NGX_HTTP_SITEFLOW_ADMIN_LIMIT_MAX) {
+        return NGX_ERROR;
+    }
+
+    *limit = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A JSON string of bytes that may not be UTF-8: invalid sequences become
+ * U+FFFD; a field the ring cut ends with "... [truncated]".
+ */
+
+static json_t *
+ngx_http_siteflow_admin_string(ngx_http_request_t *r, const char *p,
+    size_t len, ngx_uint_t truncated)
+{
+    u_char        *s, *d;
+    size_t         n, skip;
+    json_t        *j;
+    const u_char  *src, *end;
+
+    static u_char  mark[] = "... [truncated]";
+
+    if (!truncated) {
+        j = json_stringn(p, len);
+        if (j != NULL) {
+            return j;
+        }
+    }
+
+    s = ngx_pnalloc(r->pool, len * 3 + sizeof(mark));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    d = s;
+    src = (const u_char *) p;
+    end = src + len;
+
+    while (src < end) {
+        n = sf_json_utf8(src, end - src, &skip);
+
+        if (n != 0) {
+            d = ngx_cpymem(d, src, n);
+            src += n;
+            continue;
+        }
+
+        *d++ = 0xef;
+        *d++ = 0xbf;
+        *d++ = 0xbd;
+        src += skip;
+    }
+
+    if (truncated) {
+        d = ngx_cpymem(d, mark, sizeof(mark) - 1);
+    }
+
+    return json_stringn((char *) s, d - s);
+}
+
+
+/* j is json_decref()ed with the request pool */
+
+static ngx_int_t
+ngx_http_siteflow_admin_own(ngx_http_request_t *r, json_t *j)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (j == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(j);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_siteflow_admin_json_cleanup;
+    cln->data = j;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_siteflow_admin_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+ngx_int_t
+ngx_http_siteflow_admin_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *j)
+{
+    u_char  *buf;
+    size_t   len;
+
+    if (ngx_http_siteflow_admin_own(r, j) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = json_dumpb(j, NULL, 0, JSON_COMPACT);
+    if (len == 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    buf = ngx_pnalloc(r->pool, len + 1);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (json_dumpb(j, (char *) buf, len, JSON_COMPACT) != len) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    buf[len] = '\n';
+
+    return ngx_http_siteflow_admin_output(r, status,
+                                          &ngx_http_siteflow_admin_json_type,
+                                          buf, len + 1);
+}
+
+
+ngx_int_t
+ngx_http_siteflow_admin_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *message)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "siteflow admin: %ui \"%s\"", status, message);
+
+    return ngx_http_siteflow_admin_json(r, status,
+                                        json_pack("{ss}", "error", message));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_header(ngx_http_request_t *r, char *key,
+    char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_output(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_siteflow_admin_header(r, "Cache-Control", "no-store")
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (type != NULL) {
+        r->headers_out.content_type = *type;
+        r->headers_out.content_type_len = type->len;
+        r->headers_out.content_type_lowcase = NULL;
+    }
+
+    if (len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

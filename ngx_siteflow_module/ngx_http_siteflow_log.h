@@ -1,0 +1,26 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#ifndef _NGX_HTTP_SITEFLOW_LOG_H_INCLUDED_
+#define _NGX_HTTP_SITEFLOW_LOG_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_siteflow.h"
+
+
+/* request and response bodies are cut here (a directive will set it) */
+#define NGX_HTTP_SITEFLOW_LOG_BODY_MAX  (16 * 1024)
+
+
+ngx_shm_zone_t *ngx_http_siteflow_log_zone(void);
+ngx_int_t ngx_http_siteflow_log_enabled(ngx_http_siteflow_srv_conf_t *sscf);
+
+
+#endif /* _NGX_HTTP_SITEFLOW_LOG_H_INCLUDED_ */

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The console in headless Chromium against a running nginx: starts nginx
+# with the module (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES) on PORT,
+# makes two guarded Ship API calls so the log has entries, and runs
+# t/browser/console-cdp.js, which prints TAP lines.
+#
+#   t/browser/console-test.sh PORT [SCREENSHOT]     (default docs/console.png)
+
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+port=${1:?usage: console-test.sh PORT [SCREENSHOT]}
+shot=${2:-docs/console.png}
+nginx=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+module=${TEST_NGINX_LOAD_MODULES:-$PWD/t/build/ngx_http_siteflow_module.so}
+key=0123456789abcdef0123456789abcdef01234567
+
+dir=$(mktemp -d)
+trap '[ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null;
+      sleep 0.2; rm -rf "$dir"' EXIT
+
+cat > "$dir/nginx.conf" << END
+load_module $module;
+daemon on;
+master_process off;
+error_log $dir/error.log info;
+pid $dir/nginx.pid;
+events { }
+http {
+    access_log off;
+    client_body_temp_path $dir;
+    proxy_temp_path $dir;
+    fastcgi_temp_path $dir;
+    uwsgi_temp_path $dir;
+    scgi_temp_path $dir;
+    siteflow_zone console:1m;
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+        siteflow_storefront acme;
+        location /ship/ {
+            siteflow_verify_signature on;
+            siteflow_partner p1 $key;
+            proxy_pass http://127.0.0.1:$port/backend/;
+        }
+        location /backend/ {
+            default_type application/json;
+            return 200 '{"shipped": true, "trackingNumber": "1Z999"}';
+        }
+        location /admin/ {
+            siteflow_admin;
+        }
+    }
+}
+END
+
+"$nginx" -p "$dir" -c "$dir/nginx.conf"
+
+for i in 1 2; do
+    nonce="n$$-$i-$RANDOM$RANDOM"
+    sig=$(printf %s "$nonce" \
+          | openssl dgst -sha256 -hmac "$key" -binary | base64)
+    q=""
+    [ "$i" = 2 ] && q="?token=s3cr3t"
+    curl -sf -o /dev/null -H "X-SiteFlow-Nonce: $nonce" \
+         -H "X-SiteFlow-Signature: p1:$sig" \
+         -H "Content-Type: application/json" \
+         --data "{\"orderNumber\":\"100$i\",\"shipTo\":{\"name\":\"A\"}}" \
+         "http://127.0.0.1:$port/ship/shipment$q"
+done
+
+node --experimental-websocket --no-warnings t/browser/console-cdp.js \
+     "http://127.0.0.1:$port/admin/" "$shot"
+
+if grep -E '\[(alert|crit|emerg)\]' "$dir/error.log"; then
+    echo "not ok - nginx logged alerts"
+    exit 1
+fi
