@@ -674,8 +674,11 @@ sub _job_lines {
         for my $j (sort { _idcmp($a->{id}, $b->{id}) } @$jobs) {
             my $s = "job $j->{kind} $j->{order_id} $j->{state}";
             $s .= " ($j->{storefront})" if $shop;
-            $s .= ": $j->{last_error}" if $j->{state} =~ /^(?:failed|skipped)$/
-                                          && defined $j->{last_error};
+            if (my $re = ($o{errors} // {})->{ $j->{order_id} }) {
+                my $e = $j->{last_error} // '';
+                $s .= $e =~ /$re/ ? " (last_error ~ /$re/)"
+                                : " (last_error does not match /$re/: $e)";
+            }
             push @l, $s;
         }
     }
@@ -700,6 +703,11 @@ sub _idcmp {
 #   admin => [undef, 'shop2']   whose queues (idle and jobs)
 #   mocks => ['printnow', 'siteflow']   which logs to show (default both)
 #   hide  => qr{...}        leave out requests whose "METHOD path" matches
+#   answer => "regex"       the answer line becomes "answer ~ /regex/" if the
+#                           body matches (for texts we do not pin)
+#   errors => { order_id => "regex" }   check the job's last_error
+#   sort  => 1              sort each mock's lines (concurrent orders)
+#   then  => sub { ... }    run last (e.g. change rules for the next request)
 sub report {
     my (%o) = @_;
     return sub {
@@ -707,6 +715,7 @@ sub report {
         my @l;
         (my $a = $body // '') =~ s/\s+\z//;
         $a =~ s/("job"\s*:\s*)"[^"]+"/$1"ID"/g;
+        $a = "~ /$o{answer}/" if defined $o{answer} && $a =~ /$o{answer}/;
         push @l, "answer $a";
         push @l, grep { defined } $o{do}->() if $o{do};
         for my $w (@{ $o{wait} // [] }) {
@@ -724,12 +733,15 @@ sub report {
             }
         }
         for my $mock (@{ $o{mocks} // [qw(printnow siteflow)] }) {
+            my @m;
             for my $e (@{ mock_requests($mock) }) {
                 next if $o{hide} && "$e->{method} $e->{path}" =~ $o{hide};
-                push @l, $mock eq 'siteflow' ? _sf_line($e) : _pn_line($e);
+                push @m, $mock eq 'siteflow' ? _sf_line($e) : _pn_line($e);
             }
+            push @l, $o{sort} ? sort @m : @m;
         }
         push @l, _job_lines(%o) if $o{jobs};
+        push @l, grep { defined } $o{then}->() if $o{then};
         return join("\n", @l) . "\n";
     };
 }
