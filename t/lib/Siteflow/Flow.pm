@@ -81,7 +81,7 @@ our @EXPORT = qw(
     flow_setup sf_rules pn_rules pn_order mock_down mock_up mock_requests
     hook postback admin admin_jobs report tally wait_until wait_requests
     wait_jobs job_of storefront_conf http_request json_of fixture
-    order_for send_and_wait nginx_port
+    order_for send_and_wait nginx_port pb_req
 );
 
 our $J  = JSON::PP->new->utf8->canonical;     # bytes
@@ -366,6 +366,19 @@ sub postback {
         body => $body, headers => { 'Content-Type' => 'application/json' });
     _accepted($r, 'postback', $body);
     return $r;
+}
+
+# the text of a --- request for a postback: pb_req(field => value, ...);
+# -method, -token (undef: none) and -query change the request line
+sub pb_req {
+    my (%f) = @_;
+    my $m = delete $f{-method} // 'POST';
+    my $t = exists $f{-token} ? delete $f{-token} : $TOKEN{postback};
+    my $q = delete $f{-query};
+    my @q = ((defined $t ? "token=$t" : ()), ($q // ()));
+    $f{timestamp} //= '2024-05-01T12:00:00.000Z';
+    return "$m /postback" . (@q ? '?' . join('&', @q) : '') . "\n"
+        . $J->encode(\%f);
 }
 
 sub _accepted {
@@ -714,6 +727,7 @@ sub report {
         my ($body) = @_;
         my @l;
         (my $a = $body // '') =~ s/\s+\z//;
+        utf8::decode($a);       # the report is characters until the end
         $a =~ s/("job"\s*:\s*)"[^"]+"/$1"ID"/g;
         $a = "~ /$o{answer}/" if defined $o{answer} && $a =~ /$o{answer}/;
         push @l, "answer $a";
@@ -742,7 +756,9 @@ sub report {
         }
         push @l, _job_lines(%o) if $o{jobs};
         push @l, grep { defined } $o{then}->() if $o{then};
-        return join("\n", @l) . "\n";
+        my $out = join("\n", @l) . "\n";
+        utf8::encode($out);     # as the expected text in the .t file
+        return $out;
     };
 }
 
