@@ -81,7 +81,8 @@ our @EXPORT = qw(
     flow_setup sf_rules pn_rules pn_order mock_down mock_up mock_requests
     hook postback admin admin_jobs report tally wait_until wait_requests
     wait_jobs job_of storefront_conf http_request json_of fixture
-    order_for send_and_wait nginx_port pb_req
+    order_for send_and_wait nginx_port pb_req stateful run_orders
+    sync_lookups nginx_start nginx_stop nginx_kill nginx_pids
 );
 
 our $J  = JSON::PP->new->utf8->canonical;     # bytes
@@ -99,7 +100,7 @@ our %SHOP = (   # sourceOrderId prefix => storefront facts
                   name => 'shop2' },
 );
 
-our (%Mock, %Rules, %History, %Saved, $Spool, @Accepted);
+our (%Mock, %Rules, %History, %Saved, $Spool, @Accepted, $Stateful, %Known);
 
 # ---------------------------------------------------------------------------
 # per-block set-up
@@ -128,7 +129,8 @@ sub stop_mocks {
 
 sub start_mocks {
     stop_mocks();
-    %Rules = %History = %Saved = ();
+    %Rules = %History = %Saved = %Known = ();
+    $Stateful = 0;
     @Accepted = ();
     for my $n (qw(siteflow printnow)) {
         $Mock{$n} = MockUpstream->start;
@@ -171,6 +173,37 @@ sub _rule {
     return \%r;
 }
 
+# stateful(): from now on (in this block) the mock SiteFlow answers a
+# look-up GET {api}/order/bysourceid/{id} with 200 and the order's _id once
+# it took in a create of that order (a create whose rule answers 2xx, even
+# if the answer was cut or too late), else 404.  sync_lookups() keeps it
+# true: every wait of this module calls it while polling.
+sub stateful {
+    $Stateful = 1;
+    %Known = ();
+    sf_rules(@_);
+    return;
+}
+
+sub sync_lookups {
+    return unless $Stateful && $Mock{siteflow}{pid};
+    for my $e (@{ mock_requests('siteflow', 'POST *') }) {
+        next unless $e->{path} =~ m{^(.*)/order$};
+        my $base = $1;
+        my $r = $e->{_rule} or next;
+        next if ($r->{action} // 'respond') =~ /^(?:close|reset)$/
+             || ($r->{status} // 200) !~ /^2/;
+        my $src = (json_of($e->{body}) // {})->{orderData}{sourceOrderId};
+        next if !defined $src || $Known{"$base $src"}++;
+        my $rule = _rule({ on => "GET $base/order/bysourceid/$src",
+            status => 200, json => { _id => sprintf('%024x', $e->{seq}),
+                orderData => { sourceOrderId => $src } } });
+        push @{ $Rules{siteflow} }, $rule;
+        $Mock{siteflow}->append_rule($rule);
+    }
+    return;
+}
+
 sub sf_defaults {
     my @r;
     for my $b ('/api', '/siteflow/api') {
@@ -179,10 +212,11 @@ sub sf_defaults {
               json => { success => JSON::PP::true } },
             { on => "POST $b/order", status => 201,
               json => { _id => '{{hex24}}' } },
+            ($Stateful ? () :       # unmatched GET: 404 from the mock
             { on => "GET $b/order/bysourceid/*", status => 404,
               json => { success => JSON::PP::false, error => {
                   message => 'Order not found', name => 'NotFound',
-                  code => 404 } } },
+                  code => 404 } } }),
             { on => "PUT $b/order/*", status => 200,
               json => { success => JSON::PP::true } };
     }
@@ -207,6 +241,9 @@ sub pn_defaults {
     my @r;
     for my $f (glob "$ROOT/t/fixtures/orders/*.json") {
         my ($id) = $f =~ m{/(\d+)\.json$} or next;
+        push @r, { on => "GET /api/v2/order/$id", json => pn_order($id) };
+    }
+    for my $id (6001 .. 6030) {     # the fault tests' orders
         push @r, { on => "GET /api/v2/order/$id", json => pn_order($id) };
     }
     push @r, { on => "PATCH /api/v2/order/*", status => 200,
@@ -394,7 +431,8 @@ sub job_of { my $d = json_of($_[0]->{body}); ref $d eq 'HASH' ? $d->{job} : unde
 # admin call on the storefront's server ("shop2" or the main one)
 sub admin {
     my ($method, $path, %o) = @_;
-    return http_request(method => $method, port => nginx_port($o{shop}),
+    return http_request(method => $method,
+                        port => $o{port} // nginx_port($o{shop}),
                         path => "/admin/$path", body => $o{body});
 }
 
@@ -420,6 +458,7 @@ sub wait_until {
     my ($what, $cond, $timeout) = @_;
     my $deadline = time + ($timeout // $TIMEOUT);
     while (1) {
+        sync_lookups();
         my $ok = eval { $cond->() };
         return '' if $ok;
         if (time > $deadline) {
@@ -454,6 +493,7 @@ sub wait_jobs {
 
 sub _idle {
     my (%o) = @_;
+    delete $o{port} unless defined $o{port};
     return wait_jobs('no job pending or retrying', sub {
         !grep { $_->{state} =~ /^(?:pending|retrying)$/ } @{ $_[0] }
     }, %o);
@@ -794,6 +834,134 @@ sub tally {
     push @l, map { "duplicated $pre$_ x$created{\"$pre$_\"}" }
              grep { ($created{"$pre$_"} // 0) > 1 } @ids;
     return join("\n", @l) . "\n";
+}
+
+# ---------------------------------------------------------------------------
+# fault runs: many orders through the hook, then the tally
+# ---------------------------------------------------------------------------
+
+# run_orders(ids => [6001 .. 6010], during => sub { ... }, port => ...,
+#            wait => 1 (default: wait until every accepted order is created
+#            and the queue is idle))
+# Sends an order_created hook per id, runs "during" (which may return
+# lines), waits, and returns the lines "answers: ...", what "during" said,
+# and the tally (accepted vs created vs lost vs duplicated).
+sub run_orders {
+    my (%o) = @_;
+    my (%ans, @acc);
+    for my $id (@{ $o{ids} }) {
+        my $r = hook({ event => 'order_created', id => $id },
+                     (port => $o{port}) x !!$o{port});
+        $ans{ $r->{status} }++;
+        push @acc, $id if $r->{status} == 202;
+    }
+    my @l = ('answers: ' . CORE::join(', ', map { "$_ x$ans{$_}" } sort keys %ans));
+    push @l, grep { defined } $o{during}->(\@acc) if $o{during};
+    if ($o{wait} // 1) {
+        my $e = wait_until(sub { 'every accepted order created' }, sub {
+            my %c;
+            for my $e (@{ mock_requests('siteflow', 'POST *') }) {
+                next unless $e->{path} =~ m{/order$};
+                my $r = $e->{_rule};
+                next if $r && (($r->{action} // '') =~ /^(?:close|reset)$/
+                               || ($r->{status} // 200) !~ /^2/);
+                $c{ (json_of($e->{body}) // {})->{orderData}{sourceOrderId} // '' } = 1;
+            }
+            !grep { !$c{"PN-$_"} } @acc;
+        }, $o{timeout} // 30);
+        push @l, $e if $e;
+        $e = _idle(port => $o{port}, timeout => $o{timeout} // 30);
+        push @l, $e if $e;
+    }
+    return (@l, split /\n/, tally(orders => \@acc));
+}
+
+# ---------------------------------------------------------------------------
+# nginx outside the data-driven runners (t/121-crash.t)
+# ---------------------------------------------------------------------------
+
+# nginx_start(prefix => DIR, port => N, http => TEXT, server => TEXT,
+#             workers => 2): writes DIR/conf/nginx.conf ($TEST_NGINX_*
+# expanded) and starts nginx (master + workers, daemon); dies unless it
+# answers on the port.  Returns the master pid.
+sub nginx_start {
+    my (%o) = @_;
+    my $p = $o{prefix};
+    make_path("$p/conf", "$p/logs");
+    my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
+    my $mods = CORE::join '', map { "load_module $_;\n" }
+        split ' ', $ENV{TEST_NGINX_LOAD_MODULES} // '';
+    my $conf = <<"EOC";
+${mods}daemon on;
+master_process on;
+worker_processes @{[ $o{workers} // 2 ]};
+error_log $p/logs/error.log debug;
+pid $p/logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $p/client_body_temp;
+    proxy_temp_path $p/proxy_temp;
+    fastcgi_temp_path $p/fastcgi_temp;
+    uwsgi_temp_path $p/uwsgi_temp;
+    scgi_temp_path $p/scgi_temp;
+$o{http}
+    server {
+        listen 127.0.0.1:$o{port};
+$o{server}
+    }
+}
+EOC
+    $conf =~ s{\$(TEST_NGINX_[A-Z0-9_]+)}{
+        $ENV{$1} // die "nginx_start: \$$1 is not set\n" }ge;
+    open my $fh, '>', "$p/conf/nginx.conf" or die "$p/conf/nginx.conf: $!\n";
+    print $fh $conf;
+    close $fh;
+    unlink "$p/logs/nginx.pid";
+    my $out = `$bin -p $p/ -c $p/conf/nginx.conf 2>&1`;
+    die "nginx_start: $bin failed: $out\n" if $?;
+    my $e = wait_until('nginx answers', sub {
+        -s "$p/logs/nginx.pid"
+        && http_request(port => $o{port}, method => 'GET', path => '/ping',
+                        timeout => 1)->{status} == 200 }, 10);
+    die "nginx_start: $e\n" if $e;
+    return nginx_pids($p)->[0];
+}
+
+# [master pid, worker pids...] of the nginx under prefix (from its pid file
+# and /proc)
+sub nginx_pids {
+    my ($p) = @_;
+    open my $fh, '<', "$p/logs/nginx.pid" or return [];
+    my ($m) = (<$fh> // '') =~ /(\d+)/ or return [];
+    my @w;
+    for my $st (glob '/proc/[0-9]*/stat') {
+        open my $s, '<', $st or next;
+        my $l = <$s> // next;
+        my ($pid, $ppid) = $l =~ /^(\d+) \(.*\) \S (\d+)/ or next;
+        push @w, $pid if $ppid == $m;
+    }
+    return [$m, sort { $a <=> $b } @w];
+}
+
+# graceful stop (QUIT), waiting for every process to exit
+sub nginx_stop {
+    my ($p, $sig) = @_;
+    my $pids = nginx_pids($p);
+    return unless @$pids;
+    kill $sig // 'QUIT', $pids->[0];
+    my $e = wait_until('nginx exits', sub { !grep { kill 0, $_ } @$pids }, 15);
+    kill 'KILL', @$pids if $e;
+    return $e;
+}
+
+# kill -9 of the master and all its workers (a crash of the whole nginx)
+sub nginx_kill {
+    my ($p) = @_;
+    my $pids = nginx_pids($p);
+    kill 'KILL', @$pids;
+    wait_until('nginx killed', sub { !grep { kill 0, $_ } @$pids }, 10);
+    return scalar @$pids;
 }
 
 # ---------------------------------------------------------------------------
