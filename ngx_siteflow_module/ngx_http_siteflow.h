@@ -73,6 +73,11 @@ typedef struct {
     ngx_flag_t                     requires_spool; /* hook/postback/admin */
     ngx_str_t                     *requires_file;
     ngx_uint_t                     requires_line;
+
+    ngx_msec_t                     retry_base;
+    ngx_msec_t                     retry_max;
+    ngx_msec_t                     give_up;       /* 0: never */
+    ngx_uint_t                     concurrency;
 } ngx_http_siteflow_main_conf_t;
 
 
@@ -81,12 +86,19 @@ typedef struct {
     ngx_str_t                      storefront;
     ngx_flag_t                     log;
 
-    ngx_http_siteflow_api_t        api;          /* base "" = auto */
-    ngx_flag_t                     api_auto;
+    ngx_str_t                      api_url;      /* "" = auto */
+    ngx_int_t                      api_scheme;   /* sf_scheme_t, unset */
+    ngx_str_t                      token;        /* siteflow_credentials */
+    ngx_str_t                      secret;
+    ngx_http_siteflow_api_t        api;          /* validate, look up */
+    ngx_http_siteflow_api_t        api_create;   /* create */
     ngx_str_t                      destination;
     ngx_array_t                   *trigger;      /* ngx_str_t; NULL manual */
     sf_mapping_t                  *mapping;
     ngx_str_t                      mapping_file;
+    ngx_str_t                      printnow_url;
+    ngx_str_t                      printnow_token;
+    ngx_str_t                      printnow_key;
     ngx_http_siteflow_printnow_t   printnow;
     ngx_flag_t                     printnow_fetch;
     ngx_flag_t                     cancel_on_delete;
@@ -95,9 +107,10 @@ typedef struct {
 
     ngx_http_siteflow_xfer_conf_t  xfer;         /* timeouts, TLS */
 
-    unsigned                       has_credentials:1;
-    unsigned                       has_printnow:1;
-    unsigned                       registered:1;
+    ngx_uint_t                     uses;         /* NGX_HTTP_SITEFLOW_H_*
+                                                    bits */
+    ngx_str_t                     *uses_file;
+    ngx_uint_t                     uses_line;
 } ngx_http_siteflow_srv_conf_t;
 
 
@@ -111,6 +124,9 @@ typedef struct {
 
     ngx_str_t                      token;        /* siteflow_token */
     ngx_uint_t                     handler;      /* NGX_HTTP_SITEFLOW_H_* */
+    ngx_str_t                     *handler_file;
+    ngx_uint_t                     handler_line;
+    off_t                          body_max;     /* client_max_body_size */
 
     ngx_str_t                     *verify_file;  /* for merge-time errors */
     ngx_uint_t                     verify_line;
@@ -138,7 +154,7 @@ typedef struct {
 #define NGX_HTTP_SITEFLOW_H_NONE      0
 #define NGX_HTTP_SITEFLOW_H_HOOK      1
 #define NGX_HTTP_SITEFLOW_H_POSTBACK  2
-#define NGX_HTTP_SITEFLOW_H_ADMIN     3
+#define NGX_HTTP_SITEFLOW_H_ADMIN     4
 
 
 extern ngx_module_t  ngx_http_siteflow_module;

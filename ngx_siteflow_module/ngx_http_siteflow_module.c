@@ -10,6 +10,7 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_hmac.h"
+#include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_sig.h"
@@ -31,8 +32,34 @@ static char *ngx_http_siteflow_partner(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_siteflow_verify_signature(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-static char *ngx_http_siteflow_not_implemented(ngx_conf_t *cf,
+static void *ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_siteflow_set_string(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_order_trigger(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_siteflow_mapping(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_siteflow_mapping_cleanup(void *data);
+static char *ngx_http_siteflow_trusted_certificate(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_siteflow_handler_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_siteflow_retry_backoff(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_siteflow_give_up(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_resolve_api(ngx_conf_t *cf,
+    ngx_http_siteflow_srv_conf_t *conf);
+static ngx_int_t ngx_http_siteflow_init_process(ngx_cycle_t *cycle);
+static void ngx_http_siteflow_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_siteflow_partner_cleanup(void *data);
 static char *ngx_http_siteflow_check_url(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *url);
@@ -44,6 +71,11 @@ static ngx_conf_enum_t  ngx_http_siteflow_log_levels[] = {
     { ngx_string("warn"), NGX_LOG_WARN },
     { ngx_string("error"), NGX_LOG_ERR },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_siteflow_concurrency_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000
 };
 
 
@@ -105,109 +137,186 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
       offsetof(ngx_http_siteflow_loc_conf_t, sig_log_level),
       &ngx_http_siteflow_log_levels },
 
-    /*
-     * The directives below are part of the contract (SPEC section 3) and
-     * are parsed and checked now, but their behaviour lands with the
-     * delivery engine, the order and postback flows and the admin API.
-     * Until then they fail "nginx -t" instead of being silently ignored.
-     */
-
     { ngx_string("siteflow_spool"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_siteflow_spool,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
+    { ngx_string("siteflow_retry_backoff"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_siteflow_retry_backoff,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("siteflow_give_up"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_siteflow_give_up,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("siteflow_queue_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_main_conf_t, concurrency),
+      &ngx_http_siteflow_concurrency_bounds },
+
     { ngx_string("siteflow_log"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, log),
       NULL },
 
     { ngx_string("siteflow_storefront"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_set_string,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, storefront),
       NULL },
 
     { ngx_string("siteflow_api"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE12,
-      ngx_http_siteflow_not_implemented,
-      0,
+      ngx_http_siteflow_api,
+      NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("siteflow_destination"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_set_string,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, destination),
       NULL },
 
     { ngx_string("siteflow_credentials"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_credentials,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, token),
       NULL },
 
     { ngx_string("siteflow_order_trigger"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
-      ngx_http_siteflow_not_implemented,
-      0,
+      ngx_http_siteflow_order_trigger,
+      NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("siteflow_mapping"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
+      ngx_http_siteflow_mapping,
+      NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("siteflow_printnow_api"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_url,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, printnow_url),
       NULL },
 
     { ngx_string("siteflow_printnow_credentials"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_credentials,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, printnow_token),
+      NULL },
+
+    { ngx_string("siteflow_printnow_fetch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, printnow_fetch),
+      NULL },
+
+    { ngx_string("siteflow_cancel_on_delete"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, cancel_on_delete),
+      NULL },
+
+    { ngx_string("siteflow_ship_per_item"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, ship_per_item),
+      NULL },
+
+    { ngx_string("siteflow_echo_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, echo_window),
+      NULL },
+
+    { ngx_string("siteflow_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, xfer.timeout),
+      NULL },
+
+    { ngx_string("siteflow_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, xfer.connect_timeout),
+      NULL },
+
+    { ngx_string("siteflow_max_response"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, xfer.max_response),
+      NULL },
+
+    { ngx_string("siteflow_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, xfer.ssl_verify),
+      NULL },
+
+    { ngx_string("siteflow_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_siteflow_trusted_certificate,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, xfer.ca_file),
       NULL },
 
     { ngx_string("siteflow_printnow_hook"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_SITEFLOW_H_HOOK,
       NULL },
 
     { ngx_string("siteflow_postback"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
-      NULL },
-
-    { ngx_string("siteflow_token"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_SITEFLOW_H_POSTBACK,
       NULL },
 
     { ngx_string("siteflow_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_siteflow_not_implemented,
-      0,
-      0,
+      ngx_http_siteflow_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_SITEFLOW_H_ADMIN,
+      NULL },
+
+    { ngx_string("siteflow_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_siteflow_set_string,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_loc_conf_t, token),
       NULL },
 
       ngx_null_command
@@ -221,8 +330,8 @@ static ngx_http_module_t  ngx_http_siteflow_module_ctx = {
     ngx_http_siteflow_create_main_conf,    /* create main configuration */
     ngx_http_siteflow_init_main_conf,      /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_siteflow_create_srv_conf,     /* create server configuration */
+    ngx_http_siteflow_merge_srv_conf,      /* merge server configuration */
 
     ngx_http_siteflow_create_loc_conf,     /* create location configuration */
     ngx_http_siteflow_merge_loc_conf       /* merge location configuration */
@@ -236,10 +345,10 @@ ngx_module_t  ngx_http_siteflow_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_siteflow_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_siteflow_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -261,6 +370,12 @@ ngx_http_siteflow_postconfiguration(ngx_conf_t *cf)
 
     if (smcf->requires_guard) {
         if (ngx_http_siteflow_hmac_init(cf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (smcf->requires_spool) {
+        if (ngx_http_siteflow_hook_init(cf) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -287,6 +402,17 @@ ngx_http_siteflow_create_main_conf(ngx_conf_t *cf)
      */
 
     smcf->nonce_cache = NGX_CONF_UNSET_UINT;
+    smcf->retry_base = NGX_CONF_UNSET_MSEC;
+    smcf->retry_max = NGX_CONF_UNSET_MSEC;
+    smcf->give_up = NGX_CONF_UNSET_MSEC;
+    smcf->concurrency = NGX_CONF_UNSET_UINT;
+
+    if (ngx_array_init(&smcf->storefronts, cf->pool, 4,
+                       sizeof(ngx_http_siteflow_srv_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     return smcf;
 }
@@ -305,6 +431,23 @@ ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_uint_value(smcf->nonce_cache, 0);
+
+    if (smcf->retry_base == NGX_CONF_UNSET_MSEC) {
+        smcf->retry_base = 1000;
+        smcf->retry_max = 300000;
+    }
+
+    ngx_conf_init_msec_value(smcf->give_up, 0);
+    ngx_conf_init_uint_value(smcf->concurrency, 32);
+
+    if (smcf->requires_spool && smcf->queue == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "a \"siteflow_printnow_hook\", \"siteflow_postback\" "
+                      "or \"siteflow_admin\" location requires "
+                      "\"siteflow_spool\" in the http block, in %V:%ui",
+                      smcf->requires_file, smcf->requires_line);
+        return NGX_CONF_ERROR;
+    }
 
     if (smcf->shm_zone != NULL) {
         return ngx_http_siteflow_shm_check(cf, smcf);
@@ -346,6 +489,7 @@ ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_siteflow_loc_conf_t *prev = parent;
     ngx_http_siteflow_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t       *clcf;
     ngx_http_siteflow_main_conf_t  *smcf;
 
     if (conf->partners == NULL) {
@@ -365,8 +509,47 @@ ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->shipment_body_max,
                               prev->shipment_body_max, 1024 * 1024);
 
+    if (conf->token.data == NULL) {
+        conf->token = prev->token;
+    }
+
+    if (conf->handler == NGX_HTTP_SITEFLOW_H_HOOK
+        || conf->handler == NGX_HTTP_SITEFLOW_H_POSTBACK)
+    {
+        /*
+         * the hook and the postback enforce client_max_body_size
+         * themselves, so that a body too large is refused in JSON
+         */
+
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        conf->body_max = clcf->client_max_body_size;
+        clcf->client_max_body_size = 0;
+    }
+
+    if ((conf->handler == NGX_HTTP_SITEFLOW_H_HOOK
+         || conf->handler == NGX_HTTP_SITEFLOW_H_POSTBACK)
+        && conf->token.data == NULL)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%s\" requires \"siteflow_token\" in %V:%ui",
+                      conf->handler == NGX_HTTP_SITEFLOW_H_HOOK
+                      ? "siteflow_printnow_hook" : "siteflow_postback",
+                      conf->handler_file, conf->handler_line);
+        return NGX_CONF_ERROR;
+    }
+
     if (!conf->verify_signature) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->handler != NGX_HTTP_SITEFLOW_H_NONE) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"siteflow_verify_signature\" cannot be used in a "
+                      "\"siteflow_printnow_hook\", \"siteflow_postback\" "
+                      "or \"siteflow_admin\" location in %V:%ui",
+                      conf->verify_file, conf->verify_line);
+        return NGX_CONF_ERROR;
     }
 
     /*
@@ -652,14 +835,418 @@ ngx_http_siteflow_verify_signature(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-static char *
-ngx_http_siteflow_not_implemented(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+static void *
+ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf)
 {
-    ngx_str_t   *value;
-    ngx_uint_t   i;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_siteflow_srv_conf_t));
+    if (sscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     sscf->storefront = { 0, NULL };
+     *     sscf->api_url = { 0, NULL };
+     *     sscf->token = { 0, NULL };
+     *     sscf->destination = { 0, NULL };
+     *     sscf->trigger = NULL;
+     *     sscf->mapping = NULL;
+     *     sscf->printnow_url = { 0, NULL };
+     *     sscf->xfer.ca_file = { 0, NULL };
+     *     sscf->uses = 0;
+     */
+
+    sscf->log = NGX_CONF_UNSET;
+    sscf->api_scheme = NGX_CONF_UNSET;
+    sscf->printnow_fetch = NGX_CONF_UNSET;
+    sscf->cancel_on_delete = NGX_CONF_UNSET;
+    sscf->ship_per_item = NGX_CONF_UNSET;
+    sscf->echo_window = NGX_CONF_UNSET_MSEC;
+    sscf->xfer.timeout = NGX_CONF_UNSET_MSEC;
+    sscf->xfer.connect_timeout = NGX_CONF_UNSET_MSEC;
+    sscf->xfer.max_response = NGX_CONF_UNSET_SIZE;
+    sscf->xfer.ssl_verify = NGX_CONF_UNSET;
+
+    return sscf;
+}
+
+
+static char *
+ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_siteflow_srv_conf_t *prev = parent;
+    ngx_http_siteflow_srv_conf_t *conf = child;
+
+    ngx_str_t                       *name;
+    ngx_http_siteflow_srv_conf_t   **sp;
+    ngx_http_core_srv_conf_t        *cscf;
+    ngx_http_siteflow_main_conf_t   *smcf;
+
+    ngx_conf_merge_value(conf->log, prev->log, 1);
+
+    if (conf->api_url.data == NULL) {
+        conf->api_url = prev->api_url;
+        conf->api_scheme = prev->api_scheme;
+    }
+
+    if (conf->token.data == NULL) {
+        conf->token = prev->token;
+        conf->secret = prev->secret;
+    }
+
+    ngx_conf_merge_str_value(conf->destination, prev->destination, "");
+
+    if (conf->trigger == NULL) {
+        conf->trigger = prev->trigger;
+    }
+
+    if (conf->mapping == NULL) {
+        conf->mapping = prev->mapping;
+        conf->mapping_file = prev->mapping_file;
+    }
+
+    ngx_conf_merge_str_value(conf->printnow_url, prev->printnow_url,
+                             "https://api.printnow.com");
+
+    if (conf->printnow_token.data == NULL) {
+        conf->printnow_token = prev->printnow_token;
+        conf->printnow_key = prev->printnow_key;
+    }
+
+    ngx_conf_merge_value(conf->printnow_fetch, prev->printnow_fetch, 1);
+    ngx_conf_merge_value(conf->cancel_on_delete, prev->cancel_on_delete, 0);
+    ngx_conf_merge_value(conf->ship_per_item, prev->ship_per_item, 0);
+    ngx_conf_merge_msec_value(conf->echo_window, prev->echo_window, 60000);
+    ngx_conf_merge_msec_value(conf->xfer.timeout, prev->xfer.timeout, 30000);
+    ngx_conf_merge_msec_value(conf->xfer.connect_timeout,
+                              prev->xfer.connect_timeout, 10000);
+    ngx_conf_merge_size_value(conf->xfer.max_response,
+                              prev->xfer.max_response, 1024 * 1024);
+    ngx_conf_merge_value(conf->xfer.ssl_verify, prev->xfer.ssl_verify, 1);
+    ngx_conf_merge_str_value(conf->xfer.ca_file, prev->xfer.ca_file, "");
+
+    if (conf->storefront.data == NULL) {
+        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+        if (cscf != NULL && cscf->server_name.len) {
+            conf->storefront = cscf->server_name;
+
+        } else {
+            ngx_str_set(&conf->storefront, "default");
+        }
+    }
+
+    if (conf->uses == 0) {
+        return NGX_CONF_OK;
+    }
+
+    /* a server{} with a hook, postback or admin location: a storefront */
+
+    name = conf->uses_file;
+
+    if (conf->uses & (NGX_HTTP_SITEFLOW_H_HOOK|NGX_HTTP_SITEFLOW_H_POSTBACK)) {
+
+        if (conf->mapping == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "storefront \"%V\" has a PrintNow hook or a "
+                          "SiteFlow postback location but no "
+                          "\"siteflow_mapping\" in %V:%ui",
+                          &conf->storefront, name, conf->uses_line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->printnow_token.data == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "storefront \"%V\" has a PrintNow hook or a "
+                          "SiteFlow postback location but no "
+                          "\"siteflow_printnow_credentials\" in %V:%ui",
+                          &conf->storefront, name, conf->uses_line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_siteflow_printnow_authorization(cf->pool,
+                &conf->printnow_token, &conf->printnow_key,
+                &conf->printnow.authorization)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->printnow.base = conf->printnow_url;
+
+        while (conf->printnow.base.len
+               && conf->printnow.base.data[conf->printnow.base.len - 1]
+                  == '/')
+        {
+            conf->printnow.base.len--;
+        }
+    }
+
+    if (conf->uses & NGX_HTTP_SITEFLOW_H_HOOK) {
+
+        if (conf->token.data == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "storefront \"%V\" has a PrintNow hook location "
+                          "but no \"siteflow_credentials\" in %V:%ui",
+                          &conf->storefront, name, conf->uses_line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->destination.len == 0
+            && conf->mapping->destination == NULL)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "storefront \"%V\" has a PrintNow hook location "
+                          "but no \"siteflow_destination\" (nor a "
+                          "\"destination\" in its mapping file) in %V:%ui",
+                          &conf->storefront, name, conf->uses_line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->token.data != NULL
+        && ngx_http_siteflow_resolve_api(cf, conf) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
+
+    sp = ngx_array_push(&smcf->storefronts);
+    if (sp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *sp = conf;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * siteflow_api: "auto" picks the scheme from the token's shape (protocols
+ * section 1c) and the vendor's endpoints; a URL is used for everything
+ */
+
+static char *
+ngx_http_siteflow_resolve_api(ngx_conf_t *cf,
+    ngx_http_siteflow_srv_conf_t *conf)
+{
+    sf_scheme_t  scheme;
+
+    if (conf->api_scheme != NGX_CONF_UNSET) {
+        scheme = (sf_scheme_t) conf->api_scheme;
+
+    } else {
+        scheme = sf_sig_detect_scheme((const char *) conf->token.data,
+                                      conf->token.len);
+    }
+
+    if (scheme == SF_SCHEME_UNKNOWN) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "cannot tell from the token of \"siteflow_credentials\""
+                      " of storefront \"%V\" whether it is a OneFlow or an "
+                      "HP PrintOS account; add \"scheme=oneflow\" or "
+                      "\"scheme=printos\" to \"siteflow_api\" in %V:%ui",
+                      &conf->storefront, conf->uses_file, conf->uses_line);
+        return NGX_CONF_ERROR;
+    }
+
+    conf->api.scheme = scheme;
+    conf->api.hash = (scheme == SF_SCHEME_PRINTOS) ? SF_HASH_SHA256
+                                                   : SF_HASH_SHA1;
+    conf->api.token = conf->token;
+    conf->api.secret = conf->secret;
+
+    conf->api_create = conf->api;
+
+    if (conf->api_url.len) {
+        conf->api.base = conf->api_url;
+
+        while (conf->api.base.len
+               && conf->api.base.data[conf->api.base.len - 1] == '/')
+        {
+            conf->api.base.len--;
+        }
+
+        conf->api_create.base = conf->api.base;
+
+    } else if (scheme == SF_SCHEME_PRINTOS) {
+        ngx_str_set(&conf->api.base, "https://printos.api.hp.com/siteflow/api");
+        conf->api_create.base = conf->api.base;
+
+    } else {
+        ngx_str_set(&conf->api.base, "https://pro-api.oneflowcloud.com/api");
+        ngx_str_set(&conf->api_create.base, "https://orders.oneflow.io/api");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_set_string(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
 
     value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty value in \"%V\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_siteflow_check_url(cf, cmd, &value[1]) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf = conf;
+
+    ngx_str_t  *value;
+
+    if (sscf->api_url.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 4 && ngx_strcmp(value[1].data, "auto") == 0) {
+        ngx_str_set(&sscf->api_url, "");
+
+    } else if (ngx_http_siteflow_check_url(cf, cmd, &value[1])
+               != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+
+    } else {
+        sscf->api_url = value[1];
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "scheme=oneflow") == 0) {
+            sscf->api_scheme = SF_SCHEME_ONEFLOW;
+
+        } else if (ngx_strcmp(value[2].data, "scheme=printos") == 0) {
+            sscf->api_scheme = SF_SCHEME_PRINTOS;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\", "
+                               "expected \"scheme=oneflow\" or "
+                               "\"scheme=printos\"", &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* two strings at cmd->offset: token, then secret (or key) */
+
+static char *
+ngx_http_siteflow_credentials(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t   *field, *value;
+    ngx_uint_t   i, k;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < 3; i++) {
+        if (value[i].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "empty value in \"%V\"", &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        for (k = 0; k < value[i].len; k++) {
+            if (value[i].data[k] <= 0x20 || value[i].data[k] >= 0x7f) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "the %s of \"%V\" contains a character "
+                                   "that is not printable ASCII",
+                                   i == 1 ? "token" : "secret", &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    field[0] = value[1];
+    field[1] = value[2];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_order_trigger(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf = conf;
+
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i;
+
+    if (sscf->trigger != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    sscf->trigger = ngx_array_create(cf->pool, cf->args->nelts,
+                                     sizeof(ngx_str_t));
+    if (sscf->trigger == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     for (i = 1; i < cf->args->nelts; i++) {
         if (value[i].len == 0) {
@@ -667,56 +1254,262 @@ ngx_http_siteflow_not_implemented(ngx_conf_t *cf, ngx_command_t *cmd,
                                "empty value in \"%V\"", &cmd->name);
             return NGX_CONF_ERROR;
         }
-    }
 
-    if (ngx_strcmp(cmd->name.data, "siteflow_api") == 0) {
-
-        if (ngx_strcmp(value[1].data, "auto") != 0
-            && ngx_http_siteflow_check_url(cf, cmd, &value[1])
-               != NGX_CONF_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        if (cf->args->nelts == 3
-            && ngx_strcmp(value[2].data, "scheme=oneflow") != 0
-            && ngx_strcmp(value[2].data, "scheme=printos") != 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\", "
-                               "expected \"scheme=oneflow\" or "
-                               "\"scheme=printos\"", &value[2], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (ngx_strcmp(cmd->name.data, "siteflow_printnow_api") == 0) {
-
-        if (ngx_http_siteflow_check_url(cf, cmd, &value[1]) != NGX_CONF_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (ngx_strcmp(cmd->name.data, "siteflow_order_trigger") == 0) {
-
-        for (i = 1; i < cf->args->nelts; i++) {
-            if (cf->args->nelts > 2
-                && ngx_strcmp(value[i].data, "manual") == 0)
-            {
+        if (ngx_strcmp(value[i].data, "manual") == 0) {
+            if (cf->args->nelts > 2) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "\"manual\" cannot be combined with "
                                    "statuses in \"%V\"", &cmd->name);
                 return NGX_CONF_ERROR;
             }
+
+            /* an empty array: manual */
+            return NGX_CONF_OK;
         }
+
+        s = ngx_array_push(sscf->trigger);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
     }
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" is not implemented yet in this version of "
-                       "ngx_http_siteflow_module (" NGX_HTTP_SITEFLOW_VERSION
-                       ")", &cmd->name);
-
-    return NGX_CONF_ERROR;
+    return NGX_CONF_OK;
 }
 
+
+static char *
+ngx_http_siteflow_mapping(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf = conf;
+
+    char                 err[SF_MAPPING_ERR_SIZE];
+    ngx_str_t           *value, file;
+    ngx_pool_cleanup_t  *cln;
+
+    if (sscf->mapping != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    file = value[1];
+
+    if (file.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty value in \"%V\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    err[0] = '\0';
+
+    sscf->mapping = sf_mapping_load((const char *) file.data, err,
+                                    sizeof(err));
+    if (sscf->mapping == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid mapping file in \"%V\": %s",
+                           &cmd->name, err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_siteflow_mapping_cleanup;
+    cln->data = sscf->mapping;
+
+    sscf->mapping_file = file;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_siteflow_mapping_cleanup(void *data)
+{
+    sf_mapping_free(data);
+}
+
+
+static char *
+ngx_http_siteflow_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *field = value[1];
+
+    if (field->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty value in \"%V\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, field, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (access((char *) field->data, R_OK) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read \"%V\" of \"%V\"", field,
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_siteflow_loc_conf_t  *slcf = conf;
+
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_siteflow_srv_conf_t   *sscf;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    if (slcf->handler != NGX_HTTP_SITEFLOW_H_NONE) {
+        return "is duplicate";
+    }
+
+    slcf->handler = cmd->offset;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    switch (cmd->offset) {
+    case NGX_HTTP_SITEFLOW_H_HOOK:
+        clcf->handler = ngx_http_siteflow_hook_handler;
+        break;
+    case NGX_HTTP_SITEFLOW_H_POSTBACK:
+        clcf->handler = ngx_http_siteflow_postback_handler;
+        break;
+    default: /* NGX_HTTP_SITEFLOW_H_ADMIN */
+        clcf->handler = ngx_http_siteflow_admin_handler;
+        break;
+    }
+
+    slcf->handler_file = &cf->conf_file->file.name;
+    slcf->handler_line = cf->conf_file->line;
+
+    sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_siteflow_module);
+
+    if (sscf->uses == 0) {
+        sscf->uses_file = &cf->conf_file->file.name;
+        sscf->uses_line = cf->conf_file->line;
+    }
+
+    sscf->uses |= cmd->offset;
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
+
+    if (!smcf->requires_spool) {
+        smcf->requires_spool = 1;
+        smcf->requires_file = &cf->conf_file->file.name;
+        smcf->requires_line = cf->conf_file->line;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_retry_backoff(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_siteflow_main_conf_t  *smcf = conf;
+
+    ngx_str_t   *value;
+    ngx_msec_t   base, max;
+
+    if (smcf->retry_base != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    base = ngx_parse_time(&value[1], 0);
+    max = ngx_parse_time(&value[2], 0);
+
+    if (base == (ngx_msec_t) NGX_ERROR || max == (ngx_msec_t) NGX_ERROR
+        || base == 0 || max < base)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" \"%V %V\", expected two times, "
+                           "the first not zero and not above the second",
+                           &cmd->name, &value[1], &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->retry_base = base;
+    smcf->retry_max = max;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_give_up(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_siteflow_main_conf_t  *smcf = conf;
+
+    ngx_str_t   *value;
+    ngx_msec_t   t;
+
+    if (smcf->give_up != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        smcf->give_up = 0;
+        return NGX_CONF_OK;
+    }
+
+    t = ngx_parse_time(&value[1], 0);
+
+    if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" \"%V\", expected \"off\" or "
+                           "a time", &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->give_up = t;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_siteflow_queue_init_process(cycle);
+}
+
+
+static void
+ngx_http_siteflow_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_siteflow_queue_exit_process(cycle);
+}
 
 static char *
 ngx_http_siteflow_check_url(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -94,6 +94,11 @@ void ngx_http_siteflow_observe_latency(ngx_uint_t upstream, ngx_msec_t ms);
 /* counter in the zone of the current cycle (no-op without a zone) */
 void ngx_http_siteflow_counter(ngx_http_siteflow_counter_e counter);
 
+/* content handlers of the hook and postback (ngx_http_siteflow_hook.c) */
+ngx_int_t ngx_http_siteflow_hook_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_siteflow_hook_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_siteflow_postback_handler(ngx_http_request_t *r);
+
 /* content handler of "siteflow_admin" (ngx_http_siteflow_admin.c) */
 ngx_int_t ngx_http_siteflow_admin_handler(ngx_http_request_t *r);
 

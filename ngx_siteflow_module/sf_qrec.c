@@ -466,7 +466,7 @@ sf_qrec_encode(const sf_qrec_t *r, unsigned char *out, size_t out_size)
         return 0;
     }
 
-    if (r->type < SF_QREC_JOB || r->type > SF_QREC_FORGET) {
+    if (r->type < SF_QREC_JOB || r->type > SF_QREC_INDEX) {
         return 0;
     }
 
@@ -554,7 +554,7 @@ sf_qrec_decode(const unsigned char *buf, size_t len, sf_qrec_t *r,
     if (len >= SF_QREC_OFF_FLAGS) {
         type = sf_qrec_get16(buf + SF_QREC_OFF_TYPE);
 
-        if (type < SF_QREC_JOB || type > SF_QREC_FORGET) {
+        if (type < SF_QREC_JOB || type > SF_QREC_INDEX) {
             return SF_QREC_BAD;
         }
     }

@@ -79,6 +79,7 @@
 #define SF_QREC_JOB            1     /* a new job, payload sf_qjob_encode() */
 #define SF_QREC_STATE          2     /* a job's state, sf_qstate_encode() */
 #define SF_QREC_FORGET         3     /* job finished and compacted away */
+#define SF_QREC_INDEX          4     /* a sent-orders index entry */
 
 /* "journal-" + 16 hex digits + ".sfq", without the NUL */
 #define SF_QREC_SEGMENT_NAME_LEN  28

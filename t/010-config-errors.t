@@ -3,8 +3,7 @@
 # Invariant: every misconfiguration of the module is refused when the
 # configuration is loaded ("nginx -t", start, reload) with an EMERG message
 # that names the directive, the value and what is wrong, and no secret key
-# is ever echoed.  Directives whose behaviour is not built yet fail with
-# "is not implemented yet" instead of being silently accepted.
+# is ever echoed.
 
 use lib 't/lib';
 use Siteflow::Test;
@@ -320,159 +319,224 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 
 
 
-=== TEST 27: "siteflow_spool" is not implemented yet
+=== TEST 27: a hook needs a spool
 --- http_config
     siteflow_zone sf:1m;
-    siteflow_spool /var/spool/siteflow;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
 --- config
-
+    location = /hook {
+        siteflow_printnow_hook;
+        siteflow_token T0K-example;
+    }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
 --- error_log
-"siteflow_spool" is not implemented yet
+"siteflow_printnow_hook", "siteflow_postback" or "siteflow_admin" location requires "siteflow_spool" in the http block, in
 
 
 
-=== TEST 28: "siteflow_log" is not implemented yet
+=== TEST 28: siteflow_log takes on or off
 --- http_config
-    siteflow_zone sf:1m;
-    siteflow_log off;
+    siteflow_log maybe;
 --- config
-
 --- must_die
 --- error_log
-"siteflow_log" is not implemented yet
+invalid value "maybe" in "siteflow_log" directive, it must be "on" or "off"
 
 
 
-=== TEST 29: "siteflow_storefront" is not implemented yet
+=== TEST 29: siteflow_storefront is a server directive
 --- http_config
-    siteflow_zone sf:1m;
 --- config
-    siteflow_storefront acme;
+    location / {
+        siteflow_storefront shop;
+    }
 --- must_die
 --- error_log
-"siteflow_storefront" is not implemented yet
+"siteflow_storefront" directive is not allowed here
 
 
 
-=== TEST 30: "siteflow_api" is not implemented yet
+=== TEST 30: a hook needs a token
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
 --- config
-    siteflow_api https://orders.example.test/api scheme=oneflow;
+    location = /hook {
+        siteflow_printnow_hook;
+    }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
 --- error_log
-"siteflow_api" is not implemented yet
+"siteflow_printnow_hook" requires "siteflow_token" in
 
 
 
-=== TEST 31: "siteflow_destination" is not implemented yet
+=== TEST 31: a hook needs a mapping
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
 --- config
-    siteflow_destination acme-print;
+    location = /hook {
+        siteflow_printnow_hook;
+        siteflow_token T0K-example;
+    }
 --- must_die
 --- error_log
-"siteflow_destination" is not implemented yet
+but no "siteflow_mapping" in
 
 
 
-=== TEST 32: "siteflow_credentials" is not implemented yet
+=== TEST 32: a hook needs SiteFlow credentials
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_destination acme;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
 --- config
-    siteflow_credentials 1234567890123 0000000000000000000000000000000000000000000000aa;
+    location = /hook {
+        siteflow_printnow_hook;
+        siteflow_token T0K-example;
+    }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
 --- error_log
-"siteflow_credentials" is not implemented yet
+has a PrintNow hook location but no "siteflow_credentials" in
 
 
 
-=== TEST 33: "siteflow_order_trigger" is not implemented yet
+=== TEST 33: a postback needs PrintNow credentials
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_mapping ../html/mapping.json;
 --- config
-    siteflow_order_trigger "Ready For Print" Approved;
+    location = /postback {
+        siteflow_postback;
+        siteflow_token T0K-example;
+    }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
 --- error_log
-"siteflow_order_trigger" is not implemented yet
+but no "siteflow_printnow_credentials" in
 
 
 
-=== TEST 34: "siteflow_mapping" is not implemented yet
+=== TEST 34: mapping with bad JSON: line and column
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_mapping ../html/bad.json;
 --- config
-    siteflow_mapping /etc/nginx/siteflow-mapping.json;
+--- user_files
+>>> bad.json
+{
+ "products": {
+  "12": { "sku": "X", }
+ }
+}
 --- must_die
 --- error_log
-"siteflow_mapping" is not implemented yet
+invalid JSON in "
 
 
 
-=== TEST 35: "siteflow_printnow_api" is not implemented yet
+=== TEST 35: mapping with an unknown placeholder: key path
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_mapping ../html/ph.json;
 --- config
-    siteflow_printnow_api https://api.printnow.example.test;
+--- user_files
+>>> ph.json
+{"products": {"12": {"sku": "{nope}", "components": [
+  {"code": "text", "path": "https://x.example/{order_id}"}]}}}
 --- must_die
 --- error_log
-"siteflow_printnow_api" is not implemented yet
+unknown placeholder "{nope}" in products."12".sku
 
 
 
-=== TEST 36: "siteflow_printnow_credentials" is not implemented yet
+=== TEST 36: mapping file missing
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_mapping ../html/none.json;
 --- config
-    siteflow_printnow_credentials 00000000000000000000000000000000 FAKEFAKE;
 --- must_die
 --- error_log
-"siteflow_printnow_credentials" is not implemented yet
+invalid mapping file in "siteflow_mapping": open() "
 
 
 
-=== TEST 37: "siteflow_printnow_hook" is not implemented yet
+=== TEST 37: credentials of an unknown shape need scheme=
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_credentials not-a-known-shape FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
 --- config
-    location /hook { siteflow_printnow_hook; }
+    location = /hook {
+        siteflow_printnow_hook;
+        siteflow_token T0K-example;
+    }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
 --- error_log
-"siteflow_printnow_hook" is not implemented yet
+whether it is a OneFlow or an HP PrintOS account; add "scheme=oneflow" or "scheme=printos"
 
 
 
-=== TEST 38: "siteflow_postback" is not implemented yet
+=== TEST 38: retry backoff base above max
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_retry_backoff 10s 1s;
 --- config
-    location /postback { siteflow_postback; }
 --- must_die
 --- error_log
-"siteflow_postback" is not implemented yet
+invalid "siteflow_retry_backoff" "10s 1s"
 
 
 
-=== TEST 39: "siteflow_token" is not implemented yet
+=== TEST 39: spool with a bad size
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_spool spool size=12k;
 --- config
-    location /hook { siteflow_token not-a-real-token-000; }
 --- must_die
 --- error_log
-"siteflow_token" is not implemented yet
+invalid size "size=12k" in "siteflow_spool", expected at least 1m
 
 
 
-=== TEST 40: "siteflow_admin" is not implemented yet
+=== TEST 40: unreadable trusted certificate
 --- http_config
-    siteflow_zone sf:1m;
+    siteflow_ssl_trusted_certificate /nonexistent/ca.pem;
 --- config
-    location /admin/ { siteflow_admin; }
 --- must_die
 --- error_log
-"siteflow_admin" is not implemented yet
+cannot read "/nonexistent/ca.pem" of "siteflow_ssl_trusted_certificate"
 
 
 
@@ -495,3 +559,55 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 --- error_log
 empty value in "siteflow_destination"
 
+
+
+=== TEST 43: a hook needs a destination
+--- http_config
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
+--- config
+    location = /hook {
+        siteflow_printnow_hook;
+        siteflow_token T0K-example;
+    }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
+--- must_die
+--- error_log
+but no "siteflow_destination" (nor a "destination" in its mapping file) in
+
+
+
+=== TEST 44: give up takes off or a time
+--- http_config
+    siteflow_give_up soon;
+--- config
+--- must_die
+--- error_log
+invalid "siteflow_give_up" "soon", expected "off" or a time
+
+
+
+=== TEST 45: the spool twice
+--- http_config
+    siteflow_spool spool;
+    siteflow_spool spool2;
+--- config
+--- must_die
+--- error_log
+"siteflow_spool" directive is duplicate
+
+
+
+=== TEST 46: the credentials secret is never echoed
+--- http_config
+    siteflow_credentials 0123456789 badsecret;
+--- config
+--- must_die
+--- error_log
+the secret of "siteflow_credentials" contains a character that is not printable ASCII

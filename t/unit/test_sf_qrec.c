@@ -382,7 +382,7 @@ test_encode_errors(void **state)
 
     r.type = 0;
     assert_int_equal(sf_qrec_encode(&r, out, sizeof(out)), 0);
-    r.type = 4;
+    r.type = 5;
     assert_int_equal(sf_qrec_encode(&r, out, sizeof(out)), 0);
     r.type = 0xffff;
     assert_int_equal(sf_qrec_encode(&r, out, sizeof(out)), 0);
@@ -725,7 +725,7 @@ test_header_fields(void **state)
     memcpy(buf, golden, sizeof(golden));
     buf[4] = 0;
     assert_int_equal(sf_qrec_decode(buf, 6, &r, NULL), SF_QREC_BAD);
-    buf[4] = 4;
+    buf[4] = 5;
     assert_int_equal(sf_qrec_decode(buf, 6, &r, NULL), SF_QREC_BAD);
     buf[4] = 1;
     buf[5] = 1;

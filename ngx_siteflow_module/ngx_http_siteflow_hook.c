@@ -1,0 +1,1339 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "ngx_http_siteflow.h"
+#include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_queue_int.h"
+#include "sf_mapping.h"
+#include "sf_postback.h"
+#include "sf_qrec.h"
+#include "sf_ring.h"
+
+
+/*
+ * The PrintNow hook and the SiteFlow postback locations.  Both check the
+ * token, read the JSON body, decide, and answer 2xx only once the job
+ * they queue is durable (the request waits for the spool's group
+ * commit).  Nothing is queued for a request that is refused.
+ */
+
+
+#define NGX_HTTP_SITEFLOW_ORDER_ID_MAX  128
+
+
+typedef struct {
+    ngx_http_request_t            *request;
+    ngx_uint_t                     kind;
+    ngx_uint_t                     postback;
+    ngx_str_t                      order_id;
+    ngx_str_t                      body;
+    off_t                          received;
+    unsigned                       replied:1;
+} ngx_http_siteflow_hook_ctx_t;
+
+
+static ngx_int_t ngx_http_siteflow_check_token(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf);
+static ngx_int_t ngx_http_siteflow_body_type(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_siteflow_hook_body(ngx_http_request_t *r);
+static void ngx_http_siteflow_postback_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, json_t *root);
+static ngx_int_t ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx);
+static void ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id);
+static ngx_int_t ngx_http_siteflow_reply(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_uint_t status, const char *key,
+    const char *fmt, ...);
+static ngx_int_t ngx_http_siteflow_order_id(json_t *v, ngx_pool_t *pool,
+    ngx_str_t *id);
+static ngx_int_t ngx_http_siteflow_arg(ngx_http_request_t *r, char *name,
+    size_t len, ngx_str_t *value);
+
+
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
+
+static ngx_str_t  ngx_http_siteflow_allow_post = ngx_string("POST");
+static ngx_str_t  ngx_http_siteflow_allow_post_put = ngx_string("POST, PUT");
+
+
+/* the PrintNow webhook */
+
+ngx_int_t
+ngx_http_siteflow_hook_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_table_elt_t               *h;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        h->value = ngx_http_siteflow_allow_post;
+
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_NOT_ALLOWED, "error",
+                                       "method %V is not allowed here, "
+                                       "use POST", &r->method_name);
+    }
+
+    rc = ngx_http_siteflow_check_token(r, slcf);
+    if (rc != NGX_OK || ctx->replied) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        return rc;
+    }
+
+    rc = ngx_http_siteflow_body_type(r);
+    if (rc != NGX_OK || ctx->replied) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        return rc;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_siteflow_hook_body);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_siteflow_reply(r, ctx, rc, "error",
+                                       "the body is larger than "
+                                       "client_max_body_size (%O bytes)",
+                                       slcf->body_max);
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_siteflow_hook_body(ngx_http_request_t *r)
+{
+    json_t                        *root;
+    ngx_int_t                      rc;
+    json_error_t                   err;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ngx_http_siteflow_body(r, &ctx->body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    root = json_loadb((const char *) ctx->body.data, ctx->body.len, 0, &err);
+
+    if (root == NULL) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        ngx_http_finalize_request(r,
+            ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                    "invalid JSON at line %d, column %d: %s",
+                                    err.line, err.column, err.text));
+        return;
+    }
+
+    rc = ngx_http_siteflow_hook_decide(r, ctx, root);
+
+    json_decref(root);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, json_t *root)
+{
+    json_t                        *order, *v, *job;
+    ngx_str_t                      event, status, arg, *t;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, found, deleted;
+    ngx_http_siteflow_index_t      idx;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    if (!json_is_object(root)) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                       "the body is not a JSON object");
+    }
+
+    /* the event: the body's, or ?event= (one target URL per event) */
+
+    v = json_object_get(root, "event");
+
+    if (json_is_string(v)) {
+        event.data = (u_char *) json_string_value(v);
+        event.len = json_string_length(v);
+
+    } else if (ngx_http_siteflow_arg(r, "event", 5, &arg) == NGX_OK) {
+        event = arg;
+
+    } else {
+        ngx_str_set(&event, "order_updated");
+    }
+
+    deleted = 0;
+
+    if (event.len == 13 && ngx_strncmp(event.data, "order_deleted", 13) == 0)
+    {
+        deleted = 1;
+
+    } else if (!((event.len == 13
+                  && ngx_strncmp(event.data, "order_created", 13) == 0)
+                 || (event.len == 13
+                     && ngx_strncmp(event.data, "order_updated", 13) == 0)))
+    {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "event \"%V\" is not an order event",
+                                       &event);
+    }
+
+    /* the order: a v2 order object, or an envelope */
+
+    order = json_object_get(root, "order");
+
+    if (!json_is_object(order)) {
+        order = json_object_get(root, "data");
+    }
+
+    if (!json_is_object(order)) {
+        order = root;
+    }
+
+    v = json_object_get(order, "id");
+
+    if (v == NULL) {
+        v = json_object_get(order, "order_id");
+    }
+
+    if (v == NULL) {
+        v = json_object_get(root, "order_id");
+    }
+
+    rc = ngx_http_siteflow_order_id(v, r->pool, &ctx->order_id);
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                       rc == NGX_DECLINED
+                                       ? "no order id in the body (\"id\", "
+                                         "\"order_id\", \"order.id\" or "
+                                         "\"data.id\")"
+                                       : "the order id is not a string or "
+                                         "number of 1 to 128 printable "
+                                         "characters");
+    }
+
+    ctx->kind = deleted ? NGX_HTTP_SITEFLOW_JOB_CANCEL
+                        : NGX_HTTP_SITEFLOW_JOB_ORDER;
+
+    if (ngx_http_siteflow_index_get(&sscf->storefront, &ctx->order_id, NULL,
+                                    r->pool, &idx)
+        != NGX_OK)
+    {
+        idx.state = NGX_HTTP_SITEFLOW_IDX_QUEUED;
+        idx.updated_ms = 0;
+    }
+
+    if (deleted) {
+        if (!sscf->cancel_on_delete) {
+            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "siteflow_cancel_on_delete is "
+                                           "off");
+        }
+
+        if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
+            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "the order is already cancelled "
+                                           "in SiteFlow");
+        }
+
+        if (idx.state != NGX_HTTP_SITEFLOW_IDX_SENT
+            && !ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_ORDER,
+                                                &sscf->storefront,
+                                                &ctx->order_id))
+        {
+            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "the order was never sent to "
+                                           "SiteFlow");
+        }
+
+        if (ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_CANCEL,
+                                            &sscf->storefront,
+                                            &ctx->order_id))
+        {
+            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "a cancel of this order is "
+                                           "already queued");
+        }
+
+        job = json_pack("{s:s, s:s#}", "event", "order_deleted",
+                        "order_id", ctx->order_id.data,
+                        (int) ctx->order_id.len);
+        goto enqueue;
+    }
+
+    if (idx.state == NGX_HTTP_SITEFLOW_IDX_SENT) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+
+        if (idx.updated_ms
+            && ngx_http_siteflow_now_ms() - idx.updated_ms
+               < sscf->echo_window)
+        {
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "echo of our own update of the "
+                                           "order in PrintNow");
+        }
+
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "already sent to SiteFlow as \"%V\"",
+                                       &idx.siteflow_id);
+    }
+
+    if (ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_ORDER,
+                                        &sscf->storefront, &ctx->order_id))
+    {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "a job for this order is already "
+                                       "queued");
+    }
+
+    if (sscf->trigger == NULL || sscf->trigger->nelts == 0) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "siteflow_order_trigger is manual: "
+                                       "orders are sent with the admin send "
+                                       "call only");
+    }
+
+    if (sscf->printnow_fetch) {
+        job = json_pack("{s:s#, s:s#}", "event", event.data, (int) event.len,
+                        "order_id", ctx->order_id.data,
+                        (int) ctx->order_id.len);
+        goto enqueue;
+    }
+
+    /* siteflow_printnow_fetch off: the body's order decides */
+
+    v = json_object_get(order, "status");
+
+    if (!json_is_string(v)) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "the order in the body has no "
+                                       "status");
+    }
+
+    status.data = (u_char *) json_string_value(v);
+    status.len = json_string_length(v);
+
+    t = sscf->trigger->elts;
+    found = 0;
+
+    for (i = 0; i < sscf->trigger->nelts; i++) {
+        if (t[i].len == status.len
+            && ngx_strncasecmp(t[i].data, status.data, status.len) == 0)
+        {
+            found = 1;
+            break;
+        }
+    }
+
+    if (!found) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "status \"%V\" is not a trigger "
+                                       "status", &status);
+    }
+
+    job = json_pack("{s:s#, s:s#, s:O}", "event", event.data, (int) event.len,
+                    "order_id", ctx->order_id.data, (int) ctx->order_id.len,
+                    "order", order);
+
+enqueue:
+
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_siteflow_queue_enqueue(ctx->kind, &sscf->storefront,
+                                         &ctx->order_id, job,
+                                         ngx_http_siteflow_queued, ctx);
+    json_decref(job);
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
+        return ngx_http_siteflow_reply(r, ctx,
+                                       NGX_HTTP_SERVICE_UNAVAILABLE, "error",
+                                       rc == NGX_DECLINED
+                                       ? "the spool is full (see "
+                                         "\"siteflow_spool\" size=); "
+                                         "nothing was accepted, try again "
+                                         "later"
+                                       : "the job could not be queued; "
+                                         "nothing was accepted, try again");
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* the spool has written the job, or failed to */
+
+static void
+ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
+{
+    ngx_http_siteflow_hook_ctx_t  *ctx = data;
+
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
+        ngx_http_finalize_request(r,
+            ngx_http_siteflow_reply(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "error",
+                                    "the spool could not write the job "
+                                    "(see the error log); nothing was "
+                                    "accepted, try again"));
+        return;
+    }
+
+    ngx_http_siteflow_counter(ctx->postback
+                              ? NGX_HTTP_SITEFLOW_CNT_POSTBACK_ACCEPTED
+                              : NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED);
+
+    ngx_http_finalize_request(r,
+        ngx_http_siteflow_reply(r, ctx,
+                                ctx->postback ? NGX_HTTP_OK
+                                              : NGX_HTTP_ACCEPTED,
+                                "job", "%uL", id));
+}
+
+
+/* the SiteFlow postback */
+
+ngx_int_t
+ngx_http_siteflow_postback_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_table_elt_t               *h;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->postback = 1;
+    ctx->kind = NGX_HTTP_SITEFLOW_JOB_UPDATE;
+    ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
+
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        h->value = ngx_http_siteflow_allow_post_put;
+
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_NOT_ALLOWED, "error",
+                                       "method %V is not allowed here, "
+                                       "use POST or PUT", &r->method_name);
+    }
+
+    rc = ngx_http_siteflow_check_token(r, slcf);
+    if (rc != NGX_OK || ctx->replied) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+        return rc;
+    }
+
+    rc = ngx_http_siteflow_body_type(r);
+    if (rc != NGX_OK || ctx->replied) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+        return rc;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_siteflow_postback_body);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_siteflow_reply(r, ctx, rc, "error",
+                                       "the body is larger than "
+                                       "client_max_body_size (%O bytes)",
+                                       slcf->body_max);
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_siteflow_postback_body(ngx_http_request_t *r)
+{
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ngx_http_siteflow_body(r, &ctx->body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_siteflow_postback_decide(r, ctx));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx)
+{
+    char                           err[256];
+    char                           comment[SF_PB_MESSAGE_LEN + 64];
+    u_char                        *p;
+    json_t                        *job, *calls, *body, *call;
+    uint32_t                       fp;
+    ngx_int_t                      rc;
+    ngx_str_t                      source;
+    ngx_uint_t                     i, per_item;
+    sf_pn_vars_t                   vars;
+    sf_pb_rc_t                     prc;
+    sf_postback_t                  pb;
+    const char                    *status;
+    sf_mapping_event_t             mev;
+    ngx_http_siteflow_index_t      idx;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+    char                         (*items)[SF_PB_ITEM_ID_LEN];
+    u_char                         path[1024];
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    items = ngx_palloc(r->pool, 64 * SF_PB_ITEM_ID_LEN);
+    if (items == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    prc = sf_postback_parse((const char *) ctx->body.data, ctx->body.len,
+                            &pb, items, 64, err, sizeof(err));
+
+    if (prc != SF_PB_OK) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "siteflow: postback refused: %s", err);
+
+        return ngx_http_siteflow_reply(r, ctx,
+                                       prc == SF_PB_UNKNOWN_EVENT
+                                       ? 422
+                                       : NGX_HTTP_BAD_REQUEST,
+                                       "error", "%s", err);
+    }
+
+    source.data = (u_char *) pb.source_order_id;
+    source.len = ngx_strlen(pb.source_order_id);
+
+    if (ngx_http_siteflow_index_get(&sscf->storefront, NULL, &source,
+                                    r->pool, &idx)
+        != NGX_OK)
+    {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "siteflow: postback \"%s\" for unknown sourceOrderId "
+                      "\"%V\" of storefront \"%V\"", pb.event_name, &source,
+                      &sscf->storefront);
+
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_NOT_FOUND, "error",
+                                       "unknown sourceOrderId \"%V\": no "
+                                       "order of this storefront was sent "
+                                       "to SiteFlow with it", &source);
+    }
+
+    ctx->order_id = idx.order_id;
+
+    /* the same postback again, or one that would move the order back */
+
+    fp = ngx_crc32_short((u_char *) pb.event_name,
+                         ngx_strlen(pb.event_name));
+    ngx_crc32_update(&fp, (u_char *) &pb.shipment_index,
+                     sizeof(pb.shipment_index));
+    ngx_crc32_update(&fp, (u_char *) pb.tracking_number,
+                     ngx_strlen(pb.tracking_number));
+    ngx_crc32_update(&fp, (u_char *) pb.message, ngx_strlen(pb.message));
+
+    if (fp == 0) {
+        fp = 1;
+    }
+
+    if (idx.fingerprint == fp && idx.rank == (ngx_int_t) pb.event) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "duplicate of an earlier \"%s\" "
+                                       "postback", pb.event_name);
+    }
+
+    if (!sf_postback_supersedes(pb.event, (sf_event_t) idx.rank)) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "the order is already past \"%s\" "
+                                       "(its last event was \"%s\")",
+                                       pb.event_name,
+                                       sf_postback_event_name(
+                                           (sf_event_t) idx.rank));
+    }
+
+    /* the PrintNow calls */
+
+    mev = (sf_mapping_event_t) sf_mapping_event(pb.event_name,
+                                                ngx_strlen(pb.event_name));
+    status = ((int) mev >= 0) ? sf_mapping_status(sscf->mapping, mev) : NULL;
+
+    calls = json_array();
+    if (calls == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&vars, sizeof(sf_pn_vars_t));
+
+    p = ngx_pnalloc(r->pool, idx.order_id.len + 1);
+    if (p == NULL) {
+        json_decref(calls);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *ngx_cpymem(p, idx.order_id.data, idx.order_id.len) = '\0';
+    vars.order_id = (const char *) p;
+
+    if (pb.event == SF_EV_SHIPPED) {
+        vars.tracking_number = pb.tracking_number;
+        vars.tracking_url = pb.tracking_url;
+        vars.carrier = pb.carrier;
+        vars.ship_date = pb.ship_date;
+
+        per_item = sscf->ship_per_item && pb.nitems > 0;
+
+        for (i = 0; i < (per_item ? pb.nitems : 1); i++) {
+
+            vars.item_id = per_item ? items[i] : NULL;
+
+            body = NULL;
+
+            if (sf_mapping_printnow_body(sscf->mapping,
+                                         per_item ? SF_PN_SHIPPED_ITEM
+                                                  : SF_PN_SHIPPED,
+                                         &vars, &body)
+                != 0)
+            {
+                json_decref(calls);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (body == NULL) {
+                body = json_object();
+
+                if (pb.tracking_number[0]) {
+                    json_object_set_new(body, "tracking_number",
+                                        json_string(pb.tracking_number));
+                }
+
+                if (pb.tracking_url[0]) {
+                    json_object_set_new(body, "tracking_url",
+                                        json_string(pb.tracking_url));
+                }
+
+                if (pb.carrier[0]) {
+                    json_object_set_new(body, "carrier",
+                                        json_string(pb.carrier));
+                }
+
+                if (pb.ship_date[0]) {
+                    json_object_set_new(body, "ship_date",
+                                        json_string(pb.ship_date));
+                }
+
+                json_object_set_new(body, "notify_customer", json_true());
+            }
+
+            p = per_item
+                ? ngx_snprintf(path, sizeof(path) - 1,
+                               "/api/v2/order/%V/shipped/%s",
+                               &idx.order_id, items[i])
+                : ngx_snprintf(path, sizeof(path) - 1,
+                               "/api/v2/order/%V/shipped", &idx.order_id);
+            *p = '\0';
+
+            call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
+                             "path", (char *) path, "body", body);
+
+            if (call == NULL || json_array_append_new(calls, call) != 0) {
+                json_decref(calls);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+    } else {
+        if (status == NULL) {
+            json_decref(calls);
+            ngx_http_siteflow_counter(
+                                 NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "no PrintNow status is mapped "
+                                           "for \"%s\" in the mapping's "
+                                           "\"statuses\"", pb.event_name);
+        }
+
+        if (pb.message[0]) {
+            p = (u_char *) ngx_snprintf((u_char *) comment,
+                                        sizeof(comment) - 1,
+                                        "SiteFlow: %s: %s", pb.event_name,
+                                        pb.message);
+
+        } else {
+            p = (u_char *) ngx_snprintf((u_char *) comment,
+                                        sizeof(comment) - 1,
+                                        "SiteFlow: %s", pb.event_name);
+        }
+
+        *p = '\0';
+
+        vars.status = status;
+        vars.comment = comment;
+
+        body = NULL;
+
+        if (sf_mapping_printnow_body(sscf->mapping, SF_PN_STATUS, &vars,
+                                     &body)
+            != 0)
+        {
+            json_decref(calls);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (body == NULL) {
+            body = json_pack("{s:s, s:s}", "status", status,
+                             "comment", comment);
+        }
+
+        p = ngx_snprintf(path, sizeof(path) - 1, "/api/v2/order/%V/status",
+                         &idx.order_id);
+        *p = '\0';
+
+        call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
+                         "path", (char *) path, "body", body);
+
+        if (call == NULL || json_array_append_new(calls, call) != 0) {
+            json_decref(calls);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    job = json_pack("{s:s, s:s, s:o}", "event", pb.event_name,
+                    "source_order_id", pb.source_order_id, "calls", calls);
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    idx.rank = pb.event;
+    idx.fingerprint = fp;
+
+    rc = ngx_http_siteflow_queue_enqueue_indexed(NGX_HTTP_SITEFLOW_JOB_UPDATE,
+                                                 &sscf->storefront,
+                                                 &idx.order_id, job, &idx,
+                                                 ngx_http_siteflow_queued,
+                                                 ctx);
+    json_decref(job);
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
+        return ngx_http_siteflow_reply(r, ctx,
+                                       NGX_HTTP_SERVICE_UNAVAILABLE, "error",
+                                       rc == NGX_DECLINED
+                                       ? "the spool is full (see "
+                                         "\"siteflow_spool\" size=); "
+                                         "nothing was accepted, try again "
+                                         "later"
+                                       : "the job could not be queued; "
+                                         "nothing was accepted, try again");
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* admin "send/{printnow_order_id}": fetch, transform, validate, create */
+
+typedef struct {
+    ngx_http_siteflow_hook_ctx_t   hook;
+} ngx_http_siteflow_send_ctx_t;
+
+
+static void
+ngx_http_siteflow_send_queued(void *data, ngx_int_t rc, uint64_t id)
+{
+    ngx_http_siteflow_hook_ctx_t  *ctx = data;
+
+    ngx_http_request_t  *r;
+    u_char               buf[64];
+
+    r = ctx->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "{\"error\":\"the spool could not "
+                                        "write the job; nothing was "
+                                        "accepted, try again\"}"));
+        return;
+    }
+
+    ngx_sprintf(buf, "{\"job\":\"%uL\"}%Z", id);
+
+    ngx_http_finalize_request(r,
+        ngx_http_siteflow_send_json(r, NGX_HTTP_ACCEPTED, (char *) buf));
+}
+
+
+ngx_int_t
+ngx_http_siteflow_admin_send(ngx_http_request_t *r,
+    ngx_str_t *printnow_order_id, ngx_uint_t force)
+{
+    json_t                        *job;
+    ngx_int_t                      rc;
+    ngx_http_siteflow_index_t      idx;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+    u_char                         buf[512];
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (printnow_order_id->len == 0
+        || printnow_order_id->len > NGX_HTTP_SITEFLOW_ORDER_ID_MAX)
+    {
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_BAD_REQUEST,
+                                           "{\"error\":\"the order id must "
+                                           "have 1 to 128 characters\"}");
+    }
+
+    if (sscf->mapping == NULL || sscf->api.base.len == 0
+        || sscf->printnow.authorization.len == 0)
+    {
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_CONFLICT,
+                                           "{\"error\":\"this server has no "
+                                           "siteflow_credentials, "
+                                           "siteflow_printnow_credentials "
+                                           "and siteflow_mapping to send "
+                                           "orders with\"}");
+    }
+
+    if (!force
+        && ngx_http_siteflow_index_get(&sscf->storefront, printnow_order_id,
+                                       NULL, r->pool, &idx)
+           == NGX_OK
+        && idx.state != NGX_HTTP_SITEFLOW_IDX_QUEUED)
+    {
+        json_t  *o;
+        char    *text;
+
+        o = json_pack("{s:s, s:s#}", "error",
+                      "the order was already sent to SiteFlow; add "
+                      "?force=1 to send it again",
+                      "siteflow_id", idx.siteflow_id.data,
+                      (int) idx.siteflow_id.len);
+        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+
+        if (text == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_cpystrn(buf, (u_char *) text, sizeof(buf));
+        free(text);
+
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_CONFLICT,
+                                           (char *) buf);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->kind = NGX_HTTP_SITEFLOW_JOB_ORDER;
+    ctx->order_id = *printnow_order_id;
+
+    job = json_pack("{s:s, s:s#, s:b, s:b}", "event", "manual_send",
+                    "order_id", printnow_order_id->data,
+                    (int) printnow_order_id->len,
+                    "manual", 1, "force", force ? 1 : 0);
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_siteflow_queue_enqueue(NGX_HTTP_SITEFLOW_JOB_ORDER,
+                                         &sscf->storefront,
+                                         printnow_order_id, job,
+                                         ngx_http_siteflow_send_queued, ctx);
+    json_decref(job);
+
+    if (rc != NGX_OK) {
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "{\"error\":\"the job could not "
+                                           "be queued; try again\"}");
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* client_max_body_size of the hook and postback, for chunked bodies */
+
+static ngx_int_t
+ngx_http_siteflow_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t                   *cl;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    if (ctx != NULL && slcf->body_max
+        && (slcf->handler == NGX_HTTP_SITEFLOW_H_HOOK
+            || slcf->handler == NGX_HTTP_SITEFLOW_H_POSTBACK))
+    {
+        for (cl = in; cl; cl = cl->next) {
+            ctx->received += ngx_buf_size(cl->buf);
+        }
+
+        if (ctx->received > slcf->body_max) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "client intended to send too large chunked "
+                          "body: %O+ bytes", ctx->received);
+
+            r->lingering_close = 1;
+
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+ngx_int_t
+ngx_http_siteflow_hook_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_siteflow_request_body_filter;
+
+    return NGX_OK;
+}
+
+
+/* helpers */
+
+static ngx_int_t
+ngx_http_siteflow_check_token(ngx_http_request_t *r,
+    ngx_http_siteflow_loc_conf_t *slcf)
+{
+    ngx_str_t                      token;
+    ngx_table_elt_t               *h;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+    ngx_str_null(&token);
+
+    h = r->headers_in.authorization;
+
+    if (h != NULL && h->value.len > 7
+        && ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) == 0)
+    {
+        token.data = h->value.data + 7;
+        token.len = h->value.len - 7;
+
+        while (token.len && token.data[0] == ' ') {
+            token.data++;
+            token.len--;
+        }
+
+    } else if (ngx_http_siteflow_arg(r, "token", 5, &token) != NGX_OK) {
+        ngx_str_null(&token);
+    }
+
+    /* constant time over the configured token's length */
+
+    if (token.len == slcf->token.len
+        && CRYPTO_memcmp(token.data, slcf->token.data, token.len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_UNAUTHORIZED, "error",
+                                   token.len ? "invalid token"
+                                             : "a token is required (the "
+                                               "\"token\" query argument or "
+                                               "\"Authorization: Bearer\")");
+}
+
+
+/* JSON travels as application/json, text/plain or without a type */
+
+static ngx_int_t
+ngx_http_siteflow_body_type(ngx_http_request_t *r)
+{
+    ngx_str_t                      type;
+    ngx_http_siteflow_hook_ctx_t  *ctx;
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    /* too large: refused in JSON before a byte is read */
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    if (slcf->body_max
+        && r->headers_in.content_length_n > slcf->body_max)
+    {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+        r->keepalive = 0;
+        r->lingering_close = 1;
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_siteflow_reply(r, ctx,
+                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "error", "the body is larger than "
+                                       "client_max_body_size (%O bytes)",
+                                       slcf->body_max);
+    }
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_OK;
+    }
+
+    type = r->headers_in.content_type->value;
+
+    if ((type.len >= 33
+         && ngx_strncasecmp(type.data,
+                            (u_char *) "application/x-www-form-urlencoded",
+                            33) == 0)
+        || (type.len >= 10
+            && ngx_strncasecmp(type.data, (u_char *) "multipart/", 10) == 0))
+    {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_siteflow_reply(r, ctx,
+                                       NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                       "error", "content type \"%V\" cannot "
+                                       "carry JSON; send application/json",
+                                       &type);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    size_t        len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_set(body, "");
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * {"<key>": "<text>"} with the status; the exchange goes to the Site Flow
+ * Log (without the token: the log redacts it from the URL)
+ */
+
+static ngx_int_t
+ngx_http_siteflow_reply(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_uint_t status, const char *key,
+    const char *fmt, ...)
+{
+    u_char                         *p;
+    char                           *text;
+    json_t                         *o;
+    va_list                         args;
+    ngx_int_t                       rc;
+    ngx_str_t                       url;
+    ngx_http_siteflow_srv_conf_t   *sscf;
+    ngx_http_siteflow_log_entry_t   e;
+    u_char                          msg[1024];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg) - 1, fmt, args);
+    va_end(args);
+
+    *p = '\0';
+
+    o = json_object();
+
+    if (o == NULL
+        || json_object_set_new(o, key, json_stringn((char *) msg, p - msg))
+           != 0)
+    {
+        json_decref(o);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, ngx_strlen(text) + 1);
+    if (p == NULL) {
+        free(text);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_cpystrn(p, (u_char *) text, ngx_strlen(text) + 1);
+    free(text);
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    ngx_memzero(&e, sizeof(ngx_http_siteflow_log_entry_t));
+
+    url = r->unparsed_uri;
+
+    e.direction = SF_RING_IN;
+    e.method = r->method_name;
+    e.url = url;
+    e.status = status;
+    e.duration = ngx_current_msec - (r->start_sec * 1000 + r->start_msec);
+    e.order_id = ctx ? ctx->order_id : e.order_id;
+    e.request = ctx ? ctx->body : e.request;
+    e.response.data = p;
+    e.response.len = ngx_strlen(p);
+
+    ngx_http_siteflow_log_write(sscf, &e);
+
+    rc = ngx_http_siteflow_send_json(r, status, (char *) p);
+
+    if (ctx) {
+        ctx->replied = 1;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_order_id(json_t *v, ngx_pool_t *pool, ngx_str_t *id)
+{
+    size_t   i;
+    u_char  *p;
+    u_char   buf[NGX_INT64_LEN + 1];
+
+    if (v == NULL || json_is_null(v)) {
+        return NGX_DECLINED;
+    }
+
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(v));
+
+        id->len = p - buf;
+        id->data = ngx_pnalloc(pool, id->len);
+
+        if (id->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(id->data, buf, id->len);
+
+        return NGX_OK;
+    }
+
+    if (!json_is_string(v)) {
+        return NGX_ERROR;
+    }
+
+    id->len = json_string_length(v);
+
+    if (id->len == 0 || id->len > NGX_HTTP_SITEFLOW_ORDER_ID_MAX) {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) json_string_value(v);
+
+    for (i = 0; i < id->len; i++) {
+        if (p[i] <= 0x20 || p[i] >= 0x7f || p[i] == '/') {
+            return NGX_ERROR;
+        }
+    }
+
+    id->data = ngx_pnalloc(pool, id->len);
+    if (id->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(id->data, p, id->len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_arg(ngx_http_request_t *r, char *name, size_t len,
+    ngx_str_t *value)
+{
+    u_char  *dst, *src;
+
+    if (ngx_http_arg(r, (u_char *) name, len, value) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, value->len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = value->data;
+    value->data = dst;
+
+    ngx_unescape_uri(&dst, &src, value->len, NGX_UNESCAPE_URI);
+
+    value->len = dst - value->data;
+
+    return NGX_OK;
+}

@@ -1,0 +1,1146 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_siteflow.h"
+#include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_queue_int.h"
+#include "sf_job.h"
+#include "sf_qrec.h"
+#include "sf_ring.h"
+#include "sf_transform.h"
+
+
+/*
+ * What the jobs do, one HTTP call at a time, in worker 0.
+ *
+ * order:  fetch the order from PrintNow (unless the job carries it) ->
+ *         decide (trigger status, already sent) -> transform ->
+ *         look up by sourceOrderId if a create may already be out ->
+ *         validate -> create -> record the SiteFlow id in the index
+ * cancel: PUT {api}/order/{siteflow id}/cancel
+ * update: the PrintNow PATCH calls the postback handler prepared, in
+ *         order; the number done is kept in the results, so a retry
+ *         resumes after the last one that succeeded
+ *
+ * Every outcome goes through sf_job_classify(): 2xx done, 4xx failed
+ * (the answer kept for the operator), the rest retried with backoff; an
+ * ambiguous create (the request went out, no clear answer) is retried
+ * with a look-up first.
+ */
+
+
+#define NGX_HTTP_SITEFLOW_STEP_FETCH      0
+#define NGX_HTTP_SITEFLOW_STEP_LOOKUP     1
+#define NGX_HTTP_SITEFLOW_STEP_VALIDATE   2
+#define NGX_HTTP_SITEFLOW_STEP_CREATE     3
+#define NGX_HTTP_SITEFLOW_STEP_CANCEL     4
+#define NGX_HTTP_SITEFLOW_STEP_UPDATE     5
+
+
+typedef struct {
+    json_t                        *order;        /* PrintNow's */
+    json_t                        *siteflow;     /* the SiteFlow order */
+    char                          *body;         /* its JSON text */
+    ngx_str_t                      source_id;
+    ngx_uint_t                     call;         /* update: next call */
+} ngx_http_siteflow_work_t;
+
+
+static void ngx_http_siteflow_order_next(ngx_http_siteflow_run_t *run);
+static void ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run);
+static void ngx_http_siteflow_cancel_start(ngx_http_siteflow_run_t *run);
+static void ngx_http_siteflow_update_next(ngx_http_siteflow_run_t *run);
+static ngx_int_t ngx_http_siteflow_call(ngx_http_siteflow_run_t *run,
+    ngx_uint_t step, ngx_uint_t siteflow, const char *method,
+    ngx_str_t *path, ngx_str_t *body);
+static void ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_end(ngx_http_siteflow_run_t *run,
+    ngx_int_t state, const char *fmt, ...);
+static void ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run,
+    ngx_int_t state, ngx_http_siteflow_index_t *idx, const char *fmt, ...);
+static void ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run,
+    ngx_int_t state, ngx_http_siteflow_index_t *idx, ngx_uint_t maybe_sent,
+    const char *fmt, va_list args);
+static ngx_int_t ngx_http_siteflow_siteflow_id(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x, ngx_str_t *id);
+static void ngx_http_siteflow_record_sent(ngx_http_siteflow_run_t *run,
+    ngx_str_t *siteflow_id, const char *how);
+static u_char *ngx_http_siteflow_answer_text(ngx_http_siteflow_xfer_t *x,
+    u_char *buf, size_t size);
+static ngx_int_t ngx_http_siteflow_path(ngx_pool_t *pool, ngx_str_t *out,
+    const char *prefix, ngx_str_t *id, const char *suffix);
+static ngx_int_t ngx_http_siteflow_json_str(json_t *v, ngx_str_t *s,
+    ngx_pool_t *pool);
+
+
+void
+ngx_http_siteflow_job_start(ngx_http_siteflow_run_t *run)
+{
+    ngx_http_siteflow_work_t  *w;
+
+    run->sscf = ngx_http_siteflow_storefront(&run->storefront);
+
+    if (run->sscf == NULL) {
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "storefront \"%V\" is no longer configured",
+                              &run->storefront);
+        return;
+    }
+
+    w = ngx_pcalloc(run->pool, sizeof(ngx_http_siteflow_work_t));
+    if (w == NULL) {
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return;
+    }
+
+    run->data = w;
+
+    switch (run->kind) {
+
+    case NGX_HTTP_SITEFLOW_JOB_ORDER:
+        w->order = json_object_get(run->job, "order");
+
+        if (json_is_object(w->order)) {
+            json_incref(w->order);
+            ngx_http_siteflow_order_decide(run);
+            return;
+        }
+
+        w->order = NULL;
+
+        run->step = NGX_HTTP_SITEFLOW_STEP_FETCH;
+        ngx_http_siteflow_order_next(run);
+        return;
+
+    case NGX_HTTP_SITEFLOW_JOB_CANCEL:
+        ngx_http_siteflow_cancel_start(run);
+        return;
+
+    case NGX_HTTP_SITEFLOW_JOB_UPDATE:
+        w->call = (ngx_uint_t) json_integer_value(
+                                  json_object_get(run->results, "calls_done"));
+        ngx_http_siteflow_update_next(run);
+        return;
+
+    default:
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED, "unknown job kind %ui",
+                              run->kind);
+        return;
+    }
+}
+
+
+/* the order job's HTTP steps */
+
+static void
+ngx_http_siteflow_order_next(ngx_http_siteflow_run_t *run)
+{
+    ngx_str_t                      path, body;
+    ngx_http_siteflow_work_t      *w;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    w = run->data;
+    sscf = run->sscf;
+
+    switch (run->step) {
+
+    case NGX_HTTP_SITEFLOW_STEP_FETCH:
+        if (ngx_http_siteflow_path(run->pool, &path, "/api/v2/order/",
+                                   &run->order_id, "")
+            != NGX_OK)
+        {
+            break;
+        }
+
+        (void) ngx_http_siteflow_call(run, run->step, 0, "GET", &path, NULL);
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
+        if (ngx_http_siteflow_path(run->pool, &path, "/order/bysourceid/",
+                                   &w->source_id, "")
+            != NGX_OK)
+        {
+            break;
+        }
+
+        (void) ngx_http_siteflow_call(run, run->step, 1, "GET", &path, NULL);
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_VALIDATE:
+        ngx_str_set(&path, "/order/validate");
+        body.data = (u_char *) w->body;
+        body.len = ngx_strlen(w->body);
+
+        (void) ngx_http_siteflow_call(run, run->step, 1, "POST", &path,
+                                      &body);
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_CREATE:
+        ngx_str_set(&path, "/order");
+        body.data = (u_char *) w->body;
+        body.len = ngx_strlen(w->body);
+
+        (void) ngx_http_siteflow_call(run, run->step, 2, "POST", &path,
+                                      &body);
+        return;
+    }
+
+    (void) sscf;
+
+    ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+}
+
+
+/* with the PrintNow order in hand: send it or not, and what */
+
+static void
+ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run)
+{
+    int                            rc;
+    char                           reason[SF_TRANSFORM_REASON_SIZE];
+    char                           dest[256];
+    json_t                        *v, *src;
+    ngx_str_t                      status, *t;
+    ngx_uint_t                     i, force, manual, found;
+    ngx_http_siteflow_work_t      *w;
+    ngx_http_siteflow_index_t      idx;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    w = run->data;
+    sscf = run->sscf;
+
+    force = json_is_true(json_object_get(run->job, "force"));
+    manual = json_is_true(json_object_get(run->job, "manual"));
+
+    /* the duplicate guard */
+
+    if (!force
+        && ngx_http_siteflow_index_get(&run->storefront, &run->order_id, NULL,
+                                       run->pool, &idx)
+           == NGX_OK
+        && idx.state != NGX_HTTP_SITEFLOW_IDX_QUEUED)
+    {
+        ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
+                              "already sent to SiteFlow as \"%V\"",
+                              &idx.siteflow_id);
+        return;
+    }
+
+    /* the trigger */
+
+    if (!manual) {
+        v = json_object_get(w->order, "status");
+
+        if (!json_is_string(v)) {
+            ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
+                                  "the PrintNow order has no status");
+            return;
+        }
+
+        status.data = (u_char *) json_string_value(v);
+        status.len = json_string_length(v);
+
+        found = 0;
+
+        if (sscf->trigger) {
+            t = sscf->trigger->elts;
+
+            for (i = 0; i < sscf->trigger->nelts; i++) {
+                if (t[i].len == status.len
+                    && ngx_strncasecmp(t[i].data, status.data, status.len)
+                       == 0)
+                {
+                    found = 1;
+                    break;
+                }
+            }
+        }
+
+        if (sscf->trigger == NULL || sscf->trigger->nelts == 0) {
+            ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
+                                  "siteflow_order_trigger is manual: "
+                                  "orders are sent with the admin send "
+                                  "call only");
+            return;
+        }
+
+        if (!found) {
+            ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
+                                  "status \"%V\" is not a trigger status",
+                                  &status);
+            return;
+        }
+    }
+
+    /* the transform */
+
+    if (sscf->destination.len) {
+        ngx_cpystrn((u_char *) dest, sscf->destination.data,
+                    ngx_min(sscf->destination.len + 1, sizeof(dest)));
+
+    } else {
+        dest[0] = '\0';
+    }
+
+    reason[0] = '\0';
+
+    rc = sf_transform_order(sscf->mapping, w->order,
+                            dest[0] ? dest : NULL, &w->siteflow,
+                            reason, sizeof(reason));
+
+    switch (rc) {
+
+    case SF_TRANSFORM_OK:
+        break;
+
+    case SF_TRANSFORM_SKIP:
+        ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED, "%s", reason);
+        return;
+
+    case SF_TRANSFORM_INVALID:
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "the PrintNow order cannot be sent: %s",
+                              reason);
+        return;
+
+    default:
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
+                              "the transform failed: %s", reason);
+        return;
+    }
+
+    src = json_object_get(json_object_get(w->siteflow, "orderData"),
+                          "sourceOrderId");
+
+    if (ngx_http_siteflow_json_str(src, &w->source_id, run->pool) != NGX_OK
+        || w->source_id.len == 0)
+    {
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "the SiteFlow order has no sourceOrderId");
+        return;
+    }
+
+    w->body = json_dumps(w->siteflow, JSON_COMPACT);
+
+    if (w->body == NULL) {
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return;
+    }
+
+    (void) json_object_set_new(run->results, "sourceOrderId",
+                               json_stringn((char *) w->source_id.data,
+                                            w->source_id.len));
+
+    run->step = run->maybe_sent ? NGX_HTTP_SITEFLOW_STEP_LOOKUP
+                                : NGX_HTTP_SITEFLOW_STEP_VALIDATE;
+
+    ngx_http_siteflow_order_next(run);
+}
+
+
+static void
+ngx_http_siteflow_cancel_start(ngx_http_siteflow_run_t *run)
+{
+    ngx_str_t                  path, body;
+    ngx_http_siteflow_index_t  idx;
+
+    if (ngx_http_siteflow_index_get(&run->storefront, &run->order_id, NULL,
+                                    run->pool, &idx)
+        != NGX_OK
+        || idx.state == NGX_HTTP_SITEFLOW_IDX_QUEUED)
+    {
+        ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
+                              "the order was never sent to SiteFlow");
+        return;
+    }
+
+    if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
+        ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
+                              "the order is already cancelled in SiteFlow");
+        return;
+    }
+
+    if (ngx_http_siteflow_path(run->pool, &path, "/order/", &idx.siteflow_id,
+                               "/cancel")
+        != NGX_OK)
+    {
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return;
+    }
+
+    ngx_str_set(&body, "");
+
+    run->step = NGX_HTTP_SITEFLOW_STEP_CANCEL;
+
+    (void) ngx_http_siteflow_call(run, run->step, 1, "PUT", &path, &body);
+}
+
+
+static void
+ngx_http_siteflow_update_next(ngx_http_siteflow_run_t *run)
+{
+    char                      *text;
+    json_t                    *calls, *call, *v;
+    ngx_str_t                  path, body, method;
+    ngx_http_siteflow_work_t  *w;
+    ngx_http_siteflow_index_t  idx;
+
+    w = run->data;
+
+    calls = json_object_get(run->job, "calls");
+
+    if (!json_is_array(calls)) {
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "the job has no PrintNow calls");
+        return;
+    }
+
+    if (w->call >= json_array_size(calls)) {
+
+        /* remembered, so that PrintNow's order_updated echo is known */
+
+        if (ngx_http_siteflow_index_get(&run->storefront, &run->order_id,
+                                        NULL, run->pool, &idx)
+            == NGX_OK)
+        {
+            idx.updated_ms = ngx_http_siteflow_now_ms();
+            ngx_http_siteflow_end_index(run, SF_QSTATE_DONE, &idx, "");
+            return;
+        }
+
+        ngx_http_siteflow_end(run, SF_QSTATE_DONE, "");
+        return;
+    }
+
+    call = json_array_get(calls, w->call);
+
+    if (ngx_http_siteflow_json_str(json_object_get(call, "method"), &method,
+                                   run->pool)
+        != NGX_OK
+        || ngx_http_siteflow_json_str(json_object_get(call, "path"), &path,
+                                      run->pool)
+           != NGX_OK)
+    {
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "a PrintNow call of the job is malformed");
+        return;
+    }
+
+    v = json_object_get(call, "body");
+    text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+
+    body.len = text ? ngx_strlen(text) : 0;
+    body.data = ngx_pnalloc(run->pool, body.len + 1);
+
+    if (body.data == NULL) {
+        free(text);
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return;
+    }
+
+    ngx_memcpy(body.data, text, body.len);
+    free(text);
+
+    run->step = NGX_HTTP_SITEFLOW_STEP_UPDATE;
+
+    (void) ngx_http_siteflow_call(run, run->step, 0,
+                                  (const char *) method.data, &path, &body);
+}
+
+
+/*
+ * one HTTP call of a job; siteflow: 0 PrintNow, 1 SiteFlow, 2 SiteFlow's
+ * create endpoint
+ */
+
+static ngx_int_t
+ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
+    ngx_uint_t siteflow, const char *method, ngx_str_t *path,
+    ngx_str_t *body)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      empty;
+    ngx_http_siteflow_xfer_t      *x;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = run->sscf;
+
+    x = ngx_http_siteflow_xfer_create(run->log, &sscf->xfer);
+    if (x == NULL) {
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return NGX_ERROR;
+    }
+
+    if (body == NULL) {
+        ngx_str_set(&empty, "");
+        body = &empty;
+    }
+
+    if (siteflow) {
+        rc = ngx_http_siteflow_upstream_siteflow(x,
+                 siteflow == 2 ? &sscf->api_create : &sscf->api,
+                 method, path, body);
+
+    } else {
+        rc = ngx_http_siteflow_upstream_printnow(x, &sscf->printnow, method,
+                                                 path, body);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_xfer_destroy(x);
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "cannot build the request %s %V", method, path);
+        return NGX_ERROR;
+    }
+
+    x->handler = ngx_http_siteflow_call_done;
+    x->data = run;
+
+    /* kept for the log: the method, the URL, the request body */
+
+    (void) json_object_set_new(run->results, "_call",
+        json_pack("{s:s, s:s#, s:s#, s:i}", "method", method,
+                  "path", path->data, (int) path->len,
+                  "body", body->data, (int) body->len,
+                  "upstream", (json_int_t) siteflow));
+
+    run->xfer = x;
+
+    rc = ngx_http_siteflow_xfer_start(x);
+
+    if (rc != NGX_OK) {
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
+                              rc == NGX_DECLINED
+                              ? "deliveries are stopped: the worker is "
+                                "exiting or libcurl lacks AsynchDNS"
+                              : "the transfer could not start");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
+{
+    ngx_http_siteflow_run_t *run = x->data;
+
+    u_char                         *p;
+    json_t                         *call, *rv;
+    json_error_t                    err;
+    ngx_str_t                       id;
+    sf_net_error_t                  net;
+    sf_job_outcome_t                outcome;
+    ngx_http_siteflow_work_t       *w;
+    ngx_http_siteflow_log_entry_t   e;
+    u_char                          text[512];
+    u_char                          url[2048];
+
+    w = run->data;
+
+    switch (x->result) {
+    case NGX_HTTP_SITEFLOW_XFER_OK:
+        net = SF_NET_OK;
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_CONNECT:
+        net = SF_NET_CONNECT;
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_DNS:
+        net = SF_NET_DNS;
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_TIMEOUT:
+        net = SF_NET_TIMEOUT;
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_RESET:
+        net = SF_NET_RESET;
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_TOO_LARGE:
+        net = SF_NET_TOO_LARGE;
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_TLS:
+        net = SF_NET_TLS;
+        break;
+    default:
+        net = SF_NET_OTHER;
+        break;
+    }
+
+    /* the Site Flow Log: request and response, never the headers */
+
+    call = json_object_get(run->results, "_call");
+
+    ngx_memzero(&e, sizeof(ngx_http_siteflow_log_entry_t));
+
+    e.direction = SF_RING_OUT;
+    e.method.data = (u_char *) json_string_value(
+                                        json_object_get(call, "method"));
+    e.method.len = e.method.data ? ngx_strlen(e.method.data) : 0;
+
+    p = ngx_snprintf(url, sizeof(url), "%V%s",
+                     json_integer_value(json_object_get(call, "upstream"))
+                     == 0 ? &run->sscf->printnow.base
+                          : json_integer_value(
+                                json_object_get(call, "upstream")) == 2
+                            ? &run->sscf->api_create.base
+                            : &run->sscf->api.base,
+                     json_string_value(json_object_get(call, "path")));
+    e.url.data = url;
+    e.url.len = p - url;
+
+    e.status = x->status;
+    e.duration = x->duration;
+    e.order_id = run->order_id;
+    e.request.data = (u_char *) json_string_value(
+                                         json_object_get(call, "body"));
+    e.request.len = e.request.data ? ngx_strlen(e.request.data) : 0;
+
+    if (x->result == NGX_HTTP_SITEFLOW_XFER_OK) {
+        e.response.data = x->response;
+        e.response.len = x->response_len;
+
+    } else {
+        p = ngx_snprintf(text, sizeof(text), "(no answer: %s)",
+                         sf_net_error_name(net));
+        e.response.data = text;
+        e.response.len = p - text;
+    }
+
+    ngx_http_siteflow_log_write(run->sscf, &e);
+
+    ngx_http_siteflow_observe_latency(
+        json_integer_value(json_object_get(call, "upstream")) ? 0 : 1,
+        x->duration);
+
+    (void) json_object_del(run->results, "_call");
+
+    outcome = sf_job_classify(x->status, net, x->sent);
+
+    switch (outcome) {
+    case SF_JOB_DONE:
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_DELIVERY_DONE);
+        break;
+    case SF_JOB_FAIL:
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_DELIVERY_FAILED);
+        break;
+    case SF_JOB_AMBIGUOUS:
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_DELIVERY_AMBIGUOUS);
+        break;
+    default:
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_DELIVERY_RETRY);
+        break;
+    }
+
+    /* an answer that is not a server error closes the breaker */
+
+    ngx_http_siteflow_breaker_report(run,
+        x->result == NGX_HTTP_SITEFLOW_XFER_OK
+        && x->status < 500 && x->status != 429);
+
+    /* a look-up's 404 is an answer: the order is not there */
+
+    if (run->step == NGX_HTTP_SITEFLOW_STEP_LOOKUP
+        && x->result == NGX_HTTP_SITEFLOW_XFER_OK && x->status == 404)
+    {
+        outcome = SF_JOB_DONE;
+    }
+
+    (void) ngx_http_siteflow_answer_text(x, text, sizeof(text));
+
+    if (outcome == SF_JOB_RETRY
+        || (outcome == SF_JOB_AMBIGUOUS
+            && run->step != NGX_HTTP_SITEFLOW_STEP_CREATE))
+    {
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "%s", text);
+        return;
+    }
+
+    if (outcome == SF_JOB_AMBIGUOUS) {
+        /* the create may have happened: look it up before sending again */
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        {
+            ngx_http_siteflow_outcome_t  out;
+            u_char                       msg[600];
+
+            p = ngx_snprintf(msg, sizeof(msg),
+                             "the create may have reached SiteFlow (%s); "
+                             "the order is looked up before it is sent "
+                             "again", text);
+
+            ngx_memzero(&out, sizeof(ngx_http_siteflow_outcome_t));
+            out.state = SF_QSTATE_RETRYING;
+            out.error.data = msg;
+            out.error.len = p - msg;
+            out.maybe_sent = 1;
+
+            ngx_http_siteflow_queue_done(run, &out);
+        }
+
+        return;
+    }
+
+    if (outcome == SF_JOB_FAIL) {
+        run->xfer = NULL;
+
+        switch (run->step) {
+        case NGX_HTTP_SITEFLOW_STEP_FETCH:
+            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                                  "PrintNow refused the order fetch: %s",
+                                  text);
+            break;
+        case NGX_HTTP_SITEFLOW_STEP_VALIDATE:
+            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                                  "SiteFlow validation failed, nothing was "
+                                  "created: %s", text);
+            break;
+        case NGX_HTTP_SITEFLOW_STEP_CREATE:
+            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                                  "SiteFlow refused the order: %s", text);
+            break;
+        case NGX_HTTP_SITEFLOW_STEP_CANCEL:
+            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                                  "SiteFlow refused the cancel: %s", text);
+            break;
+        default:
+            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                                  "the call was refused: %s", text);
+            break;
+        }
+
+        ngx_http_siteflow_xfer_destroy(x);
+        return;
+    }
+
+    /* done */
+
+    switch (run->step) {
+
+    case NGX_HTTP_SITEFLOW_STEP_FETCH:
+        rv = json_loadb((const char *) x->response, x->response_len, 0,
+                        &err);
+
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        /* an envelope {"order": {...}} or {"data": {...}} is accepted */
+
+        if (json_is_object(rv) && json_object_get(rv, "id") == NULL) {
+            w->order = json_object_get(rv, "order");
+
+            if (!json_is_object(w->order)) {
+                w->order = json_object_get(rv, "data");
+            }
+
+            if (json_is_object(w->order)) {
+                json_incref(w->order);
+                json_decref(rv);
+                rv = w->order;
+            }
+        }
+
+        if (!json_is_object(rv)) {
+            json_decref(rv);
+            ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
+                                  "PrintNow answered the order fetch with "
+                                  "something that is not a JSON object");
+            return;
+        }
+
+        w->order = rv;
+        ngx_http_siteflow_order_decide(run);
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
+        if (x->status != 404
+            && ngx_http_siteflow_siteflow_id(run, x, &id) == NGX_OK
+            && id.len)
+        {
+            run->xfer = NULL;
+            ngx_http_siteflow_xfer_destroy(x);
+            ngx_http_siteflow_record_sent(run, &id, "found by the look-up");
+            return;
+        }
+
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        run->step = NGX_HTTP_SITEFLOW_STEP_VALIDATE;
+        ngx_http_siteflow_order_next(run);
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_VALIDATE:
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        run->step = NGX_HTTP_SITEFLOW_STEP_CREATE;
+        ngx_http_siteflow_order_next(run);
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_CREATE:
+        if (ngx_http_siteflow_siteflow_id(run, x, &id) != NGX_OK) {
+            ngx_str_set(&id, "");
+        }
+
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        ngx_http_siteflow_record_sent(run, &id, "created");
+        return;
+
+    case NGX_HTTP_SITEFLOW_STEP_CANCEL:
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        {
+            ngx_http_siteflow_index_t  idx;
+
+            if (ngx_http_siteflow_index_get(&run->storefront,
+                                            &run->order_id, NULL, run->pool,
+                                            &idx)
+                == NGX_OK)
+            {
+                idx.state = NGX_HTTP_SITEFLOW_IDX_CANCELLED;
+                ngx_http_siteflow_end_index(run, SF_QSTATE_DONE, &idx, "");
+                return;
+            }
+        }
+
+        ngx_http_siteflow_end(run, SF_QSTATE_DONE, "");
+        return;
+
+    default: /* NGX_HTTP_SITEFLOW_STEP_UPDATE */
+        run->xfer = NULL;
+        ngx_http_siteflow_xfer_destroy(x);
+
+        w->call++;
+        (void) json_object_set_new(run->results, "calls_done",
+                                   json_integer(w->call));
+
+        ngx_http_siteflow_update_next(run);
+        return;
+    }
+}
+
+
+static void
+ngx_http_siteflow_record_sent(ngx_http_siteflow_run_t *run,
+    ngx_str_t *siteflow_id, const char *how)
+{
+    ngx_http_siteflow_work_t   *w;
+    ngx_http_siteflow_index_t   idx;
+
+    w = run->data;
+
+    ngx_memzero(&idx, sizeof(ngx_http_siteflow_index_t));
+
+    idx.storefront = run->storefront;
+    idx.order_id = run->order_id;
+    idx.source_id = w->source_id;
+    idx.siteflow_id = *siteflow_id;
+    idx.state = NGX_HTTP_SITEFLOW_IDX_SENT;
+    idx.sent_ms = ngx_http_siteflow_now_ms();
+
+    (void) json_object_set_new(run->results, "siteflow_id",
+                               json_stringn((char *) siteflow_id->data,
+                                            siteflow_id->len));
+
+    ngx_log_error(NGX_LOG_INFO, run->log, 0,
+                  "siteflow: order \"%V\" of storefront \"%V\" %s in "
+                  "SiteFlow as \"%V\" (job %uL)", &run->order_id,
+                  &run->storefront, how, siteflow_id, run->id);
+
+    ngx_http_siteflow_end_index(run, SF_QSTATE_DONE, &idx, "");
+}
+
+
+/* "_id" of an answer: {"_id"}, {"order": {"_id"}} or [{"_id"}] */
+
+static ngx_int_t
+ngx_http_siteflow_siteflow_id(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x, ngx_str_t *id)
+{
+    json_t        *root, *v;
+    json_error_t   err;
+    ngx_int_t      rc;
+
+    root = json_loadb((const char *) x->response, x->response_len, 0, &err);
+
+    if (json_is_array(root)) {
+        v = json_array_get(root, 0);
+
+    } else if (json_is_object(json_object_get(root, "order"))) {
+        v = json_object_get(root, "order");
+
+    } else {
+        v = root;
+    }
+
+    rc = ngx_http_siteflow_json_str(json_object_get(v, "_id"), id, run->pool);
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+/* a short text of an answer for last_error */
+
+static u_char *
+ngx_http_siteflow_answer_text(ngx_http_siteflow_xfer_t *x, u_char *buf,
+    size_t size)
+{
+    u_char        *p, *last;
+    json_t        *root, *e, *m, *vs, *v;
+    size_t         i;
+    json_error_t   err;
+
+    last = buf + size - 1;
+
+    switch (x->result) {
+    case NGX_HTTP_SITEFLOW_XFER_OK:
+        break;
+    case NGX_HTTP_SITEFLOW_XFER_CONNECT:
+        p = ngx_slprintf(buf, last, "connection failed");
+        goto done;
+    case NGX_HTTP_SITEFLOW_XFER_DNS:
+        p = ngx_slprintf(buf, last, "the host name did not resolve");
+        goto done;
+    case NGX_HTTP_SITEFLOW_XFER_TIMEOUT:
+        p = ngx_slprintf(buf, last, "timed out%s",
+                         x->sent ? " after the request was sent" : "");
+        goto done;
+    case NGX_HTTP_SITEFLOW_XFER_RESET:
+        p = ngx_slprintf(buf, last, "the connection was closed or reset%s",
+                         x->sent ? " after the request was sent" : "");
+        goto done;
+    case NGX_HTTP_SITEFLOW_XFER_TOO_LARGE:
+        p = ngx_slprintf(buf, last, "the answer was larger than "
+                         "siteflow_max_response (%uz bytes)",
+                         x->max_response);
+        goto done;
+    case NGX_HTTP_SITEFLOW_XFER_TLS:
+        p = ngx_slprintf(buf, last, "TLS handshake or certificate "
+                         "verification failed");
+        goto done;
+    default:
+        p = ngx_slprintf(buf, last, "the transfer failed (curl error %d)",
+                         x->curl_code);
+        goto done;
+    }
+
+    p = ngx_slprintf(buf, last, "HTTP %ui", x->status);
+
+    root = json_loadb((const char *) x->response, x->response_len, 0, &err);
+
+    e = json_object_get(root, "error");
+    m = json_is_object(e) ? json_object_get(e, "message")
+                          : json_object_get(root, "message");
+
+    if (json_is_string(m)) {
+        p = ngx_slprintf(p, last, ": %s", json_string_value(m));
+
+    } else if (json_is_string(e)) {
+        p = ngx_slprintf(p, last, ": %s", json_string_value(e));
+
+    } else if (root == NULL && x->response_len) {
+        p = ngx_slprintf(p, last, ": %*s",
+                         ngx_min(x->response_len, (size_t) 200),
+                         x->response);
+    }
+
+    vs = json_is_object(e) ? json_object_get(e, "validations") : NULL;
+
+    json_array_foreach(vs, i, v) {
+        p = ngx_slprintf(p, last, "; %s: %s",
+                         json_string_value(json_object_get(v, "path"))
+                         ? json_string_value(json_object_get(v, "path"))
+                         : "",
+                         json_string_value(json_object_get(v, "message"))
+                         ? json_string_value(json_object_get(v, "message"))
+                         : "");
+    }
+
+    json_decref(root);
+
+done:
+
+    *p = '\0';
+
+    return p;
+}
+
+
+static void
+ngx_http_siteflow_end(ngx_http_siteflow_run_t *run, ngx_int_t state,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    ngx_http_siteflow_end_va(run, state, NULL, 0, fmt, args);
+    va_end(args);
+}
+
+
+static void
+ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run, ngx_int_t state,
+    ngx_http_siteflow_index_t *idx, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    ngx_http_siteflow_end_va(run, state, idx, 0, fmt, args);
+    va_end(args);
+}
+
+
+static void
+ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
+    ngx_http_siteflow_index_t *idx, ngx_uint_t maybe_sent, const char *fmt,
+    va_list args)
+{
+    u_char                       *p;
+    ngx_uint_t                    level;
+    ngx_http_siteflow_work_t     *w;
+    ngx_http_siteflow_outcome_t   out;
+    u_char                        msg[1024];
+
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+
+    w = run->data;
+
+    (void) json_object_del(run->results, "_call");
+
+    ngx_memzero(&out, sizeof(ngx_http_siteflow_outcome_t));
+
+    out.state = state;
+    out.error.data = msg;
+    out.error.len = p - msg;
+    out.index = idx;
+
+    /* a create that may be out stays "maybe sent" until it is resolved */
+    out.maybe_sent = maybe_sent
+                     || (run->maybe_sent && state == SF_QSTATE_RETRYING);
+
+    if (state == SF_QSTATE_FAILED || state == SF_QSTATE_SKIPPED) {
+        level = (state == SF_QSTATE_FAILED) ? NGX_LOG_WARN : NGX_LOG_INFO;
+
+        ngx_log_error(level, run->log, 0,
+                      "siteflow: %s job %uL of order \"%V\" (%V) %s: %V",
+                      ngx_http_siteflow_kind_name(run->kind), run->id,
+                      &run->order_id, &run->storefront,
+                      state == SF_QSTATE_FAILED ? "failed" : "skipped",
+                      &out.error);
+    }
+
+    if (w) {
+        if (w->order) {
+            json_decref(w->order);
+            w->order = NULL;
+        }
+
+        if (w->siteflow) {
+            json_decref(w->siteflow);
+            w->siteflow = NULL;
+        }
+
+        if (w->body) {
+            free(w->body);
+            w->body = NULL;
+        }
+    }
+
+    ngx_http_siteflow_queue_done(run, &out);
+}
+
+
+void
+ngx_http_siteflow_job_abort(ngx_http_siteflow_run_t *run)
+{
+    if (run->xfer) {
+        ngx_http_siteflow_xfer_destroy(run->xfer);
+        run->xfer = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_path(ngx_pool_t *pool, ngx_str_t *out, const char *prefix,
+    ngx_str_t *id, const char *suffix)
+{
+    size_t   n;
+    u_char  *p;
+
+    n = ngx_strlen(prefix) + 3 * id->len + ngx_strlen(suffix);
+
+    p = ngx_pnalloc(pool, n + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    p = ngx_cpymem(p, prefix, ngx_strlen(prefix));
+    p = (u_char *) ngx_escape_uri(p, id->data, id->len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    p = ngx_cpymem(p, suffix, ngx_strlen(suffix));
+    *p = '\0';
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_json_str(json_t *v, ngx_str_t *s, ngx_pool_t *pool)
+{
+    u_char  buf[NGX_INT64_LEN + 1];
+
+    if (json_is_string(v)) {
+        s->len = json_string_length(v);
+        s->data = ngx_pnalloc(pool, s->len + 1);
+
+        if (s->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(s->data, json_string_value(v), s->len);
+        s->data[s->len] = '\0';
+
+        return NGX_OK;
+    }
+
+    if (json_is_integer(v)) {
+        s->len = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(v))
+                 - buf;
+        s->data = ngx_pnalloc(pool, s->len + 1);
+
+        if (s->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(s->data, buf, s->len);
+        s->data[s->len] = '\0';
+
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
