@@ -35,6 +35,7 @@ __DATA__
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -80,6 +81,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"UPS Ground","notify_custom
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -111,6 +113,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -128,12 +131,12 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 --- response_body_filters eval
 [[], [], [], [], [], [], [], [::report(hide => qr{^GET }, mocks => ['printnow'], jobs => 1)]]
 --- response_body_like eval
-['^\{"error":"[^"]+"\}\s*$',
- '^\{"error":"[^"]+"\}\s*$',
- '^\{"error":"[^"]+"\}\s*$',
- '^\{"error":"invalid JSON[^"]*line 2[^"]*"\}\s*$',
+['^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"invalid JSON[^"]*line 2(?:[^"\\\\]|\\\\.)*"\}\s*$',
  '^\{"error":"unknown event \\\\"Order Reprinted\\\\""\}\s*$',
- '^\{"error":"[^"]+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
  '^\{"error":"\\\\"sourceOrderId\\\\" is required"\}\s*$',
  '^answer pong
 (?:job order 5001 done
@@ -148,6 +151,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -163,20 +167,20 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 [(200) x 7]
 --- response_body_filters eval
 [[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
- [::report(mocks => [], answer => '^\{"skipped":"duplicate[^"]*"\}$')],
+ [::report(mocks => [], answer => 'skipped:^duplicate')],
  [::report(mocks => [], wait => [[printnow => 'PATCH *', 2]])],
- [::report(mocks => [], answer => '^\{"skipped":"[^"]+"\}$')],
- [::report(mocks => [], answer => '^\{"skipped":"[^"]+"\}$')],
- [::report(mocks => [], answer => '^\{"skipped":"duplicate[^"]*"\}$')],
- [::report(answer => '^\{"skipped":"[^"]+"\}$', hide => qr{^GET }, mocks => ['printnow'])]]
+ [::report(mocks => [], answer => 'skipped:.')],
+ [::report(mocks => [], answer => 'skipped:.')],
+ [::report(mocks => [], answer => 'skipped:^duplicate')],
+ [::report(answer => 'skipped:.', hide => qr{^GET }, mocks => ['printnow'])]]
 --- response_body eval
 ["answer {\"job\":\"ID\"}\n",
- "answer ~ /^\\{\"skipped\":\"duplicate[^\"]*\"\\}\$/\n",
+ "answer {\"skipped\": ~ /^duplicate/}\n",
  "answer {\"job\":\"ID\"}\n",
- "answer ~ /^\\{\"skipped\":\"[^\"]+\"\\}\$/\n",
- "answer ~ /^\\{\"skipped\":\"[^\"]+\"\\}\$/\n",
- "answer ~ /^\\{\"skipped\":\"duplicate[^\"]*\"\\}\$/\n",
-'answer ~ /^\{"skipped":"[^"]+"\}$/
+ "answer {\"skipped\": ~ /./}\n",
+ "answer {\"skipped\": ~ /./}\n",
+ "answer {\"skipped\": ~ /^duplicate/}\n",
+'answer {"skipped": ~ /./}
 PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
 PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK1"} -> 200
 ']
@@ -190,6 +194,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -234,6 +239,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -265,6 +271,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf(extra => '    siteflow_ship_per_item on;')
 --- init
 ::send_and_wait(5002);
@@ -291,6 +298,7 @@ PN PATCH /api/v2/order/5002/shipped/103 basic {"notify_customer":true,"ship_date
 --- http_config eval
 '    siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
     server {
         listen 127.0.0.1:$TEST_NGINX_SHOP2_PORT;
         server_name shop2;
@@ -304,7 +312,7 @@ GET /ping
 --- response_body_filters eval
 ::report(do => sub {
              my @a = map { my $r = ::postback($_, shop => 'shop2');
-                           "$r->{status} " . ($r->{body} =~ s/"job":"[^"]+"/"job":"ID"/r =~ s/"skipped":"[^"]+"/"skipped":"..."/r =~ s/\s+$//r) }
+                           "$r->{status} " . ($r->{body} =~ s/"job":"[^"]+"/"job":"ID"/r =~ s/"skipped":"(?:[^"\\]|\\.)*"/"skipped":"..."/r =~ s/\s+$//r) }
                  { event => 'received', sourceOrderId => 'SHOP2-7001' },
                  { event => 'printready', sourceOrderId => 'SHOP2-7001' },
                  { event => 'shipped', sourceOrderId => 'SHOP2-7001', trackingNumber => 'TRK4',
@@ -329,6 +337,7 @@ PN PATCH /api/v2/order/7001/shipped basic {"carrier":"DHL","date":"2024-05-02","
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);
@@ -340,12 +349,12 @@ PN PATCH /api/v2/order/7001/shipped basic {"carrier":"DHL","date":"2024-05-02","
 [200, 200, 200]
 --- response_body_filters eval
 [[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
- [::report(mocks => [], answer => '^\{"skipped":"[^"]*echo[^"]*"\}$')],
- [::report(answer => '^\{"skipped":"[^"]*echo[^"]*"\}$', hide => qr{^GET /api/v2})]]
+ [::report(mocks => [], answer => 'skipped:echo')],
+ [::report(answer => 'skipped:echo', hide => qr{^GET /api/v2})]]
 --- response_body eval
 ["answer {\"job\":\"ID\"}\n",
- "answer ~ /^\\{\"skipped\":\"[^\"]*echo[^\"]*\"\\}\$/\n",
-'answer ~ /^\{"skipped":"[^"]*echo[^"]*"\}$/
+ "answer {\"skipped\": ~ /echo/}\n",
+'answer {"skipped": ~ /echo/}
 PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK5"} -> 200
 SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
 SF POST /api/order oneflow PN-5001 fields-ok -> 201
@@ -360,6 +369,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);

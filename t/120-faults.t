@@ -32,6 +32,7 @@ __DATA__
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::stateful();
@@ -63,6 +64,7 @@ duplicated 0
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::stateful({ on => '* /api/*', status => 503, times => 12,
@@ -92,7 +94,8 @@ duplicated 0
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
---- config eval: ::storefront_conf(extra => '    siteflow_timeout 1s;')
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(timeout => '1s')
 --- init
 ::stateful({ on => 'POST /api/order/validate', delay_ms => 2500, times => 2,
              json => { success => JSON::PP::true } },
@@ -126,6 +129,7 @@ ping: 200
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::stateful({ on => 'POST /api/order/validate', action => 'reset', times => 2 },
@@ -153,6 +157,7 @@ duplicated 0
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf(extra => '    siteflow_max_response 64k;')
 --- init
 ::stateful({ on => 'POST /api/order/validate', action => 'oversize', size => 2097152, times => 2 },
@@ -180,6 +185,7 @@ duplicated 0
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf(api => 'http://nonexistent.invalid/api')
 --- request
 GET /ping
@@ -213,6 +219,7 @@ slow or failed pings: 0
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
 ::send_and_wait(5001);

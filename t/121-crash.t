@@ -50,7 +50,8 @@ sub start {
     $server =~ s/\$TEST_NGINX_SPOOL/$ENV{TEST_NGINX_SPOOL}/g;
     return nginx_start(prefix => $p, port => $PORT, workers => 2,
         http => "    siteflow_zone sf:4m;\n"
-              . "    siteflow_spool $ENV{TEST_NGINX_SPOOL};\n",
+              . "    siteflow_spool $ENV{TEST_NGINX_SPOOL};\n"
+              . "    siteflow_retry_backoff 100ms 500ms;\n",
         server => $server);
 }
 
