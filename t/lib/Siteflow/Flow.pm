@@ -896,6 +896,7 @@ sub run_orders {
         $e = _idle(port => $o{port}, timeout => $o{timeout} // 30);
         push @l, $e if $e;
     }
+    return @l unless $o{wait} // 1;     # nothing can be delivered yet
     return (@l, split /\n/, tally(orders => \@acc));
 }
 
@@ -971,11 +972,11 @@ sub nginx_pids {
 sub nginx_stop {
     my ($p, $sig) = @_;
     my $pids = nginx_pids($p);
-    return unless @$pids;
+    return '' unless @$pids;
     kill $sig // 'QUIT', $pids->[0];
     my $e = wait_until('nginx exits', sub { !grep { kill 0, $_ } @$pids }, 15);
     kill 'KILL', @$pids if $e;
-    return $e;
+    return $e;     # '' when every process exited
 }
 
 # kill -9 of the master and all its workers (a crash of the whole nginx)
