@@ -119,7 +119,7 @@ SF POST /api/order oneflow PN-5003 fields-ok -> 201
 
 
 
-=== TEST 4: manual mode: the hook sends nothing; admin send does, once; a second send without force is stopped by the duplicate guard
+=== TEST 4: manual mode: the hook sends nothing; admin send does, once; a second send without force is refused (409) by the duplicate guard
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
@@ -131,11 +131,11 @@ SF POST /api/order oneflow PN-5003 fields-ok -> 201
 "POST /admin/send/5001",
 "POST /admin/send/5001"]
 --- error_code eval
-[200, 202, 200]
+[200, 202, 409]
 --- response_body_filters eval
 [[::report(answer => 'skipped:manual')],
  [::report(wait => [[siteflow => 'POST /api/order', 1]])],
- [::report(answer => 'skipped:.')]]
+ [::report(answer => 'error:already sent')]]
 --- response_body eval
 ["answer {\"skipped\": ~ /manual/}
 ",
@@ -144,7 +144,7 @@ PN GET /api/v2/order/5001 basic -> 200
 SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
 SF POST /api/order oneflow PN-5001 fields-ok -> 201
 ",
-"answer {\"skipped\": ~ /./}
+"answer {\"error\": ~ /already sent/}
 PN GET /api/v2/order/5001 basic -> 200
 SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
 SF POST /api/order oneflow PN-5001 fields-ok -> 201
