@@ -654,7 +654,9 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
 
     /*
      * a 2xx whose answer is over siteflow_max_response: the call worked,
-     * its answer cannot be read; a create is resolved by the look-up
+     * its answer cannot be read; a create is resolved by the look-up, a
+     * fetch or a look-up is tried again (raising siteflow_max_response
+     * and reloading lets it through), the others did what they had to
      */
 
     if (net == SF_NET_TOO_LARGE && x->status >= 200 && x->status <= 299) {
@@ -664,7 +666,7 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
             break;
         case NGX_HTTP_SITEFLOW_STEP_FETCH:
         case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
-            outcome = SF_JOB_FAIL;
+            outcome = SF_JOB_RETRY;
             break;
         default:
             outcome = SF_JOB_DONE;
