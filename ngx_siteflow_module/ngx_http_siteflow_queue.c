@@ -966,6 +966,14 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 
     ngx_http_siteflow_started = 1;
 
+    if (access((char *) smcf->queue->path->name.data, W_OK|X_OK) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "siteflow: the spool \"%V\" is not writable by the "
+                      "worker processes; every hook and postback will be "
+                      "refused with 503 until it is",
+                      &smcf->queue->path->name);
+    }
+
     ngx_http_siteflow_dummy.fd = (ngx_socket_t) -1;
 
     ngx_http_siteflow_flush_event.handler = ngx_http_siteflow_flush_handler;

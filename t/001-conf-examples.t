@@ -18,6 +18,11 @@ plan 'no_plan';
     my $dir = tempdir(CLEANUP => 1);
     mkdir "$dir/logs";
 
+    # mapping files are referred to by name, next to the configuration
+    for my $json (glob "conf-examples/*.json") {
+        system('cp', $json, $dir) == 0 or die "cp $json: $?";
+    }
+
     for my $file (sort glob "conf-examples/*.conf") {
         open my $in, '<', $file or die "$file: $!";
         my $conf = do { local $/; <$in> };
