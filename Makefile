@@ -60,7 +60,7 @@ unit:
 	$(MAKE) -C t/unit
 
 runner-selftest:
-	$(PROVE) t/runner/selftest.t
+	$(PROVE) t/runner/selftest.t t/runner/sign-verify.t t/runner/flow-selftest.t
 
 mock-selftest:
 	t/mock/selftest.sh

@@ -85,6 +85,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                      storefront;
     ngx_flag_t                     log;
+    size_t                         log_body_max;
 
     ngx_str_t                      api_url;      /* "" = auto */
     ngx_int_t                      api_scheme;   /* sf_scheme_t, unset */

@@ -339,6 +339,20 @@ ngx_http_siteflow_xfer_cancel(ngx_http_siteflow_xfer_t *x)
 }
 
 
+/*
+ * A request that must not be sent twice goes on a new connection: libcurl
+ * silently sends a request again when a reused connection turns out to be
+ * closed before any answer, which for an order create would be a second
+ * order.
+ */
+
+void
+ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x)
+{
+    (void) curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+}
+
+
 void
 ngx_http_siteflow_xfer_destroy(ngx_http_siteflow_xfer_t *x)
 {

@@ -84,6 +84,7 @@ ngx_http_siteflow_xfer_t *ngx_http_siteflow_xfer_create(ngx_log_t *log,
     ngx_http_siteflow_xfer_conf_t *conf);
 ngx_int_t ngx_http_siteflow_xfer_start(ngx_http_siteflow_xfer_t *x);
 void ngx_http_siteflow_xfer_cancel(ngx_http_siteflow_xfer_t *x);
+void ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x);
 void ngx_http_siteflow_xfer_destroy(ngx_http_siteflow_xfer_t *x);
 ngx_uint_t ngx_http_siteflow_curl_running(void);
 

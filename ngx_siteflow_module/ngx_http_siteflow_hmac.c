@@ -1228,7 +1228,7 @@ ngx_http_siteflow_guard_logging(ngx_http_request_t *r,
 
 
 /*
- * Keeps the first NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1 bytes of the
+ * Keeps the first siteflow_log_body_max + 1 bytes of the
  * response (one more than the log takes, so the log sees the cut) from
  * the memory buffers passed on; file buffers are not read.
  */
@@ -1240,7 +1240,7 @@ ngx_http_siteflow_guard_capture(ngx_http_request_t *r,
     size_t        n, cap;
     ngx_chain_t  *cl;
 
-    cap = NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1;
+    cap = ngx_http_siteflow_log_body_max(r) + 1;
 
     if (g->response_len == cap || !ngx_http_siteflow_guard_logging(r, g)) {
         return;
@@ -1336,7 +1336,7 @@ ngx_http_siteflow_guard_order_id(ngx_http_request_t *r, ngx_str_t *body,
 
     ngx_str_null(order_id);
 
-    if (body->len == 0 || body->len > NGX_HTTP_SITEFLOW_LOG_BODY_MAX
+    if (body->len == 0 || body->len > ngx_http_siteflow_log_body_max(r)
         || sf_json_too_deep(body->data, body->len, 32, NULL, NULL))
     {
         return;
@@ -1376,7 +1376,7 @@ ngx_http_siteflow_guard_order_id(ngx_http_request_t *r, ngx_str_t *body,
 }
 
 
-/* the first NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1 bytes of the request body */
+/* the first siteflow_log_body_max + 1 bytes of the request body */
 
 static ngx_int_t
 ngx_http_siteflow_guard_log_body(ngx_http_request_t *r, ngx_str_t *body)
@@ -1393,7 +1393,7 @@ ngx_http_siteflow_guard_log_body(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_OK;
     }
 
-    cap = NGX_HTTP_SITEFLOW_LOG_BODY_MAX + 1;
+    cap = ngx_http_siteflow_log_body_max(r) + 1;
 
     p = ngx_pnalloc(r->pool, cap);
     if (p == NULL) {

@@ -908,11 +908,11 @@ ngx_http_siteflow_admin_send(ngx_http_request_t *r,
         json_t  *o;
         char    *text;
 
-        o = json_pack("{s:s, s:s#}", "error",
-                      "the order was already sent to SiteFlow; add "
-                      "?force=1 to send it again",
-                      "siteflow_id", idx.siteflow_id.data,
-                      (int) idx.siteflow_id.len);
+        ngx_snprintf(buf, sizeof(buf), "the order was already sent to "
+                     "SiteFlow as \"%V\"; add ?force=1 to send it again%Z",
+                     &idx.siteflow_id);
+
+        o = json_pack("{s:s}", "error", (char *) buf);
         text = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
 

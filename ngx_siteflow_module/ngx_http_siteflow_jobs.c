@@ -505,6 +505,10 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
     x->handler = ngx_http_siteflow_call_done;
     x->data = run;
 
+    if (step == NGX_HTTP_SITEFLOW_STEP_CREATE) {
+        ngx_http_siteflow_xfer_fresh(x);
+    }
+
     /* kept for the log: the method, the URL, the request body */
 
     (void) json_object_set_new(run->results, "_call",
@@ -648,6 +652,26 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
         x->result == NGX_HTTP_SITEFLOW_XFER_OK
         && x->status < 500 && x->status != 429);
 
+    /*
+     * a 2xx whose answer is over siteflow_max_response: the call worked,
+     * its answer cannot be read; a create is resolved by the look-up
+     */
+
+    if (net == SF_NET_TOO_LARGE && x->status >= 200 && x->status <= 299) {
+        switch (run->step) {
+        case NGX_HTTP_SITEFLOW_STEP_CREATE:
+            outcome = SF_JOB_AMBIGUOUS;
+            break;
+        case NGX_HTTP_SITEFLOW_STEP_FETCH:
+        case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
+            outcome = SF_JOB_FAIL;
+            break;
+        default:
+            outcome = SF_JOB_DONE;
+            break;
+        }
+    }
+
     /* a look-up's 404 is an answer: the order is not there */
 
     if (run->step == NGX_HTTP_SITEFLOW_STEP_LOOKUP
@@ -701,7 +725,7 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
         switch (run->step) {
         case NGX_HTTP_SITEFLOW_STEP_FETCH:
             ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
-                                  "PrintNow refused the order fetch: %s",
+                                  "the order fetch from PrintNow failed: %s",
                                   text);
             break;
         case NGX_HTTP_SITEFLOW_STEP_VALIDATE:

@@ -23,7 +23,7 @@
  * Callers pass bodies, never headers, so Authorization headers and
  * signatures cannot reach the log; secret-bearing query arguments ("token"
  * and the others of sf_admin_redact_url()) are replaced by "***" here.
- * Bodies are cut at NGX_HTTP_SITEFLOW_LOG_BODY_MAX bytes (on a character
+ * Bodies are cut at siteflow_log_body_max bytes (on a character
  * boundary) and the record is marked truncated.  Everything is prepared on
  * the stack; the zone mutex is held only while sf_ring_append() copies the
  * bytes in.
@@ -31,7 +31,7 @@
 
 
 static ngx_str_t *ngx_http_siteflow_log_cap(ngx_str_t *body, ngx_str_t *out,
-    uint16_t *flags, uint16_t flag);
+    uint16_t *flags, uint16_t flag, size_t max);
 
 
 ngx_shm_zone_t *
@@ -120,9 +120,9 @@ ngx_http_siteflow_log_write(ngx_http_siteflow_srv_conf_t *sscf,
     re.url_len = ngx_min(len, SF_RING_MAX_URL);
 
     ngx_http_siteflow_log_cap(&e->request, &request, &re.flags,
-                              SF_RING_TRUNC_REQUEST);
+                              SF_RING_TRUNC_REQUEST, sscf->log_body_max);
     ngx_http_siteflow_log_cap(&e->response, &response, &re.flags,
-                              SF_RING_TRUNC_RESPONSE);
+                              SF_RING_TRUNC_RESPONSE, sscf->log_body_max);
 
     re.request = (const char *) request.data;
     re.request_len = request.len;
@@ -141,17 +141,28 @@ ngx_http_siteflow_log_write(ngx_http_siteflow_srv_conf_t *sscf,
 
 static ngx_str_t *
 ngx_http_siteflow_log_cap(ngx_str_t *body, ngx_str_t *out, uint16_t *flags,
-    uint16_t flag)
+    uint16_t flag, size_t max)
 {
     *out = *body;
 
-    if (out->len > NGX_HTTP_SITEFLOW_LOG_BODY_MAX) {
+    if (out->len > max) {
         out->len = sf_admin_utf8_cut((const char *) body->data, body->len,
-                                     NGX_HTTP_SITEFLOW_LOG_BODY_MAX);
+                                     max);
         *flags |= flag;
     }
 
     return out;
+}
+
+
+size_t
+ngx_http_siteflow_log_body_max(ngx_http_request_t *r)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    return sscf->log_body_max;
 }
 
 

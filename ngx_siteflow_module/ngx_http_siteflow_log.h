@@ -16,7 +16,8 @@
 
 
 /* request and response bodies are cut here (a directive will set it) */
-#define NGX_HTTP_SITEFLOW_LOG_BODY_MAX  (16 * 1024)
+/* "siteflow_log_body_max" of the request's server */
+size_t ngx_http_siteflow_log_body_max(ngx_http_request_t *r);
 
 
 ngx_shm_zone_t *ngx_http_siteflow_log_zone(void);

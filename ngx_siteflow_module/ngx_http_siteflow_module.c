@@ -82,6 +82,11 @@ static ngx_conf_num_bounds_t  ngx_http_siteflow_concurrency_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_siteflow_log_body_bounds = {
+    ngx_conf_check_num_bounds, 0, 1024 * 1024
+};
+
+
 static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_zone"),
@@ -174,6 +179,13 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_siteflow_srv_conf_t, log),
       NULL },
+
+    { ngx_string("siteflow_log_body_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_siteflow_srv_conf_t, log_body_max),
+      &ngx_http_siteflow_log_body_bounds },
 
     { ngx_string("siteflow_storefront"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
@@ -863,6 +875,7 @@ ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf)
      */
 
     sscf->log = NGX_CONF_UNSET;
+    sscf->log_body_max = NGX_CONF_UNSET_SIZE;
     sscf->api_scheme = NGX_CONF_UNSET;
     sscf->printnow_fetch = NGX_CONF_UNSET;
     sscf->cancel_on_delete = NGX_CONF_UNSET;
@@ -889,6 +902,8 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_siteflow_main_conf_t   *smcf;
 
     ngx_conf_merge_value(conf->log, prev->log, 1);
+    ngx_conf_merge_size_value(conf->log_body_max, prev->log_body_max,
+                              16 * 1024);
 
     if (conf->api_url.data == NULL) {
         conf->api_url = prev->api_url;

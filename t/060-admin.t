@@ -64,6 +64,7 @@ __DATA__
 === TEST 1: the console page
 --- http_config
     siteflow_zone sf1:1m;
+    siteflow_spool spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request
@@ -80,6 +81,7 @@ qr{<title>Site Flow console</title>.*id="log-list".*id="send-form"}s
 === TEST 2: HEAD of the console, no body
 --- http_config
     siteflow_zone sf2:1m;
+    siteflow_spool spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request
@@ -93,6 +95,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 3: the prefix without its slash
 --- http_config
     siteflow_zone sf3:1m;
+    siteflow_spool spool;
 --- config
     location /admin/ { siteflow_admin; }
     location /ops { siteflow_admin; }
@@ -111,6 +114,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 4: unknown calls are 404, wrong methods 405 with Allow, as JSON
 --- http_config
     siteflow_zone sf4:1m;
+    siteflow_spool spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request eval
@@ -140,6 +144,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 5: a guarded call is logged, secrets are not
 --- http_config
     siteflow_zone sf5:1m;
+    siteflow_spool spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
@@ -170,6 +175,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 6: refused calls are logged too, with the SiteFlow error sent
 --- http_config
     siteflow_zone sf6:1m;
+    siteflow_spool spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
@@ -193,6 +199,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 7: limit, order_id and since
 --- http_config
     siteflow_zone sf7:1m;
+    siteflow_spool spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
@@ -240,6 +247,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 8: DELETE clears the calling storefront's entries only
 --- http_config
     siteflow_zone sf8:1m;
+    siteflow_spool spool;
     server {
         listen 127.0.0.1:$TEST_NGINX_SERVER_PORT;
         server_name beta.test;
@@ -284,6 +292,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 9: the run-time logging switch overrides siteflow_log
 --- http_config
     siteflow_zone sf9:1m;
+    siteflow_spool spool;
 --- config
     siteflow_storefront acme;
     siteflow_log off;
@@ -329,6 +338,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 10: state-changing calls from another origin are refused
 --- http_config
     siteflow_zone sf10:1m;
+    siteflow_spool spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- more_headers eval
@@ -351,6 +361,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 11: queue, retry and send
 --- http_config
     siteflow_zone sf11:1m;
+    siteflow_spool spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request eval
@@ -359,13 +370,13 @@ Content-Type: text/html; charset=utf-8
  "POST /admin/queue/7/retry", "POST /admin/send/1001?force=1",
  "POST /admin/send/a%20b", "POST /admin/queue/0/retry"]
 --- error_code eval
-[200, 200, 400, 400, 503, 503, 400, 400]
+[200, 200, 400, 400, 404, 409, 400, 400]
 --- response_body eval
 ["{\"jobs\":[]}\n", "{\"jobs\":[]}\n",
  "{\"error\":\"invalid \\\"state\\\", expected pending, retrying, done, failed or skipped\"}\n",
  "{\"error\":\"invalid \\\"limit\\\", expected 1 to 10000\"}\n",
- "{\"error\":\"the delivery queue is not available\"}\n",
- "{\"error\":\"the delivery queue is not available\"}\n",
+ "{\"error\":\"no such job\"}\n",
+ "{\"error\":\"this server has no siteflow_credentials, siteflow_printnow_credentials and siteflow_mapping to send orders with\"}\n",
  "{\"error\":\"invalid job or order id\"}\n",
  "{\"error\":\"invalid job or order id\"}\n"]
 
@@ -374,6 +385,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 12: metrics: every family, valid Prometheus text
 --- http_config
     siteflow_zone sf12:1m;
+    siteflow_spool spool;
 --- config
     location /ship/ {
         siteflow_verify_signature on;
@@ -421,6 +433,7 @@ $/s,
 === TEST 13: a full ring drops its oldest entries
 --- http_config
     siteflow_zone sf13:64k;
+    siteflow_spool spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {

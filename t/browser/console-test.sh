@@ -34,10 +34,33 @@ http {
     uwsgi_temp_path $dir;
     scgi_temp_path $dir;
     siteflow_zone console:1m;
+    siteflow_spool $dir/spool;
     server {
         listen 127.0.0.1:$port;
         server_name localhost;
         siteflow_storefront acme;
+
+        # a storefront whose orders SiteFlow refuses: a real failed job
+        siteflow_api http://127.0.0.1:$port/sf/api scheme=oneflow;
+        siteflow_credentials 0123456789 FAKE-secret-not-real;
+        siteflow_destination acme;
+        siteflow_order_trigger "New Order";
+        siteflow_mapping $PWD/t/unit/transform/mapping.json;
+        siteflow_printnow_api http://127.0.0.1:$port/pn;
+        siteflow_printnow_credentials pntoken pnkey;
+
+        location = /hook {
+            siteflow_printnow_hook;
+            siteflow_token hook-token-example;
+        }
+        location /pn/api/v2/order/ {
+            default_type application/json;
+            alias $dir/orders/;
+        }
+        location = /sf/api/order/validate {
+            default_type application/json;
+            return 400 '{"success":false,"error":{"code":208,"message":"unknown sku BC-XX","validations":[]}}';
+        }
         location /ship/ {
             siteflow_verify_signature on;
             siteflow_partner p1 $key;
@@ -54,7 +77,23 @@ http {
 }
 END
 
+mkdir -p "$dir/orders"
+sed 's/"id": 5001/"id": 1001/' t/unit/transform/01-single-item.order.json \
+    > "$dir/orders/1001"
+
 "$nginx" -p "$dir" -c "$dir/nginx.conf"
+
+# the order job: fetched, validated, refused by SiteFlow: failed
+job=$(curl -sf -H "Content-Type: application/json" \
+           --data '{"event":"order_created","id":1001}' \
+           "http://127.0.0.1:$port/hook?token=hook-token-example" \
+      | sed -n 's/.*"job":"\([0-9]*\)".*/\1/p')
+
+for i in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/admin/queue?state=failed" \
+        | grep -q "\"id\":\"$job\"" && break
+    sleep 0.1
+done
 
 for i in 1 2; do
     nonce="n$$-$i-$RANDOM$RANDOM"
@@ -70,7 +109,7 @@ for i in 1 2; do
 done
 
 node --experimental-websocket --no-warnings t/browser/console-cdp.js \
-     "http://127.0.0.1:$port/admin/" "$shot"
+     "http://127.0.0.1:$port/admin/" "$shot" "$job"
 
 if grep -E '\[(alert|crit|emerg)\]' "$dir/error.log"; then
     echo "not ok - nginx logged alerts"

@@ -1,0 +1,612 @@
+# vim:set ft=perl ts=4 sw=4 et:
+#
+# Invariant: a PrintNow order reaches SiteFlow production exactly once,
+# correctly mapped and signed, or fails loudly.  A hook is answered 202
+# {"job"} only once its job is durable, 200 {"skipped"} when there is
+# nothing to do; the job fetches the order from PrintNow (HTTP Basic),
+# sends it only when its status is a trigger status and it was not sent
+# before, validates before it creates (a 4xx on validate creates nothing),
+# survives a SiteFlow outage, and after an ambiguous create looks the order
+# up by sourceOrderId before creating it again.  Every SiteFlow request is
+# signed right for the storefront's scheme (OneFlow, or PrintOS without the
+# /siteflow prefix), and every order body carries the SPEC 6 fields with
+# the values the real transform gives for the fixture order.
+#
+# How to read a block: each block starts with a fresh mock SiteFlow, mock
+# PrintNow and an empty spool (Siteflow::Flow).  The response body filter
+# waits (bounded) for what the block expects and replaces the body by a
+# report: the answer, then every request each mock received with its checks
+# (see t/lib/Siteflow/Flow.pm), then the admin queue's jobs if asked.
+# Order fixtures: t/fixtures/orders/<id>.json; expected SiteFlow orders:
+# t/fixtures/expected/PN-<id>.json (t/fixtures/make-expected.sh).
+
+use lib 't/lib';
+use Siteflow::Test;
+use Siteflow::Flow;
+
+repeat_each(1);
+plan 'no_plan';
+no_shuffle();
+flow_setup();
+run_tests();
+
+__DATA__
+
+=== TEST 1: order_created (envelope "order"), status "New Order" is a trigger: fetched, validated, created once; OneFlow-signed; every field
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+--- more_headers
+Content-Type: application/json
+--- error_code: 202
+--- response_headers
+Content-Type: application/json
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]])
+--- response_body
+answer {"job":"ID"}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]
+0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978
+C0FFEEC0FFEEC0FFEE
+
+
+
+=== TEST 2: envelope "data", event from ?event=, no content type, status "Approved" (second trigger status), three items
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request
+POST /hook?token=hook-9f3b2c7d&event=order_updated
+{"data":{"id":5002}}
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]])
+--- response_body
+answer {"job":"ID"}
+PN GET /api/v2/order/5002 basic -> 200
+SF POST /api/order/validate oneflow PN-5002 fields-ok -> 200
+SF POST /api/order oneflow PN-5002 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 3: a status outside the trigger: job skipped, nothing sent; once PrintNow says "Approved", the next hook sends it
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5003}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"order_id\":5003}"]
+--- error_code eval
+[202, 202]
+--- response_body_filters eval
+[[::report(jobs => 1,
+           then => sub { ::pn_rules({ on => 'GET /api/v2/order/5003',
+                                      json => ::pn_order(5003, status => 'Approved') }); () })],
+ [::report(wait => [[siteflow => 'POST /api/order', 1]])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}
+PN GET /api/v2/order/5003 basic -> 200
+job order 5003 skipped
+",
+"answer {\"job\":\"ID\"}
+PN GET /api/v2/order/5003 basic -> 200
+PN GET /api/v2/order/5003 basic -> 200
+SF POST /api/order/validate oneflow PN-5003 fields-ok -> 200
+SF POST /api/order oneflow PN-5003 fields-ok -> 201
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 4: manual mode: the hook sends nothing; admin send does, once; a second send without force is refused (409) by the duplicate guard
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(trigger => 'manual')
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5001}",
+"POST /admin/send/5001",
+"POST /admin/send/5001"]
+--- error_code eval
+[200, 202, 409]
+--- response_body_filters eval
+[[::report(answer => 'skipped:manual')],
+ [::report(wait => [[siteflow => 'POST /api/order', 1]])],
+ [::report(answer => 'error:already sent')]]
+--- response_body eval
+["answer {\"skipped\": ~ /manual/}
+",
+"answer {\"job\":\"ID\"}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+",
+"answer {\"error\": ~ /already sent/}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 5: duplicate hooks: while the first is still queued (SiteFlow slow) and after it was sent: 200 skipped, one create
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::sf_rules({ on => 'POST /api/order/validate', delay_ms => 1500,
+             json => { success => JSON::PP::true } });
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5001}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"id\":5001}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5001,\"status\":\"New Order\"}"]
+--- error_code eval
+[202, 200, 200]
+--- response_body_filters eval
+[[::report(idle => 0, mocks => [])],
+ [::report(answer => 'skipped:.',
+           wait => [[siteflow => 'POST /api/order', 1]])],
+ [::report(answer => 'skipped:.', jobs => 1)]]
+--- response_body eval
+["answer {\"job\":\"ID\"}
+",
+"answer {\"skipped\": ~ /./}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200 after 1500ms
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+",
+"answer {\"skipped\": ~ /./}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200 after 1500ms
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+job order 5001 done
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 6: echo suppression: after our own PrintNow update (a postback), PrintNow's order_updated hook is recognised as an echo
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+["POST /postback?token=pb-51e0a8c4
+{\"event\":\"printready\",\"sourceOrderId\":\"PN-5001\",\"timestamp\":\"2024-05-01T12:00:00.000Z\"}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"id\":5001}"]
+--- error_code eval
+[200, 200]
+--- response_body_filters eval
+[[::report(wait => [[printnow => 'PATCH /api/v2/order/5001/status', 1]])],
+ [::report(answer => 'skipped:echo')]]
+--- response_body eval
+["answer {\"job\":\"ID\"}
+PN GET /api/v2/order/5001 basic -> 200
+PN PATCH /api/v2/order/5001/status basic {\"comment\":\"SiteFlow: printready\",\"status\":\"In Production\"} -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+",
+"answer {\"skipped\": ~ /echo/}
+PN GET /api/v2/order/5001 basic -> 200
+PN PATCH /api/v2/order/5001/status basic {\"comment\":\"SiteFlow: printready\",\"status\":\"In Production\"} -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: cancel on delete: order_deleted of a sent order cancels it in SiteFlow by its _id (after the create, signed)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_cancel_on_delete on;')
+--- init
+::sf_rules({ on => 'POST /api/order', status => 201,
+             json => { _id => '5f00aa00bb00cc00dd005001' } });
+::send_and_wait(5001);
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_deleted","id":5001}
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'PUT /api/order/*', 1]])
+--- response_body
+answer {"job":"ID"}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+SF PUT /api/order/5f00aa00bb00cc00dd005001/cancel oneflow -> 200
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 8: order_deleted of an order never sent, and of a sent order with cancel_on_delete off: 200 skipped, no cancel
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_deleted\",\"id\":5002}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_deleted\",\"id\":5001}"]
+--- error_code eval
+[200, 200]
+--- response_body_filters eval
+[[::report(answer => 'skipped:.', mocks => ['siteflow'])],
+ [::report(answer => 'skipped:.', mocks => ['siteflow'])]]
+--- response_body eval
+["answer {\"skipped\": ~ /./}
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+",
+"answer {\"skipped\": ~ /./}
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 9: validation failure: job failed with SiteFlow's messages, nothing created; admin retry after the fix creates it
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::sf_rules({ on => 'POST /api/order/validate', status => 400, times => 1,
+             json => { success => JSON::PP::false, error => {
+                 code => 208, message => 'Validation failed',
+                 validations => [{ path => 'orderData.items[0].sku',
+                                   message => 'SKU BC-STD-85x55 not found' }] } } });
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5001}",
+"GET /ping"]
+--- error_code eval
+[202, 200]
+--- response_body_filters eval
+[[::report(jobs_wait => ['job failed', sub { grep { $_->{state} eq 'failed' } @{ $_[0] } }],
+           jobs => 1, errors => { 5001 => 'SKU BC-STD-85x55 not found' })],
+ [::report(do => sub {
+               my ($j) = @{ ::admin_jobs(state => 'failed') // [] };
+               my $r = ::admin(POST => "queue/$j->{id}/retry");
+               "retry -> $r->{status}" },
+           wait => [[siteflow => 'POST /api/order', 1]], mocks => ['siteflow'])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 400
+job order 5001 failed (last_error ~ /SKU BC-STD-85x55 not found/)
+",
+"answer pong
+retry -> 202
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 400
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 10: SiteFlow down: the hook is still accepted, the job retries, and after recovery the order is created once
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::mock_down('siteflow');
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_created","id":5001}
+--- error_code: 202
+--- response_body_filters eval
+::report(do => sub {
+             my $e = ::wait_jobs('order retrying after a failed attempt', sub {
+                 grep { $_->{state} eq 'retrying' && $_->{attempts} >= 1
+                        && $_->{last_error} } @{ $_[0] } });
+             ::mock_up('siteflow');
+             $e || 'seen retrying' },
+         wait => [[siteflow => 'POST /api/order', 1]], mocks => ['siteflow'])
+--- response_body
+answer {"job":"ID"}
+seen retrying
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 11: ambiguous create (SiteFlow took it, the answer was cut): the retry looks it up, finds it, creates nothing more
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::sf_rules({ on => 'POST /api/order', action => 'partial', status => 201, times => 1,
+             json => { _id => '5f00aa00bb00cc00dd005001', url => 'x' x 64 } },
+           { on => 'GET /api/order/bysourceid/PN-5001', status => 200,
+             json => { _id => '5f00aa00bb00cc00dd005001',
+                       orderData => { sourceOrderId => 'PN-5001' } } });
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_created","id":5001}
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'GET /api/order/bysourceid/*', 1]],
+         hide => qr{/validate$}, mocks => ['siteflow'], jobs => 1)
+--- response_body
+answer {"job":"ID"}
+SF POST /api/order oneflow PN-5001 fields-ok -> 201 partial
+SF GET /api/order/bysourceid/PN-5001 oneflow -> 200
+job order 5001 done
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 12: ambiguous create (connection reset after sending): the look-up says 404, so it is created again, once
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::sf_rules({ on => 'POST /api/order', action => 'reset', times => 1 });
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_created","id":5001}
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 2]], hide => qr{/validate$},
+         mocks => ['siteflow'])
+--- response_body
+answer {"job":"ID"}
+SF POST /api/order oneflow PN-5001 fields-ok -> reset
+SF GET /api/order/bysourceid/PN-5001 oneflow -> 404
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 13: a 503 on create is ambiguous too: look-up first, then create
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::sf_rules({ on => 'POST /api/order', status => 503, times => 1,
+             json => { success => JSON::PP::false } });
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_created","id":5001}
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 2]], hide => qr{/validate$},
+         mocks => ['siteflow'])
+--- response_body
+answer {"job":"ID"}
+SF POST /api/order oneflow PN-5001 fields-ok -> 503
+SF GET /api/order/bysourceid/PN-5001 oneflow -> 404
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 14: two storefronts in one nginx: shop2 is PrintOS (signed without /siteflow, SHA256), its own mapping and destination
+--- http_config eval
+'    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SHOP2_PORT;
+        server_name shop2;
+' . ::storefront_conf(shop => 'shop2') . '    }
+'
+--- config eval: ::storefront_conf()
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+             my $a = ::hook({ event => 'order_created', id => 7001 }, shop => 'shop2');
+             my $b = ::hook({ event => 'order_created', id => 5001 });
+             "shop2 -> $a->{status}, shop1 -> $b->{status}" },
+         wait => [[siteflow => 'POST /siteflow/api/order', 1],
+                  [siteflow => 'POST /api/order', 1]],
+         admin => [undef, 'shop2'], sort => 1)
+--- response_body
+answer pong
+shop2 -> 202, shop1 -> 202
+PN GET /api/v2/order/5001 basic -> 200
+PN GET /api/v2/order/7001 basic -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /siteflow/api/order printos SHOP2-7001 fields-ok -> 201
+SF POST /siteflow/api/order/validate printos SHOP2-7001 fields-ok -> 200
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 15: siteflow_printnow_fetch off: the hook's order is used as is (no PrintNow call); Unicode kept intact
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
+--- request eval
+"POST /hook?token=hook-9f3b2c7d&event=order_created\n"
+. Siteflow::Flow::_slurp("$Siteflow::Flow::ROOT/t/fixtures/orders/5004.json")
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]])
+--- response_body
+answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-5004 fields-ok -> 200
+SF POST /api/order oneflow PN-5004 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 16: an order SiteFlow would refuse (no postcode) fails naming the field, one with no mapped product is skipped; nothing sent
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5010}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"id\":5007}"]
+--- error_code eval
+[202, 202]
+--- response_body_filters eval
+[[::report(mocks => [])],
+ [::report(jobs => 1, errors => { 5010 => 'postal_code' })]]
+--- response_body eval
+["answer {\"job\":\"ID\"}
+",
+"answer {\"job\":\"ID\"}
+PN GET /api/v2/order/5010 basic -> 200
+PN GET /api/v2/order/5007 basic -> 200
+job order 5010 failed (last_error ~ /postal_code/)
+job order 5007 skipped
+"]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 17: GET on the hook: 405 with Allow: POST, JSON error
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request
+GET /hook?token=hook-9f3b2c7d
+--- error_code: 405
+--- response_headers
+Allow: POST
+Content-Type: application/json
+--- response_body_like
+^\{"error":"(?:[^"\\]|\\.)+"\}\s*$
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 18: refusals change nothing: no token, wrong token, form type, multipart, bad JSON (line and column); a Bearer token works
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request eval
+["POST /hook
+{\"event\":\"order_created\",\"id\":5001}",
+"POST /hook?token=hook-9f3b2c7e
+{\"event\":\"order_created\",\"id\":5001}",
+"POST /hook?token=hook-9f3b2c7d
+event=order_created&id=5001",
+"POST /hook?token=hook-9f3b2c7d
+--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n{}\r\n--x--\r\n",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",
+ \"id\": 5001,,}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\"}",
+"POST /hook
+{\"event\":\"order_created\",\"id\":5002}"]
+--- more_headers eval
+["", "", "Content-Type: application/x-www-form-urlencoded",
+ "Content-Type: multipart/form-data; boundary=x", "Content-Type: text/plain",
+ "", "Authorization: Bearer hook-9f3b2c7d"]
+--- error_code eval
+[401, 401, 415, 415, 400, 400, 202]
+--- response_body_filters eval
+[[], [], [], [], [], [],
+ [::report(wait => [[siteflow => 'POST /api/order', 1]], jobs => 1)]]
+--- response_body_like eval
+['^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"invalid JSON[^"]*line 2, column \d+(?:[^"\\\\]|\\\\.)*"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^answer \{"job":"ID"\}
+PN GET /api/v2/order/5002 basic -> 200
+SF POST /api/order/validate oneflow PN-5002 fields-ok -> 200
+SF POST /api/order oneflow PN-5002 fields-ok -> 201
+(?:job order 5002 done
+)?$']
+--- no_error_log
+[alert]
+[crit]

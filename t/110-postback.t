@@ -1,0 +1,408 @@
+# vim:set ft=perl ts=4 sw=4 et:
+#
+# Invariant: every SiteFlow postback about an order this edge sent becomes
+# exactly one PrintNow update (HTTP Basic), in the order the postbacks were
+# accepted, even across a PrintNow outage: shipped -> PATCH .../shipped
+# with the tracking data and customer notification (or per item), every
+# other event -> PATCH .../status with the mapping's status and a comment
+# naming the event (and SiteFlow's messages).  A postback is answered 200
+# {"job"} only once durable; duplicates and events that would move an
+# order backwards are answered 200 {"skipped"} and change nothing; unknown
+# orders 404, unknown events 422, malformed bodies 400, no token 401.
+# Our own updates are remembered: PrintNow's order_updated hook that
+# echoes them sends nothing to SiteFlow.  What each published Handlebars
+# template renders (t/unit/postback/template-*.json, rendered from
+# conf-examples/siteflow-postback-templates/*.hbs) is accepted and applied.
+#
+# Each block starts with fresh mocks and spool (Siteflow::Flow); the order
+# is first sent to the mock SiteFlow through the hook (send_and_wait in
+# --- init), so that it is in the sent-orders index.  The reports list the
+# PrintNow calls (PN ...) with their canonical JSON bodies.
+
+use lib 't/lib';
+use Siteflow::Test;
+use Siteflow::Flow;
+
+repeat_each(1);
+plan 'no_plan';
+no_shuffle();
+flow_setup();
+run_tests();
+
+__DATA__
+
+=== TEST 1: every event, each applied once, in acceptance order, with its mapped status and comment (messages for errors)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+[::pb_req(event => 'submission_error', sourceOrderId => 'PN-5001',
+          errorsClean => ['sku: SKU not found - At path orderData.items[0].sku']),
+ ::pb_req(event => 'received', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'error', sourceOrderId => 'PN-5001', message => 'Artwork unavailable'),
+ ::pb_req(event => 'subbatch_scanned', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'batch_complete', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'complete', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'cancelled', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', shipmentIndex => 0,
+          trackingNumber => '1Z999AA10123456784',
+          trackingUrl => 'https://www.ups.com/track?tracknum=1Z999AA10123456784',
+          carrier => 'UPS Ground', shipDate => '2024-05-03')]
+--- error_code eval
+[(200) x 9]
+--- response_body_filters eval
+[(map { [::report(mocks => [], wait => [[printnow => 'PATCH *', $_]])] } 1 .. 8),
+ [::report(wait => [[printnow => 'PATCH *', 9]], hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+[("answer {\"job\":\"ID\"}\n") x 8,
+'answer {"job":"ID"}
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: submission_error: sku: SKU not found - At path orderData.items[0].sku","status":"Submission Error"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: received","status":"Submitted"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: error: Artwork unavailable","status":"On Hold"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: subbatch_scanned","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: batch_complete","status":"Production Complete"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: complete","status":"Production Complete"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: cancelled","status":"Cancelled"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"carrier":"UPS Ground","notify_customer":true,"ship_date":"2024-05-03","tracking_number":"1Z999AA10123456784","tracking_url":"https://www.ups.com/track?tracknum=1Z999AA10123456784"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 2: SiteFlow's own status names in "status", aliases in "event", PUT as well as POST, a Bearer token
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+[::pb_req(-token => undef, status => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(-method => 'PUT', event => 'Shipment Dispatched', sourceOrderId => 'PN-5001',
+          trackingNumber => 'TRK1', shipment => { carrier => { code => 'ups', service => 'ground' } },
+          timestamp => '2024-05-04T08:00:00.000Z')]
+--- more_headers
+Authorization: Bearer pb-51e0a8c4
+--- error_code eval
+[200, 200]
+--- response_body_filters eval
+[[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
+ [::report(wait => [[printnow => 'PATCH *', 2]], hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_customer":true,"ship_date":"2024-05-04","tracking_number":"TRK1"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 3: refusals: GET 405, no token 401, wrong token 401, malformed 400, unknown event 422, unknown order 404; nothing updated
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+["GET /postback?token=pb-51e0a8c4",
+ ::pb_req(-token => undef, event => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(-token => 'pb-51e0a8c5', event => 'printready', sourceOrderId => 'PN-5001'),
+ "POST /postback?token=pb-51e0a8c4\n{\"event\":\"printready\",\n\"sourceOrderId\":",
+ ::pb_req(event => 'Order Reprinted', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'printready', sourceOrderId => 'PN-9999'),
+ ::pb_req(event => 'printready'),
+ "GET /ping"]
+--- error_code eval
+[405, 401, 401, 400, 422, 404, 400, 200]
+--- response_body_filters eval
+[[], [], [], [], [], [], [], [::report(hide => qr{^GET }, mocks => ['printnow'], jobs => 1)]]
+--- response_body_like eval
+['^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"invalid JSON[^"]*line 2(?:[^"\\\\]|\\\\.)*"\}\s*$',
+ '^\{"error":"unknown event \\\\"Order Reprinted\\\\""\}\s*$',
+ '^\{"error":"(?:[^"\\\\]|\\\\.)+"\}\s*$',
+ '^\{"error":"\\\\"sourceOrderId\\\\" is required"\}\s*$',
+ '^answer pong
+(?:job order 5001 done
+)?$']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 4: duplicates and reordered postbacks: one update each; nothing moves the order backwards
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+[::pb_req(event => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'printready', sourceOrderId => 'PN-5001', timestamp => '2024-05-01T12:05:00.000Z'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1', shipDate => '2024-05-02'),
+ ::pb_req(event => 'complete', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1', shipDate => '2024-05-02'),
+ ::pb_req(event => 'cancelled', sourceOrderId => 'PN-5001')]
+--- error_code eval
+[(200) x 7]
+--- response_body_filters eval
+[[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
+ [::report(mocks => [], answer => 'skipped:^duplicate')],
+ [::report(mocks => [], wait => [[printnow => 'PATCH *', 2]])],
+ [::report(mocks => [], answer => 'skipped:.')],
+ [::report(mocks => [], answer => 'skipped:.')],
+ [::report(mocks => [], answer => 'skipped:^duplicate')],
+ [::report(answer => 'skipped:.', hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+ "answer {\"skipped\": ~ /^duplicate/}\n",
+ "answer {\"job\":\"ID\"}\n",
+ "answer {\"skipped\": ~ /./}\n",
+ "answer {\"skipped\": ~ /./}\n",
+ "answer {\"skipped\": ~ /^duplicate/}\n",
+'answer {"skipped": ~ /./}
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK1"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 5: PrintNow down: postbacks still accepted (durable); after recovery the updates arrive, in acceptance order
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+::mock_down('printnow');
+--- request eval
+[::pb_req(event => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'complete', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK9', shipDate => '2024-05-02')]
+--- error_code eval
+[200, 200, 200]
+--- response_body_filters eval
+[[::report(mocks => [], idle => 0)],
+ [::report(mocks => [], idle => 0)],
+ [::report(do => sub {
+               my $e = ::wait_jobs('update retrying after a failed attempt', sub {
+                   grep { $_->{kind} eq 'update' && $_->{state} eq 'retrying'
+                          && $_->{attempts} >= 1 } @{ $_[0] } });
+               my @l = ($e || 'seen retrying');
+               my $j = ::admin_jobs(order_id => 5001) // [];
+               push @l, 'updates queued: '
+                   . scalar(grep { $_->{kind} eq 'update' && $_->{state} =~ /^(?:pending|retrying)$/ } @$j);
+               ::mock_up('printnow');
+               @l },
+           wait => [[printnow => 'PATCH *', 3]], hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+ "answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+seen retrying
+updates queued: 3
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: complete","status":"Production Complete"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK9"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 6: PrintNow answering 503 three times: retried, then the update arrives once; a later update waits for it
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+::pn_rules({ on => 'PATCH /api/v2/order/5001/status', status => 503, times => 3 });
+--- request eval
+[::pb_req(event => 'printready', sourceOrderId => 'PN-5001'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK2', shipDate => '2024-05-02')]
+--- error_code eval
+[200, 200]
+--- response_body_filters eval
+[[::report(mocks => [], idle => 0)],
+ [::report(wait => [[printnow => 'PATCH *', 5]], hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 503
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 503
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 503
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK2"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: siteflow_ship_per_item on: one PATCH per item of the shipment (items of another shipment left out)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_ship_per_item on;')
+--- init
+::send_and_wait(5002);
+--- request eval
+::pb_req(event => 'shipped', sourceOrderId => 'PN-5002', shipmentIndex => 0,
+         trackingNumber => 'TRK3', shipDate => '2024-05-02',
+         items => [{ sourceItemId => '101', shipmentIndex => 0 },
+                   { sourceItemId => '102', shipmentIndex => 1 },
+                   { sourceItemId => '103', shipmentIndex => 0 }])
+--- error_code: 200
+--- response_body_filters eval
+::report(wait => [[printnow => 'PATCH *', 2]], hide => qr{^GET }, mocks => ['printnow'], sort => 1)
+--- response_body
+answer {"job":"ID"}
+PN PATCH /api/v2/order/5002/shipped/101 basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK3"} -> 200
+PN PATCH /api/v2/order/5002/shipped/103 basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK3"} -> 200
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 8: the mapping's printnow section shapes the bodies (shop2), and an event without a mapped status is skipped
+--- http_config eval
+'    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SHOP2_PORT;
+        server_name shop2;
+' . ::storefront_conf(shop => 'shop2') . '    }
+'
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(7001, shop => 'shop2');
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+             my @a = map { my $r = ::postback($_, shop => 'shop2');
+                           "$r->{status} " . ($r->{body} =~ s/"job":"[^"]+"/"job":"ID"/r =~ s/"skipped":"(?:[^"\\]|\\.)*"/"skipped":"..."/r =~ s/\s+$//r) }
+                 { event => 'received', sourceOrderId => 'SHOP2-7001' },
+                 { event => 'printready', sourceOrderId => 'SHOP2-7001' },
+                 { event => 'shipped', sourceOrderId => 'SHOP2-7001', trackingNumber => 'TRK4',
+                   trackingUrl => 'https://t.example/TRK4', carrier => 'DHL', shipDate => '2024-05-02' };
+             @a },
+         wait => [[printnow => 'PATCH *', 2]], hide => qr{^GET }, mocks => ['printnow'],
+         admin => [undef, 'shop2'])
+--- response_body
+answer pong
+200 {"skipped":"..."}
+200 {"job":"ID"}
+200 {"job":"ID"}
+PN PATCH /api/v2/order/7001/status basic {"note":"SiteFlow: printready","notify":false,"status":"Printing"} -> 200
+PN PATCH /api/v2/order/7001/shipped basic {"carrier":"DHL","date":"2024-05-02","email_customer":true,"link":"https://t.example/TRK4","tracking":"TRK4"} -> 200
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 9: echo suppression with the order flow: after "shipped" reached PrintNow, its order_updated hooks send nothing to SiteFlow
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+[::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK5', shipDate => '2024-05-02'),
+ "POST /hook?token=hook-9f3b2c7d\n{\"event\":\"order_updated\",\"id\":5001}",
+ "POST /hook?token=hook-9f3b2c7d\n{\"event\":\"order_updated\",\"order\":{\"id\":5001,\"status\":\"Shipped\"}}"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_filters eval
+[[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
+ [::report(mocks => [], answer => 'skipped:echo')],
+ [::report(answer => 'skipped:echo', hide => qr{^GET /api/v2})]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+ "answer {\"skipped\": ~ /echo/}\n",
+'answer {"skipped": ~ /echo/}
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"TRK5"} -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 10: what each published template renders (t/unit/postback/template-*.json) is accepted and applied
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+my $dir = "$Siteflow::Flow::ROOT/t/unit/postback";
+[map { my $b = Siteflow::Flow::_slurp("$dir/template-$_.json");
+       $b =~ s/"PN-500\d"/"PN-5001"/;
+       "POST /postback?token=pb-51e0a8c4\n$b" }
+ qw(submission_error received printready subbatch_scanned batch_complete
+    complete error cancelled shipment_shipped)]
+--- error_code eval
+[(200) x 9]
+--- response_body_filters eval
+[(map { [::report(mocks => [], wait => [[printnow => 'PATCH *', $_]])] } 1 .. 8),
+ [::report(do => sub {
+      my $hbs = CORE::join ' ', sort map { m{/([^/]+)\.hbs$} } glob "$Siteflow::Flow::ROOT/conf-examples/siteflow-postback-templates/*.hbs";
+      my $got = CORE::join ' ', sort map { m{/template-([^/]+)\.json$} } glob "$Siteflow::Flow::ROOT/t/unit/postback/template-*.json";
+      $hbs eq $got ? 'every template has its rendering' : "templates: $hbs; renderings: $got" },
+   wait => [[printnow => 'PATCH *', 9]], hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+[("answer {\"job\":\"ID\"}\n") x 8,
+'answer {"job":"ID"}
+every template has its rendering
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: submission_error: sku: SKU not found - At path orderData.items[0].sku; destination: Destination \'acme\' unknown; Unknown error","status":"Submission Error"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: received","status":"Submitted"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: printready","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: subbatch_scanned","status":"In Production"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: batch_complete","status":"Production Complete"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: complete","status":"Production Complete"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: error: fetch: Impossible de récupérer « carte.pdf » (HTTP 404) - At path orderData.items[0].components[0].path; Preflight failed: <TrimBox> missing & bleed < 3mm, \"strict\" mode","status":"On Hold"} -> 200
+PN PATCH /api/v2/order/5001/status basic {"comment":"SiteFlow: cancelled","status":"Cancelled"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_customer":true,"ship_date":"2024-05-02","tracking_number":"1Z999AA10123456784","tracking_url":"https://www.ups.com/track?loc=en_US&tracknum=1Z999AA10123456784"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]

@@ -1,0 +1,266 @@
+# vim:set ft=perl ts=4 sw=4 et:
+#
+# Invariant: whatever the network does to SiteFlow or PrintNow calls,
+# nothing the module acknowledged is lost and nothing is created twice in
+# SiteFlow: for each fault, every hook answered 202 becomes exactly one
+# order in SiteFlow once the fault is gone ("created 5 / lost 0 /
+# duplicated 0"), PrintNow updates of one order arrive in acceptance order,
+# and nginx keeps serving other requests meanwhile.
+#
+# The mock SiteFlow is stateful here (Siteflow::Flow::stateful): a create
+# it took in counts as created even when its answer was cut, late or reset
+# after the fact, and from then on its look-up by sourceOrderId answers
+# 200.  So a module that re-creates after an ambiguous failure without the
+# look-up shows up as "duplicated 1", and one that gives up as "lost 1".
+# Orders 6001-6030 are t/fixtures/orders/5001.json with another id.
+# Process and disk faults (kill -9, reload, restart, full or torn spool)
+# are in t/121-crash.t.
+
+use lib 't/lib';
+use Siteflow::Test;
+use Siteflow::Flow;
+
+repeat_each(1);
+plan 'no_plan';
+no_shuffle();
+flow_setup();
+run_tests();
+
+__DATA__
+
+=== TEST 1: SiteFlow down (connection refused): 5 orders accepted, retried, all created once after it comes back
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::stateful();
+::mock_down('siteflow');
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub { ::run_orders(ids => [6001 .. 6005], during => sub {
+    my ($acc) = @_;
+    my $e = ::wait_jobs('all 5 retrying after a refused attempt', sub {
+        5 == grep { $_->{state} eq 'retrying' && $_->{attempts} >= 1 } @{ $_[0] } });
+    ::mock_up('siteflow');
+    $e || 'all retrying while down' }) })
+--- response_body
+answer pong
+answers: 202 x5
+all retrying while down
+accepted 5
+created 5
+lost 0
+duplicated 0
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 2: 503 for the next 12 SiteFlow requests (validate, create and look-ups alike): all created once
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::stateful({ on => '* /api/*', status => 503, times => 12,
+             json => { success => JSON::PP::false, error => { code => 503 } } });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my @l = ::run_orders(ids => [6001 .. 6005]);
+    my $n = grep { ($_->{_rule}{status} // 0) == 503 } @{ ::mock_requests('siteflow') };
+    (@l, "503 answers: $n") })
+--- response_body
+answer pong
+answers: 202 x5
+accepted 5
+created 5
+lost 0
+duplicated 0
+503 answers: 12
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 3: SiteFlow slower than siteflow_timeout on validate and on create (create taken in, answer too late): resolved by look-up
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(timeout => '1s')
+--- init
+::stateful({ on => 'POST /api/order/validate', delay_ms => 2500, times => 2,
+             json => { success => JSON::PP::true } },
+           { on => 'POST /api/order', status => 201, delay_ms => 2500, times => 2,
+             json => { _id => '{{hex24}}' } });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my @l = ::run_orders(ids => [6001 .. 6004]);
+    my $ping = ::http_request(method => 'GET', path => '/ping');
+    my $lookups = @{ ::mock_requests('siteflow', 'GET /api/order/bysourceid/*') };
+    (@l, "look-ups: " . ($lookups >= 2 ? 'at least 2' : $lookups),
+     "ping: $ping->{status}") })
+--- response_body
+answer pong
+answers: 202 x4
+accepted 4
+created 4
+lost 0
+duplicated 0
+look-ups: at least 2
+ping: 200
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 4: connection reset before an answer (validate) and mid-response (create: taken in, half an answer): all created once
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::stateful({ on => 'POST /api/order/validate', action => 'reset', times => 2 },
+           { on => 'POST /api/order', action => 'partial', status => 201, times => 2,
+             json => { _id => '{{hex24}}', url => 'x' x 200 } },
+           { on => 'POST /api/order', action => 'close', times => 1 });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub { ::run_orders(ids => [6001 .. 6005]) })
+--- response_body
+answer pong
+answers: 202 x5
+accepted 5
+created 5
+lost 0
+duplicated 0
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 5: oversized answers (2 MB against siteflow_max_response 64k) on validate, create and the PrintNow fetch: all created once
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_max_response 64k;')
+--- init
+::stateful({ on => 'POST /api/order/validate', action => 'oversize', size => 2097152, times => 2 },
+           { on => 'POST /api/order', action => 'oversize', status => 201, size => 2097152, times => 1 });
+::pn_rules({ on => 'GET /api/v2/order/6003', action => 'oversize', size => 2097152,
+             chunked => JSON::PP::true, times => 1 });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub { ::run_orders(ids => [6001 .. 6004]) })
+--- response_body
+answer pong
+answers: 202 x4
+accepted 4
+created 4
+lost 0
+duplicated 0
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 6: a SiteFlow host name that does not resolve: hooks accepted, jobs kept retrying with the reason, nginx stays responsive
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(api => 'http://nonexistent.invalid/api')
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => ['siteflow'], idle => 0, do => sub {
+    my @l = ::run_orders(ids => [6001 .. 6003], wait => 0);
+    my $e = ::wait_jobs('3 jobs retrying with an error', sub {
+        3 == grep { $_->{state} eq 'retrying' && $_->{attempts} >= 1
+                    && ($_->{last_error} // '') =~ /resolv|host|nonexistent\.invalid|dns/i } @{ $_[0] } });
+    push @l, $e || 'retrying, last_error names the host problem';
+    my $slow = 0;
+    for (1 .. 20) {
+        my $t = Time::HiRes::time();
+        my $r = ::http_request(method => 'GET', path => '/ping', timeout => 3);
+        $slow++ if $r->{status} != 200 || Time::HiRes::time() - $t > 0.5;
+    }
+    push @l, "slow or failed pings: $slow";
+    @l })
+--- response_body
+answer pong
+answers: 202 x3
+retrying, last_error names the host problem
+slow or failed pings: 0
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: PrintNow resetting connections while two orders get three updates each: each update once, per order in acceptance order
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+::send_and_wait(5002);
+::pn_rules({ on => 'PATCH /api/v2/order/*', action => 'reset', times => 4 },
+           { on => 'PATCH /api/v2/order/5002/status', status => 503, times => 2 });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my @l;
+    for my $ev (qw(printready complete shipped)) {
+        for my $o (5001, 5002) {
+            my $r = ::postback({ event => $ev, sourceOrderId => "PN-$o",
+                                 trackingNumber => "T$o", shipDate => '2024-05-02' });
+            push @l, "$o $ev -> $r->{status}";
+        }
+    }
+    my $e = ::wait_until('6 updates delivered', sub {
+        6 == grep { my $r = $_->{_rule}; !$r || ($r->{action} // 'respond') eq 'respond' && ($r->{status} // 200) == 200 }
+                 @{ ::mock_requests('printnow', 'PATCH *') } });
+    push @l, $e if $e;
+    my %seq;
+    for my $q (@{ ::mock_requests('printnow', 'PATCH *') }) {
+        my $r = $q->{_rule};
+        next unless !$r || ($r->{action} // 'respond') eq 'respond' && ($r->{status} // 200) == 200;
+        my ($o, $what) = $q->{path} =~ m{/order/(\d+)/(\w+)};
+        my $b = ::json_of($q->{body}) // {};
+        push @{ $seq{$o} }, $what eq 'shipped' ? 'shipped' : $b->{comment} =~ s/^SiteFlow: //r;
+    }
+    (@l, map { "$_: @{ $seq{$_} // [] }" } sort keys %seq) })
+--- response_body
+answer pong
+5001 printready -> 200
+5002 printready -> 200
+5001 complete -> 200
+5002 complete -> 200
+5001 shipped -> 200
+5002 shipped -> 200
+5001: printready complete shipped
+5002: printready complete shipped
+--- no_error_log
+[alert]
+[crit]

@@ -1,0 +1,316 @@
+# vim:set ft=perl ts=4 sw=4 et:
+#
+# Invariant: process and disk faults lose nothing that was acknowledged and
+# create nothing twice: kill -9 of the delivering worker, kill -9 of the
+# whole nginx (master and workers) followed by a restart, a reload (HUP),
+# a stop/start with a backlog, all in the middle of deliveries; a full
+# spool answers 503 with a JSON error and acknowledges nothing, then
+# recovers by itself; a torn record at the journal's tail is never
+# delivered as half a job while everything before it is.
+#
+# These scenarios need nginx stopped, killed and restarted around the
+# requests, which the data-driven runners cannot do, so this file starts
+# nginx itself (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES) with a prefix
+# of its own, two workers, and the mocks of Siteflow::Flow (stateful mock
+# SiteFlow: see t/120-faults.t).
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use File::Temp qw(tempdir);
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use Siteflow::Flow;
+
+my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
+plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set (see docs/testing.md)'
+    unless $ENV{TEST_NGINX_LOAD_MODULES};
+
+my $PORT = MockUpstream::free_port();
+$ENV{TEST_NGINX_SERVER_PORT} = $PORT;     # Flow's hook/admin calls
+$ENV{TEST_NGINX_FIXTURES} = "$Siteflow::Flow::ROOT/t/fixtures";
+my @prefixes;
+
+# a fresh scenario: new mocks, spool, prefix; nginx started
+sub scenario {
+    my (%o) = @_;
+    Siteflow::Flow::start_mocks();
+    my $p = tempdir('siteflow-crash-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    push @prefixes, $p;
+    $o{before}->($p) if $o{before};
+    my $pid = eval { start($p, %o) };
+    BAIL_OUT("cannot start nginx: $@") unless $pid;
+    return $p;
+}
+
+sub start {
+    my ($p, %o) = @_;
+    my $server = storefront_conf(extra => $o{extra} // '');
+    $server =~ s/\$TEST_NGINX_SPOOL/$ENV{TEST_NGINX_SPOOL}/g;
+    return nginx_start(prefix => $p, port => $PORT, workers => 2,
+        http => "    siteflow_zone sf:4m;\n"
+              . "    siteflow_spool $ENV{TEST_NGINX_SPOOL};\n"
+              . "    siteflow_retry_backoff 100ms 500ms;\n",
+        server => $server);
+}
+
+sub lines_are {
+    my ($got, $want, $name) = @_;
+    is(join("\n", @$got) . "\n", $want, $name);
+}
+
+# $allow: a regex of alert/crit lines that the scenario causes on purpose
+sub no_alerts {
+    my ($p, $name, $allow) = @_;
+    open my $fh, '<', "$p/logs/error.log" or return;
+    my @bad = grep { /\[(?:alert|crit|emerg)\]/ && !/exited on signal 9/
+                     && !($allow && /$allow/) } <$fh>;
+    is(scalar @bad, 0, "$name: no alert/crit in the error log")
+        or diag(join '', @bad[0 .. ($#bad < 5 ? $#bad : 5)]);
+}
+
+# the worker process holding a TCP connection to 127.0.0.1:$port
+sub worker_connected_to {
+    my ($p, $port) = @_;
+    my %inode;
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $fh, '<', $f or next;
+        while (<$fh>) {
+            my @c = split;
+            next unless ($c[2] // '') =~ /:([0-9A-F]{4})$/ && hex($1) == $port;
+            $inode{ $c[9] } = 1;
+        }
+    }
+    my ($m, @w) = @{ nginx_pids($p) };
+    for my $w (@w) {
+        for my $fd (glob "/proc/$w/fd/*") {
+            my $l = readlink($fd) // next;
+            return $w if $l =~ /^socket:\[(\d+)\]$/ && $inode{$1};
+        }
+    }
+    return undef;
+}
+
+# ---------------------------------------------------------------------------
+subtest 'kill -9 of the worker delivering a create' => sub {
+    my $p = scenario();
+    stateful({ on => 'POST /api/order', status => 201, delay_ms => 3000,
+               times => 1, json => { _id => '{{hex24}}' } });
+    my $r = hook({ event => 'order_created', id => 6001 });
+    is($r->{status}, 202, 'hook accepted');
+    is(wait_requests(siteflow => 'POST /api/order', 1), '',
+       'the create reached SiteFlow');
+    my $w = worker_connected_to($p, $Siteflow::Flow::Mock{siteflow}->port);
+    ok($w, 'found the worker with the connection to SiteFlow')
+        or return;
+    kill 'KILL', $w;
+    is(wait_until("worker $w gone", sub { !kill 0, $w }), '', "worker $w killed");
+    $r = hook({ event => 'order_created', id => 6002 });
+    is($r->{status}, 202, 'a new hook is accepted after the crash');
+    is(wait_until('every accepted order created', sub {
+           tally(orders => [6001, 6002]) =~ /^lost 0$/m }, 30), '',
+       'both orders created');
+    my $e = wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } });
+    is($e, '', 'queue idle');
+    is(tally(orders => [6001, 6002]),
+       "accepted 2\ncreated 2\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    ok(scalar @{ mock_requests('siteflow', 'GET /api/order/bysourceid/PN-6001') },
+       'the interrupted create was looked up before anything else');
+    nginx_stop($p);
+    no_alerts($p, 'worker kill');
+};
+
+# ---------------------------------------------------------------------------
+subtest 'kill -9 of the master (and its workers) mid-delivery, then restart' => sub {
+    my $p = scenario();
+    stateful({ on => 'POST /api/order', status => 201, delay_ms => 2000,
+               times => 3, json => { _id => '{{hex24}}' } },
+             { on => 'POST /api/order/validate', delay_ms => 1500, times => 2,
+               json => { success => JSON::PP::true } });
+    my @acc;
+    for my $id (6001 .. 6006) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(scalar @acc, 6, '6 hooks accepted');
+    is(wait_requests(siteflow => 'POST /api/order', 1), '', 'deliveries under way');
+    ok(nginx_kill($p) >= 3, 'master and workers killed with SIGKILL');
+    my $pid = eval { start($p) };
+    ok($pid, 'nginx starts again on the same spool') or diag $@;
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'all created');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    is(tally(orders => \@acc), "accepted 6\ncreated 6\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    nginx_stop($p);
+    no_alerts($p, 'master kill');
+};
+
+# ---------------------------------------------------------------------------
+subtest 'nginx -s reload (HUP) mid-delivery' => sub {
+    my $p = scenario();
+    stateful({ on => 'POST /api/order', status => 201, delay_ms => 1500,
+               times => 3, json => { _id => '{{hex24}}' } });
+    my @acc;
+    for my $id (6001 .. 6006) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(scalar @acc, 6, '6 hooks accepted');
+    is(wait_requests(siteflow => 'POST /api/order', 1), '', 'deliveries under way');
+    my ($m, @old) = @{ nginx_pids($p) };
+    kill 'HUP', $m;
+    is(wait_until('new workers', sub {
+           my ($mm, @w) = @{ nginx_pids($p) };
+           my %o = map { $_ => 1 } @old;
+           2 <= grep { !$o{$_} } @w }, 15), '', 'reloaded: new workers');
+    my $r = hook({ event => 'order_created', id => 6007 });
+    push @acc, 6007 if $r->{status} == 202;
+    is($r->{status}, 202, 'a hook during the reload is accepted');
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'all created');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    # old workers finish or abandon their transfers: either way no duplicate
+    is(wait_until('old workers gone', sub { !grep { kill 0, $_ } @old }, 30), '',
+       'old workers exited');
+    is(tally(orders => \@acc), "accepted 7\ncreated 7\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    nginx_stop($p);
+    no_alerts($p, 'reload');
+};
+
+# ---------------------------------------------------------------------------
+subtest 'stop with a backlog, start: delivered once, each looked up before its create' => sub {
+    my $p = scenario();
+    stateful();
+    mock_down('siteflow');
+    my @acc;
+    for my $id (6001 .. 6005) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(scalar @acc, 5, '5 hooks accepted while SiteFlow is down');
+    is(wait_jobs('all retrying', sub {
+           5 == grep { $_->{state} eq 'retrying' } @{ $_[0] } }), '', 'all retrying');
+    is(nginx_stop($p), '', 'nginx -s quit (graceful stop)');
+    mock_up('siteflow');
+    ok(eval { start($p) }, 'started again') or diag $@;
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'all created');
+    is(tally(orders => \@acc), "accepted 5\ncreated 5\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    # after a restart an unfinished order job looks up before creating
+    my @first;
+    for my $q (@{ mock_requests('siteflow') }) {
+        my ($src) = $q->{path} =~ m{/bysourceid/(.+)$};
+        $src //= ($q->{method} eq 'POST' && $q->{path} =~ m{/order$})
+            ? 'create:' . ((json_of($q->{body}) // {})->{orderData}{sourceOrderId} // '') : undef;
+        push @first, $src if defined $src;
+    }
+    for my $id (@acc) {
+        my ($i) = grep { $first[$_] =~ /(?:^|:)PN-$id$/ } 0 .. $#first;
+        is($first[$i // 0] // '', "PN-$id", "PN-$id looked up before its create");
+    }
+    nginx_stop($p);
+    no_alerts($p, 'stop/start');
+};
+
+# ---------------------------------------------------------------------------
+subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns' => sub {
+    plan skip_all => 'needs root to mount a 1 MB tmpfs on the spool (we are uid ' . $> . ')'
+        if $> != 0;
+    my $spool;
+    my $p = scenario(before => sub {
+        $spool = $ENV{TEST_NGINX_SPOOL};
+        mkdir $spool;
+        system('mount', '-t', 'tmpfs', '-o', 'size=1m', 'sf-spool-test', $spool) == 0
+            or plan skip_all => "cannot mount a tmpfs on $spool (no CAP_SYS_ADMIN?)";
+    });
+    my $filler = "$spool/filler";
+    # fill the file system, leaving nothing for a journal record
+    system("dd if=/dev/zero of=$filler bs=4k 2>/dev/null");
+    my @refused;
+    for my $id (6001 .. 6003) {
+        my $r = hook({ event => 'order_created', id => $id });
+        is($r->{status}, 503, "hook $id: 503 while the spool is full");
+        like($r->{body}, qr/^\{"error":"[^"]+"\}\s*$/, "hook $id: JSON error");
+        is($r->{headers}{'content-type'}, 'application/json', 'JSON type');
+    }
+    my $r = postback({ event => 'printready', sourceOrderId => 'PN-6001' });
+    ok($r->{status} == 503 || $r->{status} == 404, "postback refused ($r->{status})");
+    unlink $filler;
+    my @acc;
+    for my $id (6004 .. 6006) {
+        my $r = hook({ event => 'order_created', id => $id });
+        is($r->{status}, 202, "hook $id accepted once space is back");
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(wait_until('accepted orders created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'created');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    is(tally(orders => \@acc), "accepted 3\ncreated 3\nlost 0\nduplicated 0\n",
+       'only the acknowledged orders were created');
+    my $jobs = admin_jobs() // [];
+    is(scalar(grep { $_->{order_id} =~ /^600[123]$/ } @$jobs), 0,
+       'no job for the refused hooks');
+    nginx_stop($p);
+    system('umount', $spool);
+    # a failed journal write is logged at crit, as nginx core does
+    no_alerts($p, 'spool full', qr/No space left on device|\(28:/);
+};
+
+# ---------------------------------------------------------------------------
+subtest 'a torn record at the journal tail' => sub {
+    my $p = scenario();
+    stateful();
+    mock_down('siteflow');
+    my @acc;
+    for my $id (6001 .. 6003) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(scalar @acc, 3, '3 hooks accepted');
+    is(nginx_stop($p), '', 'nginx stopped');
+    my $spool = $ENV{TEST_NGINX_SPOOL};
+    my ($last) = sort { -M $a <=> -M $b || $b cmp $a } glob "$spool/journal-*.sfq";
+    ok($last, 'a journal segment exists') or return;
+    my $size = -s $last;
+    # half of a JOB record for order 6009: a whole header announcing the
+    # payload, then only half of the payload (what a crash mid-write leaves)
+    my $payload = '{"kind":"order","storefront":"shop1","order_key":"6009",'
+        . '"steps":[{"step":"fetch","order_id":"6009"}]}';
+    my $hdr = pack('a4 v v V V Q< Q<', 'SFQ1', 1, 0, length $payload,
+                   0xdeadbeef, 999999, int(time * 1000));
+    open my $fh, '>>:raw', $last or die "$last: $!";
+    print $fh $hdr, substr($payload, 0, length($payload) / 2);
+    close $fh;
+    mock_up('siteflow');
+    ok(eval { start($p) }, 'nginx starts on the torn spool') or diag $@;
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'all created');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    is(tally(orders => \@acc), "accepted 3\ncreated 3\nlost 0\nduplicated 0\n",
+       'the complete jobs delivered once, the torn one never');
+    is(scalar @{ mock_requests('printnow', 'GET /api/v2/order/6009') }, 0,
+       'nothing of the torn job was performed');
+    my $jobs = admin_jobs() // [];
+    is(scalar(grep { $_->{order_id} eq '6009' || $_->{id} eq '999999' } @$jobs), 0,
+       'the torn job is not in the queue');
+    nginx_stop($p);
+    no_alerts($p, 'torn tail');
+};
+
+END {
+    for my $p (@prefixes) {
+        my $pids = nginx_pids($p);
+        kill 'KILL', @$pids if @$pids;
+    }
+}
+
+done_testing();
