@@ -3,6 +3,10 @@
 # Invariant: every complete configuration shipped in conf-examples/ passes
 # "nginx -t" with the module under test (the module path is substituted),
 # and the Ship API example's guarded location behaves as documented.
+# The examples name their mapping files relative to the configuration's
+# directory (siteflow/mapping.json, as /etc/nginx/siteflow/mapping.json):
+# conf-examples/*.json are copied there, so the mapping examples are
+# loaded and validated by the same "nginx -t".
 
 use lib 't/lib';
 use Siteflow::Test;
@@ -17,6 +21,16 @@ plan 'no_plan';
     my $module = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '')[0];
     my $dir = tempdir(CLEANUP => 1);
     mkdir "$dir/logs";
+    mkdir "$dir/siteflow";
+
+    for my $json (glob "conf-examples/*.json") {
+        my ($base) = $json =~ m{([^/]+)$};
+        open my $in, '<', $json or die "$json: $!";
+        open my $out, '>', "$dir/siteflow/$base" or die "$base: $!";
+        print $out do { local $/; <$in> };
+        close $in;
+        close $out;
+    }
 
     # mapping files are referred to by name, next to the configuration
     for my $json (glob "conf-examples/*.json") {
