@@ -46,6 +46,8 @@ plan 'no_plan';
             $conf =~ s{^\s*load_module\s+\S*ngx_http_siteflow_module\.so;}
                       {load_module $module;}m;
             $conf =~ s{__MODULE__}{$module}g;
+            # the spool of the examples, kept out of the machine's /var
+            $conf =~ s{/var/spool/nginx-siteflow}{$dir/spool}g;
         }
 
         my $tmp = "$dir/test.conf";
