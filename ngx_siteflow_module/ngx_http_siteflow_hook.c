@@ -317,6 +317,14 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
         goto enqueue;
     }
 
+    if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "the order was sent to SiteFlow as "
+                                       "\"%V\" and cancelled there",
+                                       &idx.siteflow_id);
+    }
+
     if (idx.state == NGX_HTTP_SITEFLOW_IDX_SENT) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
 
@@ -575,13 +583,13 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
-    items = ngx_palloc(r->pool, 64 * SF_PB_ITEM_ID_LEN);
+    items = ngx_palloc(r->pool, SF_PB_MAX_ITEMS * SF_PB_ITEM_ID_LEN);
     if (items == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     prc = sf_postback_parse((const char *) ctx->body.data, ctx->body.len,
-                            &pb, items, 64, err, sizeof(err));
+                            &pb, items, SF_PB_MAX_ITEMS, err, sizeof(err));
 
     if (prc != SF_PB_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);

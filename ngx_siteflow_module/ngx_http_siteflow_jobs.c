@@ -235,6 +235,46 @@ ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run)
         return;
     }
 
+    /*
+     * a create of this job may already be out (an ambiguous answer, or a
+     * restart): look the order up first, whatever its status or the
+     * mapping say now, so that it is never left unrecorded or sent twice
+     */
+
+    if (run->maybe_sent && w->source_id.len == 0) {
+        char  sid[SF_TRANSFORM_SOURCE_ID_MAX + 1];
+
+        src = json_object_get(run->results, "sourceOrderId");
+
+        if (json_is_string(src)) {
+            rc = ngx_http_siteflow_json_str(src, &w->source_id, run->pool);
+
+        } else if (sf_transform_source_order_id(sscf->mapping, w->order, sid,
+                                                sizeof(sid))
+                   == SF_TRANSFORM_OK)
+        {
+            w->source_id.len = ngx_strlen(sid);
+            w->source_id.data = ngx_pnalloc(run->pool, w->source_id.len + 1);
+
+            if (w->source_id.data) {
+                ngx_memcpy(w->source_id.data, sid, w->source_id.len + 1);
+            }
+
+            rc = w->source_id.data ? NGX_OK : NGX_ERROR;
+
+        } else {
+            rc = NGX_DECLINED;
+        }
+
+        if (rc == NGX_OK && w->source_id.len) {
+            run->step = NGX_HTTP_SITEFLOW_STEP_LOOKUP;
+            ngx_http_siteflow_order_next(run);
+            return;
+        }
+
+        ngx_str_null(&w->source_id);
+    }
+
     /* the trigger */
 
     if (!manual) {
@@ -366,6 +406,14 @@ ngx_http_siteflow_cancel_start(ngx_http_siteflow_run_t *run)
     if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
         ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
                               "the order is already cancelled in SiteFlow");
+        return;
+    }
+
+    if (idx.siteflow_id.len == 0) {
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "SiteFlow gave no id when the order was "
+                              "created, so it cannot be cancelled here; "
+                              "cancel it in SiteFlow");
         return;
     }
 
@@ -805,6 +853,15 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
 
         run->xfer = NULL;
         ngx_http_siteflow_xfer_destroy(x);
+
+        /* not in SiteFlow: nothing was created; decide as for a new job */
+
+        run->maybe_sent = 0;
+
+        if (w->body == NULL) {
+            ngx_http_siteflow_order_decide(run);
+            return;
+        }
 
         run->step = NGX_HTTP_SITEFLOW_STEP_VALIDATE;
         ngx_http_siteflow_order_next(run);

@@ -231,6 +231,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_uint_t ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone);
 static void ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
     ngx_log_t *log);
 static void ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc,
@@ -527,6 +528,18 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     qc->shpool = shpool;
 
+    /*
+     * a reload that changes size= would get a new, empty table rebuilt
+     * from the spool while the old workers go on with the old one
+     */
+
+    if (ngx_http_siteflow_queue_old_zone(shm_zone)) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "the size of \"siteflow_spool\" cannot change on "
+                      "reload; restart nginx to resize it");
+        return NGX_ERROR;
+    }
+
     if (shm_zone->shm.exists) {
         qc->sh = shpool->data;
         qc->write_lock = &qc->sh->write_mtx;
@@ -579,6 +592,47 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_siteflow_queue_recover(qc, shm_zone->shm.log);
 
     return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone)
+{
+    ngx_uint_t       i;
+    ngx_list_part_t *part;
+    ngx_shm_zone_t  *old;
+
+    if (ngx_cycle == NULL || ngx_cycle->shared_memory.part.elts == NULL) {
+        return 0;
+    }
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    old = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            old = part->elts;
+            i = 0;
+        }
+
+        if (old[i].tag == zone->tag
+            && old[i].shm.name.len == zone->shm.name.len
+            && ngx_strncmp(old[i].shm.name.data, zone->shm.name.data,
+                           zone->shm.name.len)
+               == 0
+            && old[i].shm.size != zone->shm.size)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1959,21 +2013,39 @@ static void
 ngx_http_siteflow_chain_sync(ngx_http_siteflow_queue_sh_t *sh,
     ngx_http_siteflow_order_t *order)
 {
+    ngx_uint_t                running;
     ngx_queue_t              *q;
     ngx_http_siteflow_job_t  *job;
 
-    for (q = ngx_queue_next(ngx_queue_head(&order->jobs));
+    running = 0;
+
+    for (q = ngx_queue_head(&order->jobs);
          q != ngx_queue_sentinel(&order->jobs);
          q = ngx_queue_next(q))
     {
         job = ngx_queue_data(q, ngx_http_siteflow_job_t, link);
-        ngx_http_siteflow_due_remove(sh, job);
+
+        running |= job->running;
+
+        if (q != ngx_queue_head(&order->jobs)) {
+            ngx_http_siteflow_due_remove(sh, job);
+        }
     }
 
     job = ngx_queue_data(ngx_queue_head(&order->jobs),
                          ngx_http_siteflow_job_t, link);
 
-    if (job->running || job->in_due || job->in_waiting) {
+    /*
+     * one job of an order at a time: a failed job retried by hand joins
+     * its order's line by id, maybe in front of a job that is running
+     */
+
+    if (running) {
+        ngx_http_siteflow_due_remove(sh, job);
+        return;
+    }
+
+    if (job->in_due || job->in_waiting) {
         return;
     }
 

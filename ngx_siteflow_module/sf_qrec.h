@@ -27,14 +27,19 @@
  *
  *    offset  size  field
  *      0      4    magic    "SFQ1" (0x31514653)
- *      4      2    type     SF_QREC_JOB, SF_QREC_STATE or SF_QREC_FORGET
+ *      4      2    type     SF_QREC_JOB, SF_QREC_STATE, SF_QREC_FORGET or
+ *                           SF_QREC_INDEX
  *      6      2    flags    0
  *      8      4    length   payload bytes, at most SF_QREC_MAX_PAYLOAD
  *     12      4    crc      CRC-32C of bytes 0..11, 16..31 and the payload
  *     16      8    job_id
  *     24      8    time_ms  wall clock (ms since the epoch) when written
- *     32    length payload  (JSON text: sf_qjob_encode(), sf_qstate_encode()
- *                           or empty for SF_QREC_FORGET)
+ *     32    length payload  JSON text; the module writes its own short
+ *                           keys (ngx_http_siteflow_queue.c: JOB
+ *                           k/s/o/c/j, STATE v/st/a/n/ms/e/r, INDEX
+ *                           pb/v/s/p/...); sf_qjob_encode() and
+ *                           sf_qstate_encode() below are a richer,
+ *                           validated form kept for other backends
  *      .     0..7  padding  zero bytes up to a multiple of 8
  *
  * The padding is not covered by the CRC, so decoding requires it to be
@@ -43,11 +48,14 @@
  *
  * Recovery (what the glue does with sf_qrec_scan()):
  *
- *   - every segment is scanned in segment number order, records applied
- *     in file order (JOB creates, STATE replaces the state, FORGET drops
- *     the job);
+ *   - the newest snapshot, then every later segment is scanned in
+ *     segment number order; a STATE or INDEX record applies when its
+ *     per-job (per-entry) version is not older than what is known, so
+ *     the order of records across files does not matter (FORGET is not
+ *     written: compaction leaves finished jobs out of the snapshot);
  *   - in the LAST segment, SHORT or BAD both mean "the write of a batch
- *     was cut by a crash": the file is truncated at good_end (nothing
+ *     was cut by a crash": what follows good_end is ignored, with a
+ *     warning, and never appended to (a new segment is started; nothing
  *     after it was acknowledged, since a batch is acknowledged only after
  *     its fdatasync, which makes every earlier byte durable too).  SHORT
  *     is the common shape of a torn tail; BAD is what it looks like on
@@ -133,7 +141,7 @@ size_t sf_qrec_encode(const sf_qrec_t *r, unsigned char *out,
  *   len is 0 (or buf NULL)                             SHORT
  *   the available bytes of the magic are all zero      SHORT, *consumed 0
  *   magic (or the part of it present) differs          BAD
- *   type not 1..3, flags not 0,
+ *   type not 1..4, flags not 0,
  *   length > SF_QREC_MAX_PAYLOAD                       BAD
  *   the header or the record is cut                    SHORT
  *   crc differs, a padding byte is not zero            BAD
