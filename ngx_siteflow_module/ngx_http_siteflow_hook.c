@@ -1198,6 +1198,8 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
     va_list                         args;
     ngx_int_t                       rc;
     ngx_str_t                       url;
+    ngx_time_t                     *tp;
+    ngx_msec_int_t                  ms;
     ngx_http_siteflow_srv_conf_t   *sscf;
     ngx_http_siteflow_log_entry_t   e;
     u_char                          msg[1024];
@@ -1244,7 +1246,10 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
     e.method = r->method_name;
     e.url = url;
     e.status = status;
-    e.duration = ngx_current_msec - (r->start_sec * 1000 + r->start_msec);
+    tp = ngx_timeofday();
+    ms = (ngx_msec_int_t) ((tp->sec - r->start_sec) * 1000
+                           + (tp->msec - r->start_msec));
+    e.duration = (ms > 0) ? (ngx_msec_t) ms : 0;
     e.order_id = ctx ? ctx->order_id : e.order_id;
     e.request = ctx ? ctx->body : e.request;
     e.response.data = p;

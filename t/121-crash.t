@@ -184,6 +184,41 @@ subtest 'nginx -s reload (HUP) mid-delivery' => sub {
 };
 
 # ---------------------------------------------------------------------------
+subtest 'a reload that resizes siteflow_spool is refused; the old configuration runs on' => sub {
+    my $p = scenario();
+    stateful();
+    my @acc;
+    my $r = hook({ event => 'order_created', id => 6001 });
+    push @acc, 6001 if $r->{status} == 202;
+    my ($m, @old) = @{ nginx_pids($p) };
+
+    open my $in, '<', "$p/conf/nginx.conf" or die "$p/conf/nginx.conf: $!";
+    my $conf = do { local $/; <$in> };
+    close $in;
+    ok($conf =~ s/(siteflow_spool \S+);/$1 size=2m;/, 'spool resized in the configuration');
+    open my $out, '>', "$p/conf/nginx.conf" or die "$p/conf/nginx.conf: $!";
+    print $out $conf;
+    close $out;
+
+    kill 'HUP', $m;
+    is(wait_until('the reload to be refused', sub {
+           open my $fh, '<', "$p/logs/error.log" or return 0;
+           grep { /\[emerg\].*the size of "siteflow_spool" cannot change on reload; restart nginx to resize it/ } <$fh> }, 15),
+       '', 'the reload is refused with the reason');
+    my ($m2, @now) = @{ nginx_pids($p) };
+    is(join(',', sort @now), join(',', sort @old), 'the same workers run on');
+
+    $r = hook({ event => 'order_created', id => 6002 });
+    push @acc, 6002 if $r->{status} == 202;
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'all created');
+    is(tally(orders => \@acc), "accepted 2\ncreated 2\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    nginx_stop($p);
+    no_alerts($p, 'resize', qr/cannot change on reload/);
+};
+
+# ---------------------------------------------------------------------------
 subtest 'stop with a backlog, start: delivered once, each looked up before its create' => sub {
     my $p = scenario();
     stateful();
