@@ -31,7 +31,13 @@
 #define NGX_HTTP_SITEFLOW_ORDER_ID_MAX  128
 
 
+/*
+ * the module's request ctx: the guard's filters read its first member
+ * (zeroed here: not checked, nothing to sign or replace)
+ */
+
 typedef struct {
+    ngx_http_siteflow_ctx_t        base;         /* must be first */
     ngx_http_request_t            *request;
     ngx_uint_t                     kind;
     ngx_uint_t                     postback;
