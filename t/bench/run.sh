@@ -5,3 +5,4 @@ cd "$(dirname "$0")"
 ./ship-guard.sh
 ./guard-callgrind.sh
 ./transform.sh
+./hook-log.sh
