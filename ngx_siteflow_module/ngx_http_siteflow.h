@@ -18,7 +18,7 @@
 #include "ngx_http_siteflow_upstream.h"
 
 
-#define NGX_HTTP_SITEFLOW_VERSION  "0.1.0"
+#define NGX_HTTP_SITEFLOW_VERSION  "0.2.0"
 
 
 /* shared zone counters, exported later as metrics */
