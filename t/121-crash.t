@@ -190,6 +190,9 @@ subtest 'a reload that resizes siteflow_spool is refused; the old configuration 
     my @acc;
     my $r = hook({ event => 'order_created', id => 6001 });
     push @acc, 6001 if $r->{status} == 202;
+    is(wait_until('both workers running', sub {
+           my ($mm, @w) = @{ nginx_pids($p) }; @w == 2 }, 15), '',
+       'two workers');
     my ($m, @old) = @{ nginx_pids($p) };
 
     open my $in, '<', "$p/conf/nginx.conf" or die "$p/conf/nginx.conf: $!";

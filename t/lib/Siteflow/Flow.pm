@@ -277,16 +277,19 @@ sub mock_down {
     return 1;
 }
 
-# starts it again on the same port with the current rules
+# starts it again on the same port with the current rules (loaded before
+# it listens: no request may meet the mock's defaults in between)
 sub mock_up {
     my ($mock, @rules) = @_;
     my $port = $Mock{$mock}->port;
-    $Mock{$mock} = MockUpstream->start(port => $port);
+    my ($fh, $file) = File::Temp::tempfile('siteflow-rules-XXXXXX',
+                                           TMPDIR => 1, UNLINK => 1);
+    print $fh JSON::PP->new->canonical->encode($Rules{$mock} // []);
+    close $fh;
+    $Mock{$mock} = MockUpstream->start(port => $port, rules_file => $file);
     if (@rules) {
         _set_rules($mock, $mock eq 'siteflow' ? \&sf_defaults : \&pn_defaults,
                    @rules);
-    } else {
-        $Mock{$mock}->rules($Rules{$mock});
     }
     return 1;
 }
