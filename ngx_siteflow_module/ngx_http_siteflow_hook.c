@@ -48,6 +48,8 @@ typedef struct {
 } ngx_http_siteflow_hook_ctx_t;
 
 
+static ngx_int_t ngx_http_siteflow_intake(ngx_http_request_t *r,
+    ngx_uint_t postback, ngx_http_client_body_handler_pt handler);
 static ngx_int_t ngx_http_siteflow_check_token(ngx_http_request_t *r,
     ngx_http_siteflow_loc_conf_t *slcf);
 static ngx_int_t ngx_http_siteflow_body_type(ngx_http_request_t *r);
@@ -73,6 +75,7 @@ static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
 
 static ngx_str_t  ngx_http_siteflow_allow_post = ngx_string("POST");
 static ngx_str_t  ngx_http_siteflow_allow_post_put = ngx_string("POST, PUT");
+static ngx_str_t  ngx_http_siteflow_use_post_put = ngx_string("POST or PUT");
 
 
 /* the PrintNow webhook */
@@ -80,7 +83,22 @@ static ngx_str_t  ngx_http_siteflow_allow_post_put = ngx_string("POST, PUT");
 ngx_int_t
 ngx_http_siteflow_hook_handler(ngx_http_request_t *r)
 {
+    return ngx_http_siteflow_intake(r, 0, ngx_http_siteflow_hook_body);
+}
+
+
+/*
+ * What the hook and the postback share: the method, the token, the body's
+ * type and size, then reading the body; every refusal is answered here
+ * (in JSON), the body handler decides the rest
+ */
+
+static ngx_int_t
+ngx_http_siteflow_intake(ngx_http_request_t *r, ngx_uint_t postback,
+    ngx_http_client_body_handler_pt handler)
+{
     ngx_int_t                      rc;
+    ngx_uint_t                     rejected;
     ngx_table_elt_t               *h;
     ngx_http_siteflow_hook_ctx_t  *ctx;
     ngx_http_siteflow_loc_conf_t  *slcf;
@@ -93,9 +111,17 @@ ngx_http_siteflow_hook_handler(ngx_http_request_t *r)
     }
 
     ctx->request = r;
+    ctx->postback = postback;
+    ctx->kind = postback ? NGX_HTTP_SITEFLOW_JOB_UPDATE
+                         : NGX_HTTP_SITEFLOW_JOB_ORDER;
     ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
 
-    if (r->method != NGX_HTTP_POST) {
+    rejected = postback ? NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED
+                        : NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED;
+
+    if (!(r->method & (postback ? (NGX_HTTP_POST|NGX_HTTP_PUT)
+                                : NGX_HTTP_POST)))
+    {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
@@ -108,33 +134,37 @@ ngx_http_siteflow_hook_handler(ngx_http_request_t *r)
 
         h->hash = 1;
         ngx_str_set(&h->key, "Allow");
-        h->value = ngx_http_siteflow_allow_post;
+        h->value = postback ? ngx_http_siteflow_allow_post_put
+                            : ngx_http_siteflow_allow_post;
 
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        ngx_http_siteflow_counter(rejected);
 
         return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_NOT_ALLOWED, "error",
                                        "method %V is not allowed here, "
-                                       "use POST", &r->method_name);
+                                       "use %V", &r->method_name,
+                                       postback
+                                       ? &ngx_http_siteflow_use_post_put
+                                       : &ngx_http_siteflow_allow_post);
     }
 
     rc = ngx_http_siteflow_check_token(r, slcf);
     if (rc != NGX_OK || ctx->replied) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        ngx_http_siteflow_counter(rejected);
         return rc;
     }
 
     rc = ngx_http_siteflow_body_type(r);
     if (rc != NGX_OK || ctx->replied) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        ngx_http_siteflow_counter(rejected);
         return rc;
     }
 
     r->request_body_in_single_buf = 1;
 
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_siteflow_hook_body);
+    rc = ngx_http_read_client_request_body(r, handler);
 
     if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        ngx_http_siteflow_counter(rejected);
         return ngx_http_siteflow_reply(r, ctx, rc, "error",
                                        "the body is larger than "
                                        "client_max_body_size (%O bytes)",
@@ -478,74 +508,7 @@ ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
 ngx_int_t
 ngx_http_siteflow_postback_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                      rc;
-    ngx_table_elt_t               *h;
-    ngx_http_siteflow_hook_ctx_t  *ctx;
-    ngx_http_siteflow_loc_conf_t  *slcf;
-
-    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->request = r;
-    ctx->postback = 1;
-    ctx->kind = NGX_HTTP_SITEFLOW_JOB_UPDATE;
-    ngx_http_set_ctx(r, ctx, ngx_http_siteflow_module);
-
-    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        h->value = ngx_http_siteflow_allow_post_put;
-
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
-
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_NOT_ALLOWED, "error",
-                                       "method %V is not allowed here, "
-                                       "use POST or PUT", &r->method_name);
-    }
-
-    rc = ngx_http_siteflow_check_token(r, slcf);
-    if (rc != NGX_OK || ctx->replied) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
-        return rc;
-    }
-
-    rc = ngx_http_siteflow_body_type(r);
-    if (rc != NGX_OK || ctx->replied) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
-        return rc;
-    }
-
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_siteflow_postback_body);
-
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        return ngx_http_siteflow_reply(r, ctx, rc, "error",
-                                       "the body is larger than "
-                                       "client_max_body_size (%O bytes)",
-                                       slcf->body_max);
-    }
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_siteflow_intake(r, 1, ngx_http_siteflow_postback_body);
 }
 
 

@@ -292,9 +292,19 @@ static void ngx_http_siteflow_rbtree_insert_order(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_siteflow_rbtree_insert_source(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static void ngx_http_siteflow_rbtree_insert_idx(ngx_rbtree_node_t *temp,
+typedef ngx_int_t (*ngx_http_siteflow_tie_pt)(ngx_rbtree_node_t *a,
+    ngx_rbtree_node_t *b);
+static void ngx_http_siteflow_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
-    ngx_uint_t by_source);
+    ngx_http_siteflow_tie_pt tie);
+static ngx_int_t ngx_http_siteflow_tie_order(ngx_rbtree_node_t *a,
+    ngx_rbtree_node_t *b);
+static ngx_int_t ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a,
+    ngx_rbtree_node_t *b);
+static ngx_int_t ngx_http_siteflow_tie_idx_order(ngx_rbtree_node_t *a,
+    ngx_rbtree_node_t *b);
+static ngx_int_t ngx_http_siteflow_tie_idx_source(ngx_rbtree_node_t *a,
+    ngx_rbtree_node_t *b);
 
 static void ngx_http_siteflow_consumer_handler(ngx_event_t *ev);
 static void ngx_http_siteflow_consumer_wake(void);
@@ -2116,8 +2126,24 @@ static void
 ngx_http_siteflow_rbtree_insert_str(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t         **p;
-    ngx_http_siteflow_order_t  *n, *t;
+    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
+                                    ngx_http_siteflow_tie_order);
+}
+
+
+/*
+ * The trees of this file are keyed by a number (a crc32, a time) that
+ * several nodes may share; equal keys are ordered by "tie", so that a
+ * search can go left or right where the plain nginx insert would not
+ * tell.
+ */
+
+static void
+ngx_http_siteflow_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
+    ngx_http_siteflow_tie_pt tie)
+{
+    ngx_rbtree_node_t  **p;
 
     for ( ;; ) {
 
@@ -2128,12 +2154,7 @@ ngx_http_siteflow_rbtree_insert_str(ngx_rbtree_node_t *temp,
             p = &temp->right;
 
         } else {
-            n = (ngx_http_siteflow_order_t *) node;
-            t = (ngx_http_siteflow_order_t *) temp;
-
-            p = (ngx_memn2cmp(n->key.data, t->key.data, n->key.len,
-                              t->key.len) < 0)
-                ? &temp->left : &temp->right;
+            p = (tie(node, temp) < 0) ? &temp->left : &temp->right;
         }
 
         if (*p == sentinel) {
@@ -2151,42 +2172,64 @@ ngx_http_siteflow_rbtree_insert_str(ngx_rbtree_node_t *temp,
 }
 
 
+static ngx_int_t
+ngx_http_siteflow_tie_order(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    ngx_http_siteflow_order_t  *n, *t;
+
+    n = (ngx_http_siteflow_order_t *) a;
+    t = (ngx_http_siteflow_order_t *) b;
+
+    return ngx_memn2cmp(n->key.data, t->key.data, n->key.len, t->key.len);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    ngx_http_siteflow_job_t  *n, *t;
+
+    n = ngx_rbtree_data(a, ngx_http_siteflow_job_t, due);
+    t = ngx_rbtree_data(b, ngx_http_siteflow_job_t, due);
+
+    return (n->id < t->id) ? -1 : 1;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_tie_idx_order(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    ngx_http_siteflow_idx_t  *n, *t;
+
+    n = ngx_rbtree_data(a, ngx_http_siteflow_idx_t, by_order);
+    t = ngx_rbtree_data(b, ngx_http_siteflow_idx_t, by_order);
+
+    return ngx_memn2cmp(n->order_key.data, t->order_key.data,
+                        n->order_key.len, t->order_key.len);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_tie_idx_source(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
+{
+    ngx_http_siteflow_idx_t  *n, *t;
+
+    n = ngx_rbtree_data(a, ngx_http_siteflow_idx_t, by_source);
+    t = ngx_rbtree_data(b, ngx_http_siteflow_idx_t, by_source);
+
+    return ngx_memn2cmp(n->source_key.data, t->source_key.data,
+                        n->source_key.len, t->source_key.len);
+}
+
+
 /* the waiting tree: by next_ms, then by id */
 
 static void
 ngx_http_siteflow_rbtree_insert_id(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t        **p;
-    ngx_http_siteflow_job_t   *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            n = ngx_rbtree_data(node, ngx_http_siteflow_job_t, due);
-            t = ngx_rbtree_data(temp, ngx_http_siteflow_job_t, due);
-
-            p = (n->id < t->id) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
+                                    ngx_http_siteflow_tie_id);
 }
 
 
@@ -2294,7 +2337,8 @@ static void
 ngx_http_siteflow_rbtree_insert_order(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_http_siteflow_rbtree_insert_idx(temp, node, sentinel, 0);
+    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
+                                    ngx_http_siteflow_tie_idx_order);
 }
 
 
@@ -2302,59 +2346,8 @@ static void
 ngx_http_siteflow_rbtree_insert_source(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_http_siteflow_rbtree_insert_idx(temp, node, sentinel, 1);
-}
-
-
-/* by the crc32, then by the key itself */
-
-static void
-ngx_http_siteflow_rbtree_insert_idx(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
-    ngx_uint_t by_source)
-{
-    ngx_str_t                 *a, *b;
-    ngx_rbtree_node_t        **p;
-    ngx_http_siteflow_idx_t   *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            if (by_source) {
-                n = ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_source);
-                t = ngx_rbtree_data(temp, ngx_http_siteflow_idx_t, by_source);
-                a = &n->source_key;
-                b = &t->source_key;
-
-            } else {
-                n = ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_order);
-                t = ngx_rbtree_data(temp, ngx_http_siteflow_idx_t, by_order);
-                a = &n->order_key;
-                b = &t->order_key;
-            }
-
-            p = (ngx_memn2cmp(a->data, b->data, a->len, b->len) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
+                                    ngx_http_siteflow_tie_idx_source);
 }
 
 
