@@ -17,6 +17,8 @@ use Siteflow::Test;
 use Siteflow::Sign;
 use JSON::PP ();
 
+# each block starts with an empty queue: the spool lives in html/, which
+# the runner (as Test::Nginx) empties before every block
 repeat_each(1);
 plan 'no_plan';
 
@@ -64,7 +66,7 @@ __DATA__
 === TEST 1: the console page
 --- http_config
     siteflow_zone sf1:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request
@@ -81,7 +83,7 @@ qr{<title>Site Flow console</title>.*id="log-list".*id="send-form"}s
 === TEST 2: HEAD of the console, no body
 --- http_config
     siteflow_zone sf2:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request
@@ -95,7 +97,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 3: the prefix without its slash
 --- http_config
     siteflow_zone sf3:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
     location /ops { siteflow_admin; }
@@ -114,7 +116,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 4: unknown calls are 404, wrong methods 405 with Allow, as JSON
 --- http_config
     siteflow_zone sf4:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request eval
@@ -144,7 +146,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 5: a guarded call is logged, secrets are not
 --- http_config
     siteflow_zone sf5:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
@@ -175,7 +177,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 6: refused calls are logged too, with the SiteFlow error sent
 --- http_config
     siteflow_zone sf6:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
@@ -199,7 +201,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 7: limit, order_id and since
 --- http_config
     siteflow_zone sf7:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
@@ -247,7 +249,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 8: DELETE clears the calling storefront's entries only
 --- http_config
     siteflow_zone sf8:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
     server {
         listen 127.0.0.1:$TEST_NGINX_SERVER_PORT;
         server_name beta.test;
@@ -292,7 +294,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 9: the run-time logging switch overrides siteflow_log
 --- http_config
     siteflow_zone sf9:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront acme;
     siteflow_log off;
@@ -338,7 +340,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 10: state-changing calls from another origin are refused
 --- http_config
     siteflow_zone sf10:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- more_headers eval
@@ -361,7 +363,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 11: queue, retry and send
 --- http_config
     siteflow_zone sf11:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
 --- request eval
@@ -385,7 +387,7 @@ Content-Type: text/html; charset=utf-8
 === TEST 12: metrics: every family, valid Prometheus text
 --- http_config
     siteflow_zone sf12:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     location /ship/ {
         siteflow_verify_signature on;
@@ -433,7 +435,7 @@ $/s,
 === TEST 13: a full ring drops its oldest entries
 --- http_config
     siteflow_zone sf13:64k;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront acme;
     location /ship/ {
