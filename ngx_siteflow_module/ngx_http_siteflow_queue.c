@@ -1090,15 +1090,19 @@ ngx_http_siteflow_queue_exit_process(ngx_cycle_t *cycle)
      * is going away, and answers already sent must stay true
      */
 
-    if (ngx_http_siteflow_flying == NULL) {
-        b = ngx_http_siteflow_collecting;
+    /*
+     * (a batch still being synced in a thread is complete on disk when
+     * the thread pool lets the process go; it is not applied here, and
+     * need not be: the records are versioned)
+     */
 
-        if (b != NULL && b->len) {
-            ngx_http_siteflow_collecting = NULL;
+    b = ngx_http_siteflow_collecting;
 
-            if (ngx_http_siteflow_write(b) == NGX_OK) {
-                ngx_http_siteflow_sync(b, cycle->log);
-            }
+    if (b != NULL && b->len) {
+        ngx_http_siteflow_collecting = NULL;
+
+        if (ngx_http_siteflow_write(b) == NGX_OK) {
+            ngx_http_siteflow_sync(b, cycle->log);
         }
     }
 
