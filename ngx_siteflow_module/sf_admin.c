@@ -215,15 +215,30 @@ sf_admin_put(char *out, size_t size, size_t n, const char *s, size_t len)
 size_t
 sf_admin_redact_url(const char *url, size_t len, char *out, size_t size)
 {
-    size_t       n, i, start, name_end, at, slash;
+    char         c;
+    size_t       n, i, k, start, name_end, at, slash;
     const char  *q, *scheme;
 
     n = 0;
     i = 0;
 
-    /* user:password@ of an absolute URL */
+    /*
+     * user:password@ of an absolute URL; a scheme only at the start:
+     * "http:" in a query is not one
+     */
 
-    scheme = memchr(url, ':', len);
+    for (k = 0; k < len; k++) {
+        c = url[k];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (k > 0 && ((c >= '0' && c <= '9') || c == '+' || c == '-'
+                            || c == '.'))))
+        {
+            break;
+        }
+    }
+
+    scheme = (k > 0 && k < len && url[k] == ':') ? url + k : NULL;
 
     if (scheme != NULL && (size_t) (scheme - url) + 3 <= len
         && scheme[1] == '/' && scheme[2] == '/')
@@ -262,7 +277,12 @@ sf_admin_redact_url(const char *url, size_t len, char *out, size_t size)
     while (i < len) {
         start = i;
 
-        while (i < len && url[i] != '&' && url[i] != ';' && url[i] != '#') {
+        /*
+         * no fragment here: in a request line "#" is part of the query,
+         * and nginx finds "&token=" after it as well
+         */
+
+        while (i < len && url[i] != '&' && url[i] != ';') {
             i++;
         }
 
@@ -281,10 +301,6 @@ sf_admin_redact_url(const char *url, size_t len, char *out, size_t size)
 
         } else {
             n = sf_admin_put(out, size, n, url + start, i - start);
-        }
-
-        if (i < len && url[i] == '#') {
-            return sf_admin_put(out, size, n, url + i, len - i);
         }
 
         if (i < len) {

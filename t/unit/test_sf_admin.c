@@ -121,7 +121,13 @@ test_redact(void **state)
     assert_string_equal(redact("/hook?tokens=x&xtoken=y"),
                         "/hook?tokens=x&xtoken=y");
     assert_string_equal(redact("/h?access_token=a;secret=b#token=c"),
-                        "/h?access_token=***;secret=***#token=c");
+                        "/h?access_token=***;secret=***");
+    /* a URL in the query is not the URL's own user:password@ */
+    assert_string_equal(redact("/hook?token=s3cr3t&u=http://a@b/c"),
+                        "/hook?token=***&u=http://a@b/c");
+    /* nginx's $arg_token finds a token after a "#" in the request line */
+    assert_string_equal(redact("/hook?x=1#&token=s3cr3t"),
+                        "/hook?x=1#&token=***");
     assert_string_equal(redact("/h?token=a&token=b"),
                         "/h?token=***&token=***");
     assert_string_equal(redact("https://u:p@api.example.com/x?key=1"),
