@@ -67,6 +67,8 @@ static void ngx_http_siteflow_end(ngx_http_siteflow_run_t *run,
     ngx_int_t state, const char *fmt, ...);
 static void ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run,
     ngx_int_t state, ngx_http_siteflow_index_t *idx, const char *fmt, ...);
+static void ngx_http_siteflow_end_maybe_sent(ngx_http_siteflow_run_t *run,
+    const char *fmt, ...);
 static void ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run,
     ngx_int_t state, ngx_http_siteflow_index_t *idx, ngx_uint_t maybe_sent,
     const char *fmt, va_list args);
@@ -748,24 +750,11 @@ ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
         run->xfer = NULL;
         ngx_http_siteflow_xfer_destroy(x);
 
-        {
-            ngx_http_siteflow_outcome_t  out;
-            u_char                       msg[600];
-
-            p = ngx_snprintf(msg, sizeof(msg),
-                             "the create may have reached SiteFlow (%s); "
-                             "the order is looked up before it is sent "
-                             "again", text);
-
-            ngx_memzero(&out, sizeof(ngx_http_siteflow_outcome_t));
-            out.state = SF_QSTATE_RETRYING;
-            out.error.data = msg;
-            out.error.len = p - msg;
-            out.maybe_sent = 1;
-
-            ngx_http_siteflow_queue_done(run, &out);
-        }
-
+        ngx_http_siteflow_end_maybe_sent(run,
+                                         "the create may have reached "
+                                         "SiteFlow (%s); the order is "
+                                         "looked up before it is sent "
+                                         "again", text);
         return;
     }
 
@@ -1089,6 +1078,18 @@ ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run, ngx_int_t state,
 
     va_start(args, fmt);
     ngx_http_siteflow_end_va(run, state, idx, 0, fmt, args);
+    va_end(args);
+}
+
+
+static void
+ngx_http_siteflow_end_maybe_sent(ngx_http_siteflow_run_t *run,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    ngx_http_siteflow_end_va(run, SF_QSTATE_RETRYING, NULL, 1, fmt, args);
     va_end(args);
 }
 
