@@ -63,6 +63,8 @@ static ngx_int_t ngx_http_siteflow_call(ngx_http_siteflow_run_t *run,
     ngx_uint_t step, ngx_uint_t siteflow, const char *method,
     ngx_str_t *path, ngx_str_t *body);
 static void ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_ready_handler(ngx_event_t *ev);
+static void ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_end(ngx_http_siteflow_run_t *run,
     ngx_int_t state, const char *fmt, ...);
 static void ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run,
@@ -586,8 +588,72 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
 }
 
 
+/*
+ * An answer is not acted on at once: when many transfers end together
+ * (an outage ends, a slow upstream answers 500 of them), going on with
+ * each at once would hold the event loop for all of them.  Answers wait
+ * in a queue and at most NGX_HTTP_SITEFLOW_READY_BATCH are taken per
+ * event loop iteration, the rest after nginx has looked at its other
+ * connections (ngx_posted_next_events).
+ */
+
+#define NGX_HTTP_SITEFLOW_READY_BATCH  16
+
+static ngx_queue_t       ngx_http_siteflow_ready;
+static ngx_event_t       ngx_http_siteflow_ready_event;
+static ngx_connection_t  ngx_http_siteflow_ready_conn;
+
+
 static void
 ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x)
+{
+    ngx_http_siteflow_run_t *run = x->data;
+
+    if (ngx_http_siteflow_ready_event.handler == NULL) {
+        ngx_queue_init(&ngx_http_siteflow_ready);
+        ngx_http_siteflow_ready_conn.fd = (ngx_socket_t) -1;
+        ngx_http_siteflow_ready_event.handler = ngx_http_siteflow_ready_handler;
+        ngx_http_siteflow_ready_event.data = &ngx_http_siteflow_ready_conn;
+        ngx_http_siteflow_ready_event.log = ngx_cycle->log;
+    }
+
+    ngx_queue_insert_tail(&ngx_http_siteflow_ready, &run->ready);
+
+    if (!ngx_http_siteflow_ready_event.posted) {
+        ngx_post_event(&ngx_http_siteflow_ready_event, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_siteflow_ready_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                n;
+    ngx_queue_t              *q;
+    ngx_http_siteflow_run_t  *run;
+
+    for (n = 0; n < NGX_HTTP_SITEFLOW_READY_BATCH; n++) {
+
+        if (ngx_queue_empty(&ngx_http_siteflow_ready)) {
+            return;
+        }
+
+        q = ngx_queue_head(&ngx_http_siteflow_ready);
+        ngx_queue_remove(q);
+
+        run = ngx_queue_data(q, ngx_http_siteflow_run_t, ready);
+
+        ngx_http_siteflow_call_next(run->xfer);
+    }
+
+    if (!ngx_queue_empty(&ngx_http_siteflow_ready) && !ev->posted) {
+        ngx_post_event(ev, &ngx_posted_next_events);
+    }
+}
+
+
+static void
+ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
 {
     ngx_http_siteflow_run_t *run = x->data;
 

@@ -52,6 +52,8 @@
 #define NGX_HTTP_SITEFLOW_FINISHED_KEEP   1000
 #define NGX_HTTP_SITEFLOW_POLL            50        /* ms */
 #define NGX_HTTP_SITEFLOW_SWEEP           1000      /* ms */
+#define NGX_HTTP_SITEFLOW_CLAIM_BATCH     32        /* jobs started per
+                                                       event loop turn */
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
@@ -3074,6 +3076,7 @@ static void
 ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
 {
     uint64_t                         now, next;
+    ngx_uint_t                       n;
     ngx_msec_t                       wait;
     ngx_http_siteflow_run_t         *run;
     ngx_http_siteflow_main_conf_t   *smcf;
@@ -3099,7 +3102,16 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
     now = ngx_http_siteflow_now_ms();
     next = 0;
 
-    while (ngx_http_siteflow_runs < smcf->concurrency) {
+    for (n = 0; ngx_http_siteflow_runs < smcf->concurrency; n++) {
+
+        if (n == NGX_HTTP_SITEFLOW_CLAIM_BATCH) {
+            /* more after nginx has looked at its other connections */
+            if (!ev->posted) {
+                ngx_post_event(ev, &ngx_posted_next_events);
+            }
+
+            return;
+        }
 
         run = ngx_http_siteflow_claim(now, &next);
         if (run == NULL) {
