@@ -33,7 +33,9 @@ sb_cleanup() {
     local p
     [ -f "$SB/sf/logs/nginx.pid" ] && "$nginx" -p "$SB/sf/" -c nginx.conf -s stop 2>/dev/null
     [ -f "$SB/mock/logs/nginx.pid" ] && "$nginx" -p "$SB/mock/" -c nginx.conf -s stop 2>/dev/null
-    for p in "${SB_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${SB_PIDS[@]}" $(cat "$SB/wrk.pids" 2>/dev/null); do
+        kill "$p" 2>/dev/null || true
+    done
     sleep 0.2
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "bench: kept $SB"
@@ -57,7 +59,8 @@ DEAD_PORT=$(sb_port)
 
 now_ms() { date +%s%3N; }
 
-# mock nginx: SiteFlow on $SFAPI_PORT, PrintNow on $PN_PORT
+# mock nginx: SiteFlow (/api/order...) and PrintNow (/api/v2/order/...) on
+# both $SFAPI_PORT and $PN_PORT (one server: a wrk baseline reaches all)
 sb_mock_start() {
     local order
     # the PrintNow order, one line, its id taken from the URL
@@ -74,15 +77,15 @@ http {
     keepalive_timeout 300s;
     server {
         listen 127.0.0.1:$SFAPI_PORT backlog=4096;
+        listen 127.0.0.1:$PN_PORT backlog=4096;
+        # SiteFlow
         location = /api/order/validate { return 200 '{"valid":true}'; }
         location = /api/order {
             access_log logs/creates.log;
             return 201 '{"_id":"\$request_id"}';
         }
         location /api/order/bysourceid/ { return 404 '{"error":"not found"}'; }
-    }
-    server {
-        listen 127.0.0.1:$PN_PORT backlog=4096;
+        # PrintNow
         location ~ ^/api/v2/order/(\d+)\$ {
             access_log logs/fetches.log;
             return 200 '$order';
@@ -155,7 +158,7 @@ sb_sf_start() {
 sb_sf_stop() {
     local pid
     pid=$(cat "$SB/sf/logs/nginx.pid" 2>/dev/null) || return 0
-    "$nginx" -p "$SB/sf/" -c nginx.conf -s "${1:-stop}"
+    "$nginx" -p "$SB/sf/" -c nginx.conf -s "${1:-stop}" 2>/dev/null
     while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
 }
 
@@ -178,7 +181,8 @@ sb_wait_lines() {  # FILE N TIMEOUT
 # the lua script for hooks: unique numeric order ids BASE+1.. (per thread
 # ranges), optional quota of hooks (QUOTA, 0 = none; past it the
 # connections send GET /ok and the thread stops once QUOTA answers came),
-# counts answers by status; args: PATH BASE QUOTA
+# counts answers by status; args: PATH BASE QUOTA FLAGFILE (written when
+# the quota is reached)
 sb_hook_lua() {
     cat > "$SB/hook.lua" <<'LUA'
 local threads = {}
@@ -192,13 +196,18 @@ function init(args)
     path = args[1]
     base = tonumber(args[2]) + tid * 10000000
     quota = tonumber(args[3])
+    flag = args[4]
     sent = 0
     answered = 0
     s2xx = 0
     other = 0
     ok = wrk.format("GET", "/ok")
+    -- wrk calls request() once on thread 0 to check the request and
+    -- throws the result away: that call must not use up an id
+    verify = (tid == 0)
 end
 function request()
+    if verify then verify = false; return ok end
     if quota > 0 and sent >= quota then return ok end
     sent = sent + 1
     return wrk.format("POST", path .. "?token=T0K",
@@ -209,7 +218,12 @@ function response(status, headers, body)
     if #body == 2 then return end          -- "ok" of GET /ok
     answered = answered + 1
     if status == 202 or status == 200 then s2xx = s2xx + 1 else other = other + 1 end
-    if quota > 0 and answered >= quota then wrk.thread:stop() end
+    if quota > 0 and answered >= quota then
+        -- wrk's main thread sleeps for -d whatever its threads do: the
+        -- caller sees this file and interrupts it (SIGINT)
+        local f = io.open(flag, "w"); f:write("done\n"); f:close()
+        wrk.thread:stop()
+    end
 end
 function done(summary, latency, requests)
     local a, o = 0, 0
@@ -259,4 +273,81 @@ to_ms() {
 # alerts / crits / emergs and worker exits in the error log
 sb_log_problems() {  # LOGFILE
     grep -E '\[(alert|crit|emerg)\]|exited on signal|segfault' "$1" | head -20 || true
+}
+
+# the lua script of the upstream-capacity baselines: cycles through the
+# three calls of an order job (GET the PrintNow order, POST validate, POST
+# create, each with keep-alive) or, with MIX=create, only POST /api/order;
+# stops once QUOTA answers came.  args: QUOTA MIX FLAGFILE
+sb_upstream_lua() {
+    local body
+    body=$(tr -d '\n' < "$order_json" | sed 's/\\/\\\\/g; s/"/\\"/g')
+    cat > "$SB/upstream.lua" <<LUA
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+local body = "$body"
+function init(args)
+    quota = tonumber(args[1])
+    mix = args[2]
+    flag = args[3]
+    sent = 0
+    answered = 0
+    good = 0
+end
+function request()
+    sent = sent + 1
+    local k = (mix == "create") and 2 or (sent % 3)
+    if k == 0 then
+        return wrk.format("GET", "/api/v2/order/" .. sent)
+    elseif k == 1 then
+        return wrk.format("POST", "/api/order/validate",
+            { ["Content-Type"] = "application/json" }, body)
+    end
+    return wrk.format("POST", "/api/order",
+        { ["Content-Type"] = "application/json" }, body)
+end
+function response(status, headers, body)
+    answered = answered + 1
+    if status < 300 then good = good + 1 end
+    if answered >= quota then
+        local f = io.open(flag, "w"); f:write("done"); f:close()
+        wrk.thread:stop()
+    end
+end
+function done(summary, latency, requests)
+    local g = 0
+    for _, t in ipairs(threads) do g = g + t:get("good") end
+    io.write(string.format("good %d\n", g))
+end
+LUA
+}
+
+# (the baseline script needs no such care: its requests are all alike)
+
+# runs wrk (pinned to CPU 1, 1 thread, output in FILE) with a quota script
+# until the script writes its flag file, then interrupts it; prints the ms
+# timestamp at which the quota was reached.  wrk ARGS... must end with
+# the flag file as the script's last argument.
+sb_wrk_quota() {  # FILE FLAG WRK-ARGS...
+    local file=$1 flag=$2 pid t
+    shift 2
+    rm -f "$flag"
+    taskset -c 1 wrk -t1 -d600s "$@" > "$file" &
+    pid=$!
+    echo "$pid" >> "$SB/wrk.pids"     # may run in a subshell: the trap reads this
+    while [ ! -e "$flag" ]; do
+        kill -0 "$pid" 2>/dev/null || { echo "bench: wrk ended early" >&2; return 1; }
+        sleep 0.01
+    done
+    t=$(now_ms)
+    kill -INT "$pid"
+    wait "$pid" || true
+    echo "$t"
+}
+
+# sends exactly QUOTA hooks (unique ids from BASE+1) over CONNS
+# connections; prints the ms timestamp when the last was answered
+sb_send_hooks() {  # QUOTA BASE CONNS FILE
+    sb_wrk_quota "$4" "$SB/hooks.flag" -c"$3" --latency -s "$SB/hook.lua" \
+        "http://127.0.0.1:$SF_PORT" -- /hook "$2" "$1" "$SB/hooks.flag"
 }
