@@ -146,6 +146,10 @@ CONF
 
 sb_sf_start() {
     "$nginx" -p "$SB/sf/" -c nginx.conf
+    sb_sf_wait
+}
+
+sb_sf_wait() {  # until GET /ok answers
     local i
     for i in $(seq 1 100); do
         curl -s -o /dev/null "http://127.0.0.1:$SF_PORT/ok" && return 0
