@@ -5,3 +5,10 @@ cd "$(dirname "$0")"
 ./ship-guard.sh
 ./guard-callgrind.sh
 ./transform.sh
+# delivery engine (issues 3, 4, 5): each starts its own nginx and mocks
+./spool-enqueue.sh
+./spool-drain.sh
+./spool-latency.sh
+./spool-rss.sh
+./hook-e2e.sh
+./postback-bench.sh
