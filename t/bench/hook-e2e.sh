@@ -49,9 +49,10 @@ b1=$(sb_wrk_quota "$out/e2e-base.txt" "$SB/base.flag" -c64 \
 
 {
 echo "== hook-e2e: $(date -u +%FT%TZ), $(nproc) CPUs, $n hooks, wrk -t1 -c64"
-awk -v n="$n" -v t="$((t1 - t0))" -v b="$((b1 - b0))" -v acc="$accepted" \
-    -v cr="$creates" -v fe="$fetched" -v p99="$hook_p99" -v dup="$dup" '
+DUP="$dup" awk -v n="$n" -v t="$((t1 - t0))" -v b="$((b1 - b0))" -v acc="$accepted" \
+    -v cr="$creates" -v fe="$fetched" -v p99="$hook_p99" '
 BEGIN {
+    dup = ENVIRON["DUP"]   # not -v: awk would unescape its \"
     e = n / (t / 1000); base = n / (b / 1000)
     printf "end to end: %d hooks -> %d orders created in %d ms: %.0f hooks/s (target >= 1000); hook answer p99 %s\n",
            acc, n, t, e, p99

@@ -7,15 +7,16 @@
 # index knows PN-1..PN-M.  Then rounds alternate baseline, postback: wrk
 # (1 thread pinned to CPU 1, 64 connections) posts {"event":E,
 # "sourceOrderId":"PN-k"} cycling k over the M orders, E moving forward
-# (printready, subbatch_scanned, batch_complete, shipped with a tracking
+# (received, printready, subbatch_scanned, batch_complete, shipped with a tracking
 # number) each time the M orders have been gone through, so every postback
+# (up to 5M of them: size M to the rate x SECONDS x ROUNDS)
 # is a new state of its order and makes a durable job (a repeat would be
 # answered "skipped").  Each postback job PATCHes PrintNow (the same
 # stand-in) meanwhile.  Rate = answers carrying "job" per second; the ratio
 # is that over the baseline's req/s of the same round, median over rounds.
 #
 #   t/bench/postback-bench.sh [SECONDS] [ORDERS] [ROUNDS]
-#   env BENCH_SECONDS (default 3), BENCH_ORDERS (default 20000)
+#   env BENCH_SECONDS (default 3), BENCH_ORDERS (default 25000)
 #
 # Figures: t/bench/out/postback-bench.txt
 
@@ -23,7 +24,7 @@ set -euo pipefail
 . "$(dirname "$0")/spool-lib.sh"
 
 secs=${1:-${BENCH_SECONDS:-3}}
-m=${2:-${BENCH_ORDERS:-20000}}
+m=${2:-${BENCH_ORDERS:-25000}}
 rounds=${3:-3}
 
 sb_mock_start
@@ -37,7 +38,7 @@ sb_wait_lines "$SB/mock/logs/creates.log" "$m" 300 > /dev/null
 cat > "$SB/postback.lua" <<'LUA'
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-local events = { "printready", "subbatch_scanned", "batch_complete", "shipped" }
+local events = { "received", "printready", "subbatch_scanned", "batch_complete", "shipped" }
 function init(args)
     path = args[1]
     m = tonumber(args[2])
