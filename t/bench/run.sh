@@ -12,3 +12,4 @@ cd "$(dirname "$0")"
 ./spool-rss.sh
 ./hook-e2e.sh
 ./postback-bench.sh
+./spool-stall.sh
