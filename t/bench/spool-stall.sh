@@ -43,7 +43,7 @@ perl -MIO::Socket::INET -MTime::HiRes=time,sleep -e '
     }' "$SF_PORT" $(( secs + 2 )) > "$SB/probe.txt" &
 ( end=$(( $(now_ms) + (secs + 2) * 1000 ))
   while [ "$(now_ms)" -lt "$end" ]; do
-      for f in "$SB"/spool/*.sf* "$SB"/spool/*.tmp; do [ -e "$f" ] && echo "$(now_ms) ${f##*/}"; done
+      for f in "$SB"/spool/*.sf* "$SB"/spool/*.tmp; do if [ -e "$f" ]; then echo "$(now_ms) ${f##*/}"; fi; done
       sleep 0.02
   done | awk '!seen[$2]++' ) > "$SB/files.txt" &
 sleep 2
