@@ -6,3 +6,11 @@ cd "$(dirname "$0")"
 ./guard-callgrind.sh
 ./transform.sh
 ./hook-log.sh
+# delivery engine (issues 3, 4, 5): each starts its own nginx and mocks
+./spool-enqueue.sh
+./spool-drain.sh
+./spool-latency.sh
+./spool-rss.sh
+./hook-e2e.sh
+./postback-bench.sh
+./spool-stall.sh
