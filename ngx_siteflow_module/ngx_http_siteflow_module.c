@@ -146,7 +146,7 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
       &ngx_http_siteflow_log_levels },
 
     { ngx_string("siteflow_spool"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_siteflow_spool,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,

@@ -48,7 +48,7 @@
  */
 
 
-#define NGX_HTTP_SITEFLOW_SEGMENT_MAX     (16 * 1024 * 1024)
+#define NGX_HTTP_SITEFLOW_SEGMENT_MAX     (16 * 1024 * 1024)  /* default */
 #define NGX_HTTP_SITEFLOW_FINISHED_KEEP   1000
 #define NGX_HTTP_SITEFLOW_POLL            50        /* ms */
 #define NGX_HTTP_SITEFLOW_SWEEP           1000      /* ms */
@@ -113,6 +113,8 @@ typedef struct {
     int32_t                        rank;
     uint8_t                        state;
     unsigned                       has_source:1;
+    unsigned                       sf_inline:1;  /* siteflow_id in the
+                                                    entry's own block */
     uint64_t                       updated_ms;
     uint64_t                       sent_ms;
 
@@ -165,6 +167,7 @@ typedef struct {
 struct ngx_http_siteflow_queue_conf_s {
     ngx_path_t                    *path;
     size_t                         size;
+    size_t                         segment;      /* compaction threshold */
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_queue_sh_t  *sh;
     ngx_slab_pool_t               *shpool;
@@ -320,6 +323,9 @@ static void ngx_http_siteflow_finish_retry(ngx_event_t *ev);
 static void ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run);
 
 static void ngx_http_siteflow_compact(void);
+static void ngx_http_siteflow_compact_handler(ngx_event_t *ev);
+static ngx_http_siteflow_job_t *ngx_http_siteflow_job_after(
+    ngx_http_siteflow_queue_sh_t *sh, uint64_t id);
 static void ngx_http_siteflow_snapshot_task(void *data, ngx_log_t *log);
 static void ngx_http_siteflow_snapshot_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_siteflow_snapshot_build(
@@ -368,10 +374,20 @@ static ngx_uint_t                  ngx_http_siteflow_runs;
 static ngx_msec_t                  ngx_http_siteflow_last_sweep;
 static ngx_atomic_uint_t           ngx_http_siteflow_seen_generation;
 
-/* compaction state (consumer only) */
+/*
+ * compaction state (consumer only): 0 idle, 1 waiting for the batches of
+ * the old segment, 2 building the snapshot a chunk per event loop turn,
+ * 3 writing it in a thread
+ */
 static ngx_uint_t                  ngx_http_siteflow_compacting;
 static uint64_t                    ngx_http_siteflow_compact_seq;
 static ngx_msec_t                  ngx_http_siteflow_compact_start;
+static ngx_http_siteflow_batch_t  *ngx_http_siteflow_snap_batch;
+static ngx_queue_t                *ngx_http_siteflow_snap_idx;
+static uint64_t                    ngx_http_siteflow_snap_job;
+static ngx_event_t                 ngx_http_siteflow_compact_event;
+
+#define NGX_HTTP_SITEFLOW_SNAP_CHUNK  256
 
 static ngx_connection_t            ngx_http_siteflow_dummy;
 
@@ -410,8 +426,9 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_siteflow_main_conf_t  *smcf = conf;
 
-    ssize_t                          size;
+    ssize_t                          size, segment;
     ngx_str_t                       *value, name, s;
+    ngx_uint_t                       i;
     ngx_path_t                      *path;
     ngx_http_siteflow_queue_conf_t  *qc;
 
@@ -428,26 +445,49 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     size = 32 * 1024 * 1024;
+    segment = NGX_HTTP_SITEFLOW_SEGMENT_MAX;
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "size=", 5) != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\", "
-                               "expected \"size=\"", &value[2], &cmd->name);
-            return NGX_CONF_ERROR;
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "size=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || size < (ssize_t) (1024 * 1024)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid size \"%V\" in \"%V\", "
+                                   "expected at least 1m", &value[i],
+                                   &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
         }
 
-        s.data = value[2].data + 5;
-        s.len = value[2].len - 5;
+        if (ngx_strncmp(value[i].data, "segment=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
 
-        size = ngx_parse_size(&s);
+            segment = ngx_parse_size(&s);
 
-        if (size == NGX_ERROR || size < (ssize_t) (1024 * 1024)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid size \"%V\" in \"%V\", expected "
-                               "at least 1m", &value[2], &cmd->name);
-            return NGX_CONF_ERROR;
+            if (segment == NGX_ERROR || segment < (ssize_t) (64 * 1024)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid segment size \"%V\" in "
+                                   "\"%V\", expected at least 64k",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
         }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\", "
+                           "expected \"size=\" or \"segment=\"",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     qc = ngx_pcalloc(cf->pool, sizeof(ngx_http_siteflow_queue_conf_t));
@@ -483,6 +523,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     qc->path = path;
     qc->size = size;
+    qc->segment = segment;
 
     ngx_str_set(&name, "siteflow_spool");
 
@@ -2361,6 +2402,8 @@ static void
 ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_siteflow_op_t *op)
 {
+    size_t                    sf;
+    u_char                   *p;
     ngx_str_t                 key, skey;
     ngx_pool_t               *pool;
     ngx_http_siteflow_idx_t  *e;
@@ -2380,22 +2423,54 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
     e = ngx_http_siteflow_idx_find(&sh->by_order, &key, 0);
 
     if (e == NULL) {
-        e = ngx_slab_calloc_locked(shpool, sizeof(ngx_http_siteflow_idx_t));
+
+        /* one allocation: the entry and the strings known now */
+
+        ngx_str_null(&skey);
+
+        if (!op->postback && op->idx.source_id.len
+            && ngx_http_siteflow_key(pool, &op->idx.storefront,
+                                     &op->idx.source_id, &skey)
+               != NGX_OK)
+        {
+            goto done;
+        }
+
+        sf = op->postback ? 0 : op->idx.siteflow_id.len;
+
+        e = ngx_slab_calloc_locked(shpool, sizeof(ngx_http_siteflow_idx_t)
+                                           + key.len + skey.len + sf);
         if (e == NULL) {
             goto nomem;
         }
 
-        if (ngx_http_siteflow_shm_str(shpool, &e->order_key, &key)
-            != NGX_OK)
-        {
-            ngx_slab_free_locked(shpool, e);
-            goto nomem;
-        }
+        p = (u_char *) e + sizeof(ngx_http_siteflow_idx_t);
+
+        e->order_key.data = p;
+        e->order_key.len = key.len;
+        p = ngx_cpymem(p, key.data, key.len);
 
         e->by_order.key = ngx_crc32_short(key.data, key.len);
         ngx_rbtree_insert(&sh->by_order, &e->by_order);
         ngx_queue_insert_tail(&sh->index, &e->all);
         sh->nindex++;
+
+        if (skey.len) {
+            e->source_key.data = p;
+            e->source_key.len = skey.len;
+            p = ngx_cpymem(p, skey.data, skey.len);
+
+            e->by_source.key = ngx_crc32_short(skey.data, skey.len);
+            ngx_rbtree_insert(&sh->by_source, &e->by_source);
+            e->has_source = 1;
+        }
+
+        if (sf) {
+            e->siteflow_id.data = p;
+            e->siteflow_id.len = sf;
+            ngx_memcpy(p, op->idx.siteflow_id.data, sf);
+            e->sf_inline = 1;
+        }
     }
 
     if (op->postback) {
@@ -2420,11 +2495,23 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
     e->sent_ms = op->idx.sent_ms;
 
     if (op->idx.siteflow_id.len
-        && ngx_http_siteflow_shm_str(shpool, &e->siteflow_id,
-                                     &op->idx.siteflow_id)
-           != NGX_OK)
+        && (op->idx.siteflow_id.len != e->siteflow_id.len
+            || ngx_memcmp(op->idx.siteflow_id.data, e->siteflow_id.data,
+                          e->siteflow_id.len)
+               != 0))
     {
-        goto nomem;
+        if (e->sf_inline) {
+            /* the bytes in the entry's own block are left unused */
+            ngx_str_null(&e->siteflow_id);
+            e->sf_inline = 0;
+        }
+
+        if (ngx_http_siteflow_shm_str(shpool, &e->siteflow_id,
+                                      &op->idx.siteflow_id)
+            != NGX_OK)
+        {
+            goto nomem;
+        }
     }
 
     if (op->idx.source_id.len && !e->has_source) {
@@ -3649,20 +3736,16 @@ ngx_http_siteflow_compact(void)
 {
     off_t                            size;
     ngx_file_info_t                  fi;
-    ngx_http_siteflow_snap_t        *snap;
     ngx_http_siteflow_batch_t       *b;
     ngx_http_siteflow_queue_sh_t    *sh;
     ngx_http_siteflow_queue_conf_t  *qc;
-#if (NGX_THREADS)
-    ngx_thread_task_t               *task;
-#endif
     u_char                           file[NGX_MAX_PATH];
 
     qc = ngx_http_siteflow_qc;
     sh = qc->sh;
 
-    if (ngx_http_siteflow_compacting == 2) {
-        return;     /* a snapshot is being written */
+    if (ngx_http_siteflow_compacting >= 2) {
+        return;     /* a snapshot is being built or written */
     }
 
     if (ngx_http_siteflow_compacting == 0) {
@@ -3676,7 +3759,7 @@ ngx_http_siteflow_compact(void)
 
         size = ngx_file_size(&fi);
 
-        if (size < NGX_HTTP_SITEFLOW_SEGMENT_MAX) {
+        if (size < (off_t) qc->segment) {
             return;
         }
 
@@ -3699,18 +3782,64 @@ ngx_http_siteflow_compact(void)
         return;
     }
 
+    /* the snapshot is built a chunk at a time: see compact_handler() */
+
     b = ngx_http_siteflow_batch_alloc();
     if (b == NULL) {
         return;
     }
 
-    if (ngx_http_siteflow_snapshot_build(b) != NGX_OK) {
+    ngx_http_siteflow_snap_batch = b;
+    ngx_http_siteflow_snap_idx = NULL;
+    ngx_http_siteflow_snap_job = 0;
+    ngx_http_siteflow_compacting = 2;
+
+    ngx_http_siteflow_compact_event.handler =
+                                       ngx_http_siteflow_compact_handler;
+    ngx_http_siteflow_compact_event.data = &ngx_http_siteflow_dummy;
+    ngx_http_siteflow_compact_event.log = ngx_cycle->log;
+
+    ngx_post_event(&ngx_http_siteflow_compact_event, &ngx_posted_next_events);
+}
+
+
+static void
+ngx_http_siteflow_compact_handler(ngx_event_t *ev)
+{
+    ngx_int_t                        rc;
+    ngx_http_siteflow_snap_t        *snap;
+    ngx_http_siteflow_batch_t       *b;
+    ngx_http_siteflow_queue_conf_t  *qc;
+#if (NGX_THREADS)
+    ngx_thread_task_t               *task;
+#endif
+
+    qc = ngx_http_siteflow_qc;
+    b = ngx_http_siteflow_snap_batch;
+
+    if (qc == NULL || b == NULL || ngx_http_siteflow_compacting != 2) {
+        return;
+    }
+
+    rc = ngx_http_siteflow_snapshot_build(b);
+
+    if (rc == NGX_AGAIN) {
+        /* the next chunk after nginx has served its connections */
+        ngx_post_event(ev, &ngx_posted_next_events);
+        return;
+    }
+
+    ngx_http_siteflow_snap_batch = NULL;
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_compacting = 0;
         ngx_destroy_pool(b->pool);
         return;
     }
 
     snap = ngx_pcalloc(b->pool, sizeof(ngx_http_siteflow_snap_t));
     if (snap == NULL) {
+        ngx_http_siteflow_compacting = 0;
         ngx_destroy_pool(b->pool);
         return;
     }
@@ -3719,7 +3848,7 @@ ngx_http_siteflow_compact(void)
     snap->seq = ngx_http_siteflow_compact_seq;
     snap->dir = qc->path->name;
 
-    ngx_http_siteflow_compacting = 2;
+    ngx_http_siteflow_compacting = 3;
 
 #if (NGX_THREADS)
 
@@ -3741,21 +3870,29 @@ ngx_http_siteflow_compact(void)
     ngx_http_siteflow_snapshot_task(&snap, ngx_cycle->log);
 
     {
-        ngx_event_t  ev;
+        ngx_event_t  done;
 
-        ngx_memzero(&ev, sizeof(ngx_event_t));
-        ev.data = snap;
-        ngx_http_siteflow_snapshot_done(&ev);
+        ngx_memzero(&done, sizeof(ngx_event_t));
+        done.data = snap;
+        ngx_http_siteflow_snapshot_done(&done);
     }
 }
 
 
-/* what is live now, as records: jobs not finished, failed jobs, index */
+/*
+ * What is live, as records (the index, jobs not finished, failed jobs), a
+ * chunk per call with the zone locked only for that chunk: NGX_AGAIN
+ * while there is more.  Between chunks jobs may finish or change: every
+ * change after the segment switch is in a segment the snapshot does not
+ * replace, and records carry versions, so the snapshot need not be one
+ * instant.  Index entries are never removed, so the cursor stays valid.
+ */
 
 static ngx_int_t
 ngx_http_siteflow_snapshot_build(ngx_http_siteflow_batch_t *b)
 {
     ngx_int_t                        rc;
+    ngx_uint_t                       n;
     ngx_queue_t                     *q;
     ngx_http_siteflow_op_t           op;
     ngx_http_siteflow_idx_t         *e;
@@ -3766,12 +3903,17 @@ ngx_http_siteflow_snapshot_build(ngx_http_siteflow_batch_t *b)
     qc = ngx_http_siteflow_qc;
     sh = qc->sh;
     rc = NGX_OK;
+    n = 0;
 
     ngx_shmtx_lock(&qc->shpool->mutex);
 
-    for (q = ngx_queue_head(&sh->index);
-         q != ngx_queue_sentinel(&sh->index) && rc == NGX_OK;
-         q = ngx_queue_next(q))
+    q = ngx_http_siteflow_snap_idx ? ngx_http_siteflow_snap_idx
+                                   : ngx_queue_head(&sh->index);
+
+    for ( /* void */ ;
+         q != ngx_queue_sentinel(&sh->index) && rc == NGX_OK
+         && n < NGX_HTTP_SITEFLOW_SNAP_CHUNK;
+         q = ngx_queue_next(q), n++)
     {
         e = ngx_queue_data(q, ngx_http_siteflow_idx_t, all);
 
@@ -3813,11 +3955,23 @@ ngx_http_siteflow_snapshot_build(ngx_http_siteflow_batch_t *b)
         }
     }
 
-    for (q = ngx_queue_head(&sh->all);
-         q != ngx_queue_sentinel(&sh->all) && rc == NGX_OK;
-         q = ngx_queue_next(q))
-    {
-        job = ngx_queue_data(q, ngx_http_siteflow_job_t, all);
+    ngx_http_siteflow_snap_idx = q;
+
+    if (rc != NGX_OK || n == NGX_HTTP_SITEFLOW_SNAP_CHUNK) {
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+        return (rc == NGX_OK) ? NGX_AGAIN : rc;
+    }
+
+    for (n = 0; rc == NGX_OK && n < NGX_HTTP_SITEFLOW_SNAP_CHUNK; n++) {
+
+        job = ngx_http_siteflow_job_after(sh, ngx_http_siteflow_snap_job);
+
+        if (job == NULL) {
+            ngx_shmtx_unlock(&qc->shpool->mutex);
+            return NGX_OK;
+        }
+
+        ngx_http_siteflow_snap_job = job->id;
 
         if (job->state == SF_QSTATE_DONE || job->state == SF_QSTATE_SKIPPED) {
             continue;
@@ -3843,7 +3997,32 @@ ngx_http_siteflow_snapshot_build(ngx_http_siteflow_batch_t *b)
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
 
-    return rc;
+    return (rc == NGX_OK) ? NGX_AGAIN : rc;
+}
+
+
+/* the job with the smallest id above "id", or NULL */
+
+static ngx_http_siteflow_job_t *
+ngx_http_siteflow_job_after(ngx_http_siteflow_queue_sh_t *sh, uint64_t id)
+{
+    ngx_rbtree_node_t  *node, *sentinel, *best;
+
+    node = sh->jobs.root;
+    sentinel = sh->jobs.sentinel;
+    best = NULL;
+
+    while (node != sentinel) {
+        if ((uint64_t) node->key > id) {
+            best = node;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
+    }
+
+    return (ngx_http_siteflow_job_t *) best;
 }
 
 

@@ -50,7 +50,8 @@ sub start {
     $server =~ s/\$TEST_NGINX_SPOOL/$ENV{TEST_NGINX_SPOOL}/g;
     return nginx_start(prefix => $p, port => $PORT, workers => 2,
         http => "    siteflow_zone sf:4m;\n"
-              . "    siteflow_spool $ENV{TEST_NGINX_SPOOL};\n"
+              . "    siteflow_spool $ENV{TEST_NGINX_SPOOL}"
+              . ($o{spool_args} ? " $o{spool_args}" : '') . ";\n"
               . "    siteflow_retry_backoff 100ms 500ms;\n",
         server => $server);
 }
@@ -255,6 +256,39 @@ subtest 'stop with a backlog, start: delivered once, each looked up before its c
     }
     nginx_stop($p);
     no_alerts($p, 'stop/start');
+};
+
+# ---------------------------------------------------------------------------
+subtest 'compaction (segment=64k): old segments replaced by a snapshot, then stop/start: delivered once' => sub {
+    my %args = (spool_args => 'segment=64k');
+    my $p = scenario(%args);
+    stateful();
+    mock_down('siteflow');
+    my @acc;
+    for my $id (6001 .. 6030) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(scalar @acc, 30, '30 hooks accepted while SiteFlow is down');
+    my $spool = $ENV{TEST_NGINX_SPOOL};
+    # every retry writes a state record: the first segment fills, a
+    # snapshot replaces it
+    is(wait_until('a snapshot, the first segment gone', sub {
+           my @snap = glob("$spool/snapshot-*.sfq");
+           @snap && !-e "$spool/journal-0000000000000001.sfq" }, 60),
+       '', 'compacted: ' . join(' ', map { s{.*/}{}r } glob("$spool/*")));
+    is(nginx_stop($p), '', 'nginx -s quit');
+    mock_up('siteflow');
+    ok(eval { start($p, %args) }, 'started again from the snapshot') or diag $@;
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 60), '', 'all created')
+        or diag(join "\n", map { "$_->{id} $_->{order_id} $_->{state} "
+                                  . "$_->{attempts} $_->{last_error}" }
+                            @{ admin_jobs() || [] });
+    is(tally(orders => \@acc), "accepted 30\ncreated 30\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    nginx_stop($p);
+    no_alerts($p, 'compaction');
 };
 
 # ---------------------------------------------------------------------------
