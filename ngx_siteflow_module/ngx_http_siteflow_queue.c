@@ -386,6 +386,9 @@ static ngx_http_siteflow_batch_t  *ngx_http_siteflow_snap_batch;
 static ngx_queue_t                *ngx_http_siteflow_snap_idx;
 static uint64_t                    ngx_http_siteflow_snap_job;
 static ngx_event_t                 ngx_http_siteflow_compact_event;
+static ngx_fd_t                    ngx_http_siteflow_snap_fd =
+                                                      NGX_INVALID_FILE;
+static off_t                       ngx_http_siteflow_snap_bytes;
 
 #define NGX_HTTP_SITEFLOW_SNAP_CHUNK  256
 
@@ -3725,6 +3728,7 @@ ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run)
 typedef struct {
     ngx_http_siteflow_batch_t     *batch;
     uint64_t                       seq;
+    ngx_fd_t                       fd;            /* the .tmp file */
     ngx_str_t                      dir;
     ngx_err_t                      err;
     const char                    *failed;
@@ -3782,14 +3786,35 @@ ngx_http_siteflow_compact(void)
         return;
     }
 
-    /* the snapshot is built a chunk at a time: see compact_handler() */
+    /*
+     * the snapshot is built a chunk at a time (compact_handler()), each
+     * chunk written at once to the .tmp file: small writes, and no copy
+     * of the whole table in the worker's memory
+     */
+
+    ngx_snprintf(file, NGX_MAX_PATH, "%V/snapshot-%016uxL.tmp%Z",
+                 &qc->path->name, ngx_http_siteflow_compact_seq);
+
+    ngx_http_siteflow_snap_fd = open((char *) file,
+                                     O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC,
+                                     0600);
+
+    if (ngx_http_siteflow_snap_fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      "siteflow: open() \"%s\" failed; compaction is "
+                      "tried again later", file);
+        return;
+    }
 
     b = ngx_http_siteflow_batch_alloc();
     if (b == NULL) {
+        (void) close(ngx_http_siteflow_snap_fd);
+        (void) unlink((char *) file);
         return;
     }
 
     ngx_http_siteflow_snap_batch = b;
+    ngx_http_siteflow_snap_bytes = 0;
     ngx_http_siteflow_snap_idx = NULL;
     ngx_http_siteflow_snap_job = 0;
     ngx_http_siteflow_compacting = 2;
@@ -3823,6 +3848,21 @@ ngx_http_siteflow_compact_handler(ngx_event_t *ev)
 
     rc = ngx_http_siteflow_snapshot_build(b);
 
+    if (rc == NGX_AGAIN && b->len) {
+        if (write(ngx_http_siteflow_snap_fd, b->buf, b->len)
+            != (ssize_t) b->len)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                          "siteflow: write() of a spool snapshot failed; "
+                          "compaction is tried again later");
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_http_siteflow_snap_bytes += b->len;
+            b->len = 0;
+        }
+    }
+
     if (rc == NGX_AGAIN) {
         /* the next chunk after nginx has served its connections */
         ngx_post_event(ev, &ngx_posted_next_events);
@@ -3832,6 +3872,15 @@ ngx_http_siteflow_compact_handler(ngx_event_t *ev)
     ngx_http_siteflow_snap_batch = NULL;
 
     if (rc != NGX_OK) {
+        u_char  file[NGX_MAX_PATH];
+
+        ngx_snprintf(file, NGX_MAX_PATH, "%V/snapshot-%016uxL.tmp%Z",
+                     &qc->path->name, ngx_http_siteflow_compact_seq);
+
+        (void) close(ngx_http_siteflow_snap_fd);
+        (void) unlink((char *) file);
+        ngx_http_siteflow_snap_fd = NGX_INVALID_FILE;
+
         ngx_http_siteflow_compacting = 0;
         ngx_destroy_pool(b->pool);
         return;
@@ -3847,7 +3896,9 @@ ngx_http_siteflow_compact_handler(ngx_event_t *ev)
     snap->batch = b;
     snap->seq = ngx_http_siteflow_compact_seq;
     snap->dir = qc->path->name;
+    snap->fd = ngx_http_siteflow_snap_fd;
 
+    ngx_http_siteflow_snap_fd = NGX_INVALID_FILE;
     ngx_http_siteflow_compacting = 3;
 
 #if (NGX_THREADS)
@@ -4046,14 +4097,12 @@ ngx_http_siteflow_snapshot_task(void *data, ngx_log_t *log)
     ngx_snprintf(file, NGX_MAX_PATH, "%V/snapshot-%016uxL.sfq%Z",
                  &snap->dir, snap->seq);
 
-    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0600);
-    if (fd == -1) {
-        snap->err = ngx_errno;
-        snap->failed = "open()";
-        return;
-    }
+    /* written chunk by chunk by compact_handler(); what is left */
 
-    if (write(fd, b->buf, b->len) != (ssize_t) b->len) {
+    fd = snap->fd;
+    snap->fd = NGX_INVALID_FILE;
+
+    if (b->len && write(fd, b->buf, b->len) != (ssize_t) b->len) {
         snap->err = ngx_errno ? ngx_errno : NGX_ENOSPC;
         snap->failed = "write()";
         (void) close(fd);
@@ -4152,7 +4201,9 @@ ngx_http_siteflow_snapshot_done(ngx_event_t *ev)
 
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "siteflow: spool compacted up to segment %016uxL, "
-                      "%uz bytes live", snap->seq, snap->batch->len);
+                      "%O bytes live", snap->seq,
+                      ngx_http_siteflow_snap_bytes
+                      + (off_t) snap->batch->len);
     }
 
     ngx_http_siteflow_compacting = 0;
