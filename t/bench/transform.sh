@@ -30,7 +30,8 @@ bin=$out/transform-bench
 ${CC:-cc} -O2 -g -std=gnu99 -Wall -Wextra -Werror \
     -I"$top/ngx_siteflow_module" -o "$bin" "$top/t/bench/transform-bench.c" \
     "$top/ngx_siteflow_module/sf_mapping.c" \
-    "$top/ngx_siteflow_module/sf_transform.c" -ljansson
+    "$top/ngx_siteflow_module/sf_transform.c" \
+    "$top/ngx_siteflow_module/sf_json.c" -ljansson
 
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
