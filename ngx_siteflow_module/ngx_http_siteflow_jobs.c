@@ -597,7 +597,7 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
  * connections (ngx_posted_next_events).
  */
 
-#define NGX_HTTP_SITEFLOW_READY_BATCH  16
+#define NGX_HTTP_SITEFLOW_READY_BATCH  4
 
 static ngx_queue_t       ngx_http_siteflow_ready;
 static ngx_event_t       ngx_http_siteflow_ready_event;

@@ -52,7 +52,7 @@
 #define NGX_HTTP_SITEFLOW_FINISHED_KEEP   1000
 #define NGX_HTTP_SITEFLOW_POLL            50        /* ms */
 #define NGX_HTTP_SITEFLOW_SWEEP           1000      /* ms */
-#define NGX_HTTP_SITEFLOW_CLAIM_BATCH     32        /* jobs started per
+#define NGX_HTTP_SITEFLOW_CLAIM_BATCH     8         /* jobs started per
                                                        event loop turn */
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
