@@ -1137,23 +1137,15 @@ ngx_http_siteflow_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t  *field, *value;
+    char  *rv;
 
-    field = (ngx_str_t *) (p + cmd->offset);
-
-    if (field->data) {
-        return "is duplicate";
+    rv = ngx_http_siteflow_set_string(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    value = cf->args->elts;
-
-    if (ngx_http_siteflow_check_url(cf, cmd, &value[1]) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    *field = value[1];
-
-    return NGX_CONF_OK;
+    return ngx_http_siteflow_check_url(cf, cmd,
+                                       (ngx_str_t *) (p + cmd->offset));
 }
 
 
@@ -1361,22 +1353,15 @@ ngx_http_siteflow_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     char  *p = conf;
 
-    ngx_str_t  *field, *value;
+    char       *rv;
+    ngx_str_t  *field;
+
+    rv = ngx_http_siteflow_set_string(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
 
     field = (ngx_str_t *) (p + cmd->offset);
-
-    if (field->data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    *field = value[1];
-
-    if (field->len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty value in \"%V\"", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
 
     if (ngx_conf_full_name(cf->cycle, field, 1) != NGX_OK) {
         return NGX_CONF_ERROR;

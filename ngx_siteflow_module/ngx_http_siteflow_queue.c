@@ -302,6 +302,10 @@ typedef ngx_int_t (*ngx_http_siteflow_tie_pt)(ngx_rbtree_node_t *a,
 static void ngx_http_siteflow_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
     ngx_http_siteflow_tie_pt tie);
+static ngx_rbtree_node_t *ngx_http_siteflow_str_find(ngx_rbtree_t *tree,
+    ngx_str_t *key, uint32_t hash, size_t delta);
+static ngx_int_t ngx_http_siteflow_tie_str(ngx_rbtree_node_t *a,
+    ngx_rbtree_node_t *b, size_t delta);
 static ngx_int_t ngx_http_siteflow_tie_order(ngx_rbtree_node_t *a,
     ngx_rbtree_node_t *b);
 static ngx_int_t ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a,
@@ -2138,16 +2142,36 @@ ngx_http_siteflow_due_remove(ngx_http_siteflow_queue_sh_t *sh,
 }
 
 
-static ngx_http_siteflow_order_t *
-ngx_http_siteflow_order_find(ngx_http_siteflow_queue_sh_t *sh, ngx_str_t *key,
-    uint32_t hash)
-{
-    ngx_int_t                   rc;
-    ngx_rbtree_node_t          *node, *sentinel;
-    ngx_http_siteflow_order_t  *order;
+/*
+ * The string-keyed trees (order chains, the two index trees) are keyed by
+ * the crc32 of the string, equal crc32s ordered by the string itself; the
+ * string is an ngx_str_t at "delta" bytes from the tree node.
+ */
 
-    node = sh->orders.root;
-    sentinel = sh->orders.sentinel;
+#define ngx_http_siteflow_node_key(node, delta)                               \
+    ((ngx_str_t *) ((u_char *) (node) + (delta)))
+
+#define NGX_HTTP_SITEFLOW_ORDER_KEY                                           \
+    (offsetof(ngx_http_siteflow_order_t, key)                                 \
+     - offsetof(ngx_http_siteflow_order_t, node))
+#define NGX_HTTP_SITEFLOW_IDX_ORDER_KEY                                       \
+    (offsetof(ngx_http_siteflow_idx_t, order_key)                             \
+     - offsetof(ngx_http_siteflow_idx_t, by_order))
+#define NGX_HTTP_SITEFLOW_IDX_SOURCE_KEY                                      \
+    (offsetof(ngx_http_siteflow_idx_t, source_key)                            \
+     - offsetof(ngx_http_siteflow_idx_t, by_source))
+
+
+static ngx_rbtree_node_t *
+ngx_http_siteflow_str_find(ngx_rbtree_t *tree, ngx_str_t *key, uint32_t hash,
+    size_t delta)
+{
+    ngx_int_t           rc;
+    ngx_str_t          *k;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = tree->root;
+    sentinel = tree->sentinel;
 
     while (node != sentinel) {
 
@@ -2156,19 +2180,41 @@ ngx_http_siteflow_order_find(ngx_http_siteflow_queue_sh_t *sh, ngx_str_t *key,
             continue;
         }
 
-        order = (ngx_http_siteflow_order_t *) node;
+        k = ngx_http_siteflow_node_key(node, delta);
 
-        rc = ngx_memn2cmp(key->data, order->key.data, key->len,
-                          order->key.len);
+        rc = ngx_memn2cmp(key->data, k->data, key->len, k->len);
 
         if (rc == 0) {
-            return order;
+            return node;
         }
 
         node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_tie_str(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b,
+    size_t delta)
+{
+    ngx_str_t  *x, *y;
+
+    x = ngx_http_siteflow_node_key(a, delta);
+    y = ngx_http_siteflow_node_key(b, delta);
+
+    return ngx_memn2cmp(x->data, y->data, x->len, y->len);
+}
+
+
+static ngx_http_siteflow_order_t *
+ngx_http_siteflow_order_find(ngx_http_siteflow_queue_sh_t *sh, ngx_str_t *key,
+    uint32_t hash)
+{
+    return (ngx_http_siteflow_order_t *)
+           ngx_http_siteflow_str_find(&sh->orders, key, hash,
+                                      NGX_HTTP_SITEFLOW_ORDER_KEY);
 }
 
 
@@ -2225,12 +2271,7 @@ ngx_http_siteflow_rbtree_insert(ngx_rbtree_node_t *temp,
 static ngx_int_t
 ngx_http_siteflow_tie_order(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
 {
-    ngx_http_siteflow_order_t  *n, *t;
-
-    n = (ngx_http_siteflow_order_t *) a;
-    t = (ngx_http_siteflow_order_t *) b;
-
-    return ngx_memn2cmp(n->key.data, t->key.data, n->key.len, t->key.len);
+    return ngx_http_siteflow_tie_str(a, b, NGX_HTTP_SITEFLOW_ORDER_KEY);
 }
 
 
@@ -2249,26 +2290,14 @@ ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
 static ngx_int_t
 ngx_http_siteflow_tie_idx_order(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
 {
-    ngx_http_siteflow_idx_t  *n, *t;
-
-    n = ngx_rbtree_data(a, ngx_http_siteflow_idx_t, by_order);
-    t = ngx_rbtree_data(b, ngx_http_siteflow_idx_t, by_order);
-
-    return ngx_memn2cmp(n->order_key.data, t->order_key.data,
-                        n->order_key.len, t->order_key.len);
+    return ngx_http_siteflow_tie_str(a, b, NGX_HTTP_SITEFLOW_IDX_ORDER_KEY);
 }
 
 
 static ngx_int_t
 ngx_http_siteflow_tie_idx_source(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
 {
-    ngx_http_siteflow_idx_t  *n, *t;
-
-    n = ngx_rbtree_data(a, ngx_http_siteflow_idx_t, by_source);
-    t = ngx_rbtree_data(b, ngx_http_siteflow_idx_t, by_source);
-
-    return ngx_memn2cmp(n->source_key.data, t->source_key.data,
-                        n->source_key.len, t->source_key.len);
+    return ngx_http_siteflow_tie_str(a, b, NGX_HTTP_SITEFLOW_IDX_SOURCE_KEY);
 }
 
 
@@ -2343,43 +2372,24 @@ static ngx_http_siteflow_idx_t *
 ngx_http_siteflow_idx_find(ngx_rbtree_t *tree, ngx_str_t *key,
     ngx_uint_t by_source)
 {
-    uint32_t                  hash;
-    ngx_int_t                 rc;
-    ngx_str_t                *k;
-    ngx_rbtree_node_t        *node, *sentinel;
-    ngx_http_siteflow_idx_t  *e;
+    uint32_t            hash;
+    ngx_rbtree_node_t  *node;
 
     hash = ngx_crc32_short(key->data, key->len);
 
-    node = tree->root;
-    sentinel = tree->sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        if (by_source) {
-            e = ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_source);
-            k = &e->source_key;
-
-        } else {
-            e = ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_order);
-            k = &e->order_key;
-        }
-
-        rc = ngx_memn2cmp(key->data, k->data, key->len, k->len);
-
-        if (rc == 0) {
-            return e;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
+    if (by_source) {
+        node = ngx_http_siteflow_str_find(tree, key, hash,
+                                          NGX_HTTP_SITEFLOW_IDX_SOURCE_KEY);
+        return node ? ngx_rbtree_data(node, ngx_http_siteflow_idx_t,
+                                      by_source)
+                    : NULL;
     }
 
-    return NULL;
+    node = ngx_http_siteflow_str_find(tree, key, hash,
+                                      NGX_HTTP_SITEFLOW_IDX_ORDER_KEY);
+
+    return node ? ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_order)
+                : NULL;
 }
 
 
