@@ -44,13 +44,20 @@ function get(url) {
 }
 
 async function main() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sf-chromium-'));
+  // The profile lives under the caller's directory (console-test.sh
+  // removes it with the rest); Chromium runs in a process group of its
+  // own so that every child (renderer, GPU, utility, crashpad) is stopped
+  // and gone before anything is removed.
+  const profile = fs.mkdtempSync(path.join(process.env.SF_PROFILE_DIR
+                                           || os.tmpdir(), 'sf-chromium-'));
   const browser = spawn(chromium, [
     '--headless=new', '--no-sandbox', '--disable-gpu',
     '--disable-dev-shm-usage', '--no-first-run', '--hide-scrollbars',
     '--remote-debugging-port=0', '--user-data-dir=' + profile,
     '--window-size=1200,900', 'about:blank'
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  browserGroup = browser.pid;
+  browserProfile = profile;
 
   const wsUrl = await new Promise((resolve, reject) => {
     let err = '';
@@ -236,15 +243,42 @@ async function main() {
      'no horizontal scrolling at 390 px');
 
   ws.close();
-  await new Promise((r) => { browser.on('exit', r); browser.kill('SIGTERM'); });
-  fs.rmSync(profile, { recursive: true, force: true });
+  await stopBrowser();
+}
+
+let browserGroup = 0;
+let browserProfile = null;
+
+function groupAlive(pgid) {
+  try { process.kill(-pgid, 0); return true; } catch (e) { return false; }
+}
+
+// SIGTERM to Chromium's whole process group, wait until no process of
+// the group is left (SIGKILL after 10 s), then remove the profile.
+async function stopBrowser() {
+  if (!browserGroup) { return; }
+  const pgid = browserGroup;
+  browserGroup = 0;
+  try { process.kill(-pgid, 'SIGTERM'); } catch (e) { /* gone */ }
+  for (let i = 0; groupAlive(pgid); i++) {
+    if (i === 100) {
+      try { process.kill(-pgid, 'SIGKILL'); } catch (e) { /* gone */ }
+    }
+    if (i > 200) { throw new Error('chromium did not exit'); }
+    await sleep(100);
+  }
+  if (browserProfile) {
+    fs.rmSync(browserProfile, { recursive: true, force: true,
+                                maxRetries: 10, retryDelay: 100 });
+  }
 }
 
 main().then(() => {
   console.log('1..' + n);
   process.exit(failed ? 1 : 0);
-}, (e) => {
+}, async (e) => {
   ok(false, e.message);
+  try { await stopBrowser(); } catch (e2) { ok(false, e2.message); }
   console.log('1..' + n);
   process.exit(1);
 });

@@ -16,8 +16,21 @@ module=${TEST_NGINX_LOAD_MODULES:-$PWD/t/build/ngx_http_siteflow_module.so}
 key=0123456789abcdef0123456789abcdef01234567
 
 dir=$(mktemp -d)
-trap '[ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null;
-      sleep 0.2; rm -rf "$dir"' EXIT
+cleanup() {
+    local rc=$? pid
+    if [ -f "$dir/nginx.pid" ]; then
+        pid=$(cat "$dir/nginx.pid")
+        kill "$pid" 2>/dev/null || true
+        # nginx has exited (and written its last byte) before its files go
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -rf "$dir" || true
+    exit "$rc"
+}
+trap cleanup EXIT
 
 cat > "$dir/nginx.conf" << END
 load_module $module;
@@ -108,7 +121,7 @@ for i in 1 2; do
          "http://127.0.0.1:$port/ship/shipment$q"
 done
 
-node --experimental-websocket --no-warnings t/browser/console-cdp.js \
+SF_PROFILE_DIR=$dir node --experimental-websocket --no-warnings t/browser/console-cdp.js \
      "http://127.0.0.1:$port/admin/" "$shot" "$job"
 
 if grep -E '\[(alert|crit|emerg)\]' "$dir/error.log"; then
