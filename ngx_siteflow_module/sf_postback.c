@@ -65,11 +65,16 @@
  *   shipmentIndex     integer >= 0, or a string of 1-9 digits
  *                     ("{{shipmentIndex}}" in quotes): "... must be a
  *                     non-negative integer"
- *   trackingNumber    string or integer
- *   trackingUrl       string, an http or https URL without spaces
+ *   trackingNumber    string or integer; at most SF_PB_TRACKING_MAX
+ *                     characters of SF_PB_TRACKING_CHARS (they go into
+ *                     the customer's e-mail)
+ *   trackingUrl       string, an http or https URL of RFC 3986
+ *                     characters (no spaces, quotes, <, >, \, ^, `, {,
+ *                     |, }, nothing outside ASCII)
  *   carrier           string, or an object {code, service, alias} of
  *                     strings flattened as "code service", "code",
- *                     else "alias", else "service"
+ *                     else "alias", else "service"; the result at most
+ *                     SF_PB_CARRIER_MAX characters of SF_PB_CARRIER_CHARS
  *   shipDate          string starting with a calendar date YYYY-MM-DD
  *                     (then nothing, 'T' or ' '); when absent, ship_date
  *                     is the date that starts the timestamp, if any
@@ -114,6 +119,18 @@
 #define SF_PB_INDEX_DIGITS    9
 
 #define SF_PB_ELLIPSIS        "..."
+
+/*
+ * What may reach the customer's e-mail: ASCII letters and digits plus
+ * these characters, at most this many.  docs/postbacks.md has the same.
+ */
+#define SF_PB_TRACKING_CHARS  " -./_"
+#define SF_PB_TRACKING_MAX    64
+#define SF_PB_CARRIER_CHARS   " -./_()"
+#define SF_PB_CARRIER_MAX     64
+
+/* RFC 3986 reserved and unreserved characters besides letters, digits */
+#define SF_PB_URL_CHARS       "-._~:/?#[]@!$&'()*+,;=%"
 
 /* sf_pb_text() and friends */
 #define SF_PB_ERROR           -1      /* err is set */
@@ -193,8 +210,11 @@ static int sf_pb_index_value(json_t *v, int *idx);
 static int sf_pb_index(sf_pb_ctx_t *ctx, json_t *obj, const char *prefix,
     int *idx);
 static int sf_pb_sources(sf_pb_ctx_t *ctx);
+static int sf_pb_tracking_number(sf_pb_ctx_t *ctx);
 static int sf_pb_tracking_url(sf_pb_ctx_t *ctx);
 static int sf_pb_carrier(sf_pb_ctx_t *ctx);
+static int sf_pb_charset(sf_pb_ctx_t *ctx, char *value, const char *path,
+    const char *extra, size_t max);
 static int sf_pb_carrier_object(sf_pb_ctx_t *ctx, json_t *obj,
     const char *prefix);
 static int sf_pb_date(const char *s, char *out);
@@ -383,10 +403,7 @@ sf_postback_parse(const char *body, size_t len, sf_postback_t *pb,
                     sf_pb_names[event]);
 
     if (sf_pb_sources(&ctx) == SF_PB_ERROR
-        || sf_pb_find(&ctx, "trackingNumber", SF_PB_INTEGER,
-                      pb->tracking_number, sizeof(pb->tracking_number),
-                      NULL)
-           == SF_PB_ERROR
+        || sf_pb_tracking_number(&ctx) == SF_PB_ERROR
         || sf_pb_tracking_url(&ctx) == SF_PB_ERROR
         || sf_pb_carrier(&ctx) == SF_PB_ERROR
         || sf_pb_ship_date(&ctx) == SF_PB_ERROR
@@ -1235,9 +1252,10 @@ sf_pb_sources(sf_pb_ctx_t *ctx)
 static int
 sf_pb_tracking_url(sf_pb_ctx_t *ctx)
 {
-    int             rc;
-    const char     *prefix;
-    sf_postback_t  *pb;
+    int                   rc;
+    const char           *prefix;
+    sf_postback_t        *pb;
+    const unsigned char  *p;
 
     pb = ctx->pb;
 
@@ -1267,7 +1285,85 @@ sf_pb_tracking_url(sf_pb_ctx_t *ctx)
         return SF_PB_ERROR;
     }
 
+    for (p = (const unsigned char *) pb->tracking_url; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9')
+              || strchr(SF_PB_URL_CHARS, *p) != NULL))
+        {
+            pb->tracking_url[0] = '\0';
+            sf_pb_fail(ctx, SF_PB_INVALID,
+                       "\"%strackingUrl\" must contain only URL characters "
+                       "(RFC 3986, ASCII)", prefix);
+            return SF_PB_ERROR;
+        }
+    }
+
     return rc;
+}
+
+
+static int
+sf_pb_tracking_number(sf_pb_ctx_t *ctx)
+{
+    int             rc;
+    char            path[SF_PB_PATH_LEN];
+    const char     *prefix;
+    sf_postback_t  *pb;
+
+    pb = ctx->pb;
+
+    rc = sf_pb_find(ctx, "trackingNumber", SF_PB_INTEGER,
+                    pb->tracking_number, sizeof(pb->tracking_number),
+                    &prefix);
+
+    if (rc != SF_PB_SET) {
+        return rc;
+    }
+
+    (void) snprintf(path, sizeof(path), "%strackingNumber", prefix);
+
+    return sf_pb_charset(ctx, pb->tracking_number, path,
+                         SF_PB_TRACKING_CHARS, SF_PB_TRACKING_MAX);
+}
+
+
+/*
+ * value holds only ASCII letters, digits and extra, at most max bytes;
+ * else it is emptied and err names path.
+ */
+
+static int
+sf_pb_charset(sf_pb_ctx_t *ctx, char *value, const char *path,
+    const char *extra, size_t max)
+{
+    size_t                n;
+    const unsigned char  *p;
+
+    n = strlen(value);
+
+    for (p = (const unsigned char *) value; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9')
+            || strchr(extra, *p) != NULL)
+        {
+            continue;
+        }
+
+        value[0] = '\0';
+        sf_pb_fail(ctx, SF_PB_INVALID,
+                   "\"%s\" may contain only ASCII letters, digits, "
+                   "spaces and %s", path, extra + 1);
+        return SF_PB_ERROR;
+    }
+
+    if (n > max) {
+        value[0] = '\0';
+        sf_pb_fail(ctx, SF_PB_INVALID,
+                   "\"%s\" is too long (at most %zu characters)", path, max);
+        return SF_PB_ERROR;
+    }
+
+    return SF_PB_SET;
 }
 
 
@@ -1289,8 +1385,14 @@ sf_pb_carrier(sf_pb_ctx_t *ctx)
         (void) snprintf(path, sizeof(path), "%scarrier", ctx->src[i].prefix);
 
         if (json_is_string(v)) {
-            return sf_pb_text(ctx, v, path, 0, ctx->pb->carrier,
-                              sizeof(ctx->pb->carrier));
+            rc = sf_pb_text(ctx, v, path, 0, ctx->pb->carrier,
+                            sizeof(ctx->pb->carrier));
+            if (rc != SF_PB_SET) {
+                return rc;
+            }
+
+            return sf_pb_charset(ctx, ctx->pb->carrier, path,
+                                 SF_PB_CARRIER_CHARS, SF_PB_CARRIER_MAX);
         }
 
         if (!json_is_object(v)) {
@@ -1300,6 +1402,12 @@ sf_pb_carrier(sf_pb_ctx_t *ctx)
         }
 
         rc = sf_pb_carrier_object(ctx, v, ctx->src[i].prefix);
+
+        if (rc == SF_PB_SET) {
+            /* the flattened value, named as the object */
+            return sf_pb_charset(ctx, ctx->pb->carrier, path,
+                                 SF_PB_CARRIER_CHARS, SF_PB_CARRIER_MAX);
+        }
 
         if (rc != SF_PB_ABSENT) {
             return rc;

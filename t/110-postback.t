@@ -406,3 +406,44 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 11: hostile tracking number, carrier or tracking URL (they reach the customer's e-mail): 400 naming the field, nothing updated
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+[::pb_req(event => 'shipped', sourceOrderId => 'PN-5001',
+          trackingNumber => '1Z<a href="https://evil.test/">click</a>'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'X' x 65),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1',
+          carrier => "UPS\x{a0}Ground"),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1',
+          shipment => { carrier => { code => 'ups', service => 'ground&quot;&gt;&lt;img src=x&gt;' } }),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1',
+          trackingUrl => 'javascript:alert(1)'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1',
+          trackingUrl => 'https://t.example/"><script>x</script>'),
+ "GET /ping"]
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 200]
+--- response_body_filters eval
+[[], [], [], [], [], [], [::report(hide => qr{^GET }, mocks => ['printnow'], jobs => 1)]]
+--- response_body_like eval
+['^\{"error":"\\\\"trackingNumber\\\\" may contain only ASCII letters, digits, spaces and -\./_"\}\s*$',
+ '^\{"error":"\\\\"trackingNumber\\\\" is too long \(at most 64 characters\)"\}\s*$',
+ '^\{"error":"\\\\"carrier\\\\" may contain only ASCII letters, digits, spaces and -\./_\(\)"\}\s*$',
+ '^\{"error":"\\\\"shipment\.carrier\\\\" may contain only ASCII letters, digits, spaces and -\./_\(\)"\}\s*$',
+ '^\{"error":"\\\\"trackingUrl\\\\" must be an http:// or https:// URL"\}\s*$',
+ '^\{"error":"\\\\"trackingUrl\\\\" must contain only URL characters \(RFC 3986, ASCII\)"\}\s*$',
+ '^answer pong
+(?:job order 5001 done
+)?$']
+--- no_error_log
+[alert]
+[crit]

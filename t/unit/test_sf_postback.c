@@ -838,6 +838,64 @@ test_shipment_fields(void **state)
                      SF_PB_OK);
     assert_string_equal(pb.carrier, "dhl");
 
+    /* the characters that may reach the customer's e-mail */
+
+    assert_int_equal(parse(SHIP("\"carrier\":\"Royal Mail (Tracked 24)\","
+                                "\"trackingNumber\":\"AB 1234-5678/9_GB.\""),
+                           &pb, msg),
+                     SF_PB_OK);
+    assert_string_equal(pb.carrier, "Royal Mail (Tracked 24)");
+    assert_string_equal(pb.tracking_number, "AB 1234-5678/9_GB.");
+
+    assert_int_equal(parse(SHIP("\"carrier\":{\"code\":\"ups\","
+                                "\"service\":\"2nd-day air\"}"), &pb, msg),
+                     SF_PB_OK);
+    assert_string_equal(pb.carrier, "ups 2nd-day air");
+
+    expect_error(SHIP("\"trackingNumber\":\"1Z<a href=x>\""),
+                 SF_PB_INVALID,
+                 "\"trackingNumber\" may contain only ASCII letters, "
+                 "digits, spaces and -./_");
+    expect_error(SHIP("\"shipment\":{\"trackingNumber\":\"1Z&amp;x\"}"),
+                 SF_PB_INVALID,
+                 "\"shipment.trackingNumber\" may contain only ASCII "
+                 "letters, digits, spaces and -./_");
+    expect_error(SHIP("\"trackingNumber\":\"a\\\"b\""), SF_PB_INVALID,
+                 "\"trackingNumber\" may contain only ASCII letters, "
+                 "digits, spaces and -./_");
+    expect_error(SHIP("\"trackingNumber\":\"12345678901234567890123456789"
+                      "0123456789012345678901234567890123456\""),
+                 SF_PB_INVALID,
+                 "\"trackingNumber\" is too long (at most 64 characters)");
+    assert_int_equal(parse(SHIP("\"trackingNumber\":\"1234567890123456789"
+                                "01234567890123456789012345678901234567890"
+                                "1234\""), &pb, msg),
+                     SF_PB_OK);
+    assert_int_equal(strlen(pb.tracking_number), 64);
+
+    expect_error(SHIP("\"carrier\":\"UPS; see http://evil.test\""),
+                 SF_PB_INVALID,
+                 "\"carrier\" may contain only ASCII letters, digits, "
+                 "spaces and -./_()");
+    expect_error(SHIP("\"shipments\":[{\"carrier\":{\"alias\":"
+                      "\"&lt;b&gt;\"}}]"),
+                 SF_PB_INVALID,
+                 "\"shipments[0].carrier\" may contain only ASCII letters, "
+                 "digits, spaces and -./_()");
+    expect_error(SHIP("\"carrier\":\"abcdefghijabcdefghijabcdefghij"
+                      "abcdefghijabcdefghijabcdefghijabcde\""),
+                 SF_PB_INVALID,
+                 "\"carrier\" is too long (at most 64 characters)");
+
+    expect_error(SHIP("\"trackingUrl\":\"https://x.test/\\\"><script>\""),
+                 SF_PB_INVALID,
+                 "\"trackingUrl\" must contain only URL characters "
+                 "(RFC 3986, ASCII)");
+    expect_error(SHIP("\"trackingUrl\":\"https://x.test/\xc3\xa9\""),
+                 SF_PB_INVALID,
+                 "\"trackingUrl\" must contain only URL characters "
+                 "(RFC 3986, ASCII)");
+
     expect_error(SHIP("\"carrier\":5"), SF_PB_INVALID,
                  "\"carrier\" must be a string or an object");
     expect_error(SHIP("\"carrier\":{\"code\":1}"), SF_PB_INVALID,
@@ -1307,16 +1365,25 @@ test_unicode(void **state)
 
     assert_int_equal(parse("{\"sourceOrderId\":\"\\u03a9-42\","
                            "\"event\":\"shipped\","
-                           "\"trackingNumber\":\"\xe6\x97\xa5\xe6\x9c\xac\","
-                           "\"carrier\":{\"code\":\"\xc3\xa9\","
-                           "\"service\":\"\\ud83d\\ude9a\"},"
                            "\"items\":[\"\xc3\xa9l\xc3\xa9ment\"]}",
                            &pb, msg),
                      SF_PB_OK);
     assert_string_equal(pb.source_order_id, "\xce\xa9-42");
-    assert_string_equal(pb.tracking_number, "\xe6\x97\xa5\xe6\x9c\xac");
-    assert_string_equal(pb.carrier, "\xc3\xa9 \xf0\x9f\x9a\x9a");
     assert_int_equal(pb.nitems, 1);
+
+    /* tracking number and carrier are ASCII only (customer e-mail) */
+
+    expect_error("{\"sourceOrderId\":\"1\",\"event\":\"shipped\","
+                 "\"trackingNumber\":\"\xe6\x97\xa5\xe6\x9c\xac\"}",
+                 SF_PB_INVALID,
+                 "\"trackingNumber\" may contain only ASCII letters, digits, "
+                 "spaces and -./_");
+    expect_error("{\"sourceOrderId\":\"1\",\"event\":\"shipped\","
+                 "\"carrier\":{\"code\":\"\xc3\xa9\","
+                 "\"service\":\"\\ud83d\\ude9a\"}}",
+                 SF_PB_INVALID,
+                 "\"carrier\" may contain only ASCII letters, digits, "
+                 "spaces and -./_()");
 
     /* a lone surrogate is not JSON jansson accepts */
 
