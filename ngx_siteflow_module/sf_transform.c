@@ -1321,11 +1321,23 @@ sf_tr_ship_to(sf_tr_ctx_t *ctx, json_t *obj)
     size_t       len, i;
     const char  *p;
 
-    rc = sf_tr_text(ctx, ctx->address, "name", &sf_tr_address_w, &p, &len);
+    /*
+     * The person, else the company, else the customer.  The address's
+     * own "name" is its address-book label ("Default", "Home"): never
+     * on a parcel.
+     */
+
+    rc = sf_tr_join(ctx, ctx->address, "first_name", "last_name", " ",
+                    &sf_tr_address_w, &p, &len);
 
     if (rc == SF_TR_ABSENT || rc == SF_TR_BLANK) {
-        rc = sf_tr_join(ctx, ctx->address, "first_name", "last_name", " ",
-                        &sf_tr_address_w, &p, &len);
+        rc = sf_tr_text(ctx, ctx->address, "company", &sf_tr_address_w, &p,
+                        &len);
+    }
+
+    if (rc == SF_TR_ABSENT || rc == SF_TR_BLANK) {
+        rc = sf_tr_join(ctx, ctx->customer, "first_name", "last_name", " ",
+                        &sf_tr_customer_w, &p, &len);
     }
 
     if (rc == SF_TR_BAD) {
@@ -1333,8 +1345,9 @@ sf_tr_ship_to(sf_tr_ctx_t *ctx, json_t *obj)
     }
 
     if (rc != SF_TR_OK) {
-        return sf_tr_reason(ctx, "shipping_address.name is missing (and "
-                            "so are first_name and last_name)");
+        return sf_tr_reason(ctx, "no name to ship to: shipping_address has "
+                            "no first_name, last_name or company, and the "
+                            "customer no first_name or last_name");
     }
 
     if (sf_tr_set_text(obj, "name", p, len) != 0) {

@@ -43,8 +43,11 @@
  *       extraData.printnowItemId  the item id, as a string
  *   orderData.shipments[0]:
  *       shipmentIndex             0
- *       shipTo                    from shipping_address: name (name, else
- *                                 first_name + last_name), companyName
+ *       shipTo                    from shipping_address: name
+ *                                 (first_name + last_name, else company,
+ *                                 else the customer's first_name +
+ *                                 last_name; never the address's "name",
+ *                                 an address-book label), companyName
  *                                 (company), address1..3 (line_1, line_2,
  *                                 line_3 and line_4 joined by ", "), town
  *                                 (city), state, postcode (postal_code),

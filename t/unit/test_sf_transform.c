@@ -1322,12 +1322,15 @@ test_order_address(void **state)
               "shipping_address.country_code is empty");
     json_object_set_new(a, "country_code", json_string("usa"));
 
-    json_object_del(a, "name");
+    json_object_set_new(a, "name", json_string("Default"));
     json_object_del(a, "first_name");
     json_object_set_new(a, "last_name", json_null());
+    json_object_set_new(a, "company", json_string(" "));
     transform(m, o, NULL, SF_TRANSFORM_INVALID,
-              "shipping_address.name is missing (and so are first_name and "
-              "last_name)");
+              "no name to ship to: shipping_address has no first_name, "
+              "last_name or company, and the customer no first_name or "
+              "last_name");
+    json_object_del(a, "company");
 
     json_object_set_new(a, "last_name", json_string("Solo"));
     json_object_set_new(a, "email", json_null());
@@ -1356,6 +1359,102 @@ test_order_address(void **state)
     json_decref(out);
 
     json_decref(a);
+    json_decref(o);
+    sf_mapping_free(m);
+}
+
+
+/*
+ * shipTo.name: the address's first_name + last_name, else its company,
+ * else the customer's name; the address "name" (an address-book label
+ * like "Default") never.
+ */
+
+static const char *
+ship_to_name(sf_mapping_t *m, json_t *o, json_t **out)
+{
+    json_t  *ship;
+
+    *out = transform(m, o, NULL, SF_TRANSFORM_OK, "");
+    ship = json_object_get(json_array_get(json_object_get(
+               json_object_get(*out, "orderData"), "shipments"), 0),
+               "shipTo");
+
+    return json_string_value(json_object_get(ship, "name"));
+}
+
+
+static void
+test_order_ship_to_name(void **state)
+{
+    json_t        *o, *a, *c, *out;
+    sf_mapping_t  *m;
+
+    (void) state;
+
+    m = load_mapping("mapping.json");
+    o = order_01();
+    a = json_object_get(o, "shipping_address");
+    c = json_object_get(o, "customer");
+
+    /* PrintNow's own example: label "Default", company "" */
+
+    json_object_set_new(a, "name", json_string("Default"));
+    json_object_set_new(a, "company", json_string(""));
+    json_object_set_new(a, "first_name", json_string("Demo"));
+    json_object_set_new(a, "last_name", json_string("User"));
+    json_object_set_new(c, "first_name", json_string("Someone"));
+    json_object_set_new(c, "last_name", json_string("Else"));
+
+    assert_string_equal(ship_to_name(m, o, &out), "Demo User");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(out, "orderData"),
+                            "customerName")),
+                        "Someone Else");
+    json_decref(out);
+
+    /* one of the two is enough */
+
+    json_object_set_new(a, "first_name", json_null());
+    assert_string_equal(ship_to_name(m, o, &out), "User");
+    json_decref(out);
+
+    /* no person on the address: its company */
+
+    json_object_set_new(a, "last_name", json_string("  "));
+    json_object_set_new(a, "company", json_string("Acme Widgets Ltd"));
+    assert_string_equal(ship_to_name(m, o, &out), "Acme Widgets Ltd");
+    assert_string_equal(json_string_value(json_object_get(
+        json_object_get(json_array_get(json_object_get(
+            json_object_get(out, "orderData"), "shipments"), 0), "shipTo"),
+        "companyName")),
+                        "Acme Widgets Ltd");
+    json_decref(out);
+
+    /* neither: the customer's name */
+
+    json_object_del(a, "company");
+    assert_string_equal(ship_to_name(m, o, &out), "Someone Else");
+    json_decref(out);
+
+    json_object_set_new(c, "first_name", json_null());
+    assert_string_equal(ship_to_name(m, o, &out), "Else");
+    json_decref(out);
+
+    /* the label alone is not a name */
+
+    json_object_del(o, "customer");
+    transform(m, o, NULL, SF_TRANSFORM_INVALID,
+              "no name to ship to: shipping_address has no first_name, "
+              "last_name or company, and the customer no first_name or "
+              "last_name");
+
+    /* a wrong type is still named */
+
+    json_object_set_new(a, "company", json_integer(7));
+    transform(m, o, NULL, SF_TRANSFORM_INVALID,
+              "shipping_address.company must be a string");
+
     json_decref(o);
     sf_mapping_free(m);
 }
@@ -1662,6 +1761,7 @@ main(void)
         cmocka_unit_test(test_order_items),
         cmocka_unit_test(test_order_limits),
         cmocka_unit_test(test_order_address),
+        cmocka_unit_test(test_order_ship_to_name),
         cmocka_unit_test(test_order_carrier_destination),
         cmocka_unit_test(test_skip_reasons),
         cmocka_unit_test(test_reason_edges),
