@@ -89,6 +89,7 @@ typedef struct {
 
     ngx_str_t                      api_url;      /* "" = auto */
     ngx_int_t                      api_scheme;   /* sf_scheme_t, unset */
+    ngx_int_t                      api_hash;     /* sf_hash_t, unset */
     ngx_str_t                      token;        /* siteflow_credentials */
     ngx_str_t                      secret;
     ngx_http_siteflow_api_t        api;          /* validate, look up */

@@ -195,7 +195,7 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
       NULL },
 
     { ngx_string("siteflow_api"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE123,
       ngx_http_siteflow_api,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
@@ -877,6 +877,7 @@ ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf)
     sscf->log = NGX_CONF_UNSET;
     sscf->log_body_max = NGX_CONF_UNSET_SIZE;
     sscf->api_scheme = NGX_CONF_UNSET;
+    sscf->api_hash = NGX_CONF_UNSET;
     sscf->printnow_fetch = NGX_CONF_UNSET;
     sscf->cancel_on_delete = NGX_CONF_UNSET;
     sscf->ship_per_item = NGX_CONF_UNSET;
@@ -908,6 +909,7 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->api_url.data == NULL) {
         conf->api_url = prev->api_url;
         conf->api_scheme = prev->api_scheme;
+        conf->api_hash = prev->api_hash;
     }
 
     if (conf->token.data == NULL) {
@@ -1074,8 +1076,9 @@ ngx_http_siteflow_resolve_api(ngx_conf_t *cf,
     }
 
     conf->api.scheme = scheme;
-    conf->api.hash = (scheme == SF_SCHEME_PRINTOS) ? SF_HASH_SHA256
-                                                   : SF_HASH_SHA1;
+    conf->api.hash = (conf->api_hash != NGX_CONF_UNSET)
+                     ? (sf_hash_t) conf->api_hash
+                     : sf_sig_default_hash(scheme);
     conf->api.token = conf->token;
     conf->api.secret = conf->secret;
 
@@ -1154,7 +1157,8 @@ ngx_http_siteflow_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_siteflow_srv_conf_t  *sscf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
     if (sscf->api_url.data) {
         return "is duplicate";
@@ -1174,20 +1178,40 @@ ngx_http_siteflow_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         sscf->api_url = value[1];
     }
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strcmp(value[2].data, "scheme=oneflow") == 0) {
-            sscf->api_scheme = SF_SCHEME_ONEFLOW;
+    for (i = 2; i < cf->args->nelts; i++) {
 
-        } else if (ngx_strcmp(value[2].data, "scheme=printos") == 0) {
-            sscf->api_scheme = SF_SCHEME_PRINTOS;
+        if (value[i].len > 7
+            && ngx_strncmp(value[i].data, "scheme=", 7) == 0
+            && sscf->api_scheme == NGX_CONF_UNSET)
+        {
+            if (ngx_strcmp(value[i].data + 7, "oneflow") == 0) {
+                sscf->api_scheme = SF_SCHEME_ONEFLOW;
+                continue;
+            }
 
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\", "
-                               "expected \"scheme=oneflow\" or "
-                               "\"scheme=printos\"", &value[2], &cmd->name);
-            return NGX_CONF_ERROR;
+            if (ngx_strcmp(value[i].data + 7, "printos") == 0) {
+                sscf->api_scheme = SF_SCHEME_PRINTOS;
+                continue;
+            }
         }
+
+        if (value[i].len > 10
+            && ngx_strncmp(value[i].data, "algorithm=", 10) == 0
+            && sscf->api_hash == NGX_CONF_UNSET)
+        {
+            sscf->api_hash = sf_sig_hash_parse((char *) value[i].data + 10,
+                                               value[i].len - 10);
+            if (sscf->api_hash != 0) {
+                continue;
+            }
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\", expected "
+                           "\"scheme=oneflow\", \"scheme=printos\", "
+                           "\"algorithm=sha256\" or \"algorithm=sha1\" "
+                           "(each at most once)", &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;

@@ -47,6 +47,7 @@ ngx_http_siteflow_upstream_siteflow(ngx_http_siteflow_xfer_t *x,
     char        ts[SF_SIG_TIMESTAMP_LEN + 1];
     u_char     *url, *signed_path;
     ngx_time_t *tp;
+    const char *algo;
 
     url = ngx_pnalloc(x->pool, NGX_HTTP_SITEFLOW_URL_MAX);
     signed_path = ngx_pnalloc(x->pool, NGX_HTTP_SITEFLOW_URL_MAX);
@@ -88,36 +89,34 @@ ngx_http_siteflow_upstream_siteflow(ngx_http_siteflow_xfer_t *x,
         return NGX_ERROR;
     }
 
+    algo = sf_sig_algorithm_header(api->scheme, api->hash);
+
     if (api->scheme == SF_SCHEME_PRINTOS) {
         if (ngx_http_siteflow_upstream_header(x,
                 "x-hp-hmac-authentication: %V:%s", &api->token, sig)
             != NGX_OK
             || ngx_http_siteflow_upstream_header(x, "x-hp-hmac-date: %s", ts)
                != NGX_OK
-            || ngx_http_siteflow_upstream_header(x,
-                   "x-hp-hmac-algorithm: %s",
-                   api->hash == SF_HASH_SHA1 ? "SHA1" : "SHA256")
-               != NGX_OK)
+            || (algo != NULL
+                && ngx_http_siteflow_upstream_header(x,
+                       "x-hp-hmac-algorithm: %s", algo)
+                   != NGX_OK))
         {
             return NGX_ERROR;
         }
 
     } else {
+        /* no algorithm header means SHA1 to the old OneFlow endpoints */
+
         if (ngx_http_siteflow_upstream_header(x,
                 "x-oneflow-authorization: %V:%s", &api->token, sig)
             != NGX_OK
             || ngx_http_siteflow_upstream_header(x, "x-oneflow-date: %s", ts)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        /* no algorithm header means SHA1 to the old OneFlow endpoints */
-
-        if (api->hash == SF_HASH_SHA256
-            && ngx_http_siteflow_upstream_header(x,
-                   "x-oneflow-algorithm: SHA256")
-               != NGX_OK)
+               != NGX_OK
+            || (algo != NULL
+                && ngx_http_siteflow_upstream_header(x,
+                       "x-oneflow-algorithm: %s", algo)
+                   != NGX_OK))
         {
             return NGX_ERROR;
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * The prepared keys use the SHA-256 block functions, deprecated (not
@@ -516,6 +517,55 @@ sf_sig_detect_scheme(const char *token, size_t len)
     }
 
     return SF_SCHEME_PRINTOS;
+}
+
+
+sf_hash_t
+sf_sig_hash_parse(const char *s, size_t len)
+{
+    if (s == NULL) {
+        return 0;
+    }
+
+    if (len == 6 && strncasecmp(s, "sha256", 6) == 0) {
+        return SF_HASH_SHA256;
+    }
+
+    if (len == 4 && strncasecmp(s, "sha1", 4) == 0) {
+        return SF_HASH_SHA1;
+    }
+
+    return 0;
+}
+
+
+sf_hash_t
+sf_sig_default_hash(sf_scheme_t scheme)
+{
+    (void) scheme;
+
+    return SF_HASH_SHA256;
+}
+
+
+const char *
+sf_sig_algorithm_header(sf_scheme_t scheme, sf_hash_t hash)
+{
+    if (scheme != SF_SCHEME_ONEFLOW && scheme != SF_SCHEME_PRINTOS) {
+        return NULL;
+    }
+
+    switch (hash) {
+
+    case SF_HASH_SHA256:
+        return "SHA256";
+
+    case SF_HASH_SHA1:
+        return (scheme == SF_SCHEME_PRINTOS) ? "SHA1" : NULL;
+
+    default:
+        return NULL;
+    }
 }
 
 

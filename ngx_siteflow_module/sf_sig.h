@@ -150,6 +150,28 @@ typedef enum {
 sf_scheme_t sf_sig_detect_scheme(const char *token, size_t len);
 
 /*
+ * The "algorithm=" value of siteflow_api: "sha256" or "sha1", ASCII
+ * case-insensitive; anything else (including empty) is 0.
+ */
+sf_hash_t sf_sig_hash_parse(const char *s, size_t len);
+
+/*
+ * The algorithm when the configuration names none: SF_HASH_SHA256 for
+ * both schemes (HMAC-SHA256 is what SiteFlow recommends; PrintOS
+ * refuses SHA1 since 2022).
+ */
+sf_hash_t sf_sig_default_hash(sf_scheme_t scheme);
+
+/*
+ * The value of the algorithm header (x-oneflow-algorithm or
+ * x-hp-hmac-algorithm) for a request signed with hash: "SHA256" or
+ * "SHA1"; NULL when the header is left out, which is SHA1 on OneFlow
+ * (the old OneFlow SDKs send none, and no header means SHA1 there).
+ * NULL for an unknown scheme or hash.
+ */
+const char *sf_sig_algorithm_header(sf_scheme_t scheme, sf_hash_t hash);
+
+/*
  * The path that is signed for a request URL.
  *
  * The URL is either absolute ("scheme://authority/path?query#fragment";

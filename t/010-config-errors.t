@@ -634,3 +634,25 @@ the secret of "siteflow_credentials" contains a character that is not printable 
 --- must_die
 --- error_log
 "siteflow_admin" directive is duplicate
+
+
+
+=== TEST 49: siteflow_api with an unknown algorithm, with a parameter twice
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api auto scheme=oneflow algorithm=md5;
+--- must_die
+--- error_log eval
+qr/invalid parameter "algorithm=md5" in "siteflow_api", expected "scheme=oneflow", "scheme=printos", "algorithm=sha256" or "algorithm=sha1" \(each at most once\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 50: siteflow_api with one algorithm twice
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api auto algorithm=sha1 algorithm=sha256;
+--- must_die
+--- error_log
+invalid parameter "algorithm=sha256" in "siteflow_api"

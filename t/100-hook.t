@@ -610,3 +610,31 @@ SF POST /api/order oneflow PN-5002 fields-ok -> 201
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 19: siteflow_api ... algorithm=sha1 (older OneFlow accounts): HMAC-SHA1 without x-oneflow-algorithm, verified by the mock; the default is SHA256 (TEST 1)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(algorithm => 'sha1')
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]],
+         then => sub { map { "algorithm header: "
+                             . ($_->{headers}{'x-oneflow-algorithm'} // 'none') }
+                       @{ ::mock_requests('siteflow', 'POST /api/order*') } })
+--- response_body
+answer {"job":"ID"}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow(SHA1) PN-5001 fields-ok -> 200
+SF POST /api/order oneflow(SHA1) PN-5001 fields-ok -> 201
+algorithm header: none
+algorithm header: none
+--- no_error_log
+[alert]
+[crit]

@@ -55,6 +55,7 @@ static void test_signed_path_printos(void **state);
 static void test_signed_path_overflow(void **state);
 static void test_signed_path_end_to_end(void **state);
 static void test_detect_scheme(void **state);
+static void test_algorithm(void **state);
 static void test_timestamp(void **state);
 
 static void expect_path(sf_scheme_t scheme, const char *url,
@@ -961,6 +962,81 @@ test_signed_path_end_to_end(void **state)
 }
 
 
+/*
+ * siteflow_api ... algorithm=: SHA256 unless told (both schemes), SHA1
+ * selectable; what each signs (protocols.md 1d vectors) and the
+ * algorithm header each request carries.
+ */
+
+static void
+test_algorithm(void **state)
+{
+    char       hex[SF_SIG_HEX_MAX + 1];
+    sf_hash_t  h;
+
+    (void) state;
+
+    assert_int_equal(sf_sig_hash_parse("sha256", 6), SF_HASH_SHA256);
+    assert_int_equal(sf_sig_hash_parse("SHA256", 6), SF_HASH_SHA256);
+    assert_int_equal(sf_sig_hash_parse("sha1", 4), SF_HASH_SHA1);
+    assert_int_equal(sf_sig_hash_parse("Sha1", 4), SF_HASH_SHA1);
+    assert_int_equal(sf_sig_hash_parse("sha1x", 4), SF_HASH_SHA1);
+    assert_int_equal(sf_sig_hash_parse("sha1x", 5), 0);
+    assert_int_equal(sf_sig_hash_parse("sha-256", 7), 0);
+    assert_int_equal(sf_sig_hash_parse("md5", 3), 0);
+    assert_int_equal(sf_sig_hash_parse("", 0), 0);
+    assert_int_equal(sf_sig_hash_parse(NULL, 6), 0);
+
+    /* OneFlow by default: HMAC-SHA256 and "x-oneflow-algorithm: SHA256" */
+
+    h = sf_sig_default_hash(SF_SCHEME_ONEFLOW);
+    assert_int_equal(h, SF_HASH_SHA256);
+    assert_string_equal(sf_sig_algorithm_header(SF_SCHEME_ONEFLOW, h),
+                        "SHA256");
+    assert_int_equal(sf_sig_request(SF_SCHEME_ONEFLOW, h, "POST",
+                                    "/api/order", REQ_TS, S(REQ_SECRET),
+                                    hex, sizeof(hex)),
+                     64);
+    assert_string_equal(hex, "39df2e30fe9d066685fea94cfc50b3f8"
+                             "c2088ba07503cef5bf3201facc615c7a");
+
+    /* OneFlow algorithm=sha1: SHA1 and no header (older accounts) */
+
+    h = sf_sig_hash_parse("sha1", 4);
+    assert_null(sf_sig_algorithm_header(SF_SCHEME_ONEFLOW, h));
+    assert_int_equal(sf_sig_request(SF_SCHEME_ONEFLOW, h, "POST",
+                                    "/api/order", REQ_TS, S(REQ_SECRET),
+                                    hex, sizeof(hex)),
+                     40);
+    assert_string_equal(hex, "a66147d2dbd5b9c92116f5105c873869753ffa7b");
+
+    /* PrintOS: SHA256 by default, SHA1 named in its header */
+
+    h = sf_sig_default_hash(SF_SCHEME_PRINTOS);
+    assert_int_equal(h, SF_HASH_SHA256);
+    assert_string_equal(sf_sig_algorithm_header(SF_SCHEME_PRINTOS, h),
+                        "SHA256");
+    assert_int_equal(sf_sig_request(SF_SCHEME_PRINTOS, h, "POST",
+                                    "/api/order", REQ_TS, S(REQ_SECRET),
+                                    hex, sizeof(hex)),
+                     64);
+    assert_string_equal(hex, "d117bed8fb9a9867c79fb4f1e64a1577"
+                             "b0b52d124c0664679add3d9260b3f8cc");
+
+    assert_string_equal(sf_sig_algorithm_header(SF_SCHEME_PRINTOS,
+                                                SF_HASH_SHA1),
+                        "SHA1");
+    assert_int_equal(sf_sig_request(SF_SCHEME_PRINTOS, SF_HASH_SHA1, "POST",
+                                    "/api/order", REQ_TS, S(REQ_SECRET),
+                                    hex, sizeof(hex)),
+                     40);
+    assert_string_equal(hex, "b8cef39aa5d16a0cd9c776146da340a5c2f5a45c");
+
+    assert_null(sf_sig_algorithm_header(SF_SCHEME_UNKNOWN, SF_HASH_SHA256));
+    assert_null(sf_sig_algorithm_header(SF_SCHEME_ONEFLOW, (sf_hash_t) 0));
+}
+
+
 static void
 test_detect_scheme(void **state)
 {
@@ -1218,6 +1294,7 @@ main(void)
         cmocka_unit_test(test_signed_path_overflow),
         cmocka_unit_test(test_signed_path_end_to_end),
         cmocka_unit_test(test_detect_scheme),
+        cmocka_unit_test(test_algorithm),
         cmocka_unit_test(test_timestamp),
     };
 

@@ -39,7 +39,9 @@ package Siteflow::Flow;
 #     SF POST /api/order oneflow PN-5001 fields-ok -> 201
 #
 #   - "oneflow"/"printos": the request is signed right for that scheme with
-#     the storefront's credentials (Siteflow::Sign::verify_request); else
+#     the storefront's credentials (Siteflow::Sign::verify_request), with
+#     HMAC-SHA256 (the default); "oneflow(SHA1)" if right but with SHA1
+#     (siteflow_api ... algorithm=sha1; PrintOS accepts SHA256 only); else
 #     "sig-BAD(<why>)";
 #   - "basic": PrintNow's HTTP Basic credentials are right; else auth-BAD;
 #   - "fields-ok": the order body has every field SPEC 6 requires, and every
@@ -676,7 +678,10 @@ sub _sig {
         method => $e->{method}, path => $e->{path}, headers => $h,
         skew => 600,
         algorithms => $scheme eq 'printos' ? ['SHA256'] : undef);
-    return $why eq '' ? $scheme : "sig-BAD($why)";
+    return "sig-BAD($why)" if $why ne '';
+    # SHA256 is the default; a SHA1 signature (verified too) says so
+    return Siteflow::Sign::algorithm_of($scheme, $h) eq 'SHA1'
+        ? "$scheme(SHA1)" : $scheme;
 }
 
 sub _leak {
@@ -1010,9 +1015,10 @@ sub storefront_conf {
     my $trigger = $o{trigger} // '"New Order" "Approved"';
     my $extra = $o{extra} // '';
     my $timeout = $o{timeout} // '2s';
+    my $algo = defined $o{algorithm} ? " algorithm=$o{algorithm}" : '';
     return <<"EOC";
     siteflow_storefront $shop;
-    siteflow_api $api scheme=$scheme;
+    siteflow_api $api scheme=$scheme$algo;
     siteflow_credentials $c->{token} $c->{secret};
     siteflow_destination $dest;
     siteflow_order_trigger $trigger;

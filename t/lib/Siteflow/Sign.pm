@@ -42,7 +42,8 @@ sub headers {
 #
 #   OneFlow:  x-oneflow-authorization: <token>:<hex HMAC(secret, S)>
 #             x-oneflow-date: <timestamp>
-#             x-oneflow-algorithm: SHA256 (absent: SHA1)
+#             x-oneflow-algorithm: SHA256 (absent: SHA1); the module sends SHA256
+#             unless "siteflow_api ... algorithm=sha1"
 #             S = "METHOD path timestamp" (a space before the timestamp);
 #             path = the request path with its API prefix, no query
 #   PrintOS:  x-hp-hmac-authentication: <key>:<hex HMAC(secret, S)>
@@ -77,10 +78,19 @@ sub hmac_hex {
                                  : hmac_sha1_hex($data, $secret);
 }
 
-# the headers a correct client sends (used to test the verifier itself)
+# the algorithm a request says it is signed with (no header: SHA1)
+sub algorithm_of {
+    my ($scheme, $h) = @_;
+    my $n = $scheme eq 'printos' ? 'x-hp-hmac-algorithm' : 'x-oneflow-algorithm';
+    return uc($h->{$n} // 'SHA1');
+}
+
+# the headers a correct client sends (used to test the verifier itself);
+# SHA256 unless told, like the module; a OneFlow SHA1 client sends no
+# algorithm header unless $algo names it
 sub sign_request {
     my ($scheme, $token, $secret, $method, $path, $ts, $algo) = @_;
-    my $sig = hmac_hex($algo // ($scheme eq 'printos' ? 'SHA256' : 'SHA1'),
+    my $sig = hmac_hex($algo // 'SHA256',
                        $secret, string_to_sign($scheme, $method, $path, $ts));
     if ($scheme eq 'printos') {
         return { 'x-hp-hmac-authentication' => "$token:$sig",
@@ -89,7 +99,7 @@ sub sign_request {
     }
     my %h = ('x-oneflow-authorization' => "$token:$sig",
              'x-oneflow-date' => $ts);
-    $h{'x-oneflow-algorithm'} = $algo if defined $algo;
+    $h{'x-oneflow-algorithm'} = $algo // 'SHA256';
     return \%h;
 }
 
