@@ -220,7 +220,8 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     json_t                        *order, *v, *job;
     ngx_str_t                      event, status, arg, *t;
     ngx_int_t                      rc;
-    ngx_uint_t                     i, found, deleted;
+    ngx_uint_t                     i, found, deleted, pending;
+    const char                    *why;
     ngx_http_siteflow_index_t      idx;
     ngx_http_siteflow_srv_conf_t  *sscf;
 
@@ -300,6 +301,15 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
                                          "characters");
     }
 
+    /*
+     * An order PrintNow marks deleted is never created in SiteFlow: its
+     * hook is handled as an order_deleted event (docs/printnow.md)
+     */
+
+    if (!deleted && json_is_true(json_object_get(order, "is_deleted"))) {
+        deleted = 2;
+    }
+
     ctx->kind = deleted ? NGX_HTTP_SITEFLOW_JOB_CANCEL
                         : NGX_HTTP_SITEFLOW_JOB_ORDER;
 
@@ -309,6 +319,41 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     {
         idx.state = NGX_HTTP_SITEFLOW_IDX_QUEUED;
         idx.updated_ms = 0;
+    }
+
+    if (deleted == 2) {
+        pending = ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_ORDER,
+                                                  &sscf->storefront,
+                                                  &ctx->order_id);
+
+        if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
+            why = "it is already cancelled in SiteFlow";
+
+        } else if (idx.state != NGX_HTTP_SITEFLOW_IDX_SENT && !pending) {
+            why = "it is not sent to SiteFlow";
+
+        } else if (sscf->cancel_on_delete) {
+            why = NULL;
+
+        } else if (idx.state == NGX_HTTP_SITEFLOW_IDX_SENT) {
+            why = "it was sent to SiteFlow and stays there "
+                  "(siteflow_cancel_on_delete is off)";
+
+        } else if (sscf->printnow_fetch) {
+            why = "the job already queued for it fetches the order again "
+                  "and skips it";
+
+        } else {
+            why = "a job for it is already queued with the order as "
+                  "hooked before (siteflow_cancel_on_delete is off)";
+        }
+
+        if (why) {
+            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                           "the order is deleted in PrintNow "
+                                           "(is_deleted: true): %s", why);
+        }
     }
 
     if (deleted) {
@@ -385,6 +430,16 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
         return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
                                        "a job for this order is already "
                                        "queued");
+    }
+
+    /* archived and never sent: filed away in PrintNow, not printed */
+
+    if (json_is_true(json_object_get(order, "is_archived"))) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "the order is archived in PrintNow "
+                                       "(is_archived: true): it is not "
+                                       "sent to SiteFlow");
     }
 
     if (sscf->trigger == NULL || sscf->trigger->nelts == 0) {

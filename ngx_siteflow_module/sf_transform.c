@@ -203,6 +203,24 @@ sf_transform_order(const sf_mapping_t *m, const json_t *printnow_order,
         goto failed;
     }
 
+    /* what PrintNow has deleted or archived is not printed */
+
+    if (json_is_true(sf_tr_get(printnow_order, "is_deleted"))) {
+        (void) sf_tr_reason(&ctx, "order %s is deleted in PrintNow "
+                            "(is_deleted: true)",
+                            sf_tr_quote(q, ctx.order_id.p,
+                                        ctx.order_id.len));
+        return SF_TRANSFORM_SKIP;
+    }
+
+    if (json_is_true(sf_tr_get(printnow_order, "is_archived"))) {
+        (void) sf_tr_reason(&ctx, "order %s is archived in PrintNow "
+                            "(is_archived: true)",
+                            sf_tr_quote(q, ctx.order_id.p,
+                                        ctx.order_id.len));
+        return SF_TRANSFORM_SKIP;
+    }
+
     jitems = sf_tr_get(printnow_order, "items");
 
     if (jitems != NULL && !json_is_array(jitems)) {

@@ -75,7 +75,11 @@
  *
  *   SF_TRANSFORM_OK       *siteflow_order is a new object (the caller
  *                         owns it), reason is "".
- *   SF_TRANSFORM_SKIP     nothing to send: no items, or no item of a
+ *   SF_TRANSFORM_SKIP     nothing to send: the order is deleted or
+ *                         archived in PrintNow (is_deleted or is_archived
+ *                         is JSON true: "order 5001 is deleted in
+ *                         PrintNow (is_deleted: true)"), no items, or no
+ *                         item of a
  *                         mapped product ("no item of order 5001 has a
  *                         mapped product (product_id 99, 98)", listing
  *                         up to 8 distinct product_ids, or

@@ -638,3 +638,83 @@ algorithm header: none
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 20: deleted and archived orders are never created: is_deleted in the hook's order is 200 skipped (not sent) or a cancel (sent, cancel_on_delete on); is_deleted/is_archived in PrintNow's copy skip the job; is_archived in the hook is 200 skipped
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_cancel_on_delete on;')
+--- init
+::sf_rules({ on => 'POST /api/order', status => 201,
+             json => { _id => '5f00aa00bb00cc00dd005001' } });
+::send_and_wait(5001);
+::pn_rules({ on => 'GET /api/v2/order/6001', json => ::pn_order(6001, is_deleted => JSON::PP::true) },
+           { on => 'GET /api/v2/order/6002', json => ::pn_order(6002, is_archived => JSON::PP::true) });
+--- request eval
+["POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"order\":{\"id\":5002,\"status\":\"New Order\",\"is_archived\":false,\"is_deleted\":true}}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_created\",\"order\":{\"id\":5003,\"status\":\"New Order\",\"is_archived\":true,\"is_deleted\":false}}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"order\":{\"id\":6001,\"status\":\"New Order\"}}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"order\":{\"id\":6002,\"status\":\"New Order\"}}",
+"POST /hook?token=hook-9f3b2c7d
+{\"event\":\"order_updated\",\"order\":{\"id\":5001,\"status\":\"New Order\",\"is_deleted\":true}}"]
+--- error_code eval
+[200, 200, 202, 202, 202]
+--- response_body_filters eval
+[[], [],
+ [::report(mocks => [], jobs_wait => ['job of order 6001 skipped', sub {
+      grep { $_->{order_id} eq '6001' && $_->{state} eq 'skipped' } @{ $_[0] } }])],
+ [::report(mocks => [], jobs_wait => ['job of order 6002 skipped', sub {
+      grep { $_->{order_id} eq '6002' && $_->{state} eq 'skipped' } @{ $_[0] } }])],
+ [::report(wait => [[siteflow => 'PUT /api/order/*', 1]], mocks => ['siteflow'], jobs => 1,
+           errors => { 6001 => 'order 6001 is deleted in PrintNow \(is_deleted: true\)',
+                       6002 => 'order 6002 is archived in PrintNow \(is_archived: true\)' })]]
+--- response_body eval
+['{"skipped":"the order is deleted in PrintNow (is_deleted: true): it is not sent to SiteFlow"}
+',
+'{"skipped":"the order is archived in PrintNow (is_archived: true): it is not sent to SiteFlow"}
+',
+"answer {\"job\":\"ID\"}\n",
+"answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+SF PUT /api/order/5f00aa00bb00cc00dd005001/cancel oneflow -> 200
+job order 5001 done
+job order 6001 skipped (last_error ~ /order 6001 is deleted in PrintNow \(is_deleted: true\)/)
+job order 6002 skipped (last_error ~ /order 6002 is archived in PrintNow \(is_archived: true\)/)
+job cancel 5001 done
+']
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 21: is_deleted of a sent order with siteflow_cancel_on_delete off: 200 skipped saying so, no cancel
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request
+POST /hook?token=hook-9f3b2c7d
+{"event":"order_updated","order":{"id":5001,"status":"New Order","is_deleted":true}}
+--- error_code: 200
+--- response_body_filters eval
+::report(mocks => ['siteflow'])
+--- response_body
+answer {"skipped":"the order is deleted in PrintNow (is_deleted: true): it was sent to SiteFlow and stays there (siteflow_cancel_on_delete is off)"}
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+--- no_error_log
+[alert]
+[crit]

@@ -1546,6 +1546,40 @@ test_skip_reasons(void **state)
               "a\\\"b)");
 
     json_decref(o);
+
+    /*
+     * deleted or archived in PrintNow: never printed, whatever else the
+     * order holds (PrintNow's own order example has is_deleted: true)
+     */
+
+    o = order_01();
+
+    json_object_set_new(o, "is_deleted", json_false());
+    json_object_set_new(o, "is_archived", json_null());
+    json_decref(transform(m, o, NULL, SF_TRANSFORM_OK, ""));
+
+    json_object_set_new(o, "is_deleted", json_true());
+    transform(m, o, NULL, SF_TRANSFORM_SKIP,
+              "order 5001 is deleted in PrintNow (is_deleted: true)");
+
+    /* even when it would be invalid, and before archived */
+
+    json_object_set_new(o, "is_archived", json_true());
+    json_object_del(o, "shipping_address");
+    transform(m, o, NULL, SF_TRANSFORM_SKIP,
+              "order 5001 is deleted in PrintNow (is_deleted: true)");
+
+    json_object_set_new(o, "is_deleted", json_false());
+    transform(m, o, NULL, SF_TRANSFORM_SKIP,
+              "order 5001 is archived in PrintNow (is_archived: true)");
+
+    /* only JSON true counts */
+
+    json_object_set_new(o, "is_archived", json_string("true"));
+    transform(m, o, NULL, SF_TRANSFORM_INVALID,
+              "shipping_address is missing");
+
+    json_decref(o);
     sf_mapping_free(m);
 }
 
