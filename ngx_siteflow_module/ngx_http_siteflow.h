@@ -20,6 +20,9 @@
 
 #define NGX_HTTP_SITEFLOW_VERSION  "0.2.0"
 
+/* the shortest siteflow_token accepted */
+#define NGX_HTTP_SITEFLOW_TOKEN_MIN  16
+
 
 /* shared zone counters, exported later as metrics */
 typedef enum {

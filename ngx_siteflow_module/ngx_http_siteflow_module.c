@@ -42,6 +42,14 @@ static char *ngx_http_siteflow_set_string(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_siteflow_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_siteflow_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_storefront(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_siteflow_positive_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_siteflow_positive_size(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_siteflow_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_siteflow_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -84,6 +92,16 @@ static ngx_conf_num_bounds_t  ngx_http_siteflow_concurrency_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_siteflow_log_body_bounds = {
     ngx_conf_check_num_bounds, 0, 1024 * 1024
+};
+
+
+static ngx_conf_post_t  ngx_http_siteflow_positive_msec_post = {
+    ngx_http_siteflow_positive_msec
+};
+
+
+static ngx_conf_post_t  ngx_http_siteflow_positive_size_post = {
+    ngx_http_siteflow_positive_size
 };
 
 
@@ -189,7 +207,7 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_storefront"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_set_string,
+      ngx_http_siteflow_storefront,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_siteflow_srv_conf_t, storefront),
       NULL },
@@ -276,21 +294,21 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_siteflow_srv_conf_t, xfer.timeout),
-      NULL },
+      &ngx_http_siteflow_positive_msec_post },
 
     { ngx_string("siteflow_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_siteflow_srv_conf_t, xfer.connect_timeout),
-      NULL },
+      &ngx_http_siteflow_positive_msec_post },
 
     { ngx_string("siteflow_max_response"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_siteflow_srv_conf_t, xfer.max_response),
-      NULL },
+      &ngx_http_siteflow_positive_size_post },
 
     { ngx_string("siteflow_ssl_verify"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
@@ -329,7 +347,7 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_token"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_set_string,
+      ngx_http_siteflow_token,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_siteflow_loc_conf_t, token),
       NULL },
@@ -967,6 +985,18 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     name = conf->uses_file;
 
+    if (conf->storefront.len > NGX_HTTP_SITEFLOW_SWITCH_NAME) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "storefront name \"%V\" (the first \"server_name\") "
+                      "is %uz bytes long, at most %d are allowed (the admin "
+                      "log switch keeps names of up to %d bytes); name the "
+                      "storefront with \"siteflow_storefront\" in %V:%ui",
+                      &conf->storefront, conf->storefront.len,
+                      NGX_HTTP_SITEFLOW_SWITCH_NAME,
+                      NGX_HTTP_SITEFLOW_SWITCH_NAME, name, conf->uses_line);
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->uses & (NGX_HTTP_SITEFLOW_H_HOOK|NGX_HTTP_SITEFLOW_H_POSTBACK)) {
 
         if (conf->mapping == NULL) {
@@ -1130,6 +1160,97 @@ ngx_http_siteflow_set_string(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *field = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* a shared secret a sender puts in its URL: long enough not to guess */
+
+static char *
+ngx_http_siteflow_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    char       *rv;
+    ngx_str_t  *token;
+
+    rv = ngx_http_siteflow_set_string(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    token = (ngx_str_t *) (p + cmd->offset);
+
+    if (token->len < NGX_HTTP_SITEFLOW_TOKEN_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the token of \"%V\" is %uz characters long, at "
+                           "least %d are required (one that short can be "
+                           "guessed; \"openssl rand -hex 32\" makes one)",
+                           &cmd->name, token->len,
+                           NGX_HTTP_SITEFLOW_TOKEN_MIN);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the name must fit the admin's run-time log switch (and a job record) */
+
+static char *
+ngx_http_siteflow_storefront(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    char       *rv;
+    ngx_str_t  *name;
+
+    rv = ngx_http_siteflow_set_string(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    name = (ngx_str_t *) (p + cmd->offset);
+
+    if (name->len > NGX_HTTP_SITEFLOW_SWITCH_NAME) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "storefront name \"%V\" in \"%V\" is %uz bytes "
+                           "long, at most %d are allowed (the admin log "
+                           "switch keeps names of up to %d bytes)",
+                           name, &cmd->name, name->len,
+                           NGX_HTTP_SITEFLOW_SWITCH_NAME,
+                           NGX_HTTP_SITEFLOW_SWITCH_NAME);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* post handlers: nginx names the directive, the file and the line */
+
+static char *
+ngx_http_siteflow_positive_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    if (*ms == 0) {
+        return "must be greater than 0 (0 would wait forever)";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_siteflow_positive_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *size = data;
+
+    if (*size == 0) {
+        return "must be greater than 0 (0 would refuse every answer)";
+    }
 
     return NGX_CONF_OK;
 }

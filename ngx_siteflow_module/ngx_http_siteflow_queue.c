@@ -49,6 +49,7 @@
 
 
 #define NGX_HTTP_SITEFLOW_SEGMENT_MAX     (16 * 1024 * 1024)  /* default */
+#define NGX_HTTP_SITEFLOW_SEGMENT_LIMIT   ((off_t) 1024 * 1024 * 1024)
 #define NGX_HTTP_SITEFLOW_FINISHED_KEEP   1000
 #define NGX_HTTP_SITEFLOW_POLL            50        /* ms */
 #define NGX_HTTP_SITEFLOW_SWEEP           1000      /* ms */
@@ -433,8 +434,9 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_siteflow_main_conf_t  *smcf = conf;
 
-    ssize_t                          size, segment;
-    ngx_str_t                       *value, name, s;
+    off_t                            size, segment;
+    ngx_str_t                       *value, name, s, *size_arg, *seg_arg;
+    ngx_str_t                        default_size = ngx_string("size=32m");
     ngx_uint_t                       i;
     ngx_path_t                      *path;
     ngx_http_siteflow_queue_conf_t  *qc;
@@ -453,6 +455,8 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     size = 32 * 1024 * 1024;
     segment = NGX_HTTP_SITEFLOW_SEGMENT_MAX;
+    size_arg = NULL;
+    seg_arg = NULL;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -460,9 +464,21 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 5;
             s.len = value[i].len - 5;
 
-            size = ngx_parse_size(&s);
+            /* k, m and g suffixes, as in nginx's "max_size=" */
 
-            if (size == NGX_ERROR || size < (ssize_t) (1024 * 1024)) {
+            size = ngx_parse_offset(&s);
+
+            if (size == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid size \"%V\" in \"%V\", "
+                                   "expected a size such as 32m (k, m or g "
+                                   "suffix)", &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            if (size < 1024 * 1024
+                || size > (off_t) (NGX_MAX_SIZE_T_VALUE / 2))
+            {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid size \"%V\" in \"%V\", "
                                    "expected at least 1m", &value[i],
@@ -470,6 +486,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            size_arg = &value[i];
             continue;
         }
 
@@ -477,16 +494,26 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 8;
             s.len = value[i].len - 8;
 
-            segment = ngx_parse_size(&s);
+            segment = ngx_parse_offset(&s);
 
-            if (segment == NGX_ERROR || segment < (ssize_t) (64 * 1024)) {
+            if (segment == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid segment size \"%V\" in "
-                                   "\"%V\", expected at least 64k",
+                                   "\"%V\", expected a size such as 16m "
+                                   "(k, m or g suffix) from 64k to 1g",
                                    &value[i], &cmd->name);
                 return NGX_CONF_ERROR;
             }
 
+            if (segment < 64 * 1024) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid segment size \"%V\" in "
+                                   "\"%V\": too small, at least 64k",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            seg_arg = &value[i];
             continue;
         }
 
@@ -494,6 +521,36 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "invalid parameter \"%V\" in \"%V\", "
                            "expected \"size=\" or \"segment=\"",
                            &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * The journal is compacted into a snapshot of the table, which fits
+     * the zone: letting the journal grow past the whole zone before
+     * compacting only keeps dead records on disk and makes starts slow.
+     */
+
+    if (seg_arg == NULL) {
+        segment = ngx_min(segment, size);
+
+    } else if (segment > size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid segment size \"%V\" in \"%V\": "
+                           "larger than the zone (%s\"%V\"); the journal "
+                           "is compacted into a snapshot of the zone's "
+                           "table, so \"segment=\" must be at most "
+                           "\"size=\" (and at most 1g)",
+                           seg_arg, &cmd->name,
+                           size_arg ? "" : "the default ",
+                           size_arg ? size_arg : &default_size);
+        return NGX_CONF_ERROR;
+
+    } else if (segment > NGX_HTTP_SITEFLOW_SEGMENT_LIMIT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid segment size \"%V\" in \"%V\": "
+                           "larger than 1g, the most a journal file may "
+                           "grow before it is compacted (every start reads "
+                           "it whole)", seg_arg, &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -529,12 +586,12 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     qc->path = path;
-    qc->size = size;
-    qc->segment = segment;
+    qc->size = (size_t) size;
+    qc->segment = (size_t) segment;
 
     ngx_str_set(&name, "siteflow_spool");
 
-    qc->shm_zone = ngx_shared_memory_add(cf, &name, size,
+    qc->shm_zone = ngx_shared_memory_add(cf, &name, (size_t) size,
                                          &ngx_http_siteflow_module);
     if (qc->shm_zone == NULL) {
         return NGX_CONF_ERROR;

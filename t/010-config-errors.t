@@ -331,7 +331,7 @@ no host in URL "https:///api" in "siteflow_printnow_api"
 --- config
     location = /hook {
         siteflow_printnow_hook;
-        siteflow_token T0K-example;
+        siteflow_token T0K-example-not-real;
     }
 --- user_files
 >>> mapping.json
@@ -399,7 +399,7 @@ invalid value "maybe" in "siteflow_log" directive, it must be "on" or "off"
 --- config
     location = /hook {
         siteflow_printnow_hook;
-        siteflow_token T0K-example;
+        siteflow_token T0K-example-not-real;
     }
 --- must_die
 --- error_log
@@ -416,7 +416,7 @@ but no "siteflow_mapping" in
 --- config
     location = /hook {
         siteflow_printnow_hook;
-        siteflow_token T0K-example;
+        siteflow_token T0K-example-not-real;
     }
 --- user_files
 >>> mapping.json
@@ -435,7 +435,7 @@ has a PrintNow hook location but no "siteflow_credentials" in
 --- config
     location = /postback {
         siteflow_postback;
-        siteflow_token T0K-example;
+        siteflow_token T0K-example-not-real;
     }
 --- user_files
 >>> mapping.json
@@ -498,7 +498,7 @@ invalid mapping file in "siteflow_mapping": open() "
 --- config
     location = /hook {
         siteflow_printnow_hook;
-        siteflow_token T0K-example;
+        siteflow_token T0K-example-not-real;
     }
 --- user_files
 >>> mapping.json
@@ -571,7 +571,7 @@ empty value in "siteflow_destination"
 --- config
     location = /hook {
         siteflow_printnow_hook;
-        siteflow_token T0K-example;
+        siteflow_token T0K-example-not-real;
     }
 --- user_files
 >>> mapping.json
@@ -656,3 +656,125 @@ qr/invalid parameter "algorithm=md5" in "siteflow_api", expected "scheme=oneflow
 --- must_die
 --- error_log
 invalid parameter "algorithm=sha256" in "siteflow_api"
+
+
+
+=== TEST 51: a siteflow_token shorter than 16 characters (the token itself is not echoed)
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    location = /hook {
+        siteflow_printnow_hook;
+        siteflow_token Sh0rt-t0ken-15c;
+    }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] .*the token of "siteflow_token" is 15 characters long, at least 16 are required \(one that short can be guessed; "openssl rand -hex 32" makes one\) in \S+nginx\.conf:\d+/]
+--- no_error_log
+Sh0rt-t0ken-15c
+
+
+
+=== TEST 52: siteflow_max_response 0
+--- http_config
+    siteflow_max_response 0;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"siteflow_max_response" directive must be greater than 0 \(0 would refuse every answer\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 53: siteflow_connect_timeout 0
+--- http_config
+    siteflow_connect_timeout 0;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"siteflow_connect_timeout" directive must be greater than 0 \(0 would wait forever\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 54: siteflow_timeout 0
+--- http_config
+--- config
+    siteflow_timeout 0ms;
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"siteflow_timeout" directive must be greater than 0 \(0 would wait forever\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 55: siteflow_spool size=1m segment=4g: the message says the segment is larger than the zone
+--- http_config
+    siteflow_spool spool size=1m segment=4g;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid segment size "segment=4g" in "siteflow_spool": larger than the zone \("size=1m"\); the journal is compacted into a snapshot of the zone's table, so "segment=" must be at most "size=" \(and at most 1g\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 56: siteflow_spool segment= larger than the default zone
+--- http_config
+    siteflow_spool spool segment=64m;
+--- config
+--- must_die
+--- error_log
+invalid segment size "segment=64m" in "siteflow_spool": larger than the zone (the default "size=32m")
+
+
+
+=== TEST 57: siteflow_spool segment= beyond any sane size, even in a zone that large
+--- http_config
+    siteflow_spool spool size=4g segment=2g;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid segment size "segment=2g" in "siteflow_spool": larger than 1g, the most a journal file may grow before it is compacted \(every start reads it whole\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 58: siteflow_spool segment= that is not a size
+--- http_config
+    siteflow_spool spool segment=16x;
+--- config
+--- must_die
+--- error_log
+invalid segment size "segment=16x" in "siteflow_spool", expected a size such as 16m (k, m or g suffix) from 64k to 1g
+
+
+
+=== TEST 59: siteflow_spool segment= too small
+--- http_config
+    siteflow_spool spool segment=32k;
+--- config
+--- must_die
+--- error_log
+invalid segment size "segment=32k" in "siteflow_spool": too small, at least 64k
+
+
+
+=== TEST 60: a siteflow_storefront name longer than the admin log switch holds (128 bytes)
+--- http_config
+--- config
+    siteflow_storefront a23456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789;
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*storefront name "a2345\d+" in "siteflow_storefront" is 129 bytes long, at most 128 are allowed \(the admin log switch keeps names of up to 128 bytes\) in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 61: a storefront named by a server_name longer than 128 bytes, in a server with a siteflow location
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SERVER_PORT;
+        server_name a23456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789.example;
+        location /admin/ { siteflow_admin; }
+    }
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*storefront name "a2345[0-9.a-z]+" \(the first "server_name"\) is 137 bytes long, at most 128 are allowed \(the admin log switch keeps names of up to 128 bytes\); name the storefront with "siteflow_storefront" in \S+nginx\.conf:\d+/

@@ -41,7 +41,7 @@ __DATA__
     siteflow_mapping ../html/mapping.json;
     siteflow_printnow_api http://127.0.0.1:1;
     siteflow_printnow_credentials pntoken pnkey;
-    location = /hook { siteflow_printnow_hook; siteflow_token T0K-example; }
+    location = /hook { siteflow_printnow_hook; siteflow_token T0K-example-not-real; }
     location /admin/ { siteflow_admin; }
 --- user_files
 >>> mapping.json
@@ -50,7 +50,7 @@ __DATA__
 --- more_headers
 Content-Type: application/json
 --- request eval
-"POST /hook?token=T0K-example
+"POST /hook?token=T0K-example-not-real
 {\"event\": \"order_created\", \"id\": $::OID}"
 --- error_code: 202
 --- response_body_like
@@ -74,7 +74,7 @@ Content-Type: application/json
     siteflow_mapping ../html/mapping.json;
     siteflow_printnow_api http://127.0.0.1:1;
     siteflow_printnow_credentials pntoken pnkey;
-    location = /hook { siteflow_printnow_hook; siteflow_token T0K-example; }
+    location = /hook { siteflow_printnow_hook; siteflow_token T0K-example-not-real; }
     location /admin/ { siteflow_admin; }
     location = /reloaded { return 200 "new configuration\n"; }
 --- user_files

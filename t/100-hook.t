@@ -39,7 +39,7 @@ __DATA__
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_created","order":{"id":5001,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
@@ -68,7 +68,7 @@ C0FFEEC0FFEEC0FFEE
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request
-POST /hook?token=hook-9f3b2c7d&event=order_updated
+POST /hook?token=hook-9f3b2c7d-not-real&event=order_updated
 {"data":{"id":5002}}
 --- error_code: 202
 --- response_body_filters eval
@@ -91,9 +91,9 @@ SF POST /api/order oneflow PN-5002 fields-ok -> 201
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5003}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"order_id\":5003}"]
 --- error_code eval
 [202, 202]
@@ -126,7 +126,7 @@ SF POST /api/order oneflow PN-5003 fields-ok -> 201
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf(trigger => 'manual')
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5001}",
 "POST /admin/send/5001",
 "POST /admin/send/5001"]
@@ -165,11 +165,11 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 ::sf_rules({ on => 'POST /api/order/validate', delay_ms => 1500,
              json => { success => JSON::PP::true } });
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5001}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"id\":5001}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5001,\"status\":\"New Order\"}"]
 --- error_code eval
 [202, 200, 200]
@@ -207,9 +207,9 @@ job order 5001 done
 --- init
 ::send_and_wait(5001);
 --- request eval
-["POST /postback?token=pb-51e0a8c4
+["POST /postback?token=pb-51e0a8c4-not-real
 {\"event\":\"printready\",\"sourceOrderId\":\"PN-5001\",\"timestamp\":\"2024-05-01T12:00:00.000Z\"}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"id\":5001}"]
 --- error_code eval
 [200, 200]
@@ -246,7 +246,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
              json => { _id => '5f00aa00bb00cc00dd005001' } });
 ::send_and_wait(5001);
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_deleted","id":5001}
 --- error_code: 202
 --- response_body_filters eval
@@ -272,9 +272,9 @@ SF PUT /api/order/5f00aa00bb00cc00dd005001/cancel oneflow -> 200
 --- init
 ::send_and_wait(5001);
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_deleted\",\"id\":5002}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_deleted\",\"id\":5001}"]
 --- error_code eval
 [200, 200]
@@ -309,7 +309,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
                  validations => [{ path => 'orderData.items[0].sku',
                                    message => 'SKU BC-STD-85x55 not found' }] } } });
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5001}",
 "GET /ping"]
 --- error_code eval
@@ -349,7 +349,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 --- init
 ::mock_down('siteflow');
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_created","id":5001}
 --- error_code: 202
 --- response_body_filters eval
@@ -384,7 +384,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
              json => { _id => '5f00aa00bb00cc00dd005001',
                        orderData => { sourceOrderId => 'PN-5001' } } });
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_created","id":5001}
 --- error_code: 202
 --- response_body_filters eval
@@ -410,7 +410,7 @@ job order 5001 done
 --- init
 ::sf_rules({ on => 'POST /api/order', action => 'reset', times => 1 });
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_created","id":5001}
 --- error_code: 202
 --- response_body_filters eval
@@ -437,7 +437,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 ::sf_rules({ on => 'POST /api/order', status => 503, times => 1,
              json => { success => JSON::PP::false } });
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_created","id":5001}
 --- error_code: 202
 --- response_body_filters eval
@@ -497,7 +497,7 @@ SF POST /siteflow/api/order/validate printos SHOP2-7001 fields-ok -> 200
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
 --- request eval
-"POST /hook?token=hook-9f3b2c7d&event=order_created\n"
+"POST /hook?token=hook-9f3b2c7d-not-real&event=order_created\n"
 . Siteflow::Flow::_slurp("$Siteflow::Flow::ROOT/t/fixtures/orders/5004.json")
 --- error_code: 202
 --- response_body_filters eval
@@ -519,9 +519,9 @@ SF POST /api/order oneflow PN-5004 fields-ok -> 201
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5010}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5007}"]
 --- error_code eval
 [202, 202]
@@ -550,7 +550,7 @@ job order 5007 skipped
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request
-GET /hook?token=hook-9f3b2c7d
+GET /hook?token=hook-9f3b2c7d-not-real
 --- error_code: 405
 --- response_headers
 Allow: POST
@@ -572,23 +572,23 @@ Content-Type: application/json
 --- request eval
 ["POST /hook
 {\"event\":\"order_created\",\"id\":5001}",
-"POST /hook?token=hook-9f3b2c7e
+"POST /hook?token=hook-9f3b2c7e-not-real
 {\"event\":\"order_created\",\"id\":5001}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 event=order_created&id=5001",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 --x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n{}\r\n--x--\r\n",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",
  \"id\": 5001,,}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\"}",
 "POST /hook
 {\"event\":\"order_created\",\"id\":5002}"]
 --- more_headers eval
 ["", "", "Content-Type: application/x-www-form-urlencoded",
  "Content-Type: multipart/form-data; boundary=x", "Content-Type: text/plain",
- "", "Authorization: Bearer hook-9f3b2c7d"]
+ "", "Authorization: Bearer hook-9f3b2c7d-not-real"]
 --- error_code eval
 [401, 401, 415, 415, 400, 400, 202]
 --- response_body_filters eval
@@ -620,7 +620,7 @@ SF POST /api/order oneflow PN-5002 fields-ok -> 201
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf(algorithm => 'sha1')
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_created","order":{"id":5001,"status":"New Order"}}
 --- error_code: 202
 --- response_body_filters eval
@@ -654,15 +654,15 @@ algorithm header: none
 ::pn_rules({ on => 'GET /api/v2/order/6001', json => ::pn_order(6001, is_deleted => JSON::PP::true) },
            { on => 'GET /api/v2/order/6002', json => ::pn_order(6002, is_archived => JSON::PP::true) });
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"order\":{\"id\":5002,\"status\":\"New Order\",\"is_archived\":false,\"is_deleted\":true}}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"order\":{\"id\":5003,\"status\":\"New Order\",\"is_archived\":true,\"is_deleted\":false}}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"order\":{\"id\":6001,\"status\":\"New Order\"}}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"order\":{\"id\":6002,\"status\":\"New Order\"}}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_updated\",\"order\":{\"id\":5001,\"status\":\"New Order\",\"is_deleted\":true}}"]
 --- error_code eval
 [200, 200, 202, 202, 202]
@@ -706,7 +706,7 @@ job cancel 5001 done
 --- init
 ::send_and_wait(5001);
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_updated","order":{"id":5001,"status":"New Order","is_deleted":true}}
 --- error_code: 200
 --- response_body_filters eval

@@ -91,7 +91,7 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"UPS Ground","notify_custom
           trackingNumber => 'TRK1', shipment => { carrier => { code => 'ups', service => 'ground' } },
           timestamp => '2024-05-04T08:00:00.000Z')]
 --- more_headers
-Authorization: Bearer pb-51e0a8c4
+Authorization: Bearer pb-51e0a8c4-not-real
 --- error_code eval
 [200, 200]
 --- response_body_filters eval
@@ -118,10 +118,10 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 --- init
 ::send_and_wait(5001);
 --- request eval
-["GET /postback?token=pb-51e0a8c4",
+["GET /postback?token=pb-51e0a8c4-not-real",
  ::pb_req(-token => undef, event => 'printready', sourceOrderId => 'PN-5001'),
- ::pb_req(-token => 'pb-51e0a8c5', event => 'printready', sourceOrderId => 'PN-5001'),
- "POST /postback?token=pb-51e0a8c4\n{\"event\":\"printready\",\n\"sourceOrderId\":",
+ ::pb_req(-token => 'pb-51e0a8c5-not-real', event => 'printready', sourceOrderId => 'PN-5001'),
+ "POST /postback?token=pb-51e0a8c4-not-real\n{\"event\":\"printready\",\n\"sourceOrderId\":",
  ::pb_req(event => 'Order Reprinted', sourceOrderId => 'PN-5001'),
  ::pb_req(event => 'printready', sourceOrderId => 'PN-9999'),
  ::pb_req(event => 'printready'),
@@ -343,8 +343,8 @@ PN PATCH /api/v2/order/7001/shipped basic {"carrier":"DHL","date":"2024-05-02","
 ::send_and_wait(5001);
 --- request eval
 [::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK5', shipDate => '2024-05-02'),
- "POST /hook?token=hook-9f3b2c7d\n{\"event\":\"order_updated\",\"id\":5001}",
- "POST /hook?token=hook-9f3b2c7d\n{\"event\":\"order_updated\",\"order\":{\"id\":5001,\"status\":\"Shipped\"}}"]
+ "POST /hook?token=hook-9f3b2c7d-not-real\n{\"event\":\"order_updated\",\"id\":5001}",
+ "POST /hook?token=hook-9f3b2c7d-not-real\n{\"event\":\"order_updated\",\"order\":{\"id\":5001,\"status\":\"Shipped\"}}"]
 --- error_code eval
 [200, 200, 200]
 --- response_body_filters eval
@@ -377,7 +377,7 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 my $dir = "$Siteflow::Flow::ROOT/t/unit/postback";
 [map { my $b = Siteflow::Flow::_slurp("$dir/template-$_.json");
        $b =~ s/"PN-500\d"/"PN-5001"/;
-       "POST /postback?token=pb-51e0a8c4\n$b" }
+       "POST /postback?token=pb-51e0a8c4-not-real\n$b" }
  qw(submission_error received printready subbatch_scanned batch_complete
     complete error cancelled shipment_shipped)]
 --- error_code eval

@@ -35,7 +35,7 @@ wait "$wrkpid"
 accepted=$(awk '/^accepted/ { print $2 }' "$out/e2e-hooks.txt")
 hook_p99=$(wrk_p99 "$out/e2e-hooks.txt")
 dup=$(curl -s -X POST -H 'Content-Type: application/json' \
-      -d '{"event":"order_created","id":"1"}' "http://127.0.0.1:$SF_PORT/hook?token=T0K")
+      -d '{"event":"order_created","id":"1"}' "http://127.0.0.1:$SF_PORT/hook?token=T0K-bench-not-real")
 sleep 1
 creates=$(wc -l < "$SB/mock/logs/creates.log")
 fetched=$(awk '{ print $7 }' "$SB/mock/logs/fetches.log" | sort -u | wc -l)

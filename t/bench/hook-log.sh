@@ -45,7 +45,7 @@ server() {  # server PORT NAME on|off
         siteflow_mapping mapping.json;
         siteflow_printnow_api http://127.0.0.1:1;
         siteflow_printnow_credentials pntoken pnkey;
-        location = /hook { siteflow_printnow_hook; siteflow_token T0K; }
+        location = /hook { siteflow_printnow_hook; siteflow_token T0K-bench-not-real; }
         location /admin/ { siteflow_admin; }
     }
 SRV
@@ -76,7 +76,7 @@ cat > "$prefix/hook.lua" <<'LUA'
 local n = 0
 function request()
     n = n + 1
-    return wrk.format("POST", "/hook?token=T0K",
+    return wrk.format("POST", "/hook?token=T0K-bench-not-real",
         { ["Content-Type"] = "application/json" },
         '{"event":"order_created","order":{"id":' .. (100000 + n) ..
         ',"status":"New Order","items":[{"id":77,"product_id":12,' ..

@@ -53,7 +53,7 @@ function request()
     k = k + 1
     local extra = ""
     if e == "shipped" then extra = ',"trackingNumber":"1Z' .. o .. '","carrier":"UPS"' end
-    return wrk.format("POST", path .. "?token=T0K",
+    return wrk.format("POST", path .. "?token=T0K-bench-not-real",
         { ["Content-Type"] = "application/json" },
         '{"event":"' .. e .. '","sourceOrderId":"PN-' .. (o + 1) .. '"' .. extra .. '}')
 end

@@ -132,8 +132,8 @@ http {
         siteflow_mapping $mapping;
         siteflow_printnow_api ${PN_URL:-http://127.0.0.1:$PN_PORT};
         siteflow_printnow_credentials pntoken pnkey;
-        location = /hook { siteflow_printnow_hook; siteflow_token T0K; }
-        location = /postback { siteflow_postback; siteflow_token T0K; }
+        location = /hook { siteflow_printnow_hook; siteflow_token T0K-bench-not-real; }
+        location = /postback { siteflow_postback; siteflow_token T0K-bench-not-real; }
         # baselines: the same answers, from return
         location = /hook-base { return 202 '{"job":"1"}'; }
         location = /postback-base { return 200 '{"job":"1"}'; }
@@ -214,7 +214,7 @@ function request()
     if verify then verify = false; return ok end
     if quota > 0 and sent >= quota then return ok end
     sent = sent + 1
-    return wrk.format("POST", path .. "?token=T0K",
+    return wrk.format("POST", path .. "?token=T0K-bench-not-real",
         { ["Content-Type"] = "application/json" },
         '{"event":"order_created","id":"' .. (base + sent) .. '"}')
 end

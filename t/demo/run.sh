@@ -97,7 +97,7 @@ wait_for() {
 step() { echo; echo "==> $*"; }
 
 step "1. PrintNow calls the webhook: order 5001 was created"
-curl -s -i "$base/siteflow/hook?token=demo-hook-token" \
+curl -s -i "$base/siteflow/hook?token=demo-hook-token-not-real" \
      -H 'Content-Type: application/json' \
      --data '{"event": "order_created", "id": 5001}' | tr -d '\r' \
      | sed -n '1p;$p' | sed 's/^/    /'
@@ -121,7 +121,7 @@ curl -s "http://127.0.0.1:8091/_mock/requests?path=/api/order" \
             @{$d->{shipments}[0]{shipTo}}{qw(name town postcode isoCountry)};'
 
 step "3. SiteFlow posts back: shipped, with a tracking number"
-curl -s -i "$base/siteflow/postback?token=demo-postback-token" \
+curl -s -i "$base/siteflow/postback?token=demo-postback-token-not-real" \
      -H 'Content-Type: application/json' \
      --data '{"event": "shipped", "sourceOrderId": "PN-5001",
               "trackingNumber": "1Z999AA10123456784", "carrier": "UPS",
@@ -134,7 +134,7 @@ curl -s "http://127.0.0.1:8092/_mock/requests?path=/api/v2/order/5001/shipped" \
                           print "      body: $r->[0]{body}\n"'
 
 step "4. the same webhook again (and PrintNow's echo): nothing is sent twice"
-curl -s "$base/siteflow/hook?token=demo-hook-token" \
+curl -s "$base/siteflow/hook?token=demo-hook-token-not-real" \
      -H 'Content-Type: application/json' \
      --data '{"event": "order_updated", "id": 5001}' | sed 's/^/    /'
 

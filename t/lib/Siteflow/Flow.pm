@@ -94,7 +94,7 @@ our $TIMEOUT = $ENV{SITEFLOW_FLOW_TIMEOUT} || 15;
 # credentials of the suite (fake)
 our %PN = (token => 'a1b2c3d4e5f60718293a4b5c6d7e8f90',
            key => 'C0FFEE' x 10 . '0A0B');
-our %TOKEN = (hook => 'hook-9f3b2c7d', postback => 'pb-51e0a8c4');
+our %TOKEN = (hook => 'hook-9f3b2c7d-not-real', postback => 'pb-51e0a8c4-not-real');
 our %SHOP = (   # sourceOrderId prefix => storefront facts
     'PN-'    => { scheme => 'oneflow', destination => 'acme',
                   name => 'shop1' },
