@@ -447,3 +447,45 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"ups ground","notify_custom
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 12: every kind of Site Flow Log entry (hook, postback, Ship API in; PrintNow and SiteFlow calls out) has a sane duration_ms
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval
+::storefront_conf(extra => <<'EOC')
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend/;
+    }
+    location /backend/ {
+        return 200 '{"tracking":"T-1"}';
+    }
+EOC
+--- init
+::send_and_wait(5001);
+--- more_headers eval
+["", Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY), ""]
+--- request eval
+[::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'TRK1'),
+ "POST /ship/shipment\n{\"orderNumber\":\"PN-5001\",\"shipTo\":{}}",
+ "GET /ping"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_filters eval
+[[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
+ [],
+ [::report(mocks => [], durations => 1)]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+ '{"tracking":"T-1"}',
+ "answer pong
+duration_ms 0..59999 in 7 entries: in POST /hook, in POST /postback, in POST /ship/shipment, out GET /api/v2/order/{id}, out PATCH /api/v2/order/{id}/shipped, out POST /api/order, out POST /api/order/validate
+"]
+--- no_error_log
+[alert]
+[crit]

@@ -761,6 +761,40 @@ sub _job_lines {
     return @l;
 }
 
+# duration_ms of every Site Flow Log entry (of every storefront: GET log
+# lists them all): an integer from 0 to under $DURATION_MAX ms.  An entry
+# once showed 4294967295 ms (an unsigned underflow).  Returns a "BAD"
+# line per entry out of range, nothing when the log cannot be read (the
+# tests that stop nginx); with durations => 1 also one line listing the
+# kinds of entry checked ("in POST /hook", "out GET /api/v2/order/{id}").
+our $DURATION_MAX = 60000;
+
+sub _durations {
+    my (%o) = @_;
+    my $r = admin(GET => 'log?limit=10000');
+    my $d = $r->{status} == 200 ? json_of($r->{body}) : undef;
+    if (!(ref $d eq 'HASH' && ref $d->{entries} eq 'ARRAY')) {
+        return $o{durations} ? ("log unreadable ($r->{status})") : ();
+    }
+    my (@bad, %kind);
+    for my $e (@{ $d->{entries} }) {
+        (my $path = $e->{url} // '') =~ s{^https?://[^/]+}{};
+        $path =~ s/[?#].*//s;
+        $path =~ s{/(?:[0-9a-f]{24}|\d+)(?=/|$)}{/{id}}g;
+        my $what = join ' ', $e->{direction} // '?', $e->{method} // '?',
+                             $path;
+        my $ms = $e->{duration_ms};
+        push @bad, "BAD duration_ms " . ($ms // 'null')
+                   . " in log entry $e->{id} ($what)"
+            unless defined $ms && $ms =~ /^\d+$/ && $ms < $DURATION_MAX;
+        $kind{$what}++;
+    }
+    return @bad unless $o{durations};
+    return (@bad, "duration_ms 0..@{[ $DURATION_MAX - 1 ]} in "
+                  . scalar(@{ $d->{entries} }) . " entries: "
+                  . join(', ', sort keys %kind));
+}
+
 sub _idcmp {
     my ($x, $y) = @_;
     return $x =~ /^\d+$/ && $y =~ /^\d+$/ ? $x <=> $y : $x cmp $y;
@@ -785,6 +819,10 @@ sub _idcmp {
 #   errors => { order_id => "regex" }   check the job's last_error
 #   sort  => 1              sort each mock's lines (concurrent orders)
 #   then  => sub { ... }    run last (e.g. change rules for the next request)
+#   durations => 1          add a line naming the kinds of Site Flow Log
+#                           entries whose duration_ms was checked
+# Every report checks every Site Flow Log entry's duration_ms (_durations)
+# and adds a "BAD duration_ms" line for each one out of range.
 sub report {
     my (%o) = @_;
     return sub {
@@ -825,6 +863,7 @@ sub report {
             push @l, $o{sort} ? sort @m : @m;
         }
         push @l, _job_lines(%o) if $o{jobs};
+        push @l, _durations(%o);
         push @l, grep { defined } $o{then}->() if $o{then};
         my $out = join("\n", @l) . "\n";
         utf8::encode($out);     # as the expected text in the .t file
