@@ -624,6 +624,7 @@ ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
     json_error_t                   err;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_srv_conf_t  *sscf;
+    u_char                         msg[256];
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
     shm_zone = ngx_http_siteflow_log_zone();
@@ -655,7 +656,22 @@ ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
             len = b->last - b->pos;
         }
 
-        root = (len != 0) ? json_loadb((char *) p, len, 0, &err) : NULL;
+        /* one JSON policy on every endpoint: a key twice is refused */
+
+        root = (len != 0) ? json_loadb((char *) p, len,
+                                       JSON_REJECT_DUPLICATES, &err)
+                          : NULL;
+
+        if (root == NULL && len != 0
+            && json_error_code(&err) == json_error_duplicate_key)
+        {
+            ngx_snprintf(msg, sizeof(msg) - 1, "invalid JSON at line %d, "
+                         "column %d: %s; expected {\"enabled\": true, "
+                         "false or null}%Z", err.line, err.column, err.text);
+
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 (char *) msg);
+        }
 
         if (root == NULL) {
             return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,

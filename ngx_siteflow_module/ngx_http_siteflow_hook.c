@@ -197,7 +197,10 @@ ngx_http_siteflow_hook_body(ngx_http_request_t *r)
         return;
     }
 
-    root = json_loadb((const char *) ctx->body.data, ctx->body.len, 0, &err);
+    /* one JSON policy on every endpoint: a key twice is refused */
+
+    root = json_loadb((const char *) ctx->body.data, ctx->body.len,
+                      JSON_REJECT_DUPLICATES, &err);
 
     if (root == NULL) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
