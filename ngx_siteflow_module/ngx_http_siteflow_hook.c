@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
+#include "ngx_http_siteflow_variables.h"
 #include "sf_mapping.h"
 #include "sf_path.h"
 #include "sf_postback.h"
@@ -107,6 +108,17 @@ ngx_http_siteflow_intake(ngx_http_request_t *r, ngx_uint_t postback,
     ngx_http_siteflow_loc_conf_t  *slcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    /*
+     * the token stays out of every line nginx writes about this request
+     * from now on: the error log's request: "..." context of this
+     * module's lines, and $request, $request_uri in access_log (for the
+     * lines before this handler: $siteflow_request_redacted)
+     */
+
+    if (ngx_http_siteflow_hide_token(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
     if (ctx == NULL) {
