@@ -116,6 +116,10 @@ typedef struct {
                                                     bits */
     ngx_str_t                     *uses_file;
     ngx_uint_t                     uses_line;
+
+    ngx_array_t                   *admin_names;  /* the server{}'s
+                                                    server_names, copied at
+                                                    postconfiguration */
 } ngx_http_siteflow_srv_conf_t;
 
 

@@ -36,8 +36,15 @@
  *
  * Every answer but the console and the metrics is JSON made with jansson;
  * every error is {"error":"..."}.  The log is read from a snapshot copied
- * under the zone mutex and rendered with no lock held.  State-changing
- * calls from a browser must come from the console's own origin.
+ * under the zone mutex and rendered with no lock held.
+ *
+ * Against other web sites in an operator's browser: every call must name
+ * this server in Host (a server_name of the server block, or a literal IP
+ * address), so a page that rebinds its own DNS name to the admin's
+ * address is refused; state-changing calls must carry the header
+ * "X-SiteFlow-Admin", which a browser sends cross-origin only after a
+ * CORS preflight that is never granted, and, with Origin, come from the
+ * console's own origin.
  */
 
 
@@ -45,6 +52,7 @@
 #define NGX_HTTP_SITEFLOW_ADMIN_LIMIT_MAX   10000
 #define NGX_HTTP_SITEFLOW_ADMIN_BODY_MAX    1024
 #define NGX_HTTP_SITEFLOW_METRICS_SIZE      16384
+#define NGX_HTTP_SITEFLOW_ADMIN_NO_HEADER   428
 
 
 typedef struct {
@@ -57,6 +65,9 @@ typedef struct {
 static ngx_int_t ngx_http_siteflow_admin_allowed(ngx_http_request_t *r,
     sf_admin_route_e route);
 static ngx_int_t ngx_http_siteflow_admin_same_origin(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_host(ngx_http_request_t *r);
+static ngx_table_elt_t *ngx_http_siteflow_admin_find_header(
+    ngx_http_request_t *r, const char *name, size_t len);
 static ngx_int_t ngx_http_siteflow_admin_console(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_admin_log(ngx_http_request_t *r);
 static int ngx_http_siteflow_admin_log_entry(const sf_ring_entry_t *e,
@@ -152,6 +163,22 @@ ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "siteflow admin: \"%V\" route:%d", &path, (int) route);
 
+    rc = ngx_http_siteflow_admin_host(r);
+
+    if (rc == NGX_DECLINED) {
+        (void) ngx_http_discard_request_body(r);
+
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                             "the Host header names neither "
+                                             "a server_name of this server "
+                                             "nor an IP address (DNS "
+                                             "rebinding protection)");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (route == SF_ADMIN_NOT_FOUND) {
         return ngx_http_siteflow_admin_error(r, NGX_HTTP_NOT_FOUND,
                                              "unknown admin call");
@@ -169,7 +196,19 @@ ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
                                              "method not allowed");
     }
 
+    if (rc == NGX_HTTP_SITEFLOW_ADMIN_NO_HEADER) {
+        (void) ngx_http_discard_request_body(r);
+
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                             "a POST, PUT or DELETE needs "
+                                             "the header \"X-SiteFlow-Admin:"
+                                             " 1\" (cross-site request "
+                                             "protection)");
+    }
+
     if (rc == NGX_HTTP_FORBIDDEN) {
+        (void) ngx_http_discard_request_body(r);
+
         return ngx_http_siteflow_admin_error(r, NGX_HTTP_FORBIDDEN,
                                              "cross-origin request refused");
     }
@@ -231,7 +270,10 @@ ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
 }
 
 
-/* NGX_OK, NGX_HTTP_NOT_ALLOWED (Allow is set), NGX_HTTP_FORBIDDEN */
+/*
+ * NGX_OK, NGX_HTTP_NOT_ALLOWED (Allow is set), NGX_HTTP_FORBIDDEN (another
+ * origin), NGX_HTTP_SITEFLOW_ADMIN_NO_HEADER (no X-SiteFlow-Admin)
+ */
 
 static ngx_int_t
 ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
@@ -242,6 +284,19 @@ ngx_http_siteflow_admin_allowed(ngx_http_request_t *r, sf_admin_route_e route)
 
         if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
             return NGX_OK;
+        }
+
+        /*
+         * a custom header: a browser sends it cross-origin only after a
+         * CORS preflight (OPTIONS), which this API never grants
+         */
+
+        h = ngx_http_siteflow_admin_find_header(r, "X-SiteFlow-Admin",
+                                                sizeof("X-SiteFlow-Admin")
+                                                - 1);
+
+        if (h == NULL || h->value.len == 0) {
+            return NGX_HTTP_SITEFLOW_ADMIN_NO_HEADER;
         }
 
         if (ngx_http_siteflow_admin_same_origin(r) != NGX_OK) {
@@ -280,34 +335,14 @@ ngx_http_siteflow_admin_same_origin(ngx_http_request_t *r)
 {
     u_char           *p, *last;
     ngx_str_t         origin, host;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     ngx_str_null(&origin);
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Origin") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                               sizeof("Origin") - 1) == 0)
-        {
-            origin = h[i].value;
-            break;
-        }
+    h = ngx_http_siteflow_admin_find_header(r, "Origin",
+                                            sizeof("Origin") - 1);
+    if (h != NULL) {
+        origin = h->value;
     }
 
     if (origin.len == 0) {
@@ -336,6 +371,201 @@ ngx_http_siteflow_admin_same_origin(ngx_http_request_t *r)
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * DNS rebinding: a page of another site whose name now resolves to this
+ * server sends its own name in Host.  NGX_OK when Host is a server_name of
+ * this server block (exact, wildcard or regex, as nginx matches them) or a
+ * literal IPv4 or [IPv6] address, or when there is no Host (HTTP/1.0, not
+ * a browser); NGX_DECLINED otherwise.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_admin_host(ngx_http_request_t *r)
+{
+    size_t                     n;
+    u_char                    *name;
+    ngx_str_t                  host;
+    ngx_uint_t                 i;
+    ngx_http_server_name_t        *sn;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+#if (NGX_HAVE_INET6)
+    u_char                     addr6[16];
+#endif
+
+    /* validated by nginx: lower case, without the port or a final dot */
+
+    host = r->headers_in.server;
+
+    if (host.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_inet_addr(host.data, host.len) != INADDR_NONE) {
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (host.len > 2 && host.data[0] == '['
+        && host.data[host.len - 1] == ']'
+        && ngx_inet6_addr(host.data + 1, host.len - 2, addr6) == NGX_OK)
+    {
+        return NGX_OK;
+    }
+#endif
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    if (sscf->admin_names == NULL) {
+        return NGX_DECLINED;
+    }
+
+    sn = sscf->admin_names->elts;
+
+    for (i = 0; i < sscf->admin_names->nelts; i++) {
+
+#if (NGX_PCRE)
+        if (sn[i].regex != NULL) {
+            if (ngx_regex_exec(sn[i].regex->regex, &host, NULL, 0) >= 0) {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+#endif
+
+        n = sn[i].name.len;
+
+        if (n == 0) {
+            continue;
+        }
+
+        if (n == host.len
+            && ngx_strncasecmp(sn[i].name.data, host.data, n) == 0)
+        {
+            return NGX_OK;
+        }
+
+        name = sn[i].name.data;
+
+        /* ".example.com": example.com and every name under it */
+
+        if (name[0] == '.') {
+            if ((host.len == n - 1
+                 && ngx_strncasecmp(name + 1, host.data, n - 1) == 0)
+                || (host.len > n
+                    && ngx_strncasecmp(name, host.data + host.len - n, n)
+                       == 0))
+            {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+
+        /* "*.example.com": every name under example.com */
+
+        if (name[0] == '*') {
+            if (host.len > n - 1
+                && ngx_strncasecmp(name + 1, host.data + host.len - (n - 1),
+                                   n - 1)
+                   == 0)
+            {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+
+        /* "www.example.*" */
+
+        if (name[n - 1] == '*' && host.len > n - 1
+            && ngx_strncasecmp(name, host.data, n - 1) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_admin_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                      s, i;
+    ngx_http_server_name_t         *sn, *copy;
+    ngx_http_core_srv_conf_t      **cscfp;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_siteflow_srv_conf_t   *sscf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    cscfp = cmcf->servers.elts;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+
+        sscf = cscfp[s]->ctx->srv_conf[ngx_http_siteflow_module.ctx_index];
+
+        sscf->admin_names = ngx_array_create(cf->pool,
+                                        cscfp[s]->server_names.nelts + 1,
+                                        sizeof(ngx_http_server_name_t));
+        if (sscf->admin_names == NULL) {
+            return NGX_ERROR;
+        }
+
+        sn = cscfp[s]->server_names.elts;
+
+        for (i = 0; i < cscfp[s]->server_names.nelts; i++) {
+            copy = ngx_array_push(sscf->admin_names);
+            if (copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            *copy = sn[i];
+
+            copy->name.data = ngx_pstrdup(cf->pool, &sn[i].name);
+            if (copy->name.data == NULL && sn[i].name.len) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_siteflow_admin_find_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
 }
 
 
@@ -624,6 +854,7 @@ ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
     json_error_t                   err;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_srv_conf_t  *sscf;
+    u_char                         msg[256];
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
     shm_zone = ngx_http_siteflow_log_zone();
@@ -655,7 +886,22 @@ ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
             len = b->last - b->pos;
         }
 
-        root = (len != 0) ? json_loadb((char *) p, len, 0, &err) : NULL;
+        /* one JSON policy on every endpoint: a key twice is refused */
+
+        root = (len != 0) ? json_loadb((char *) p, len,
+                                       JSON_REJECT_DUPLICATES, &err)
+                          : NULL;
+
+        if (root == NULL && len != 0
+            && json_error_code(&err) == json_error_duplicate_key)
+        {
+            ngx_snprintf(msg, sizeof(msg) - 1, "invalid JSON at line %d, "
+                         "column %d: %s; expected {\"enabled\": true, "
+                         "false or null}%Z", err.line, err.column, err.text);
+
+            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 (char *) msg);
+        }
 
         if (root == NULL) {
             return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,

@@ -14,7 +14,9 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
+#include "ngx_http_siteflow_variables.h"
 #include "sf_mapping.h"
+#include "sf_path.h"
 #include "sf_postback.h"
 #include "sf_qrec.h"
 #include "sf_ring.h"
@@ -67,6 +69,8 @@ static ngx_int_t ngx_http_siteflow_reply(ngx_http_request_t *r,
     const char *fmt, ...);
 static ngx_int_t ngx_http_siteflow_order_id(json_t *v, ngx_pool_t *pool,
     ngx_str_t *id);
+static ngx_int_t ngx_http_siteflow_pn_path(u_char *buf, size_t size,
+    ngx_str_t *order_id, const char *what, const char *item_id);
 static ngx_int_t ngx_http_siteflow_arg(ngx_http_request_t *r, char *name,
     size_t len, ngx_str_t *value);
 
@@ -104,6 +108,17 @@ ngx_http_siteflow_intake(ngx_http_request_t *r, ngx_uint_t postback,
     ngx_http_siteflow_loc_conf_t  *slcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    /*
+     * the token stays out of every line nginx writes about this request
+     * from now on: the error log's request: "..." context of this
+     * module's lines, and $request, $request_uri in access_log (for the
+     * lines before this handler: $siteflow_request_redacted)
+     */
+
+    if (ngx_http_siteflow_hide_token(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
     if (ctx == NULL) {
@@ -194,7 +209,10 @@ ngx_http_siteflow_hook_body(ngx_http_request_t *r)
         return;
     }
 
-    root = json_loadb((const char *) ctx->body.data, ctx->body.len, 0, &err);
+    /* one JSON policy on every endpoint: a key twice is refused */
+
+    root = json_loadb((const char *) ctx->body.data, ctx->body.len,
+                      JSON_REJECT_DUPLICATES, &err);
 
     if (root == NULL) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
@@ -219,6 +237,7 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
 {
     json_t                        *order, *v, *job;
     ngx_str_t                      event, status, arg, *t;
+    const char                    *field, *prefix;
     ngx_int_t                      rc;
     ngx_uint_t                     i, found, deleted, pending;
     const char                    *why;
@@ -277,17 +296,33 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
         order = root;
     }
 
+    /* the name of the field the id came from, for a refusal */
+
+    prefix = (order == root) ? ""
+             : (order == json_object_get(root, "order") ? "order." : "data.");
+    field = "id";
+
     v = json_object_get(order, "id");
 
     if (v == NULL) {
         v = json_object_get(order, "order_id");
+        field = "order_id";
     }
 
     if (v == NULL) {
         v = json_object_get(root, "order_id");
+        prefix = "";
     }
 
     rc = ngx_http_siteflow_order_id(v, r->pool, &ctx->order_id);
+
+    if (rc == NGX_ABORT) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                       "\"%s%s\": the order id %s",
+                                       prefix, field,
+                                       sf_path_rc_text(SF_PATH_DOT));
+    }
 
     if (rc != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
@@ -296,9 +331,10 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
                                        ? "no order id in the body (\"id\", "
                                          "\"order_id\", \"order.id\" or "
                                          "\"data.id\")"
-                                       : "the order id is not a string or "
-                                         "number of 1 to 128 printable "
-                                         "characters");
+                                       : "\"%s%s\": the order id is not a "
+                                         "string or number of 1 to 128 "
+                                         "printable characters",
+                                       prefix, field);
     }
 
     /*
@@ -598,6 +634,7 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     sf_pn_vars_t                   vars;
     sf_pb_rc_t                     prc;
     sf_postback_t                  pb;
+    sf_path_rc_t                   sprc;
     const char                    *status;
     sf_mapping_event_t             mev;
     ngx_http_siteflow_index_t      idx;
@@ -681,6 +718,41 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
                                            (sf_event_t) idx.rank));
     }
 
+    /*
+     * every id goes into a PrintNow URL path as one segment: one that
+     * cannot be is refused here, before anything is queued
+     */
+
+    if (sf_path_segment_check((const char *) idx.order_id.data,
+                              idx.order_id.len)
+        != SF_PATH_OK)
+    {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                       "the PrintNow order id of "
+                                       "\"sourceOrderId\" %s",
+                                       sf_path_rc_text(
+                                           sf_path_segment_check(
+                                               (const char *)
+                                               idx.order_id.data,
+                                               idx.order_id.len)));
+    }
+
+    per_item = (pb.event == SF_EV_SHIPPED && sscf->ship_per_item
+                && pb.nitems > 0);
+
+    for (i = 0; per_item && i < pb.nitems; i++) {
+        sprc = sf_path_segment_check(items[i], ngx_strlen(items[i]));
+
+        if (sprc != SF_PATH_OK) {
+            ngx_http_siteflow_counter(
+                                  NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
+            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "error", "\"sourceItemId\" "
+                                           "%s", sf_path_rc_text(sprc));
+        }
+    }
+
     /* the PrintNow calls */
 
     mev = (sf_mapping_event_t) sf_mapping_event(pb.event_name,
@@ -708,8 +780,6 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
         vars.tracking_url = pb.tracking_url;
         vars.carrier = pb.carrier;
         vars.ship_date = pb.ship_date;
-
-        per_item = sscf->ship_per_item && pb.nitems > 0;
 
         for (i = 0; i < (per_item ? pb.nitems : 1); i++) {
 
@@ -753,13 +823,15 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
                 json_object_set_new(body, "notify_customer", json_true());
             }
 
-            p = per_item
-                ? ngx_snprintf(path, sizeof(path) - 1,
-                               "/api/v2/order/%V/shipped/%s",
-                               &idx.order_id, items[i])
-                : ngx_snprintf(path, sizeof(path) - 1,
-                               "/api/v2/order/%V/shipped", &idx.order_id);
-            *p = '\0';
+            if (ngx_http_siteflow_pn_path(path, sizeof(path),
+                                          &idx.order_id, "/shipped",
+                                          per_item ? items[i] : NULL)
+                != NGX_OK)
+            {
+                json_decref(body);
+                json_decref(calls);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
 
             call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
                              "path", (char *) path, "body", body);
@@ -813,9 +885,14 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
                              "comment", comment);
         }
 
-        p = ngx_snprintf(path, sizeof(path) - 1, "/api/v2/order/%V/status",
-                         &idx.order_id);
-        *p = '\0';
+        if (ngx_http_siteflow_pn_path(path, sizeof(path), &idx.order_id,
+                                      "/status", NULL)
+            != NGX_OK)
+        {
+            json_decref(body);
+            json_decref(calls);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
                          "path", (char *) path, "body", body);
@@ -918,6 +995,17 @@ ngx_http_siteflow_admin_send(ngx_http_request_t *r,
         return ngx_http_siteflow_send_json(r, NGX_HTTP_BAD_REQUEST,
                                            "{\"error\":\"the order id must "
                                            "have 1 to 128 characters\"}");
+    }
+
+    if (sf_path_segment_check((const char *) printnow_order_id->data,
+                              printnow_order_id->len)
+        != SF_PATH_OK)
+    {
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_BAD_REQUEST,
+                                           "{\"error\":\"the order id of "
+                                           "send/{order_id} is \\\".\\\" "
+                                           "or \\\"..\\\", which is not "
+                                           "an id\"}");
     }
 
     if (sscf->mapping == NULL || sscf->api.base.len == 0
@@ -1339,12 +1427,55 @@ ngx_http_siteflow_order_id(json_t *v, ngx_pool_t *pool, ngx_str_t *id)
         }
     }
 
+    /* it goes into PrintNow URL paths as one segment */
+
+    if (sf_path_segment_check((const char *) p, id->len) != SF_PATH_OK) {
+        return NGX_ABORT;
+    }
+
     id->data = ngx_pnalloc(pool, id->len);
     if (id->data == NULL) {
         return NGX_ERROR;
     }
 
     ngx_memcpy(id->data, p, id->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * "/api/v2/order/{order_id}{what}[/{item_id}]", each id one escaped path
+ * segment (checked by the caller)
+ */
+
+static ngx_int_t
+ngx_http_siteflow_pn_path(u_char *buf, size_t size, ngx_str_t *order_id,
+    const char *what, const char *item_id)
+{
+    size_t  pos;
+
+    pos = 0;
+
+    if (sf_path_append((char *) buf, size, &pos, "/api/v2/order/")
+        != SF_PATH_OK
+        || sf_path_append_segment((char *) buf, size, &pos,
+                                  (const char *) order_id->data,
+                                  order_id->len)
+           != SF_PATH_OK
+        || sf_path_append((char *) buf, size, &pos, what) != SF_PATH_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (item_id != NULL
+        && (sf_path_append((char *) buf, size, &pos, "/") != SF_PATH_OK
+            || sf_path_append_segment((char *) buf, size, &pos, item_id,
+                                      ngx_strlen(item_id))
+               != SF_PATH_OK))
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
 #include "sf_job.h"
+#include "sf_path.h"
 #include "sf_qrec.h"
 #include "sf_ring.h"
 #include "sf_transform.h"
@@ -80,8 +81,9 @@ static void ngx_http_siteflow_record_sent(ngx_http_siteflow_run_t *run,
     ngx_str_t *siteflow_id, const char *how);
 static u_char *ngx_http_siteflow_answer_text(ngx_http_siteflow_xfer_t *x,
     u_char *buf, size_t size);
-static ngx_int_t ngx_http_siteflow_path(ngx_pool_t *pool, ngx_str_t *out,
-    const char *prefix, ngx_str_t *id, const char *suffix);
+static ngx_int_t ngx_http_siteflow_path(ngx_http_siteflow_run_t *run,
+    ngx_str_t *out, const char *prefix, ngx_str_t *id, const char *what,
+    const char *suffix);
 static ngx_int_t ngx_http_siteflow_json_str(json_t *v, ngx_str_t *s,
     ngx_pool_t *pool);
 
@@ -158,22 +160,23 @@ ngx_http_siteflow_order_next(ngx_http_siteflow_run_t *run)
     switch (run->step) {
 
     case NGX_HTTP_SITEFLOW_STEP_FETCH:
-        if (ngx_http_siteflow_path(run->pool, &path, "/api/v2/order/",
-                                   &run->order_id, "")
+        if (ngx_http_siteflow_path(run, &path, "/api/v2/order/",
+                                   &run->order_id, "the PrintNow order id",
+                                   "")
             != NGX_OK)
         {
-            break;
+            return;
         }
 
         (void) ngx_http_siteflow_call(run, run->step, 0, "GET", &path, NULL);
         return;
 
     case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
-        if (ngx_http_siteflow_path(run->pool, &path, "/order/bysourceid/",
-                                   &w->source_id, "")
+        if (ngx_http_siteflow_path(run, &path, "/order/bysourceid/",
+                                   &w->source_id, "the sourceOrderId", "")
             != NGX_OK)
         {
-            break;
+            return;
         }
 
         (void) ngx_http_siteflow_call(run, run->step, 1, "GET", &path, NULL);
@@ -421,11 +424,10 @@ ngx_http_siteflow_cancel_start(ngx_http_siteflow_run_t *run)
         return;
     }
 
-    if (ngx_http_siteflow_path(run->pool, &path, "/order/", &idx.siteflow_id,
-                               "/cancel")
+    if (ngx_http_siteflow_path(run, &path, "/order/", &idx.siteflow_id,
+                               "SiteFlow's order id", "/cancel")
         != NGX_OK)
     {
-        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
         return;
     }
 
@@ -1230,29 +1232,50 @@ ngx_http_siteflow_job_abort(ngx_http_siteflow_run_t *run)
 }
 
 
+/*
+ * prefix + the id as one escaped path segment + suffix; an id that cannot
+ * be a segment (empty, "." or "..") ends the job as failed: retrying
+ * would not change it
+ */
+
 static ngx_int_t
-ngx_http_siteflow_path(ngx_pool_t *pool, ngx_str_t *out, const char *prefix,
-    ngx_str_t *id, const char *suffix)
+ngx_http_siteflow_path(ngx_http_siteflow_run_t *run, ngx_str_t *out,
+    const char *prefix, ngx_str_t *id, const char *what, const char *suffix)
 {
-    size_t   n;
-    u_char  *p;
+    size_t         n, pos;
+    u_char        *p;
+    sf_path_rc_t   rc;
 
-    n = ngx_strlen(prefix) + 3 * id->len + ngx_strlen(suffix);
+    n = ngx_strlen(prefix) + 3 * id->len + ngx_strlen(suffix) + 1;
 
-    p = ngx_pnalloc(pool, n + 1);
+    p = ngx_pnalloc(run->pool, n);
     if (p == NULL) {
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
         return NGX_ERROR;
     }
 
+    pos = 0;
+
+    rc = sf_path_append((char *) p, n, &pos, prefix);
+
+    if (rc == SF_PATH_OK) {
+        rc = sf_path_append_segment((char *) p, n, &pos,
+                                    (const char *) id->data, id->len);
+    }
+
+    if (rc == SF_PATH_OK) {
+        rc = sf_path_append((char *) p, n, &pos, suffix);
+    }
+
+    if (rc != SF_PATH_OK) {
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "%s \"%V\" %s: it cannot be put in a URL "
+                              "path", what, id, sf_path_rc_text(rc));
+        return NGX_DECLINED;
+    }
+
     out->data = p;
-
-    p = ngx_cpymem(p, prefix, ngx_strlen(prefix));
-    p = (u_char *) ngx_escape_uri(p, id->data, id->len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_cpymem(p, suffix, ngx_strlen(suffix));
-    *p = '\0';
-
-    out->len = p - out->data;
+    out->len = pos;
 
     return NGX_OK;
 }

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_siteflow.h"
+#include "ngx_http_siteflow_admin.h"
 #include "ngx_http_siteflow_hmac.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_shmlog.h"
@@ -400,6 +401,10 @@ ngx_http_siteflow_postconfiguration(ngx_conf_t *cf)
     ngx_http_siteflow_main_conf_t  *smcf;
 
     smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
+
+    if (ngx_http_siteflow_admin_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (smcf->requires_guard) {
         if (ngx_http_siteflow_hmac_init(cf) != NGX_OK) {

@@ -13,6 +13,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_curl.h"
 #include "ngx_http_siteflow_upstream.h"
+#include "sf_path.h"
 #include "sf_sig.h"
 
 
@@ -204,11 +205,26 @@ ngx_http_siteflow_upstream_request(ngx_http_siteflow_xfer_t *x,
         return NGX_ERROR;
     }
 
+    /*
+     * the path's ids are escaped segments (sf_path.c); a "." or ".."
+     * segment here would be a bug or an old spooled job: never sent
+     */
+
+    if (!sf_path_is_clean((const char *) path->data, path->len)) {
+        ngx_log_error(NGX_LOG_ERR, x->log, 0,
+                      "siteflow: refused to send %s \"%V\": the path has "
+                      "a \".\" or \"..\" segment", method, path);
+        return NGX_ERROR;
+    }
+
     p = ngx_cpymem(url, base->data, base->len);
     p = ngx_cpymem(p, path->data, path->len);
     *p = '\0';
 
-    if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK
+    /* libcurl must not resolve dot segments: the path goes out as built */
+
+    if (curl_easy_setopt(x->easy, CURLOPT_PATH_AS_IS, 1L) != CURLE_OK
+        || curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK
         || curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, method)
            != CURLE_OK)
     {

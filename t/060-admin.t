@@ -275,7 +275,8 @@ Content-Type: text/html; charset=utf-8
     location /admin/ { siteflow_admin; }
 --- more_headers eval
 [main::signed(), main::signed() . "Host: beta.test\n", "",
- "Host: beta.test\n", "Host: beta.test\n", "", "Host: beta.test\n"]
+ "Host: beta.test\nX-SiteFlow-Admin: 1\n", "Host: beta.test\n", "",
+ "Host: beta.test\n"]
 --- request eval
 ["POST /ship/x\n{}", "POST /ship/y\n{}", "GET /admin/log",
  "DELETE /admin/log", "GET /admin/log", "GET /admin/log?storefront=acme",
@@ -306,8 +307,9 @@ Content-Type: text/html; charset=utf-8
     location /backend/ { return 200 ok; }
     location /admin/ { siteflow_admin; }
 --- more_headers eval
-["", main::signed(), "", "", main::signed(), "", "", "", "",
- "Content-Type: text/plain\n", ""]
+["", main::signed(), "", "X-SiteFlow-Admin: 1\n", main::signed(), "",
+ "X-SiteFlow-Admin: 1\n", "X-SiteFlow-Admin: 1\n", "X-SiteFlow-Admin: 1\n",
+ "Content-Type: text/plain\nX-SiteFlow-Admin: 1\n", ""]
 --- request eval
 ["GET /admin/log/enabled",
  "POST /ship/1\n{}",
@@ -342,11 +344,12 @@ Content-Type: text/html; charset=utf-8
     siteflow_zone sf10:1m;
     siteflow_spool html/spool;
 --- config
+    server_name admin.test;
     location /admin/ { siteflow_admin; }
 --- more_headers eval
-["Host: admin.test\nOrigin: http://evil.example\n",
- "Host: admin.test\nOrigin: http://evil.example\n",
- "Host: admin.test\nOrigin: http://admin.test\n",
+["Host: admin.test\nOrigin: http://evil.example\nX-SiteFlow-Admin: 1\n",
+ "Host: admin.test\nOrigin: http://evil.example\nX-SiteFlow-Admin: 1\n",
+ "Host: admin.test\nOrigin: http://admin.test\nX-SiteFlow-Admin: 1\n",
  "Host: admin.test\nOrigin: http://evil.example\n"]
 --- request eval
 ["DELETE /admin/log", "PUT /admin/log/enabled\n{\"enabled\":false}",
@@ -366,6 +369,8 @@ Content-Type: text/html; charset=utf-8
     siteflow_spool html/spool;
 --- config
     location /admin/ { siteflow_admin; }
+--- more_headers
+X-SiteFlow-Admin: 1
 --- request eval
 ["GET /admin/queue", "GET /admin/queue?state=failed&order_id=1&limit=5",
  "GET /admin/queue?state=lost", "GET /admin/queue?limit=100000",

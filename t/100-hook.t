@@ -130,6 +130,8 @@ SF POST /api/order oneflow PN-5003 fields-ok -> 201
 {\"event\":\"order_created\",\"id\":5001}",
 "POST /admin/send/5001",
 "POST /admin/send/5001"]
+--- more_headers eval
+["", "X-SiteFlow-Admin: 1\n", "X-SiteFlow-Admin: 1\n"]
 --- error_code eval
 [200, 202, 409]
 --- response_body_filters eval

@@ -342,7 +342,8 @@ sub http_request {
         or return { status => 0, headers => {}, body => "connect: $!" };
     my $body = $a{body};
     $body = $J->encode($body) if ref $body;
-    my $req = "$a{method} $a{path} HTTP/1.1\r\nHost: localhost\r\n"
+    my $req = "$a{method} $a{path} HTTP/1.1\r\nHost: "
+        . ($a{host} // 'localhost') . "\r\n"
         . "Connection: close\r\n";
     for my $k (sort keys %{ $a{headers} // {} }) {
         $req .= "$k: $a{headers}{$k}\r\n";
@@ -436,11 +437,16 @@ sub _accepted {
 
 sub job_of { my $d = json_of($_[0]->{body}); ref $d eq 'HASH' ? $d->{job} : undef }
 
-# admin call on the storefront's server ("shop2" or the main one)
+# admin call on the storefront's server ("shop2" or the main one), by its
+# IP address (a Host the admin API accepts on any server block); a POST,
+# PUT or DELETE carries X-SiteFlow-Admin as the console does
 sub admin {
     my ($method, $path, %o) = @_;
     return http_request(method => $method,
                         port => $o{port} // nginx_port($o{shop}),
+                        host => '127.0.0.1',
+                        headers => ($method =~ /^(?:GET|HEAD)$/ ? {}
+                                    : { 'X-SiteFlow-Admin' => 1 }),
                         path => "/admin/$path", body => $o{body});
 }
 
