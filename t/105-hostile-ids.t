@@ -174,7 +174,7 @@ PN GET /api/v2/order/a..b basic -> 404
 ::sf_rules({ on => 'POST /api/order', status => 201, json => { _id => '..' } });
 ::send_and_wait(5001);
 --- request
-POST /hook?token=hook-9f3b2c7d
+POST /hook?token=hook-9f3b2c7d-not-real
 {"event":"order_deleted","id":5001}
 --- error_code: 202
 --- response_body_filters eval

@@ -27,11 +27,11 @@ __DATA__
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request eval
-["POST /hook?token=hook-9f3b2c7d
+["POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"id\":5001,\"id\":5002}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_created\",\"order\":{\"id\":5001,\"status\":\"New Order\",\"status\":\"Draft\"}}",
-"POST /hook?token=hook-9f3b2c7d
+"POST /hook?token=hook-9f3b2c7d-not-real
 {\"event\":\"order_deleted\",\"event\":\"order_created\",\"id\":5001}"]
 --- error_code eval
 [400, 400, 400]
@@ -54,7 +54,7 @@ __DATA__
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- request
-POST /postback?token=pb-51e0a8c4
+POST /postback?token=pb-51e0a8c4-not-real
 {"event":"printready","sourceOrderId":"PN-5001","sourceOrderId":"PN-5002"}
 --- error_code: 400
 --- response_body_filters eval

@@ -50,7 +50,7 @@ __DATA__
 siteflow: postback refused: unknown event "Order Reprinted"
 request: "POST /postback?token=***&a=1 HTTP/1.1"
 --- no_error_log eval
-[qr/\[(?:info|notice|warn|error|crit|alert)\].*pb-51e0a8c4/,
+[qr/\[(?:info|notice|warn|error|crit|alert)\].*pb-51e0a8c4-not-real/,
  '[alert]', '[crit]']
 
 
@@ -69,7 +69,7 @@ request: "POST /postback?token=***&a=1 HTTP/1.1"
 '
 --- request eval
 [::pb_req(event => 'printready', sourceOrderId => 'PN-9999'),
- "POST /hook?x=1&token=hook-9f3b2c7d&event=customer_created\n{\"id\":1}",
+ "POST /hook?x=1&token=hook-9f3b2c7d-not-real&event=customer_created\n{\"id\":1}",
  "GET /ping?token=not-ours",
  "GET /ping"]
 --- error_code eval
@@ -100,7 +100,7 @@ combined: "GET /ping?token=not-ours HTTP/1.1" 200 N "-" "-"
 combined: "GET /ping HTTP/1.1" 200 N "-" "-"
 ']
 --- no_error_log eval
-[qr/\[(?:info|notice|warn|error|crit|alert)\].*(?:pb-51e0a8c4|hook-9f3b2c7d)/,
+[qr/\[(?:info|notice|warn|error|crit|alert)\].*(?:pb-51e0a8c4-not-real|hook-9f3b2c7d-not-real)/,
  '[alert]', '[crit]']
 
 
@@ -112,10 +112,10 @@ combined: "GET /ping HTTP/1.1" 200 N "-" "-"
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- more_headers eval
-["Authorization: Bearer hook-9f3b2c7d\n",
+["Authorization: Bearer hook-9f3b2c7d-not-real\n",
  "Authorization: Bearer hook-wrong\n",
- "Authorization: Bearer pb-51e0a8c4\n",
- "Authorization: bearer pb-51e0a8c4\n"]
+ "Authorization: Bearer pb-51e0a8c4-not-real\n",
+ "Authorization: bearer pb-51e0a8c4-not-real\n"]
 --- request eval
 ["POST /hook\n{\"event\":\"order_created\",\"id\":5001}",
  "POST /hook\n{\"event\":\"order_created\",\"id\":5001}",
