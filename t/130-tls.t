@@ -109,7 +109,7 @@ sub sf_front {
         or die "sf-front.pem: $!\n";
     rename "$CERTS/sf-front.pem.new", "$CERTS/sf-front.pem"
         or die "sf-front.pem: $!\n";
-    return;
+    return ();
 }
 
 # a listener that never accepts nor answers: connections complete (the
@@ -239,7 +239,7 @@ sub tls_conf {
         // "    siteflow_ssl_trusted_certificate \$TEST_NGINX_CERTS/ca.pem;\n";
     my $c = ::storefront_conf(api => "https://localhost:$sf/api",
                               extra => $tls . ($o{extra} // ''),
-                              timeout => $o{timeout} // '2s');
+                              timeout => $o{timeout} // '10s');
     $c =~ s{http://127\.0\.0\.1:\$TEST_NGINX_PRINTNOW_PORT}
            {https://localhost:\$TEST_NGINX_PN_TLS_PORT}
         or die "tls_conf: no PrintNow URL\n";
@@ -333,7 +333,7 @@ qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL certificate problem:
 
 
 
-=== TEST 3: SiteFlow's certificate names another host: refused before anything is sent, said in the job and the log, retried with attempts increasing
+=== TEST 3: SiteFlow's certificate names another host: refused before anything is sent, said in the job and the log, retried with attempts increasing, delivered once the certificate is right
 --- http_config eval: ::tls_http()
 --- config eval: ::tls_conf()
 --- init
@@ -354,15 +354,20 @@ Content-Type: application/json
         $_[0]{state} eq 'retrying' && $_[0]{attempts} > $n });
     ($e || "job $j->{state}, attempts increasing",
      "last_error: $j->{last_error}",
-     'SiteFlow requests: ' . @{ ::mock_requests('siteflow') },
-     ::edge_ping(), ::failed_call()) }, idle => 0, mocks => [])
+     'SiteFlow requests while refused: ' . @{ ::mock_requests('siteflow') },
+     ::edge_ping(), ::failed_call(), ::sf_front('good')) },
+    wait => [[siteflow => 'POST /api/order', 1]], jobs => 1,
+    mocks => ['siteflow'])
 --- response_body
 answer {"job":"ID"}
 job retrying, attempts increasing
 last_error: TLS handshake or certificate verification failed: SSL: no alternative certificate subject name matches target host name 'localhost'
-SiteFlow requests: 0
+SiteFlow requests while refused: 0
 edge: 200 pong
 Site Flow Log: POST https://localhost:PORT/api/order/validate null (no answer: tls: SSL: no alternative certificate subject name matches target host name 'localhost')
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+job order 5001 done
 --- error_log eval
 qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL: no alternative certificate subject name matches target host name 'localhost'}
 --- no_error_log
@@ -371,8 +376,8 @@ qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL: no alternative cert
 
 
 
-=== TEST 4: no CA for SiteFlow at all (libcurl's default store): refused the same way
---- http_config eval: ::tls_http()
+=== TEST 4: no CA for SiteFlow at all (libcurl's default store): refused the same way until siteflow_give_up, then failed with the reason
+--- http_config eval: ::tls_http(extra => "    siteflow_give_up 1s;\n")
 --- config eval: ::tls_conf(tls => '')
 --- request
 POST /hook?token=hook-9f3b2c7d
@@ -382,17 +387,17 @@ Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
 ::report(do => sub {
-    my ($e, $j) = ::wait_job('refused', '5001', sub {
-        $_[0]{state} eq 'retrying' && $_[0]{attempts} >= 1 });
+    my ($e, $j) = ::wait_job('refused, then given up', '5001', sub {
+        $_[0]{state} eq 'failed' });
     ($e || "job $j->{state}", "last_error: $j->{last_error}",
-     ::edge_ping()) }, idle => 0, mocks => ['siteflow'])
+     ::edge_ping()) }, mocks => ['siteflow'])
 --- response_body
 answer {"job":"ID"}
-job retrying
+job failed
 last_error: TLS handshake or certificate verification failed: SSL certificate problem: unable to get local issuer certificate
 edge: 200 pong
 --- error_log eval
-qr{siteflow: TLS with localhost:\d+ failed: SSL certificate problem}
+qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL certificate problem: unable to get local issuer certificate}
 --- no_error_log
 [alert]
 [crit]
@@ -429,12 +434,14 @@ qr{\[warn\] .*siteflow: "siteflow_ssl_verify" is off for storefront "shop1": the
 
 
 
-=== TEST 6: a TLS handshake that never completes: nginx keeps answering meanwhile; the attempt times out and the job is retried
+=== TEST 6: a TLS handshake that never completes: nginx keeps answering meanwhile; the attempt times out
 While the module's TLS hello waits at the stalled listener, an unrelated
 location is asked again and again: each answer that came while the job's
 attempt was still in flight (the admin queue, asked right after, does not
-show it retrying yet) proves that nginx did not wait for the handshake.
---- http_config eval: ::tls_http()
+show it ended yet) proves that nginx did not wait for the handshake.
+siteflow_give_up 1s ends the job after that attempt (failed, with the
+reason), so that nothing is in flight when the block ends.
+--- http_config eval: ::tls_http(extra => "    siteflow_give_up 1s;\n")
 --- config eval: ::tls_conf(sf_port => '$TEST_NGINX_STALL_PORT', extra => "    siteflow_connect_timeout 3s;\n")
 --- request
 POST /hook?token=hook-9f3b2c7d
@@ -448,8 +455,10 @@ Content-Type: application/json
     my ($c, $hello) = (undef, '');
     $::STALL->blocking(0);
     my $e = ::wait_until('a TLS hello at the stalled listener', sub {
-        $c //= $::STALL->accept;
-        push @::STALLED, $c if $c && !@::STALLED;
+        if (!$c && ($c = $::STALL->accept)) {
+            $c->blocking(0);
+            push @::STALLED, $c;
+        }
         $c && sysread($c, $hello, 1) });
     return $e if $e;
     # then an unrelated location, over and over, until the attempt ends
@@ -459,17 +468,17 @@ Content-Type: application/json
         my $r = ::http_request(method => 'GET', path => '/ping', timeout => 10);
         $failed++ if $r->{status} != 200;
         ($j) = grep { $_->{order_id} eq '5001' } @{ ::admin_jobs() // [] };
-        return 1 if $j && $j->{state} eq 'retrying';
+        return 1 if $j && $j->{state} =~ /^(?:retrying|failed)$/;
         $during++ if $r->{status} == 200;
         0 });
     ($e || "job $j->{state}, last_error: $j->{last_error}",
      sprintf('TLS hello: %s', unpack('H2', $hello) eq '16' ? 'yes' : 'no'),
      ($during >= 5 ? 'pings answered during the handshake: at least 5'
                    : "pings answered during the handshake: $during"),
-     "failed pings: $failed") }, idle => 0, mocks => ['siteflow'])
+     "failed pings: $failed") }, mocks => ['siteflow'])
 --- response_body
 answer {"job":"ID"}
-job retrying, last_error: timed out
+job failed, last_error: timed out
 TLS hello: yes
 pings answered during the handshake: at least 5
 failed pings: 0
