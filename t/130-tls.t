@@ -178,6 +178,14 @@ sub failed_call {
     return "Site Flow Log: $e->{method} $url null $e->{response}";
 }
 
+# "job order ID STATE" of this block's order (the queue may hold the
+# orders of earlier blocks when nginx is reloaded between blocks)
+sub job_line {
+    my ($id) = @_;
+    my ($j) = grep { $_->{order_id} eq $id } @{ ::admin_jobs() // [] };
+    return $j ? "job $j->{kind} $j->{order_id} $j->{state}" : "no job of $id";
+}
+
 # the job of order $id, once $cond holds for it
 sub wait_job {
     my ($what, $id, $cond) = @_;
@@ -271,19 +279,19 @@ __DATA__
 --- config eval: ::tls_conf()
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6021,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
-::report(wait => [[siteflow => 'POST /api/order', 1]], jobs => 1,
-         then => sub { ::edge_ping() })
+::report(wait => [[siteflow => 'POST /api/order', 1]],
+         then => sub { (::job_line('6021'), ::edge_ping()) })
 --- response_body
 answer {"job":"ID"}
-PN GET /api/v2/order/5001 basic -> 200
-SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
-SF POST /api/order oneflow PN-5001 fields-ok -> 201
-job order 5001 done
+PN GET /api/v2/order/6021 basic -> 200
+SF POST /api/order/validate oneflow PN-6021 fields-ok -> 200
+SF POST /api/order oneflow PN-6021 fields-ok -> 201
+job order 6021 done
 edge: 200 pong
 --- no_error_log
 [error]
@@ -299,13 +307,13 @@ edge: 200 pong
 ::sf_front('untrusted');
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6022,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
 ::report(do => sub {
-    my ($e, $j) = ::wait_job('refused twice', '5001', sub {
+    my ($e, $j) = ::wait_job('refused twice', '6022', sub {
         $_[0]{state} eq 'retrying' && $_[0]{attempts} >= 2 });
     my @l = $e || ("job $j->{state}, attempts >= 2",
                    "last_error: $j->{last_error}");
@@ -313,8 +321,8 @@ Content-Type: application/json
         . @{ ::mock_requests('siteflow') };
     push @l, ::edge_ping(), ::failed_call();
     ::sf_front('good');
-    @l }, wait => [[siteflow => 'POST /api/order', 1]], jobs => 1,
-    mocks => ['siteflow'])
+    @l }, wait => [[siteflow => 'POST /api/order', 1]],
+    then => sub { ::job_line('6022') }, mocks => ['siteflow'])
 --- response_body
 answer {"job":"ID"}
 job retrying, attempts >= 2
@@ -322,9 +330,9 @@ last_error: TLS handshake or certificate verification failed: SSL certificate pr
 SiteFlow requests while refused: 0
 edge: 200 pong
 Site Flow Log: POST https://localhost:PORT/api/order/validate null (no answer: tls: SSL certificate problem: unable to get local issuer certificate)
-SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
-SF POST /api/order oneflow PN-5001 fields-ok -> 201
-job order 5001 done
+SF POST /api/order/validate oneflow PN-6022 fields-ok -> 200
+SF POST /api/order oneflow PN-6022 fields-ok -> 201
+job order 6022 done
 --- error_log eval
 qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL certificate problem: unable to get local issuer certificate}
 --- no_error_log
@@ -340,24 +348,24 @@ qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL certificate problem:
 ::sf_front('wronghost');
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6023,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
 ::report(do => sub {
-    my ($e, $j) = ::wait_job('refused twice', '5001', sub {
+    my ($e, $j) = ::wait_job('refused twice', '6023', sub {
         $_[0]{state} eq 'retrying' && $_[0]{attempts} >= 2 });
     return $e if $e;
     my $n = $j->{attempts};
-    ($e, $j) = ::wait_job('refused again', '5001', sub {
+    ($e, $j) = ::wait_job('refused again', '6023', sub {
         $_[0]{state} eq 'retrying' && $_[0]{attempts} > $n });
     ($e || "job $j->{state}, attempts increasing",
      "last_error: $j->{last_error}",
      'SiteFlow requests while refused: ' . @{ ::mock_requests('siteflow') },
      ::edge_ping(), ::failed_call(), ::sf_front('good')) },
-    wait => [[siteflow => 'POST /api/order', 1]], jobs => 1,
-    mocks => ['siteflow'])
+    wait => [[siteflow => 'POST /api/order', 1]],
+    then => sub { ::job_line('6023') }, mocks => ['siteflow'])
 --- response_body
 answer {"job":"ID"}
 job retrying, attempts increasing
@@ -365,9 +373,9 @@ last_error: TLS handshake or certificate verification failed: SSL: no alternativ
 SiteFlow requests while refused: 0
 edge: 200 pong
 Site Flow Log: POST https://localhost:PORT/api/order/validate null (no answer: tls: SSL: no alternative certificate subject name matches target host name 'localhost')
-SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
-SF POST /api/order oneflow PN-5001 fields-ok -> 201
-job order 5001 done
+SF POST /api/order/validate oneflow PN-6023 fields-ok -> 200
+SF POST /api/order oneflow PN-6023 fields-ok -> 201
+job order 6023 done
 --- error_log eval
 qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL: no alternative certificate subject name matches target host name 'localhost'}
 --- no_error_log
@@ -381,13 +389,13 @@ qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL: no alternative cert
 --- config eval: ::tls_conf(tls => '')
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6024,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
 ::report(do => sub {
-    my ($e, $j) = ::wait_job('refused, then given up', '5001', sub {
+    my ($e, $j) = ::wait_job('refused, then given up', '6024', sub {
         $_[0]{state} eq 'failed' });
     ($e || "job $j->{state}", "last_error: $j->{last_error}",
      ::edge_ping()) }, mocks => ['siteflow'])
@@ -411,19 +419,19 @@ qr{\[error\] .*siteflow: TLS with localhost:\d+ failed: SSL certificate problem:
 ::sf_front('wronghost');
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6025,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
-::report(wait => [[siteflow => 'POST /api/order', 1]], jobs => 1,
-         then => sub { ::edge_ping() })
+::report(wait => [[siteflow => 'POST /api/order', 1]],
+         then => sub { (::job_line('6025'), ::edge_ping()) })
 --- response_body
 answer {"job":"ID"}
-PN GET /api/v2/order/5001 basic -> 200
-SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
-SF POST /api/order oneflow PN-5001 fields-ok -> 201
-job order 5001 done
+PN GET /api/v2/order/6025 basic -> 200
+SF POST /api/order/validate oneflow PN-6025 fields-ok -> 200
+SF POST /api/order oneflow PN-6025 fields-ok -> 201
+job order 6025 done
 edge: 200 pong
 --- error_log eval
 qr{\[warn\] .*siteflow: "siteflow_ssl_verify" is off for storefront "shop1": the certificates and host names of SiteFlow and PrintNow are not checked}
@@ -445,7 +453,7 @@ reason), so that nothing is in flight when the block ends.
 --- config eval: ::tls_conf(sf_port => '$TEST_NGINX_STALL_PORT', extra => "    siteflow_connect_timeout 3s;\n")
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6026,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
@@ -467,7 +475,7 @@ Content-Type: application/json
     $e = ::wait_until('the attempt to time out', sub {
         my $r = ::http_request(method => 'GET', path => '/ping', timeout => 10);
         $failed++ if $r->{status} != 200;
-        ($j) = grep { $_->{order_id} eq '5001' } @{ ::admin_jobs() // [] };
+        ($j) = grep { $_->{order_id} eq '6026' } @{ ::admin_jobs() // [] };
         return 1 if $j && $j->{state} =~ /^(?:retrying|failed)$/;
         $during++ if $r->{status} == 200;
         0 });
@@ -502,13 +510,13 @@ refusal (the next attempt would fetch from PrintNow through its front).
 ::ossl_server('untrusted');
 --- request
 POST /hook?token=hook-9f3b2c7d
-{"event":"order_created","order":{"id":5001,"status":"New Order"}}
+{"event":"order_created","order":{"id":6027,"status":"New Order"}}
 --- more_headers
 Content-Type: application/json
 --- error_code: 202
 --- response_body_filters eval
 ::report(do => sub {
-    my ($e, $j) = ::wait_job('refused', '5001', sub {
+    my ($e, $j) = ::wait_job('refused', '6027', sub {
         $_[0]{state} eq 'retrying' && $_[0]{attempts} >= 1 });
     my @l = ($e || "job $j->{state}", ::edge_ping());
     ::ossl_stop();
