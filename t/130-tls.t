@@ -163,7 +163,8 @@ END { ossl_stop() }
 # the test CA): "edge: STATUS BODY" or "edge: failed (...)"
 sub edge_ping {
     my $port = $ENV{TEST_NGINX_EDGE_PORT};
-    my $out = `curl -sS --max-time 5 --cacert $CERTS/ca.pem -w ' %{http_code}' https://localhost:$port/ping 2>&1`;
+    my $out = `curl -sS --max-time 5 --cacert $CERTS/ca.pem \\
+               -w ' %{http_code}' https://localhost:$port/ping 2>&1`;
     chomp $out;
     return $out =~ /^(\S+)\s+(\d{3})$/ ? "edge: $2 $1" : "edge: failed ($out)";
 }
