@@ -33,9 +33,15 @@
 #       (good.pem): /ping
 #   127.0.0.1:$TEST_NGINX_STALL_PORT           a listener that takes
 #       connections and never answers (a TLS handshake that stalls)
+#   127.0.0.1:$TEST_NGINX_OSSL_PORT            "openssl s_server", an
+#       upstream outside this nginx (TEST 7)
 #
 # Every block asserts no [alert] in the error log (strict runs fail on
-# any).
+# any).  Without the module's ERR_clear_error() calls TESTs 2, 4 and 7
+# fail with "ignoring stale global SSL error (... shutdown while in
+# init)"; in TEST 7 it is the edge's client connection that meets it.
+# Each block ends with nothing in flight (the certificate fixed and the
+# order delivered, or siteflow_give_up), so that make valgrind stays clean.
 
 use lib 't/lib';
 use Siteflow::Test;
