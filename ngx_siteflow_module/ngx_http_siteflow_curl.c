@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_curl.h"
@@ -29,6 +30,16 @@
  * The timer is cancelable while nothing is in flight, so an idle worker
  * exits at once on reload, and non-cancelable while transfers run, so they
  * may finish within worker_shutdown_timeout.
+ *
+ * libcurl's OpenSSL backend runs in this thread and may leave errors in
+ * its OpenSSL error queue: a refused certificate, SSL_shutdown() of a
+ * connection whose handshake failed.  nginx's own SSL connections in the
+ * same worker expect the queue empty, and otherwise log "ignoring stale
+ * global SSL error" alerts for a client that did nothing wrong.  So every
+ * call into libcurl that can run OpenSSL code (initialisation, socket
+ * actions, reading finished transfers, removing, freeing) is followed by
+ * ngx_http_siteflow_curl_clear_ssl().  libcurl reports its own failures
+ * through the error buffer, not the queue.
  */
 
 
@@ -61,6 +72,9 @@ static size_t ngx_http_siteflow_curl_write(char *ptr, size_t size,
 static ngx_http_siteflow_xfer_result_e ngx_http_siteflow_curl_result(
     CURLcode code, ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_xfer_cleanup(void *data);
+static void ngx_http_siteflow_curl_log_tls(CURL *easy,
+    ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_curl_warn_verify(ngx_cycle_t *cycle);
 #if (NGX_DEBUG)
 static int ngx_http_siteflow_curl_debug(CURL *easy, curl_infotype type,
     char *data, size_t size, void *userp);
@@ -68,6 +82,9 @@ static int ngx_http_siteflow_curl_debug(CURL *easy, curl_infotype type,
 
 
 static ngx_http_siteflow_curl_t  *ngx_http_siteflow_curl_ctx;
+
+
+#define ngx_http_siteflow_curl_clear_ssl()  ERR_clear_error()
 
 
 ngx_int_t
@@ -78,10 +95,13 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
     ngx_http_siteflow_curl_t  *ctx;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ngx_http_siteflow_curl_clear_ssl();
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "siteflow: curl_global_init() failed");
         return NGX_ERROR;
     }
+
+    ngx_http_siteflow_curl_clear_ssl();
 
     ctx = ngx_pcalloc(cycle->pool, sizeof(ngx_http_siteflow_curl_t));
     if (ctx == NULL) {
@@ -107,6 +127,7 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "siteflow: curl_multi_init() failed");
         curl_global_cleanup();
+        ngx_http_siteflow_curl_clear_ssl();
         return NGX_ERROR;
     }
 
@@ -135,6 +156,8 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
                       (long) max_host);
 
     ngx_http_siteflow_curl_ctx = ctx;
+
+    ngx_http_siteflow_curl_warn_verify(cycle);
 
     return NGX_OK;
 }
@@ -169,6 +192,8 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
     curl_multi_cleanup(ctx->multi);
     ctx->multi = NULL;
 
+    ngx_http_siteflow_curl_clear_ssl();
+
     /* libcurl announced every socket's removal; free what it did not */
 
     while (!ngx_queue_empty(&ctx->socks)) {
@@ -184,6 +209,7 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
     ngx_http_siteflow_curl_ctx = NULL;
 
     curl_global_cleanup();
+    ngx_http_siteflow_curl_clear_ssl();
 }
 
 
@@ -223,6 +249,11 @@ ngx_http_siteflow_xfer_create(ngx_log_t *log,
         goto failed;
     }
 
+    x->error = ngx_pcalloc(pool, CURL_ERROR_SIZE);
+    if (x->error == NULL) {
+        goto failed;
+    }
+
     easy = curl_easy_init();
     if (easy == NULL) {
         goto failed;
@@ -236,6 +267,7 @@ ngx_http_siteflow_xfer_create(ngx_log_t *log,
 
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->error);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long) conf->connect_timeout);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) conf->timeout);
@@ -294,6 +326,8 @@ ngx_http_siteflow_xfer_start(ngx_http_siteflow_xfer_t *x)
 
     rc = curl_multi_add_handle(ctx->multi, x->easy);
 
+    ngx_http_siteflow_curl_clear_ssl();
+
     if (rc != CURLM_OK) {
         ngx_log_error(NGX_LOG_ALERT, x->log, 0,
                       "siteflow: curl_multi_add_handle() failed: %s",
@@ -330,6 +364,8 @@ ngx_http_siteflow_xfer_cancel(ngx_http_siteflow_xfer_t *x)
     /* may announce CURL_POLL_REMOVE for the transfer's socket */
 
     curl_multi_remove_handle(ctx->multi, x->easy);
+
+    ngx_http_siteflow_curl_clear_ssl();
 
     x->running = 0;
     ngx_queue_remove(&x->queue);
@@ -369,6 +405,8 @@ ngx_http_siteflow_xfer_cleanup(void *data)
     if (x->easy != NULL) {
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
+
+        ngx_http_siteflow_curl_clear_ssl();
     }
 
     if (x->headers != NULL) {
@@ -579,6 +617,8 @@ ngx_http_siteflow_curl_event(ngx_event_t *ev)
 
     (void) curl_multi_socket_action(ctx->multi, fd, mask, &running);
 
+    ngx_http_siteflow_curl_clear_ssl();
+
     ngx_http_siteflow_curl_drain(ctx);
 }
 
@@ -600,6 +640,8 @@ ngx_http_siteflow_curl_timeout(ngx_event_t *ev)
     (void) curl_multi_socket_action(ctx->multi, CURL_SOCKET_TIMEOUT, 0,
                                     &running);
 
+    ngx_http_siteflow_curl_clear_ssl();
+
     ngx_http_siteflow_curl_drain(ctx);
 }
 
@@ -616,6 +658,8 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
 
     while ((msg = curl_multi_info_read(ctx->multi, &left)) != NULL) {
 
+        ngx_http_siteflow_curl_clear_ssl();
+
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }
@@ -628,6 +672,7 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
 
         if (x == NULL) {
             curl_multi_remove_handle(ctx->multi, easy);
+            ngx_http_siteflow_curl_clear_ssl();
             continue;
         }
 
@@ -646,6 +691,10 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
         x->sent = (sent > 0);
         x->duration = ngx_current_msec - x->started;
         x->result = ngx_http_siteflow_curl_result(code, x);
+
+        if (x->result == NGX_HTTP_SITEFLOW_XFER_TLS) {
+            ngx_http_siteflow_curl_log_tls(easy, x);
+        }
 
         ngx_log_debug5(NGX_LOG_DEBUG_HTTP, x->log, 0,
                        "siteflow curl: done %p status:%ui curl:%d sent:%d "
@@ -690,6 +739,11 @@ ngx_http_siteflow_curl_result(CURLcode code, ngx_http_siteflow_xfer_t *x)
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_USE_SSL_FAILED:
         return NGX_HTTP_SITEFLOW_XFER_TLS;
 
     case CURLE_ABORTED_BY_CALLBACK:
@@ -697,6 +751,80 @@ ngx_http_siteflow_curl_result(CURLcode code, ngx_http_siteflow_xfer_t *x)
 
     default:
         return NGX_HTTP_SITEFLOW_XFER_OTHER;
+    }
+}
+
+
+/*
+ * A refused TLS connection is a configuration matter for the operator
+ * (the CA file, the upstream's certificate, the host name in the URL):
+ * said at "error" level, as nginx says proxy_ssl_verify failures, with
+ * libcurl's reason.  The URL is cut to its host and port, which carry no
+ * secret.
+ */
+
+static void
+ngx_http_siteflow_curl_log_tls(CURL *easy, ngx_http_siteflow_xfer_t *x)
+{
+    char    *url;
+    u_char  *host, *p, *last;
+
+    url = NULL;
+    (void) curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+
+    host = (u_char *) (url ? url : "");
+    last = host + ngx_strlen(host);
+
+    p = (u_char *) ngx_strstr(host, "://");
+    if (p != NULL) {
+        host = p + 3;
+    }
+
+    for (p = host; p < last; p++) {
+        if (*p == '/' || *p == '?' || *p == '#') {
+            break;
+        }
+
+        if (*p == '@') {
+            host = p + 1;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, x->log, 0,
+                  "siteflow: TLS with %*s failed: %s (curl error %d)",
+                  (size_t) (p - host), host,
+                  x->error[0] ? x->error : (u_char *) "no details",
+                  x->curl_code);
+}
+
+
+/* once per worker start, for each storefront that does not verify */
+
+static void
+ngx_http_siteflow_curl_warn_verify(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i;
+    ngx_http_siteflow_srv_conf_t  **sf;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_siteflow_module);
+    if (smcf == NULL) {
+        return;
+    }
+
+    sf = smcf->storefronts.elts;
+
+    for (i = 0; i < smcf->storefronts.nelts; i++) {
+        if (sf[i]->xfer.ssl_verify) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "siteflow: \"siteflow_ssl_verify\" is off for "
+                      "storefront \"%V\": the certificates and host names "
+                      "of SiteFlow and PrintNow are not checked",
+                      &sf[i]->storefront);
     }
 }
 

@@ -62,6 +62,7 @@ struct ngx_http_siteflow_xfer_s {
     ngx_uint_t                       status;    /* HTTP status, 0 if none */
     ngx_http_siteflow_xfer_result_e  result;
     int                              curl_code;
+    u_char                          *error;     /* libcurl's reason, or "" */
     ngx_msec_t                       started;
     ngx_msec_t                       duration;
 

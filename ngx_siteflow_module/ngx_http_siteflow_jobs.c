@@ -733,8 +733,10 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
         e.response.len = x->response_len;
 
     } else {
-        p = ngx_snprintf(text, sizeof(text), "(no answer: %s)",
-                         sf_net_error_name(net));
+        p = ngx_snprintf(text, sizeof(text), "(no answer: %s%s%s)",
+                         sf_net_error_name(net),
+                         net == SF_NET_TLS && x->error[0] ? ": " : "",
+                         net == SF_NET_TLS ? x->error : (u_char *) "");
         e.response.data = text;
         e.response.len = p - text;
     }
@@ -1076,7 +1078,8 @@ ngx_http_siteflow_answer_text(ngx_http_siteflow_xfer_t *x, u_char *buf,
         goto done;
     case NGX_HTTP_SITEFLOW_XFER_TLS:
         p = ngx_slprintf(buf, last, "TLS handshake or certificate "
-                         "verification failed");
+                         "verification failed%s%s",
+                         x->error[0] ? ": " : "", x->error);
         goto done;
     default:
         p = ngx_slprintf(buf, last, "the transfer failed (curl error %d)",
