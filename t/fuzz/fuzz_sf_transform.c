@@ -5,7 +5,7 @@
 
 
 /*
- * libFuzzer harness for sf_transform.c: arbitrary bytes, decoded by
+ * libFuzzer harness for sf_transform*.c: arbitrary bytes, decoded by
  * jansson as the PrintNow order, transformed through a fixed mapping
  * (every placeholder kind, URL paths with a leading placeholder, an
  * integration key, carriers with "*", defaults).
