@@ -65,6 +65,13 @@
 
 #define SF_MAP_PN_ITEM_VARS (SF_MAP_PN_VARS | SF_MAP_BIT(SF_TPL_ITEM_ID))
 
+#define SF_MAP_SHIP_TO_VARS                                                  \
+    (SF_MAP_BIT(SF_TPL_SHIP_FIRST_NAME) | SF_MAP_BIT(SF_TPL_SHIP_LAST_NAME)  \
+     | SF_MAP_BIT(SF_TPL_SHIP_COMPANY)                                       \
+     | SF_MAP_BIT(SF_TPL_SHIP_ADDRESS_LABEL)                                 \
+     | SF_MAP_BIT(SF_TPL_CUSTOMER_FIRST_NAME)                                \
+     | SF_MAP_BIT(SF_TPL_CUSTOMER_LAST_NAME))
+
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SF_MAP_PRINTF(f, a)  __attribute__ ((format (printf, f, a)))
@@ -136,6 +143,7 @@ static int sf_map_component(sf_map_ctx_t *ctx, json_t *v, const char *path,
     sf_map_component_t *c);
 static int sf_map_carriers(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_return_address(sf_map_ctx_t *ctx, json_t *v);
+static int sf_map_ship_to(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_statuses(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_printnow(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_defaults(sf_map_ctx_t *ctx, json_t *v);
@@ -158,6 +166,12 @@ static const sf_map_var_t  sf_map_vars[] = {
     { "ship_date", 9, SF_TPL_SHIP_DATE },
     { "status", 6, SF_TPL_STATUS },
     { "comment", 7, SF_TPL_COMMENT },
+    { "ship_first_name", 15, SF_TPL_SHIP_FIRST_NAME },
+    { "ship_last_name", 14, SF_TPL_SHIP_LAST_NAME },
+    { "ship_company", 12, SF_TPL_SHIP_COMPANY },
+    { "ship_address_label", 18, SF_TPL_SHIP_ADDRESS_LABEL },
+    { "customer_first_name", 19, SF_TPL_CUSTOMER_FIRST_NAME },
+    { "customer_last_name", 18, SF_TPL_CUSTOMER_LAST_NAME },
     { NULL, 0, SF_TPL_LITERAL }
 };
 
@@ -168,6 +182,7 @@ static const sf_map_key_t  sf_map_keys[] = {
     { "products", sf_map_products },
     { "carriers", sf_map_carriers },
     { "return_address", sf_map_return_address },
+    { "ship_to", sf_map_ship_to },
     { "statuses", sf_map_statuses },
     { "printnow", sf_map_printnow },
     { "defaults", sf_map_defaults },
@@ -1617,6 +1632,55 @@ sf_map_return_address(sf_map_ctx_t *ctx, json_t *v)
 
     ctx->m->return_address = pairs;
     ctx->m->nreturn_address = n;
+
+    return 0;
+}
+
+
+static int
+sf_map_ship_to(sf_map_ctx_t *ctx, json_t *v)
+{
+    char         q[SF_MAP_QUOTE_LEN];
+    size_t       i, len;
+    json_t      *x;
+    const char  *key, *s;
+
+    if (!json_is_object(v)) {
+        return sf_map_error(ctx, "ship_to must be an object");
+    }
+
+    json_object_foreach(v, key, x) {
+
+        if (strcmp(key, "name") != 0) {
+            return sf_map_error(ctx, "ship_to: unknown key \"%s\"",
+                                sf_map_q(q, key));
+        }
+
+        if (!json_is_string(x)) {
+            return sf_map_error(ctx, "ship_to.name must be a string");
+        }
+
+        s = json_string_value(x);
+        len = json_string_length(x);
+
+        if (sf_map_blank(s, len)) {
+            return sf_map_error(ctx, "ship_to.name must not be empty");
+        }
+
+        for (i = 0; i < len; i++) {
+            if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f) {
+                return sf_map_error(ctx, "ship_to.name must not contain "
+                                    "control characters");
+            }
+        }
+
+        if (sf_map_template(ctx, s, len, "ship_to.name",
+                            SF_MAP_SHIP_TO_VARS, 0, &ctx->m->ship_to_name)
+            != 0)
+        {
+            return -1;
+        }
+    }
 
     return 0;
 }

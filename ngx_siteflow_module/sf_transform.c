@@ -40,7 +40,6 @@ static void sf_tr_init(sf_tr_ctx_t *ctx, const sf_mapping_t *m,
 static int sf_tr_result(sf_tr_ctx_t *ctx, int rc);
 static const char *sf_tr_path(char *buf, const sf_tr_where_t *w,
     const char *key);
-static int sf_tr_blank(const char *s, size_t len);
 static int sf_tr_id(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
     const sf_tr_where_t *w, sf_tr_str_t *out);
 static int sf_tr_source(sf_tr_ctx_t *ctx);
@@ -71,7 +70,9 @@ static const sf_tr_where_t  sf_tr_order_w = { NULL, SF_TR_NONE, NULL, 0 };
 static const char *const  sf_tr_vars[] = {
     "", "order_id", "integration_id", "item_id", "product_id", "sku",
     "quantity", "option:", "option_integration_id:", "tracking_number",
-    "tracking_url", "carrier", "ship_date", "status", "comment"
+    "tracking_url", "carrier", "ship_date", "status", "comment",
+    "ship_first_name", "ship_last_name", "ship_company", "ship_address_label",
+    "customer_first_name", "customer_last_name"
 };
 
 
@@ -549,7 +550,7 @@ sf_tr_get(const json_t *obj, const char *key)
 }
 
 
-static int
+int
 sf_tr_blank(const char *s, size_t len)
 {
     size_t  i;

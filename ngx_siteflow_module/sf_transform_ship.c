@@ -24,6 +24,9 @@
 
 static int sf_tr_copy(sf_tr_ctx_t *ctx, json_t *dst, const char *dkey,
     const char *key, int required);
+static int sf_tr_name(sf_tr_ctx_t *ctx, const char **p, size_t *len);
+static int sf_tr_name_value(void *data, const sf_tpl_seg_t *seg,
+    const char **value, size_t *len);
 
 
 static const sf_tr_where_t  sf_tr_order_w = { NULL, SF_TR_NONE, NULL, 0 };
@@ -158,13 +161,18 @@ sf_tr_ship_to(sf_tr_ctx_t *ctx, json_t *obj)
     const char  *p;
 
     /*
-     * The person, else the company, else the customer.  The address's
-     * own "name" is its address-book label ("Default", "Home"): never
-     * on a parcel.
+     * The mapping's ship_to.name when it gives a name; else the person,
+     * else the company, else the customer.  The address's own "name" is
+     * its address-book label ("Default", "Home"): never on a parcel
+     * unless ship_to.name asks for it.
      */
 
-    rc = sf_tr_join(ctx, ctx->address, "first_name", "last_name", " ",
-                    &sf_tr_address_w, &p, &len);
+    rc = sf_tr_name(ctx, &p, &len);
+
+    if (rc == SF_TR_ABSENT) {
+        rc = sf_tr_join(ctx, ctx->address, "first_name", "last_name", " ",
+                        &sf_tr_address_w, &p, &len);
+    }
 
     if (rc == SF_TR_ABSENT || rc == SF_TR_BLANK) {
         rc = sf_tr_text(ctx, ctx->address, "company", &sf_tr_address_w, &p,
@@ -286,6 +294,100 @@ bad_country:
 
     return sf_tr_reason(ctx, "shipping_address.country_code must be an "
                         "ISO 3166-1 country code (2 or 3 letters)");
+}
+
+
+/*
+ * shipTo.name by the mapping's ship_to.name, rendered into ctx->buf:
+ * SF_TR_OK, SF_TR_ABSENT (no template, a placeholder without a value or
+ * a blank result: the built-in rule applies) or SF_TR_BAD.
+ */
+
+static int
+sf_tr_name(sf_tr_ctx_t *ctx, const char **p, size_t *len)
+{
+    const sf_tpl_seg_t  *absent;
+
+    if (ctx->m->ship_to_name.nsegs == 0) {
+        return SF_TR_ABSENT;
+    }
+
+    switch (sf_tpl_render(&ctx->m->ship_to_name, sf_tr_name_value, ctx,
+                          ctx->buf, SF_MAPPING_MAX_RENDER + 1, len, &absent))
+    {
+
+    case SF_TPL_OK:
+        *p = ctx->buf;
+        return sf_tr_blank(ctx->buf, *len) ? SF_TR_ABSENT : SF_TR_OK;
+
+    case SF_TPL_ABSENT:
+        return SF_TR_ABSENT;
+
+    case SF_TPL_TOO_LONG:
+        return sf_tr_reason(ctx, "the mapping's ship_to.name gives more "
+                            "than %d bytes", SF_MAPPING_MAX_RENDER);
+
+    default:
+        return SF_TR_BAD;
+    }
+}
+
+
+static int
+sf_tr_name_value(void *data, const sf_tpl_seg_t *seg, const char **value,
+    size_t *len)
+{
+    int                   rc;
+    const char           *key;
+    const json_t         *obj;
+    sf_tr_ctx_t          *ctx;
+    const sf_tr_where_t  *w;
+
+    ctx = data;
+    obj = ctx->address;
+    w = &sf_tr_address_w;
+
+    switch (seg->var) {
+
+    case SF_TPL_SHIP_FIRST_NAME:
+        key = "first_name";
+        break;
+
+    case SF_TPL_SHIP_LAST_NAME:
+        key = "last_name";
+        break;
+
+    case SF_TPL_SHIP_COMPANY:
+        key = "company";
+        break;
+
+    case SF_TPL_SHIP_ADDRESS_LABEL:
+        key = "name";
+        break;
+
+    case SF_TPL_CUSTOMER_FIRST_NAME:
+        key = "first_name";
+        obj = ctx->customer;
+        w = &sf_tr_customer_w;
+        break;
+
+    case SF_TPL_CUSTOMER_LAST_NAME:
+        key = "last_name";
+        obj = ctx->customer;
+        w = &sf_tr_customer_w;
+        break;
+
+    default:
+        return SF_TPL_ABSENT;
+    }
+
+    rc = sf_tr_text(ctx, obj, key, w, value, len);
+
+    if (rc == SF_TR_BAD) {
+        return SF_TPL_FAIL;
+    }
+
+    return (rc == SF_TR_OK) ? SF_TPL_OK : SF_TPL_ABSENT;
 }
 
 
