@@ -65,6 +65,13 @@
 
 #define SF_MAP_PN_ITEM_VARS (SF_MAP_PN_VARS | SF_MAP_BIT(SF_TPL_ITEM_ID))
 
+#define SF_MAP_SHIP_TO_VARS                                                  \
+    (SF_MAP_BIT(SF_TPL_SHIP_FIRST_NAME) | SF_MAP_BIT(SF_TPL_SHIP_LAST_NAME)  \
+     | SF_MAP_BIT(SF_TPL_SHIP_COMPANY)                                       \
+     | SF_MAP_BIT(SF_TPL_SHIP_ADDRESS_LABEL)                                 \
+     | SF_MAP_BIT(SF_TPL_CUSTOMER_FIRST_NAME)                                \
+     | SF_MAP_BIT(SF_TPL_CUSTOMER_LAST_NAME))
+
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SF_MAP_PRINTF(f, a)  __attribute__ ((format (printf, f, a)))
@@ -136,6 +143,7 @@ static int sf_map_component(sf_map_ctx_t *ctx, json_t *v, const char *path,
     sf_map_component_t *c);
 static int sf_map_carriers(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_return_address(sf_map_ctx_t *ctx, json_t *v);
+static int sf_map_ship_to(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_statuses(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_printnow(sf_map_ctx_t *ctx, json_t *v);
 static int sf_map_defaults(sf_map_ctx_t *ctx, json_t *v);
@@ -143,16 +151,6 @@ static int sf_map_pair_cmp(const void *a, const void *b);
 static int sf_map_product_cmp(const void *a, const void *b);
 static int sf_map_key_cmp(const char *a, size_t alen, const char *b,
     size_t blen);
-static int sf_map_pn_value(void *data, const sf_tpl_seg_t *seg,
-    const char **value, size_t *len);
-static int sf_tpl_append(char *buf, size_t size, size_t *n, const char *p,
-    size_t len, int mode);
-
-
-/* sf_tpl_append() modes */
-#define SF_TPL_RAW      0
-#define SF_TPL_ENCODE   1        /* all but RFC 3986 unreserved */
-#define SF_TPL_LIGHT    2        /* only bytes never valid in a URL */
 
 
 static const sf_map_var_t  sf_map_vars[] = {
@@ -168,6 +166,12 @@ static const sf_map_var_t  sf_map_vars[] = {
     { "ship_date", 9, SF_TPL_SHIP_DATE },
     { "status", 6, SF_TPL_STATUS },
     { "comment", 7, SF_TPL_COMMENT },
+    { "ship_first_name", 15, SF_TPL_SHIP_FIRST_NAME },
+    { "ship_last_name", 14, SF_TPL_SHIP_LAST_NAME },
+    { "ship_company", 12, SF_TPL_SHIP_COMPANY },
+    { "ship_address_label", 18, SF_TPL_SHIP_ADDRESS_LABEL },
+    { "customer_first_name", 19, SF_TPL_CUSTOMER_FIRST_NAME },
+    { "customer_last_name", 18, SF_TPL_CUSTOMER_LAST_NAME },
     { NULL, 0, SF_TPL_LITERAL }
 };
 
@@ -178,6 +182,7 @@ static const sf_map_key_t  sf_map_keys[] = {
     { "products", sf_map_products },
     { "carriers", sf_map_carriers },
     { "return_address", sf_map_return_address },
+    { "ship_to", sf_map_ship_to },
     { "statuses", sf_map_statuses },
     { "printnow", sf_map_printnow },
     { "defaults", sf_map_defaults },
@@ -518,265 +523,6 @@ sf_mapping_status(const sf_mapping_t *m, sf_mapping_event_t event)
     }
 
     return m->statuses[event];
-}
-
-
-int
-sf_mapping_printnow_body(const sf_mapping_t *m, sf_pn_call_t call,
-    const sf_pn_vars_t *vars, json_t **body)
-{
-    int                    rc;
-    char                   buf[SF_MAPPING_MAX_RENDER + 1];
-    size_t                 len;
-    json_t                *obj, *v;
-    unsigned               i;
-    sf_map_field_t        *f;
-    const sf_tpl_seg_t    *absent;
-
-    *body = NULL;
-
-    if ((unsigned) call >= SF_PN_COUNT || !m->has_printnow[call]) {
-        return 0;
-    }
-
-    obj = json_object();
-    if (obj == NULL) {
-        return -1;
-    }
-
-    for (i = 0; i < m->nprintnow[call]; i++) {
-        f = &m->printnow[call][i];
-
-        switch (f->type) {
-
-        case SF_VAL_TEMPLATE:
-            rc = sf_tpl_render(&f->tpl, sf_map_pn_value, (void *) vars, buf,
-                               sizeof(buf), &len, &absent);
-
-            if (rc == SF_TPL_ABSENT) {
-                continue;
-            }
-
-            if (rc != SF_TPL_OK) {
-                goto failed;
-            }
-
-            v = json_stringn(buf, len);
-            break;
-
-        case SF_VAL_INTEGER:
-            v = json_integer(f->integer);
-            break;
-
-        case SF_VAL_REAL:
-            v = json_real(f->real);
-            break;
-
-        case SF_VAL_TRUE:
-            v = json_true();
-            break;
-
-        case SF_VAL_FALSE:
-            v = json_false();
-            break;
-
-        default: /* SF_VAL_NULL */
-            v = json_null();
-            break;
-        }
-
-        if (json_object_set_new(obj, f->key, v) != 0) {
-            goto failed;
-        }
-    }
-
-    *body = obj;
-
-    return 0;
-
-failed:
-
-    json_decref(obj);
-
-    return -1;
-}
-
-
-int
-sf_tpl_render(const sf_tpl_t *tpl, sf_tpl_value_pt get, void *data,
-    char *buf, size_t size, size_t *len, const sf_tpl_seg_t **absent)
-{
-    int                  rc, mode;
-    size_t               n, vlen;
-    unsigned             i;
-    const char          *v;
-    const sf_tpl_seg_t  *seg;
-
-    n = 0;
-    *len = 0;
-
-    if (size == 0) {
-        return SF_TPL_TOO_LONG;
-    }
-
-    buf[0] = '\0';
-
-    for (i = 0; i < tpl->nsegs; i++) {
-        seg = &tpl->segs[i];
-
-        if (seg->var == SF_TPL_LITERAL) {
-            v = seg->text;
-            vlen = seg->len;
-            mode = SF_TPL_RAW;
-
-        } else {
-            rc = get(data, seg, &v, &vlen);
-
-            if (rc == SF_TPL_ABSENT) {
-                *absent = seg;
-                return SF_TPL_ABSENT;
-            }
-
-            if (rc != SF_TPL_OK) {
-                return SF_TPL_FAIL;
-            }
-
-            if (!tpl->url) {
-                mode = SF_TPL_RAW;
-
-            } else {
-                mode = (i == 0) ? SF_TPL_LIGHT : SF_TPL_ENCODE;
-            }
-        }
-
-        if (sf_tpl_append(buf, size, &n, v, vlen, mode) != 0) {
-            buf[0] = '\0';
-            return SF_TPL_TOO_LONG;
-        }
-    }
-
-    buf[n] = '\0';
-    *len = n;
-
-    return SF_TPL_OK;
-}
-
-
-/* appends p[0 .. len - 1], encoded per mode; -1 if it does not fit */
-
-static int
-sf_tpl_append(char *buf, size_t size, size_t *n, const char *p, size_t len,
-    int mode)
-{
-    size_t          i, k;
-    unsigned char   c;
-    static const char  hex[] = "0123456789ABCDEF";
-
-    k = *n;
-
-    if (mode == SF_TPL_RAW) {
-        if (len >= size - k) {
-            return -1;
-        }
-
-        memcpy(buf + k, p, len);
-        *n = k + len;
-
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        c = (unsigned char) p[i];
-
-        if (mode == SF_TPL_ENCODE) {
-            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-                || (c >= '0' && c <= '9')
-                || c == '-' || c == '.' || c == '_' || c == '~')
-            {
-                goto plain;
-            }
-
-        } else if (c > 0x20 && c < 0x7f && strchr("\"<>\\^`{|}", c) == NULL)
-        {
-            goto plain;
-        }
-
-        if (size - k <= 3) {
-            return -1;
-        }
-
-        buf[k++] = '%';
-        buf[k++] = hex[c >> 4];
-        buf[k++] = hex[c & 0x0f];
-
-        continue;
-
-    plain:
-
-        if (size - k <= 1) {
-            return -1;
-        }
-
-        buf[k++] = (char) c;
-    }
-
-    *n = k;
-
-    return 0;
-}
-
-
-static int
-sf_map_pn_value(void *data, const sf_tpl_seg_t *seg, const char **value,
-    size_t *len)
-{
-    const char          *v;
-    const sf_pn_vars_t  *vars;
-
-    vars = data;
-
-    if (vars == NULL) {
-        return SF_TPL_ABSENT;
-    }
-
-    switch (seg->var) {
-    case SF_TPL_TRACKING_NUMBER:
-        v = vars->tracking_number;
-        break;
-    case SF_TPL_TRACKING_URL:
-        v = vars->tracking_url;
-        break;
-    case SF_TPL_CARRIER:
-        v = vars->carrier;
-        break;
-    case SF_TPL_SHIP_DATE:
-        v = vars->ship_date;
-        break;
-    case SF_TPL_STATUS:
-        v = vars->status;
-        break;
-    case SF_TPL_COMMENT:
-        v = vars->comment;
-        break;
-    case SF_TPL_ORDER_ID:
-        v = vars->order_id;
-        break;
-    case SF_TPL_ITEM_ID:
-        v = vars->item_id;
-        break;
-    default:
-        v = NULL;
-        break;
-    }
-
-    if (v == NULL) {
-        return SF_TPL_ABSENT;
-    }
-
-    *value = v;
-    *len = strlen(v);
-
-    return SF_TPL_OK;
 }
 
 
@@ -1886,6 +1632,55 @@ sf_map_return_address(sf_map_ctx_t *ctx, json_t *v)
 
     ctx->m->return_address = pairs;
     ctx->m->nreturn_address = n;
+
+    return 0;
+}
+
+
+static int
+sf_map_ship_to(sf_map_ctx_t *ctx, json_t *v)
+{
+    char         q[SF_MAP_QUOTE_LEN];
+    size_t       i, len;
+    json_t      *x;
+    const char  *key, *s;
+
+    if (!json_is_object(v)) {
+        return sf_map_error(ctx, "ship_to must be an object");
+    }
+
+    json_object_foreach(v, key, x) {
+
+        if (strcmp(key, "name") != 0) {
+            return sf_map_error(ctx, "ship_to: unknown key \"%s\"",
+                                sf_map_q(q, key));
+        }
+
+        if (!json_is_string(x)) {
+            return sf_map_error(ctx, "ship_to.name must be a string");
+        }
+
+        s = json_string_value(x);
+        len = json_string_length(x);
+
+        if (sf_map_blank(s, len)) {
+            return sf_map_error(ctx, "ship_to.name must not be empty");
+        }
+
+        for (i = 0; i < len; i++) {
+            if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f) {
+                return sf_map_error(ctx, "ship_to.name must not contain "
+                                    "control characters");
+            }
+        }
+
+        if (sf_map_template(ctx, s, len, "ship_to.name",
+                            SF_MAP_SHIP_TO_VARS, 0, &ctx->m->ship_to_name)
+            != 0)
+        {
+            return -1;
+        }
+    }
 
     return 0;
 }

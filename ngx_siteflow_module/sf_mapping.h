@@ -50,6 +50,18 @@
  *   return_address    optional object of strings: name, address1, town,
  *                     postcode and isoCountry required; companyName,
  *                     address2, address3, state, phone, email optional.
+ *   ship_to           optional object; its one key:
+ *       name          template overriding shipTo.name (non-blank, no
+ *                     control characters).  Placeholders:
+ *                     {ship_first_name}, {ship_last_name}, {ship_company}
+ *                     (the shipping address's first_name, last_name,
+ *                     company), {customer_first_name},
+ *                     {customer_last_name}, and {ship_address_label}: the
+ *                     address's own "name", an address-book label
+ *                     ("Default", "Home"), never used unless asked for.
+ *                     When a placeholder has no value (missing, null or
+ *                     blank) or the result is blank, the built-in rule
+ *                     of sf_transform.h applies instead.
  *   statuses          optional object: SiteFlow event -> PrintNow status
  *                     name (a non-empty string).  Events: received,
  *                     printready, subbatch_scanned, batch_complete,
@@ -131,7 +143,13 @@ typedef enum {
     SF_TPL_CARRIER,
     SF_TPL_SHIP_DATE,
     SF_TPL_STATUS,
-    SF_TPL_COMMENT
+    SF_TPL_COMMENT,
+    SF_TPL_SHIP_FIRST_NAME,        /* shipping_address.first_name */
+    SF_TPL_SHIP_LAST_NAME,
+    SF_TPL_SHIP_COMPANY,
+    SF_TPL_SHIP_ADDRESS_LABEL,     /* shipping_address.name: "Default" */
+    SF_TPL_CUSTOMER_FIRST_NAME,    /* customer.first_name */
+    SF_TPL_CUSTOMER_LAST_NAME
 } sf_tpl_var_t;
 
 
@@ -240,6 +258,8 @@ typedef struct {
 
     sf_map_pair_t      *return_address;        /* SiteFlow keys, or NULL */
     unsigned            nreturn_address;
+
+    sf_tpl_t            ship_to_name;          /* nsegs 0: built-in rule */
 
     const char         *statuses[SF_EVENT_COUNT];     /* NULL: unmapped */
 

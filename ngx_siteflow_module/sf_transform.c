@@ -27,107 +27,21 @@
 
 #include "sf_mapping.h"
 #include "sf_transform.h"
+#include "sf_transform_int.h"
 
 
-#define SF_TR_OK         0
-#define SF_TR_ABSENT     1       /* missing or null */
-#define SF_TR_BLANK      2       /* "" or only spaces */
-#define SF_TR_BAD       -1       /* invalid order, reason set */
-#define SF_TR_NOMEM     -2
-
-#define SF_TR_NONE       ((size_t) -1)
 #define SF_TR_LOCAL      16      /* mapped items kept on the stack */
 #define SF_TR_SORT_MIN   32      /* duplicate ids: sort from this many */
-#define SF_TR_QUOTE_MAX  64      /* bytes of a value quoted in a reason */
-#define SF_TR_QUOTE_LEN  (2 * SF_TR_QUOTE_MAX + 4)
-#define SF_TR_PATH_LEN   128
 #define SF_TR_SKIP_LIST  8       /* product ids listed in a skip reason */
-
-/* ctx->buf: two joined strings, or a rendered template with its NUL */
-#define SF_TR_BUF_LEN                                                        \
-    ((2 * SF_TRANSFORM_MAX_STRING + 3 > SF_MAPPING_MAX_RENDER + 1)           \
-     ? 2 * SF_TRANSFORM_MAX_STRING + 3 : SF_MAPPING_MAX_RENDER + 1)
-
-
-#if defined(__GNUC__) || defined(__clang__)
-#define SF_TR_PRINTF(f, a)  __attribute__ ((format (printf, f, a)))
-#else
-#define SF_TR_PRINTF(f, a)
-#endif
-
-
-typedef struct {
-    const char              *p;        /* NULL: no value */
-    size_t                   len;
-    char                     buf[24];  /* an integer in decimal */
-} sf_tr_str_t;
-
-
-/* where a value is, for reasons: "items[2].options[0]." + key */
-typedef struct {
-    const char              *obj;      /* NULL: the order itself */
-    size_t                   index;    /* SF_TR_NONE: not an array */
-    const char              *sub;
-    size_t                   sub_index;
-} sf_tr_where_t;
-
-
-typedef struct {
-    const json_t            *item;
-    const json_t            *options;  /* array or NULL */
-    const sf_map_product_t  *product;
-    size_t                   index;
-    json_int_t               quantity;
-    sf_tr_str_t              id;
-    sf_tr_str_t              product_id;
-    sf_tr_str_t              qty;
-} sf_tr_item_t;
-
-
-typedef struct {
-    const sf_mapping_t      *m;
-    const json_t            *order;
-    char                    *reason;
-    size_t                   reason_size;
-
-    sf_tr_str_t              order_id;
-    sf_tr_str_t              integration_id;
-
-    sf_tr_item_t            *item;     /* the item being rendered */
-    const char              *sku;      /* its rendered sku */
-    size_t                   sku_len;
-
-    const json_t            *customer; /* object or NULL */
-    const json_t            *address;  /* shipping_address */
-    const char              *email;    /* orderData.email, or NULL */
-    size_t                   email_len;
-    const char              *carrier;  /* alias, or NULL */
-
-    char                     source_id[SF_TRANSFORM_SOURCE_ID_MAX + 1];
-    size_t                   source_id_len;
-
-    char                     scratch[32];
-    char                     buf[SF_TR_BUF_LEN];
-} sf_tr_ctx_t;
 
 
 static void sf_tr_init(sf_tr_ctx_t *ctx, const sf_mapping_t *m,
     const json_t *order, char *reason, size_t reason_size);
 static int sf_tr_result(sf_tr_ctx_t *ctx, int rc);
-static int sf_tr_reason(sf_tr_ctx_t *ctx, const char *fmt, ...)
-    SF_TR_PRINTF(2, 3);
 static const char *sf_tr_path(char *buf, const sf_tr_where_t *w,
     const char *key);
-static const char *sf_tr_quote(char *buf, const char *s, size_t len);
-static json_t *sf_tr_get(const json_t *obj, const char *key);
-static int sf_tr_blank(const char *s, size_t len);
-static int sf_tr_text(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
-    const sf_tr_where_t *w, const char **p, size_t *len);
 static int sf_tr_id(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
     const sf_tr_where_t *w, sf_tr_str_t *out);
-static int sf_tr_join(sf_tr_ctx_t *ctx, const json_t *obj,
-    const char *first, const char *second, const char *sep,
-    const sf_tr_where_t *w, const char **p, size_t *len);
 static int sf_tr_source(sf_tr_ctx_t *ctx);
 static int sf_tr_lookup(sf_tr_ctx_t *ctx, const json_t *item, size_t index,
     sf_tr_item_t *rec);
@@ -136,17 +50,6 @@ static int sf_tr_check_item(sf_tr_ctx_t *ctx, sf_tr_item_t *rec);
 static int sf_tr_id_cmp(const void *a, const void *b);
 static int sf_tr_duplicates(sf_tr_ctx_t *ctx, sf_tr_item_t *recs,
     size_t n);
-static int sf_tr_contact(sf_tr_ctx_t *ctx);
-static int sf_tr_carrier(sf_tr_ctx_t *ctx);
-static int sf_tr_copy(sf_tr_ctx_t *ctx, json_t *dst, const char *dkey,
-    const char *key, int required);
-static int sf_tr_ship_to(sf_tr_ctx_t *ctx, json_t *obj);
-static int sf_tr_customer(sf_tr_ctx_t *ctx, json_t *order_data,
-    const json_t *ship_to);
-static int sf_tr_shipment(sf_tr_ctx_t *ctx, json_t *order_data,
-    json_t *ship_to);
-static int sf_tr_set_text(json_t *obj, const char *key, const char *p,
-    size_t len);
 static int sf_tr_render(sf_tr_ctx_t *ctx, const sf_tpl_t *tpl,
     int required, size_t *len);
 static int sf_tr_item_json(sf_tr_ctx_t *ctx, sf_tr_item_t *rec,
@@ -161,19 +64,15 @@ static const char *sf_tr_placeholder(char *buf, const sf_tpl_seg_t *seg);
 
 
 static const sf_tr_where_t  sf_tr_order_w = { NULL, SF_TR_NONE, NULL, 0 };
-static const sf_tr_where_t  sf_tr_customer_w = {
-    "customer", SF_TR_NONE, NULL, 0
-};
-static const sf_tr_where_t  sf_tr_address_w = {
-    "shipping_address", SF_TR_NONE, NULL, 0
-};
 
 
 /* placeholder names, in sf_tpl_var_t order */
 static const char *const  sf_tr_vars[] = {
     "", "order_id", "integration_id", "item_id", "product_id", "sku",
     "quantity", "option:", "option_integration_id:", "tracking_number",
-    "tracking_url", "carrier", "ship_date", "status", "comment"
+    "tracking_url", "carrier", "ship_date", "status", "comment",
+    "ship_first_name", "ship_last_name", "ship_company", "ship_address_label",
+    "customer_first_name", "customer_last_name"
 };
 
 
@@ -500,7 +399,7 @@ sf_tr_result(sf_tr_ctx_t *ctx, int rc)
 
 /* formats the reason, cut at a UTF-8 character boundary */
 
-static int
+int
 sf_tr_reason(sf_tr_ctx_t *ctx, const char *fmt, ...)
 {
     int            n;
@@ -590,7 +489,7 @@ sf_tr_path(char *buf, const sf_tr_where_t *w, const char *key)
  * SF_TR_QUOTE_LEN bytes.
  */
 
-static const char *
+const char *
 sf_tr_quote(char *buf, const char *s, size_t len)
 {
     size_t         i, n, end;
@@ -636,7 +535,7 @@ sf_tr_quote(char *buf, const char *s, size_t len)
 
 /* a member; JSON null is the same as missing */
 
-static json_t *
+json_t *
 sf_tr_get(const json_t *obj, const char *key)
 {
     json_t  *v;
@@ -651,7 +550,7 @@ sf_tr_get(const json_t *obj, const char *key)
 }
 
 
-static int
+int
 sf_tr_blank(const char *s, size_t len)
 {
     size_t  i;
@@ -668,7 +567,7 @@ sf_tr_blank(const char *s, size_t len)
 
 /* a string member: SF_TR_OK, SF_TR_ABSENT, SF_TR_BLANK or SF_TR_BAD */
 
-static int
+int
 sf_tr_text(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
     const sf_tr_where_t *w, const char **p, size_t *len)
 {
@@ -780,7 +679,7 @@ bad:
 
 /* first + sep + second, or either alone; joined in ctx->buf */
 
-static int
+int
 sf_tr_join(sf_tr_ctx_t *ctx, const json_t *obj, const char *first,
     const char *second, const char *sep, const sf_tr_where_t *w,
     const char **p, size_t *len)
@@ -1217,363 +1116,7 @@ sf_tr_duplicates(sf_tr_ctx_t *ctx, sf_tr_item_t *recs, size_t n)
 }
 
 
-/* customer and shipping_address objects, and orderData.email */
-
-static int
-sf_tr_contact(sf_tr_ctx_t *ctx)
-{
-    int            rc;
-    size_t         len;
-    const char    *p;
-    const json_t  *c, *a;
-
-    c = sf_tr_get(ctx->order, "customer");
-
-    if (c != NULL && !json_is_object(c)) {
-        return sf_tr_reason(ctx, "customer must be an object");
-    }
-
-    a = sf_tr_get(ctx->order, "shipping_address");
-
-    if (a == NULL) {
-        return sf_tr_reason(ctx, "shipping_address is missing");
-    }
-
-    if (!json_is_object(a)) {
-        return sf_tr_reason(ctx, "shipping_address must be an object");
-    }
-
-    ctx->customer = c;
-    ctx->address = a;
-
-    rc = sf_tr_text(ctx, c, "email", &sf_tr_customer_w, &p, &len);
-
-    if (rc == SF_TR_ABSENT || rc == SF_TR_BLANK) {
-        rc = sf_tr_text(ctx, a, "email", &sf_tr_address_w, &p, &len);
-    }
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc == SF_TR_OK) {
-        ctx->email = p;
-        ctx->email_len = len;
-    }
-
-    return SF_TR_OK;
-}
-
-
-static int
-sf_tr_carrier(sf_tr_ctx_t *ctx)
-{
-    int          rc;
-    char         q[SF_TR_QUOTE_LEN];
-    size_t       len;
-    const char  *p;
-
-    if (!ctx->m->has_carriers) {
-        return SF_TR_OK;
-    }
-
-    rc = sf_tr_text(ctx, ctx->order, "shipping_service", &sf_tr_order_w, &p,
-                    &len);
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc != SF_TR_OK) {
-        p = NULL;
-        len = 0;
-    }
-
-    ctx->carrier = sf_mapping_carrier(ctx->m, p, len);
-
-    if (ctx->carrier != NULL) {
-        return SF_TR_OK;
-    }
-
-    if (p == NULL) {
-        return sf_tr_reason(ctx, "shipping_service is missing and the "
-                            "mapping has no \"*\" carrier");
-    }
-
-    return sf_tr_reason(ctx, "shipping_service \"%s\" has no carrier in the "
-                        "mapping (and no \"*\")", sf_tr_quote(q, p, len));
-}
-
-
-/* shipping_address.<key> -> dst.<dkey> */
-
-static int
-sf_tr_copy(sf_tr_ctx_t *ctx, json_t *dst, const char *dkey, const char *key,
-    int required)
-{
-    int          rc;
-    size_t       len;
-    const char  *p;
-
-    rc = sf_tr_text(ctx, ctx->address, key, &sf_tr_address_w, &p, &len);
-
-    if (rc == SF_TR_OK) {
-        return sf_tr_set_text(dst, dkey, p, len) == 0 ? SF_TR_OK
-                                                      : SF_TR_NOMEM;
-    }
-
-    if (rc == SF_TR_BAD || !required) {
-        return (rc == SF_TR_BAD) ? SF_TR_BAD : SF_TR_OK;
-    }
-
-    return sf_tr_reason(ctx, "shipping_address.%s is %s", key,
-                        (rc == SF_TR_ABSENT) ? "missing" : "empty");
-}
-
-
-static int
-sf_tr_ship_to(sf_tr_ctx_t *ctx, json_t *obj)
-{
-    int          rc;
-    char         iso[4];
-    size_t       len, i;
-    const char  *p;
-
-    /*
-     * The person, else the company, else the customer.  The address's
-     * own "name" is its address-book label ("Default", "Home"): never
-     * on a parcel.
-     */
-
-    rc = sf_tr_join(ctx, ctx->address, "first_name", "last_name", " ",
-                    &sf_tr_address_w, &p, &len);
-
-    if (rc == SF_TR_ABSENT || rc == SF_TR_BLANK) {
-        rc = sf_tr_text(ctx, ctx->address, "company", &sf_tr_address_w, &p,
-                        &len);
-    }
-
-    if (rc == SF_TR_ABSENT || rc == SF_TR_BLANK) {
-        rc = sf_tr_join(ctx, ctx->customer, "first_name", "last_name", " ",
-                        &sf_tr_customer_w, &p, &len);
-    }
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc != SF_TR_OK) {
-        return sf_tr_reason(ctx, "no name to ship to: shipping_address has "
-                            "no first_name, last_name or company, and the "
-                            "customer no first_name or last_name");
-    }
-
-    if (sf_tr_set_text(obj, "name", p, len) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    if ((rc = sf_tr_copy(ctx, obj, "companyName", "company", 0)) != SF_TR_OK
-        || (rc = sf_tr_copy(ctx, obj, "address1", "line_1", 1)) != SF_TR_OK
-        || (rc = sf_tr_copy(ctx, obj, "address2", "line_2", 0)) != SF_TR_OK)
-    {
-        return rc;
-    }
-
-    rc = sf_tr_join(ctx, ctx->address, "line_3", "line_4", ", ",
-                    &sf_tr_address_w, &p, &len);
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc == SF_TR_OK && sf_tr_set_text(obj, "address3", p, len) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    if ((rc = sf_tr_copy(ctx, obj, "town", "city", 1)) != SF_TR_OK
-        || (rc = sf_tr_copy(ctx, obj, "state", "state", 0)) != SF_TR_OK
-        || (rc = sf_tr_copy(ctx, obj, "postcode", "postal_code", 1))
-           != SF_TR_OK)
-    {
-        return rc;
-    }
-
-    rc = sf_tr_text(ctx, ctx->address, "country_code", &sf_tr_address_w, &p,
-                    &len);
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc != SF_TR_OK) {
-        return sf_tr_reason(ctx, "shipping_address.country_code is %s",
-                            (rc == SF_TR_ABSENT) ? "missing" : "empty");
-    }
-
-    if (len != 2 && len != 3) {
-        goto bad_country;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (p[i] >= 'a' && p[i] <= 'z') {
-            iso[i] = (char) (p[i] - 'a' + 'A');
-
-        } else if (p[i] >= 'A' && p[i] <= 'Z') {
-            iso[i] = p[i];
-
-        } else {
-            goto bad_country;
-        }
-    }
-
-    if (sf_tr_set_text(obj, "isoCountry", iso, len) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    rc = sf_tr_text(ctx, ctx->address, "phone", &sf_tr_address_w, &p, &len);
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc != SF_TR_OK && ctx->m->default_phone != NULL) {
-        p = ctx->m->default_phone;
-        len = strlen(p);
-        rc = SF_TR_OK;
-    }
-
-    if (rc == SF_TR_OK && sf_tr_set_text(obj, "phone", p, len) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    rc = sf_tr_text(ctx, ctx->address, "email", &sf_tr_address_w, &p, &len);
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc != SF_TR_OK && ctx->email != NULL) {
-        p = ctx->email;
-        len = ctx->email_len;
-        rc = SF_TR_OK;
-    }
-
-    if (rc == SF_TR_OK && sf_tr_set_text(obj, "email", p, len) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    return SF_TR_OK;
-
-bad_country:
-
-    return sf_tr_reason(ctx, "shipping_address.country_code must be an "
-                        "ISO 3166-1 country code (2 or 3 letters)");
-}
-
-
-/* orderData.customerName and email */
-
-static int
-sf_tr_customer(sf_tr_ctx_t *ctx, json_t *order_data, const json_t *ship_to)
-{
-    int          rc;
-    size_t       len;
-    json_t      *v;
-    const char  *p;
-
-    rc = sf_tr_join(ctx, ctx->customer, "first_name", "last_name", " ",
-                    &sf_tr_customer_w, &p, &len);
-
-    if (rc == SF_TR_BAD) {
-        return rc;
-    }
-
-    if (rc != SF_TR_OK) {
-        v = json_object_get(ship_to, "name");
-        p = json_string_value(v);
-        len = json_string_length(v);
-    }
-
-    if (sf_tr_set_text(order_data, "customerName", p, len) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    if (ctx->email != NULL
-        && sf_tr_set_text(order_data, "email", ctx->email, ctx->email_len)
-           != 0)
-    {
-        return SF_TR_NOMEM;
-    }
-
-    return SF_TR_OK;
-}
-
-
-/* orderData.shipments[0]; takes ship_to over in every case */
-
-static int
-sf_tr_shipment(sf_tr_ctx_t *ctx, json_t *order_data, json_t *ship_to)
-{
-    json_t               *s, *arr, *obj;
-    unsigned              i;
-    const sf_map_pair_t  *pair;
-
-    arr = json_array();
-
-    if (json_object_set_new_nocheck(order_data, "shipments", arr) != 0) {
-        json_decref(ship_to);
-        return SF_TR_NOMEM;
-    }
-
-    s = json_object();
-
-    if (json_array_append_new(arr, s) != 0
-        || json_object_set_new_nocheck(s, "shipmentIndex", json_integer(0))
-           != 0)
-    {
-        json_decref(ship_to);
-        return SF_TR_NOMEM;
-    }
-
-    if (json_object_set_new_nocheck(s, "shipTo", ship_to) != 0) {
-        return SF_TR_NOMEM;
-    }
-
-    if (ctx->m->nreturn_address > 0) {
-        obj = json_object();
-
-        if (json_object_set_new_nocheck(s, "returnAddress", obj) != 0) {
-            return SF_TR_NOMEM;
-        }
-
-        for (i = 0; i < ctx->m->nreturn_address; i++) {
-            pair = &ctx->m->return_address[i];
-
-            if (sf_tr_set_text(obj, pair->key, pair->value, pair->value_len)
-                != 0)
-            {
-                return SF_TR_NOMEM;
-            }
-        }
-    }
-
-    if (ctx->carrier != NULL) {
-        obj = json_object();
-
-        if (json_object_set_new_nocheck(s, "carrier", obj) != 0
-            || json_object_set_new_nocheck(obj, "alias",
-                                           json_string(ctx->carrier))
-               != 0)
-        {
-            return SF_TR_NOMEM;
-        }
-    }
-
-    return SF_TR_OK;
-}
-
-
-static int
+int
 sf_tr_set_text(json_t *obj, const char *key, const char *p, size_t len)
 {
     return json_object_set_new_nocheck(obj, key, json_stringn(p, len));

@@ -43,11 +43,16 @@
  *       extraData.printnowItemId  the item id, as a string
  *   orderData.shipments[0]:
  *       shipmentIndex             0
- *       shipTo                    from shipping_address: name
- *                                 (first_name + last_name, else company,
- *                                 else the customer's first_name +
- *                                 last_name; never the address's "name",
- *                                 an address-book label), companyName
+ *       shipTo                    from shipping_address: name (the
+ *                                 mapping's ship_to.name when every
+ *                                 placeholder in it has a value and the
+ *                                 result is not blank; else first_name +
+ *                                 last_name, else company, else the
+ *                                 customer's first_name + last_name;
+ *                                 never the address's "name", an
+ *                                 address-book label, unless
+ *                                 ship_to.name has {ship_address_label}),
+ *                                 companyName
  *                                 (company), address1..3 (line_1, line_2,
  *                                 line_3 and line_4 joined by ", "), town
  *                                 (city), state, postcode (postal_code),

@@ -778,3 +778,48 @@ qr/\[emerg\] .*storefront name "a2345\d+" in "siteflow_storefront" is 129 bytes 
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*storefront name "a2345[0-9.a-z]+" \(the first "server_name"\) is 137 bytes long, at most 128 are allowed \(the admin log switch keeps names of up to 128 bytes\); name the storefront with "siteflow_storefront" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 62: mapping: ship_to.name with a placeholder that does not exist
+--- http_config
+    siteflow_mapping ../html/st.json;
+--- config
+--- user_files
+>>> st.json
+{"products": {"12": {"sku": "S", "components": [
+  {"code": "text", "path": "https://x.example/{order_id}"}]}},
+ "ship_to": {"name": "{first_name} {last_name}"}}
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid mapping file in "siteflow_mapping": "[^"]*st\.json": unknown placeholder "\{first_name\}" in ship_to\.name in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 63: mapping: ship_to.name with a placeholder it does not take
+--- http_config
+    siteflow_mapping ../html/st.json;
+--- config
+--- user_files
+>>> st.json
+{"products": {"12": {"sku": "S", "components": [
+  {"code": "text", "path": "https://x.example/{order_id}"}]}},
+ "ship_to": {"name": "{ship_first_name} #{order_id}"}}
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid mapping file in "siteflow_mapping": "[^"]*st\.json": placeholder "\{order_id\}" cannot be used in ship_to\.name in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 64: mapping: an unknown key in ship_to
+--- http_config
+    siteflow_mapping ../html/st.json;
+--- config
+--- user_files
+>>> st.json
+{"products": {"12": {"sku": "S", "components": [
+  {"code": "text", "path": "https://x.example/{order_id}"}]}},
+ "ship_to": {"name": "{ship_company}", "company": "{ship_company}"}}
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid mapping file in "siteflow_mapping": "[^"]*st\.json": ship_to: unknown key "company" in \S+nginx\.conf:\d+/

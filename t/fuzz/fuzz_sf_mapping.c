@@ -5,7 +5,7 @@
 
 
 /*
- * libFuzzer harness for sf_mapping.c: arbitrary bytes as the mapping
+ * libFuzzer harness for sf_mapping*.c: arbitrary bytes as the mapping
  * file.
  *
  * Checks: a mapping is returned exactly when the message is empty; the

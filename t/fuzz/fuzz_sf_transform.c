@@ -5,10 +5,11 @@
 
 
 /*
- * libFuzzer harness for sf_transform.c: arbitrary bytes, decoded by
+ * libFuzzer harness for sf_transform*.c: arbitrary bytes, decoded by
  * jansson as the PrintNow order, transformed through a fixed mapping
  * (every placeholder kind, URL paths with a leading placeholder, an
- * integration key, carriers with "*", defaults).
+ * integration key, carriers with "*", defaults, a ship_to.name override
+ * that falls back to the built-in rule when a value is missing).
  *
  * Checks: the order is not modified; the result is one of the four
  * codes; SKIP and INVALID give a non-empty reason and no order, any
@@ -76,7 +77,9 @@ static const char  fuzz_mapping_text[] =
     "\"carriers\": {\"UPS Ground\": \"ups\", \"*\": \"std\"},"
     "\"return_address\": {\"name\": \"R\", \"address1\": \"A\", "
     "  \"town\": \"T\", \"postcode\": \"P\", \"isoCountry\": \"US\"},"
-    "\"defaults\": {\"options\": {\"Size\": \"std\"}, \"phone\": \"0\"}"
+    "\"defaults\": {\"options\": {\"Size\": \"std\"}, \"phone\": \"0\"},"
+    "\"ship_to\": {\"name\": \"{ship_last_name}, {ship_first_name} "
+    "({ship_address_label}) {customer_last_name}\"}"
     "}";
 
 

@@ -63,6 +63,8 @@ static const fixture_t  fixtures[] = {
     { "20-no-carrier", "mapping-strict.json", "strict-dest" },
     { "21-missing-option-in-sku", "mapping.json", NULL },
     { "22-no-source-id", "mapping-strict.json", "strict-dest" },
+    { "23-ship-to-name", "mapping-ship-to.json", NULL },
+    { "24-ship-to-name-fallback", "mapping-ship-to.json", NULL },
 };
 
 
