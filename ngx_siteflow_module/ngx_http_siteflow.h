@@ -24,7 +24,7 @@
 #define NGX_HTTP_SITEFLOW_TOKEN_MIN  16
 
 
-/* shared zone counters, exported later as metrics */
+/* results of the Ship API signature check, counted per result */
 typedef enum {
     NGX_HTTP_SITEFLOW_SIG_OK = 0,
     NGX_HTTP_SITEFLOW_SIG_MISSING,
@@ -36,6 +36,7 @@ typedef enum {
 } ngx_http_siteflow_sig_result_e;
 
 
+/* the "siteflow_zone" counters, exported by the admin "metrics" endpoint */
 typedef enum {
     NGX_HTTP_SITEFLOW_CNT_SIG = 0,      /* + result, SIG_MAX slots */
     NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID = NGX_HTTP_SITEFLOW_SIG_MAX,

@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_log.h"
+#include "ngx_http_siteflow_hmac.h"
 #include "ngx_http_siteflow_admin.h"
 #include "sf_admin.h"
 #include "sf_json.h"
@@ -119,11 +120,6 @@ static struct {
     { NGX_HTTP_POST, "POST" },                                /* SEND */
     { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },              /* METRICS */
     { 0, NULL }                                               /* BAD_ID */
-};
-
-
-static const char  *ngx_http_siteflow_admin_sig[] = {
-    "ok", "missing", "malformed", "unknown_partner", "mismatch", "replay"
 };
 
 
@@ -1152,7 +1148,7 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
 
     for (i = 0; i < NGX_HTTP_SITEFLOW_SIG_MAX; i++) {
         sf_prom_sample(&p, "siteflow_signature_checks_total", "result",
-                       ngx_http_siteflow_admin_sig[i],
+                       ngx_http_siteflow_sig_result_name(i),
                        c[NGX_HTTP_SITEFLOW_CNT_SIG + i]);
     }
 

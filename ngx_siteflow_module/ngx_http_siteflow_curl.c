@@ -213,14 +213,6 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
 }
 
 
-ngx_uint_t
-ngx_http_siteflow_curl_running(void)
-{
-    return ngx_http_siteflow_curl_ctx ? ngx_http_siteflow_curl_ctx->running
-                                      : 0;
-}
-
-
 ngx_http_siteflow_xfer_t *
 ngx_http_siteflow_xfer_create(ngx_log_t *log,
     ngx_http_siteflow_xfer_conf_t *conf)

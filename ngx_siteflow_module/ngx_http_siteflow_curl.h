@@ -87,7 +87,6 @@ ngx_int_t ngx_http_siteflow_xfer_start(ngx_http_siteflow_xfer_t *x);
 void ngx_http_siteflow_xfer_cancel(ngx_http_siteflow_xfer_t *x);
 void ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x);
 void ngx_http_siteflow_xfer_destroy(ngx_http_siteflow_xfer_t *x);
-ngx_uint_t ngx_http_siteflow_curl_running(void);
 
 
 #endif /* _NGX_HTTP_SITEFLOW_CURL_H_INCLUDED_ */

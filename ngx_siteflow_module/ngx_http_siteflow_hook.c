@@ -940,10 +940,6 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 
 /* admin "send/{printnow_order_id}": fetch, transform, validate, create */
 
-typedef struct {
-    ngx_http_siteflow_hook_ctx_t   hook;
-} ngx_http_siteflow_send_ctx_t;
-
 
 static void
 ngx_http_siteflow_send_queued(void *data, ngx_int_t rc, uint64_t id)

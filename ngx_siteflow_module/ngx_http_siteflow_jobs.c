@@ -1225,16 +1225,6 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
 }
 
 
-void
-ngx_http_siteflow_job_abort(ngx_http_siteflow_run_t *run)
-{
-    if (run->xfer) {
-        ngx_http_siteflow_xfer_destroy(run->xfer);
-        run->xfer = NULL;
-    }
-}
-
-
 /*
  * prefix + the id as one escaped path segment + suffix; an id that cannot
  * be a segment (empty, "." or "..") ends the job as failed: retrying

@@ -15,7 +15,7 @@
 #include "ngx_http_siteflow.h"
 
 
-/* request and response bodies are cut here (a directive will set it) */
+/* the Site Flow Log writer, in ngx_http_siteflow_shmlog.c */
 /* "siteflow_log_body_max" of the request's server */
 size_t ngx_http_siteflow_log_body_max(ngx_http_request_t *r);
 
