@@ -99,7 +99,7 @@ typedef struct {
     ngx_http_siteflow_api_t        api;          /* validate, look up */
     ngx_http_siteflow_api_t        api_create;   /* create */
     ngx_str_t                      destination;
-    ngx_array_t                   *trigger;      /* ngx_str_t; NULL manual */
+    ngx_array_t                   *trigger;      /* sf_order_str_t */
     sf_mapping_t                  *mapping;
     ngx_str_t                      mapping_file;
     ngx_str_t                      printnow_url;

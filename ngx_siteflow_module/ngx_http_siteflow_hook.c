@@ -14,8 +14,10 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
+#include "ngx_http_siteflow_order.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_mapping.h"
+#include "sf_order.h"
 #include "sf_path.h"
 #include "sf_postback.h"
 #include "sf_qrec.h"
@@ -61,6 +63,11 @@ static void ngx_http_siteflow_hook_body(ngx_http_request_t *r);
 static void ngx_http_siteflow_postback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *root);
+static ngx_int_t ngx_http_siteflow_hook_order(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event, json_t *order,
+    sf_order_deleted_t deleted);
+static ngx_int_t ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, json_t *job);
 static ngx_int_t ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx);
 static void ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id);
@@ -235,16 +242,11 @@ static ngx_int_t
 ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *root)
 {
-    json_t                        *order, *v, *job;
-    ngx_str_t                      event, status, arg, *t;
-    const char                    *field, *prefix;
-    ngx_int_t                      rc;
-    ngx_uint_t                     i, found, deleted, pending;
-    const char                    *why;
-    ngx_http_siteflow_index_t      idx;
-    ngx_http_siteflow_srv_conf_t  *sscf;
-
-    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+    json_t              *order, *v;
+    ngx_str_t            event, arg;
+    const char          *field, *prefix;
+    ngx_int_t            rc;
+    sf_order_deleted_t   deleted;
 
     if (!json_is_object(root)) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
@@ -267,11 +269,11 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
         ngx_str_set(&event, "order_updated");
     }
 
-    deleted = 0;
+    deleted = SF_ORDER_LIVE;
 
     if (event.len == 13 && ngx_strncmp(event.data, "order_deleted", 13) == 0)
     {
-        deleted = 1;
+        deleted = SF_ORDER_DELETED_EVENT;
 
     } else if (!((event.len == 13
                   && ngx_strncmp(event.data, "order_created", 13) == 0)
@@ -342,12 +344,81 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
      * hook is handled as an order_deleted event (docs/printnow.md)
      */
 
-    if (!deleted && json_is_true(json_object_get(order, "is_deleted"))) {
-        deleted = 2;
+    if (deleted == SF_ORDER_LIVE
+        && json_is_true(json_object_get(order, "is_deleted")))
+    {
+        deleted = SF_ORDER_DELETED_FLAG;
     }
 
-    ctx->kind = deleted ? NGX_HTTP_SITEFLOW_JOB_CANCEL
-                        : NGX_HTTP_SITEFLOW_JOB_ORDER;
+    return ngx_http_siteflow_hook_order(r, ctx, &event, order, deleted);
+}
+
+
+/*
+ * What the hook answers for each decision on an order: a job to queue
+ * (answered 202 with its id once it is durable, ngx_http_siteflow_queued)
+ * or an answer now.  At the hook an order is never looked up.
+ */
+
+typedef struct {
+    ngx_uint_t                     kind;         /* a job to queue, or 0 */
+    ngx_http_siteflow_counter_e    counter;
+    ngx_uint_t                     status;
+    const char                    *key;
+} ngx_http_siteflow_hook_answer_t;
+
+
+static ngx_http_siteflow_hook_answer_t
+    ngx_http_siteflow_hook_answers[SF_ORDER_DECISIONS] =
+{
+    /* SEND */
+    { NGX_HTTP_SITEFLOW_JOB_ORDER, NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED,
+      NGX_HTTP_ACCEPTED, "job" },
+    /* FETCH */
+    { NGX_HTTP_SITEFLOW_JOB_ORDER, NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED,
+      NGX_HTTP_ACCEPTED, "job" },
+    /* CANCEL */
+    { NGX_HTTP_SITEFLOW_JOB_CANCEL, NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED,
+      NGX_HTTP_ACCEPTED, "job" },
+    /* LOOKUP: not at the hook */
+    { 0, NGX_HTTP_SITEFLOW_CNT_MAX, NGX_HTTP_INTERNAL_SERVER_ERROR, NULL },
+    /* SKIP_SENT */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_ECHO */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_CANCELLED */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_QUEUED */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_DELETED */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_ARCHIVED */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_MANUAL */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_NO_STATUS */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+    /* SKIP_STATUS */
+    { 0, NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED, NGX_HTTP_OK, "skipped" },
+};
+
+
+
+static ngx_int_t
+ngx_http_siteflow_hook_order(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event, json_t *order,
+    sf_order_deleted_t deleted)
+{
+    json_t                           *v, *job;
+    size_t                            len;
+    sf_order_facts_t                  f;
+    sf_order_decision_t               d;
+    ngx_http_siteflow_index_t         idx;
+    ngx_http_siteflow_srv_conf_t     *sscf;
+    ngx_http_siteflow_hook_answer_t  *a;
+    char                              reason[1023];
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
     if (ngx_http_siteflow_index_get(&sscf->storefront, &ctx->order_id, NULL,
                                     r->pool, &idx)
@@ -355,186 +426,95 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     {
         idx.state = NGX_HTTP_SITEFLOW_IDX_QUEUED;
         idx.updated_ms = 0;
+        ngx_str_null(&idx.siteflow_id);
     }
 
-    if (deleted == 2) {
-        pending = ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_ORDER,
-                                                  &sscf->storefront,
-                                                  &ctx->order_id);
+    ngx_memzero(&f, sizeof(sf_order_facts_t));
 
-        if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
-            why = "it is already cancelled in SiteFlow";
+    ngx_http_siteflow_order_facts(&f, SF_ORDER_AT_HOOK, sscf, &idx);
 
-        } else if (idx.state != NGX_HTTP_SITEFLOW_IDX_SENT && !pending) {
-            why = "it is not sent to SiteFlow";
+    f.deleted = deleted;
+    f.archived = json_is_true(json_object_get(order, "is_archived"));
+    f.fetch = sscf->printnow_fetch ? 1 : 0;
+    f.cancel_on_delete = sscf->cancel_on_delete ? 1 : 0;
 
-        } else if (sscf->cancel_on_delete) {
-            why = NULL;
+    /* the queue is asked only when the answer depends on it */
 
-        } else if (idx.state == NGX_HTTP_SITEFLOW_IDX_SENT) {
-            why = "it was sent to SiteFlow and stays there "
-                  "(siteflow_cancel_on_delete is off)";
-
-        } else if (sscf->printnow_fetch) {
-            why = "the job already queued for it fetches the order again "
-                  "and skips it";
-
-        } else {
-            why = "a job for it is already queued with the order as "
-                  "hooked before (siteflow_cancel_on_delete is off)";
-        }
-
-        if (why) {
-            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "the order is deleted in PrintNow "
-                                           "(is_deleted: true): %s", why);
-        }
+    if (f.index == SF_ORDER_NOT_SENT) {
+        f.pending_order = ngx_http_siteflow_queue_pending(
+                              NGX_HTTP_SITEFLOW_JOB_ORDER, &sscf->storefront,
+                              &ctx->order_id) ? 1 : 0;
     }
 
-    if (deleted) {
-        if (!sscf->cancel_on_delete) {
-            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "siteflow_cancel_on_delete is "
-                                           "off");
-        }
-
-        if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
-            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "the order is already cancelled "
-                                           "in SiteFlow");
-        }
-
-        if (idx.state != NGX_HTTP_SITEFLOW_IDX_SENT
-            && !ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_ORDER,
-                                                &sscf->storefront,
-                                                &ctx->order_id))
-        {
-            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "the order was never sent to "
-                                           "SiteFlow");
-        }
-
-        if (ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_CANCEL,
-                                            &sscf->storefront,
-                                            &ctx->order_id))
-        {
-            ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "a cancel of this order is "
-                                           "already queued");
-        }
-
-        job = json_pack("{s:s, s:s#}", "event", "order_deleted",
-                        "order_id", ctx->order_id.data,
-                        (int) ctx->order_id.len);
-        goto enqueue;
+    if (deleted != SF_ORDER_LIVE && f.cancel_on_delete) {
+        f.pending_cancel = ngx_http_siteflow_queue_pending(
+                               NGX_HTTP_SITEFLOW_JOB_CANCEL,
+                               &sscf->storefront, &ctx->order_id) ? 1 : 0;
     }
-
-    if (idx.state == NGX_HTTP_SITEFLOW_IDX_CANCELLED) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "the order was sent to SiteFlow as "
-                                       "\"%V\" and cancelled there",
-                                       &idx.siteflow_id);
-    }
-
-    if (idx.state == NGX_HTTP_SITEFLOW_IDX_SENT) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-
-        if (idx.updated_ms
-            && ngx_http_siteflow_now_ms() - idx.updated_ms
-               < sscf->echo_window)
-        {
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "echo of our own update of the "
-                                           "order in PrintNow");
-        }
-
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "already sent to SiteFlow as \"%V\"",
-                                       &idx.siteflow_id);
-    }
-
-    if (ngx_http_siteflow_queue_pending(NGX_HTTP_SITEFLOW_JOB_ORDER,
-                                        &sscf->storefront, &ctx->order_id))
-    {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "a job for this order is already "
-                                       "queued");
-    }
-
-    /* archived and never sent: filed away in PrintNow, not printed */
-
-    if (json_is_true(json_object_get(order, "is_archived"))) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "the order is archived in PrintNow "
-                                       "(is_archived: true): it is not "
-                                       "sent to SiteFlow");
-    }
-
-    if (sscf->trigger == NULL || sscf->trigger->nelts == 0) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "siteflow_order_trigger is manual: "
-                                       "orders are sent with the admin send "
-                                       "call only");
-    }
-
-    if (sscf->printnow_fetch) {
-        job = json_pack("{s:s#, s:s#}", "event", event.data, (int) event.len,
-                        "order_id", ctx->order_id.data,
-                        (int) ctx->order_id.len);
-        goto enqueue;
-    }
-
-    /* siteflow_printnow_fetch off: the body's order decides */
 
     v = json_object_get(order, "status");
 
-    if (!json_is_string(v)) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "the order in the body has no "
-                                       "status");
+    if (json_is_string(v)) {
+        f.status = json_string_value(v);
+        f.status_len = json_string_length(v);
     }
 
-    status.data = (u_char *) json_string_value(v);
-    status.len = json_string_length(v);
+    d = sf_order_decide(&f, reason, sizeof(reason), &len);
+    a = &ngx_http_siteflow_hook_answers[d];
 
-    t = sscf->trigger->elts;
-    found = 0;
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "siteflow hook: order \"%V\" %s: %*s",
+                   &ctx->order_id, sf_order_decision_name(d), len, reason);
 
-    for (i = 0; i < sscf->trigger->nelts; i++) {
-        if (t[i].len == status.len
-            && ngx_strncasecmp(t[i].data, status.data, status.len) == 0)
-        {
-            found = 1;
-            break;
+    if (a->kind == 0) {
+        if (a->key == NULL) {
+            return a->status;
         }
+
+        ngx_http_siteflow_counter(a->counter);
+        return ngx_http_siteflow_reply(r, ctx, a->status, a->key, "%*s",
+                                       len, reason);
     }
 
-    if (!found) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                       "status \"%V\" is not a trigger "
-                                       "status", &status);
+    ctx->kind = a->kind;
+
+    switch (d) {
+
+    case SF_ORDER_CANCEL:
+        job = json_pack("{s:s, s:s#}", "event", "order_deleted",
+                        "order_id", ctx->order_id.data,
+                        (int) ctx->order_id.len);
+        break;
+
+    case SF_ORDER_FETCH:
+        job = json_pack("{s:s#, s:s#}", "event", event->data,
+                        (int) event->len, "order_id", ctx->order_id.data,
+                        (int) ctx->order_id.len);
+        break;
+
+    default: /* SF_ORDER_SEND */
+        job = json_pack("{s:s#, s:s#, s:O}", "event", event->data,
+                        (int) event->len, "order_id", ctx->order_id.data,
+                        (int) ctx->order_id.len, "order", order);
+        break;
     }
 
-    job = json_pack("{s:s#, s:s#, s:O}", "event", event.data, (int) event.len,
-                    "order_id", ctx->order_id.data, (int) ctx->order_id.len,
-                    "order", order);
+    return ngx_http_siteflow_hook_enqueue(r, ctx, job);
+}
 
-enqueue:
+
+static ngx_int_t
+ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, json_t *job)
+{
+    ngx_int_t                      rc;
+    ngx_http_siteflow_srv_conf_t  *sscf;
 
     if (job == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
     rc = ngx_http_siteflow_queue_enqueue(ctx->kind, &sscf->storefront,
                                          &ctx->order_id, job,

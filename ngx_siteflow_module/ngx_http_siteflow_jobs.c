@@ -13,6 +13,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
+#include "ngx_http_siteflow_order.h"
 #include "sf_job.h"
 #include "sf_path.h"
 #include "sf_qrec.h"
@@ -57,7 +58,10 @@ typedef struct {
 
 
 static void ngx_http_siteflow_order_next(ngx_http_siteflow_run_t *run);
+static ngx_int_t ngx_http_siteflow_maybe_sent_id(
+    ngx_http_siteflow_run_t *run);
 static void ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run);
+static void ngx_http_siteflow_order_transform(ngx_http_siteflow_run_t *run);
 static void ngx_http_siteflow_cancel_start(ngx_http_siteflow_run_t *run);
 static void ngx_http_siteflow_update_next(ngx_http_siteflow_run_t *run);
 static ngx_int_t ngx_http_siteflow_call(ngx_http_siteflow_run_t *run,
@@ -209,15 +213,62 @@ ngx_http_siteflow_order_next(ngx_http_siteflow_run_t *run)
 
 /* with the PrintNow order in hand: send it or not, and what */
 
+/*
+ * a create of this job may already be out (an ambiguous answer, or a
+ * restart): the order is looked up by its sourceOrderId, the one recorded
+ * or, if none was, the one the mapping gives now
+ */
+
+static ngx_int_t
+ngx_http_siteflow_maybe_sent_id(ngx_http_siteflow_run_t *run)
+{
+    json_t                    *src;
+    ngx_int_t                  rc;
+    ngx_http_siteflow_work_t  *w;
+    char                       sid[SF_TRANSFORM_SOURCE_ID_MAX + 1];
+
+    w = run->data;
+
+    src = json_object_get(run->results, "sourceOrderId");
+
+    if (json_is_string(src)) {
+        rc = ngx_http_siteflow_json_str(src, &w->source_id, run->pool);
+
+    } else if (sf_transform_source_order_id(run->sscf->mapping, w->order, sid,
+                                            sizeof(sid))
+               == SF_TRANSFORM_OK)
+    {
+        w->source_id.len = ngx_strlen(sid);
+        w->source_id.data = ngx_pnalloc(run->pool, w->source_id.len + 1);
+
+        if (w->source_id.data) {
+            ngx_memcpy(w->source_id.data, sid, w->source_id.len + 1);
+        }
+
+        rc = w->source_id.data ? NGX_OK : NGX_ERROR;
+
+    } else {
+        rc = NGX_DECLINED;
+    }
+
+    if (rc == NGX_OK && w->source_id.len) {
+        return NGX_OK;
+    }
+
+    ngx_str_null(&w->source_id);
+
+    return NGX_DECLINED;
+}
+
+
 static void
 ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run)
 {
-    int                            rc;
-    char                           reason[SF_TRANSFORM_REASON_SIZE];
-    char                           dest[256];
-    json_t                        *v, *src;
-    ngx_str_t                      status, *t;
-    ngx_uint_t                     i, force, manual, found;
+    char                           why[1024];
+    size_t                         len;
+    json_t                        *v;
+    sf_order_facts_t               f;
+    sf_order_decision_t            d;
     ngx_http_siteflow_work_t      *w;
     ngx_http_siteflow_index_t      idx;
     ngx_http_siteflow_srv_conf_t  *sscf;
@@ -225,110 +276,76 @@ ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run)
     w = run->data;
     sscf = run->sscf;
 
-    force = json_is_true(json_object_get(run->job, "force"));
-    manual = json_is_true(json_object_get(run->job, "manual"));
+    ngx_memzero(&f, sizeof(sf_order_facts_t));
 
-    /* the duplicate guard */
+    f.force = json_is_true(json_object_get(run->job, "force"));
+    f.manual = json_is_true(json_object_get(run->job, "manual"));
 
-    if (!force
-        && ngx_http_siteflow_index_get(&run->storefront, &run->order_id, NULL,
+    /* the duplicate guard reads the index; an admin send may force */
+
+    if (f.force
+        || ngx_http_siteflow_index_get(&run->storefront, &run->order_id, NULL,
                                        run->pool, &idx)
-           == NGX_OK
-        && idx.state != NGX_HTTP_SITEFLOW_IDX_QUEUED)
+           != NGX_OK)
     {
-        ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
-                              "already sent to SiteFlow as \"%V\"",
-                              &idx.siteflow_id);
+        idx.state = NGX_HTTP_SITEFLOW_IDX_QUEUED;
+        idx.updated_ms = 0;
+        ngx_str_null(&idx.siteflow_id);
+    }
+
+    ngx_http_siteflow_order_facts(&f, SF_ORDER_AT_JOB, sscf, &idx);
+
+    if (run->maybe_sent && w->source_id.len == 0) {
+        f.lookup = (ngx_http_siteflow_maybe_sent_id(run) == NGX_OK);
+    }
+
+    v = json_object_get(w->order, "status");
+
+    if (json_is_string(v)) {
+        f.status = json_string_value(v);
+        f.status_len = json_string_length(v);
+    }
+
+    d = sf_order_decide(&f, why, sizeof(why), &len);
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                   "siteflow job: %uL order \"%V\" %s: %*s",
+                   run->id, &run->order_id, sf_order_decision_name(d),
+                   len, why);
+
+    switch (d) {
+
+    case SF_ORDER_SEND:
+        break;
+
+    case SF_ORDER_LOOKUP:
+        run->step = NGX_HTTP_SITEFLOW_STEP_LOOKUP;
+        ngx_http_siteflow_order_next(run);
+        return;
+
+    default:
+        ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED, "%*s", len, why);
         return;
     }
 
-    /*
-     * a create of this job may already be out (an ambiguous answer, or a
-     * restart): look the order up first, whatever its status or the
-     * mapping say now, so that it is never left unrecorded or sent twice
-     */
+    ngx_http_siteflow_order_transform(run);
+}
 
-    if (run->maybe_sent && w->source_id.len == 0) {
-        char  sid[SF_TRANSFORM_SOURCE_ID_MAX + 1];
 
-        src = json_object_get(run->results, "sourceOrderId");
+/* the PrintNow order becomes the SiteFlow order, then it is sent */
 
-        if (json_is_string(src)) {
-            rc = ngx_http_siteflow_json_str(src, &w->source_id, run->pool);
+static void
+ngx_http_siteflow_order_transform(ngx_http_siteflow_run_t *run)
+{
+    int                            rc;
+    char                           reason[SF_TRANSFORM_REASON_SIZE];
+    char                           dest[256];
+    json_t                        *src;
+    ngx_http_siteflow_work_t      *w;
+    ngx_http_siteflow_srv_conf_t  *sscf;
 
-        } else if (sf_transform_source_order_id(sscf->mapping, w->order, sid,
-                                                sizeof(sid))
-                   == SF_TRANSFORM_OK)
-        {
-            w->source_id.len = ngx_strlen(sid);
-            w->source_id.data = ngx_pnalloc(run->pool, w->source_id.len + 1);
-
-            if (w->source_id.data) {
-                ngx_memcpy(w->source_id.data, sid, w->source_id.len + 1);
-            }
-
-            rc = w->source_id.data ? NGX_OK : NGX_ERROR;
-
-        } else {
-            rc = NGX_DECLINED;
-        }
-
-        if (rc == NGX_OK && w->source_id.len) {
-            run->step = NGX_HTTP_SITEFLOW_STEP_LOOKUP;
-            ngx_http_siteflow_order_next(run);
-            return;
-        }
-
-        ngx_str_null(&w->source_id);
-    }
-
-    /* the trigger */
-
-    if (!manual) {
-        v = json_object_get(w->order, "status");
-
-        if (!json_is_string(v)) {
-            ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
-                                  "the PrintNow order has no status");
-            return;
-        }
-
-        status.data = (u_char *) json_string_value(v);
-        status.len = json_string_length(v);
-
-        found = 0;
-
-        if (sscf->trigger) {
-            t = sscf->trigger->elts;
-
-            for (i = 0; i < sscf->trigger->nelts; i++) {
-                if (t[i].len == status.len
-                    && ngx_strncasecmp(t[i].data, status.data, status.len)
-                       == 0)
-                {
-                    found = 1;
-                    break;
-                }
-            }
-        }
-
-        if (sscf->trigger == NULL || sscf->trigger->nelts == 0) {
-            ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
-                                  "siteflow_order_trigger is manual: "
-                                  "orders are sent with the admin send "
-                                  "call only");
-            return;
-        }
-
-        if (!found) {
-            ngx_http_siteflow_end(run, SF_QSTATE_SKIPPED,
-                                  "status \"%V\" is not a trigger status",
-                                  &status);
-            return;
-        }
-    }
-
-    /* the transform */
+    w = run->data;
+    sscf = run->sscf;
 
     if (sscf->destination.len) {
         ngx_cpystrn((u_char *) dest, sscf->destination.data,

@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_variables.h"
+#include "sf_order.h"
 #include "sf_sig.h"
 
 
@@ -1393,8 +1394,9 @@ ngx_http_siteflow_order_trigger(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_siteflow_srv_conf_t  *sscf = conf;
 
-    ngx_str_t   *value, *s;
-    ngx_uint_t   i;
+    ngx_str_t       *value;
+    ngx_uint_t       i;
+    sf_order_str_t  *s;
 
     if (sscf->trigger != NULL) {
         return "is duplicate";
@@ -1403,7 +1405,7 @@ ngx_http_siteflow_order_trigger(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
 
     sscf->trigger = ngx_array_create(cf->pool, cf->args->nelts,
-                                     sizeof(ngx_str_t));
+                                     sizeof(sf_order_str_t));
     if (sscf->trigger == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1432,7 +1434,8 @@ ngx_http_siteflow_order_trigger(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        *s = value[i];
+        s->len = value[i].len;
+        s->data = value[i].data;
     }
 
     return NGX_CONF_OK;
