@@ -1336,10 +1336,8 @@ static json_t *
 ngx_http_siteflow_admin_string(ngx_http_request_t *r, const char *p,
     size_t len, ngx_uint_t truncated)
 {
-    u_char        *s, *d;
-    size_t         n, skip;
-    json_t        *j;
-    const u_char  *src, *end;
+    u_char  *s, *d;
+    json_t  *j;
 
     static u_char  mark[] = "... [truncated]";
 
@@ -1355,24 +1353,7 @@ ngx_http_siteflow_admin_string(ngx_http_request_t *r, const char *p,
         return NULL;
     }
 
-    d = s;
-    src = (const u_char *) p;
-    end = src + len;
-
-    while (src < end) {
-        n = sf_json_utf8(src, end - src, &skip);
-
-        if (n != 0) {
-            d = ngx_cpymem(d, src, n);
-            src += n;
-            continue;
-        }
-
-        *d++ = 0xef;
-        *d++ = 0xbf;
-        *d++ = 0xbd;
-        src += skip;
-    }
+    d = s + sf_json_clean((char *) s, len * 3, p, len, 0);
 
     if (truncated) {
         d = ngx_cpymem(d, mark, sizeof(mark) - 1);

@@ -13,6 +13,7 @@
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_log.h"
 #include "sf_admin.h"
+#include "sf_json.h"
 #include "sf_ring.h"
 
 
@@ -921,7 +922,7 @@ ngx_http_siteflow_log_cap(ngx_str_t *body, ngx_str_t *out, uint16_t *flags,
     *out = *body;
 
     if (out->len > max) {
-        out->len = sf_admin_utf8_cut((const char *) body->data, body->len,
+        out->len = sf_json_utf8_cut((const char *) body->data, body->len,
                                      max);
         *flags |= flag;
     }

@@ -313,32 +313,6 @@ sf_admin_redact_url(const char *url, size_t len, char *out, size_t size)
 }
 
 
-size_t
-sf_admin_utf8_cut(const char *p, size_t n, size_t max)
-{
-    size_t  i, k;
-
-    if (n <= max) {
-        return n;
-    }
-
-    /* step back over continuation bytes to the start of a character */
-
-    i = max;
-
-    for (k = 0; k < 4 && i > 0 && ((unsigned char) p[i] & 0xc0) == 0x80; k++)
-    {
-        i--;
-    }
-
-    if (((unsigned char) p[i] & 0xc0) == 0x80) {
-        return max;   /* not UTF-8 anyway */
-    }
-
-    return i;
-}
-
-
 static int
 sf_admin_num(const char *s, size_t len, size_t *i, size_t digits,
     unsigned *v)

@@ -58,10 +58,6 @@ sf_admin_route_e sf_admin_route(const char *path, size_t len, uint64_t *id,
 size_t sf_admin_redact_url(const char *url, size_t len, char *out,
     size_t size);
 
-/* the longest prefix of p[0 .. n - 1] of at most max bytes that does not
-   end inside a UTF-8 character */
-size_t sf_admin_utf8_cut(const char *p, size_t n, size_t max);
-
 /*
  * Parses "since": milliseconds since the epoch (digits only), or
  * ISO-8601 "YYYY-MM-DD", "YYYY-MM-DDThh:mm[:ss[.fff]]" with an optional

@@ -106,11 +106,7 @@ sf_json_copy_cut(char *dst, size_t size, const char *src, size_t len)
 
     tail = (size >= sizeof(SF_JSON_ELLIPSIS)) ? sizeof(SF_JSON_ELLIPSIS) - 1
                                               : 0;
-    cut = size - 1 - tail;
-
-    while (cut > 0 && ((unsigned char) src[cut] & 0xc0) == 0x80) {
-        cut--;
-    }
+    cut = sf_json_utf8_cut(src, len, size - 1 - tail);
 
     memcpy(dst, src, cut);
     memcpy(dst + cut, SF_JSON_ELLIPSIS, tail);
@@ -181,4 +177,79 @@ sf_json_utf8(const unsigned char *p, size_t n, size_t *skip)
     *skip = need + 1;
 
     return need + 1;
+}
+
+
+size_t
+sf_json_clean(char *dst, size_t size, const char *src, size_t len,
+    unsigned flags)
+{
+    size_t                i, o, k, skip;
+    const char           *unit;
+    const unsigned char  *p;
+
+    p = (const unsigned char *) src;
+
+    for (i = 0, o = 0; i < len; i += skip) {
+        k = sf_json_utf8(p + i, len - i, &skip);
+        unit = src + i;
+
+        if (k == 0) {
+            unit = (flags & SF_JSON_CLEAN_QMARK) ? "?" : "\xef\xbf\xbd";
+            k = (flags & SF_JSON_CLEAN_QMARK) ? 1 : 3;
+
+        } else if ((flags & SF_JSON_CLEAN_CONTROL)
+                   && (p[i] < 0x20 || p[i] == 0x7f))
+        {
+            unit = "?";
+        }
+
+        if (k > size - o) {
+            break;
+        }
+
+        memcpy(dst + o, unit, k);
+        o += k;
+    }
+
+    return o;
+}
+
+
+int
+sf_json_utf8_valid(const unsigned char *p, size_t len)
+{
+    size_t  i, k;
+
+    for (i = 0; i < len; i += k) {
+        k = sf_json_utf8(p + i, len - i, NULL);
+
+        if (k == 0) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+size_t
+sf_json_utf8_cut(const char *p, size_t n, size_t max)
+{
+    size_t  i, k;
+
+    if (n <= max) {
+        return n;
+    }
+
+    /* step back over continuation bytes to the start of a character */
+
+    i = max;
+
+    for (k = 0; k < 3 && i > 0 && ((unsigned char) p[i] & 0xc0) == 0x80; k++)
+    {
+        i--;
+    }
+
+    return i;
 }

@@ -45,5 +45,33 @@ void sf_json_copy_cut(char *dst, size_t size, const char *src, size_t len);
 
 size_t sf_json_utf8(const unsigned char *p, size_t n, size_t *skip);
 
+/*
+ * The one UTF-8 sanitiser: copies src[0 .. len - 1], bytes that may not be
+ * UTF-8, to dst[0 .. size - 1] as valid UTF-8.  Each maximal invalid
+ * subpart becomes one U+FFFD, or '?' with SF_JSON_CLEAN_QMARK; with
+ * SF_JSON_CLEAN_CONTROL the control characters (below 0x20, and 0x7f)
+ * become '?' too.  A character is never cut: the copy stops before the
+ * first one that does not fit.  No NUL is added.  Returns the bytes
+ * written.
+ */
+
+#define SF_JSON_CLEAN_QMARK    0x01
+#define SF_JSON_CLEAN_CONTROL  0x02
+
+size_t sf_json_clean(char *dst, size_t size, const char *src, size_t len,
+    unsigned flags);
+
+/* 1 if p[0 .. len - 1] is well-formed UTF-8 (as sf_json_utf8), else 0 */
+
+int sf_json_utf8_valid(const unsigned char *p, size_t len);
+
+/*
+ * The length to keep of p[0 .. n - 1] cut to at most max bytes: max moved
+ * back over up to three UTF-8 continuation bytes, so that a character is
+ * never split (more than three in a row are not UTF-8 anyway).
+ */
+
+size_t sf_json_utf8_cut(const char *p, size_t n, size_t max);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

@@ -524,10 +524,9 @@ sf_pb_fail(sf_pb_ctx_t *ctx, sf_pb_rc_t rc, const char *fmt, ...)
 static sf_pb_rc_t
 sf_pb_bad_json(sf_pb_ctx_t *ctx, json_error_t *e)
 {
-    char           text[SF_PB_TEXT_LEN];
-    size_t         i, k, n, skip, max;
-    const char    *reason;
-    unsigned char  c;
+    char         text[SF_PB_TEXT_LEN];
+    size_t       n, max;
+    const char  *reason;
 
     if (json_error_code(e) == json_error_out_of_memory) {
         return sf_pb_fail(ctx, SF_PB_BAD_JSON,
@@ -547,33 +546,8 @@ sf_pb_bad_json(sf_pb_ctx_t *ctx, json_error_t *e)
     /* jansson quotes input near the error: keep it printable UTF-8 */
 
     max = strnlen(reason, sizeof(e->text));
-    n = 0;
-
-    for (i = 0; i < max && n < sizeof(text) - 1; /* void */ ) {
-        c = (unsigned char) reason[i];
-
-        if (c < 0x20 || c == 0x7f) {
-            text[n++] = '?';
-            i++;
-            continue;
-        }
-
-        k = sf_json_utf8((const unsigned char *) reason + i, max - i, &skip);
-
-        if (k == 0) {
-            text[n++] = '?';
-            i += skip;
-            continue;
-        }
-
-        if (n + k > sizeof(text) - 1) {
-            break;
-        }
-
-        memcpy(text + n, reason + i, k);
-        n += k;
-        i += k;
-    }
+    n = sf_json_clean(text, sizeof(text) - 1, reason, max,
+                      SF_JSON_CLEAN_QMARK | SF_JSON_CLEAN_CONTROL);
 
     text[n] = '\0';
 

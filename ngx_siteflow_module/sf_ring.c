@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "sf_json.h"
 #include "sf_ring.h"
 
 
@@ -53,7 +54,6 @@ static int sf_ring_check(const sf_ring_t *h, size_t size);
 static size_t sf_ring_next(const sf_ring_t *ring, size_t pos);
 static void sf_ring_drop_oldest(sf_ring_t *ring);
 static void sf_ring_pad(sf_ring_t *ring, size_t pos, size_t len);
-static size_t sf_ring_utf8_cut(const char *p, size_t n);
 static void sf_ring_fields(const sf_ring_entry_t *e, const char **p,
     size_t *len);
 static int sf_ring_record_ok(const unsigned char *data, size_t pos,
@@ -154,7 +154,7 @@ sf_ring_append(sf_ring_t *ring, const sf_ring_entry_t *e, uint64_t *id)
 
     for (i = 0; i < SF_RING_NFIELDS; i++) {
         if (len[i] > sf_ring_caps[i]) {
-            len[i] = sf_ring_utf8_cut(p[i], sf_ring_caps[i]);
+            len[i] = sf_json_utf8_cut(p[i], len[i], sf_ring_caps[i]);
             flags |= sf_ring_trunc_flags[i];
         }
 
@@ -174,7 +174,8 @@ sf_ring_append(sf_ring_t *ring, const sf_ring_entry_t *e, uint64_t *id)
         }
 
         over = total - room;
-        cut = (over >= len[i]) ? 0 : sf_ring_utf8_cut(p[i], len[i] - over);
+        cut = (over >= len[i]) ? 0
+                               : sf_json_utf8_cut(p[i], len[i], len[i] - over);
 
         total -= len[i] - cut;
         len[i] = cut;
@@ -616,29 +617,6 @@ sf_ring_pad(sf_ring_t *ring, size_t pos, size_t len)
     sf_ring_put32(p, SF_RING_PAD_MAGIC);
     sf_ring_put32(p + 4, (uint32_t) len);
     sf_ring_put32(p + len - SF_RING_TRAILER_SIZE, (uint32_t) len);
-}
-
-
-/*
- * The length to keep of a string cut to at most n bytes (p[n] exists):
- * n moved back over up to three UTF-8 continuation bytes, so that a
- * character is never split.
- */
-
-static size_t
-sf_ring_utf8_cut(const char *p, size_t n)
-{
-    size_t  i;
-
-    for (i = 0; i < 3 && n > 0; i++) {
-        if (((unsigned char) p[n] & 0xc0) != 0x80) {
-            break;
-        }
-
-        n--;
-    }
-
-    return n;
 }
 
 

@@ -29,6 +29,7 @@
 #define SF_SIG_EVP_MAC  1
 #endif
 
+#include "sf_json.h"
 #include "sf_sig.h"
 
 
@@ -64,7 +65,6 @@ struct sf_sig_key_s {
 static int sf_sig_partner_char(unsigned char c);
 static int sf_sig_b64_value(unsigned char c);
 static int sf_sig_hex_value(unsigned char c);
-static int sf_sig_utf8_check(const unsigned char *p, size_t len);
 static void sf_sig_hex(const unsigned char *in, size_t len, char *out);
 static sf_sig_rc_t sf_sig_hmac256(const unsigned char *key, size_t key_len,
     const unsigned char *msg, size_t msg_len,
@@ -704,7 +704,9 @@ sf_sig_signed_path(sf_scheme_t scheme, const char *url, size_t url_len,
 
     dst[n] = '\0';
 
-    if (sf_sig_utf8_check(dst, n) != 0) {
+    /* well-formed UTF-8 as decodeURIComponent() accepts it */
+
+    if (!sf_json_utf8_valid(dst, n)) {
         dst[0] = '\0';
         return -1;
     }
@@ -916,66 +918,6 @@ sf_sig_hex_value(unsigned char c)
     }
 
     return -1;
-}
-
-
-/*
- * well-formed UTF-8 as decodeURIComponent() accepts it: no overlong
- * forms, no surrogates, nothing above U+10FFFF
- */
-
-static int
-sf_sig_utf8_check(const unsigned char *p, size_t len)
-{
-    size_t         i, k, n;
-    uint32_t       cp, min;
-    unsigned char  c;
-
-    for (i = 0; i < len; i += n) {
-        c = p[i];
-
-        if (c < 0x80) {
-            n = 1;
-            continue;
-        }
-
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-            min = 0x80;
-
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-            min = 0x800;
-
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-
-        } else {
-            return -1;
-        }
-
-        if (len - i < n) {
-            return -1;
-        }
-
-        for (k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                return -1;
-            }
-
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return -1;
-        }
-    }
-
-    return 0;
 }
 
 

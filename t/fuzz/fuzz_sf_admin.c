@@ -10,7 +10,7 @@
  *
  * The input is used as an admin path (sf_admin_route), as a URL to redact
  * (sf_admin_redact_url, into exact-size heap buffers of the documented
- * size and of 0, 1 and 7 bytes), as a body to cut (sf_admin_utf8_cut at
+ * size and of 0, 1 and 7 bytes), as a body to cut (sf_json_utf8_cut at
  * every length up to 64 and at the whole size) and as a "since" value
  * (sf_admin_parse_since).  Checks: a route's id or order id points into
  * the path and obeys the documented alphabet and length; redaction never
@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "sf_admin.h"
+#include "sf_json.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -136,14 +137,14 @@ fuzz_cut(const char *p, size_t n)
     size_t  max, cut;
 
     for (max = 0; max <= 64 && max <= n + 1; max++) {
-        cut = sf_admin_utf8_cut(p, n, max);
+        cut = sf_json_utf8_cut(p, n, max);
 
         if (cut > max || cut > n) {
             abort();
         }
     }
 
-    if (sf_admin_utf8_cut(p, n, n) > n) {
+    if (sf_json_utf8_cut(p, n, n) > n) {
         abort();
     }
 }

@@ -142,24 +142,6 @@ test_redact(void **state)
 }
 
 
-static void
-test_utf8_cut(void **state)
-{
-    const char  *s = "ab\xc3\xa9" "cd\xe2\x82\xac";
-
-    (void) state;
-
-    assert_int_equal(sf_admin_utf8_cut(s, 9, 20), 9);
-    assert_int_equal(sf_admin_utf8_cut(s, 9, 4), 4);
-    assert_int_equal(sf_admin_utf8_cut(s, 9, 3), 2);
-    assert_int_equal(sf_admin_utf8_cut(s, 9, 8), 6);
-    assert_int_equal(sf_admin_utf8_cut(s, 9, 7), 6);
-    assert_int_equal(sf_admin_utf8_cut(s, 9, 0), 0);
-    assert_int_equal(sf_admin_utf8_cut("\x80\x80\x80\x80\x80\x80", 6, 5),
-                     5);
-}
-
-
 static uint64_t
 since(const char *s)
 {
@@ -277,7 +259,6 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_route),
         cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_since),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_prom),

@@ -1,0 +1,189 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+/*
+ * Unit tests for the UTF-8 helpers of sf_json.c that every caller uses:
+ * the sanitiser (U+FFFD or '?', control characters, no cut character),
+ * the validity check and the cut at a character boundary.
+ */
+
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "sf_json.h"
+
+
+#define S(s)  s, sizeof(s) - 1
+
+
+static void
+clean(const char *src, size_t len, size_t size, unsigned flags,
+    const char *want, size_t want_len)
+{
+    char    buf[64];
+    size_t  n;
+
+    memset(buf, 'x', sizeof(buf));
+
+    n = sf_json_clean(buf, size, src, len, flags);
+
+    assert_int_equal(n, want_len);
+    assert_memory_equal(buf, want, want_len);
+
+    /* nothing written past what it returns */
+    assert_int_equal(buf[n], 'x');
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) buf, n), 1);
+}
+
+
+static void
+test_clean_fffd(void **state)
+{
+    (void) state;
+
+    /* valid UTF-8, control characters included, is copied as it is */
+    clean(S("a\xc3\xa9\t\x7f\xf0\x9f\x98\x80"), 64, 0,
+          S("a\xc3\xa9\t\x7f\xf0\x9f\x98\x80"));
+
+    /* one U+FFFD per maximal invalid subpart */
+    clean(S("a\xff" "b"), 64, 0, S("a\xef\xbf\xbd" "b"));
+    clean(S("\xe2\x82" "b"), 64, 0, S("\xef\xbf\xbd" "b"));
+    clean(S("\xc0\xaf"), 64, 0, S("\xef\xbf\xbd\xef\xbf\xbd"));
+    clean(S("\xed\xa0\x80"), 64, 0,
+          S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
+    clean(S("\xf4\x90\x80\x80"), 64, 0,
+          S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
+    clean(S("\xe2\x82"), 64, 0, S("\xef\xbf\xbd"));
+
+    /* a NUL is a character */
+    clean(S("a\0b"), 64, 0, S("a\0b"));
+}
+
+
+static void
+test_clean_qmark(void **state)
+{
+    (void) state;
+
+    clean(S("a\xff" "b\xe2\x82"), 64, SF_JSON_CLEAN_QMARK, S("a?b?"));
+
+    /* control characters only with SF_JSON_CLEAN_CONTROL */
+    clean(S("a\tb\x7f\n"), 64, SF_JSON_CLEAN_QMARK, S("a\tb\x7f\n"));
+    clean(S("a\tb\x7f\n\0"), 64, SF_JSON_CLEAN_QMARK | SF_JSON_CLEAN_CONTROL,
+          S("a?b???"));
+    clean(S("\x1f \xc3\xa9"), 64, SF_JSON_CLEAN_CONTROL,
+          S("? \xc3\xa9"));
+}
+
+
+static void
+test_clean_cut(void **state)
+{
+    (void) state;
+
+    /* a character that does not fit is left out, whole */
+    clean(S("ab\xe2\x82\xac" "c"), 4, 0, S("ab"));
+    clean(S("ab\xe2\x82\xac" "c"), 5, 0, S("ab\xe2\x82\xac"));
+    clean(S("ab\xff"), 4, 0, S("ab"));
+    clean(S("ab\xff"), 5, 0, S("ab\xef\xbf\xbd"));
+    clean(S("ab\xff"), 3, SF_JSON_CLEAN_QMARK, S("ab?"));
+    clean(S("abc"), 0, 0, S(""));
+    clean(NULL, 0, 64, 0, S(""));
+}
+
+
+static void
+test_valid(void **state)
+{
+    (void) state;
+
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("")), 1);
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("a\0\xc3\xa9")),
+                     1);
+    assert_int_equal(
+        sf_json_utf8_valid((unsigned char *) S("\xf4\x8f\xbf\xbf")), 1);
+
+    /* overlong, surrogate, above U+10FFFF, cut, lone continuation */
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("\xc1\xbf")), 0);
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("\xe0\x9f\xbf")),
+                     0);
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("\xed\xa0\x80")),
+                     0);
+    assert_int_equal(
+        sf_json_utf8_valid((unsigned char *) S("\xf4\x90\x80\x80")), 0);
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("a\xe2\x82")), 0);
+    assert_int_equal(sf_json_utf8_valid((unsigned char *) S("\x80")), 0);
+}
+
+
+static void
+test_utf8_cut(void **state)
+{
+    const char  *s = "ab\xc3\xa9" "cd\xe2\x82\xac";
+
+    (void) state;
+
+    assert_int_equal(sf_json_utf8_cut(s, 9, 20), 9);
+    assert_int_equal(sf_json_utf8_cut(s, 9, 9), 9);
+    assert_int_equal(sf_json_utf8_cut(s, 9, 4), 4);
+    assert_int_equal(sf_json_utf8_cut(s, 9, 3), 2);
+    assert_int_equal(sf_json_utf8_cut(s, 9, 8), 6);
+    assert_int_equal(sf_json_utf8_cut(s, 9, 7), 6);
+    assert_int_equal(sf_json_utf8_cut(s, 9, 0), 0);
+
+    /* four bytes, cut after each of them */
+    s = "a\xf0\x9f\x98\x80" "b";
+    assert_int_equal(sf_json_utf8_cut(s, 6, 2), 1);
+    assert_int_equal(sf_json_utf8_cut(s, 6, 3), 1);
+    assert_int_equal(sf_json_utf8_cut(s, 6, 4), 1);
+    assert_int_equal(sf_json_utf8_cut(s, 6, 5), 5);
+
+    /* not UTF-8: at most three bytes back */
+    assert_int_equal(sf_json_utf8_cut("\x80\x80\x80\x80\x80\x80", 6, 5),
+                     2);
+    assert_int_equal(sf_json_utf8_cut("\x80\x80\x80", 3, 2), 0);
+}
+
+
+static void
+test_copy_cut(void **state)
+{
+    char  buf[8];
+
+    (void) state;
+
+    sf_json_copy_cut(buf, sizeof(buf), S("abc"));
+    assert_string_equal(buf, "abc");
+
+    /* 7 bytes of room: 4 and "...", the euro sign is not split */
+    sf_json_copy_cut(buf, sizeof(buf), S("abc\xe2\x82\xac" "defg"));
+    assert_string_equal(buf, "abc...");
+
+    sf_json_copy_cut(buf, 3, S("abcdef"));
+    assert_string_equal(buf, "ab");
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_clean_fffd),
+        cmocka_unit_test(test_clean_qmark),
+        cmocka_unit_test(test_clean_cut),
+        cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_utf8_cut),
+        cmocka_unit_test(test_copy_cut),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
