@@ -69,8 +69,8 @@ static void ngx_http_siteflow_curl_update_timer(
 static int ngx_http_siteflow_curl_close(void *clientp, curl_socket_t fd);
 static size_t ngx_http_siteflow_curl_write(char *ptr, size_t size,
     size_t nmemb, void *userdata);
-static ngx_http_siteflow_xfer_result_e ngx_http_siteflow_curl_result(
-    CURLcode code, ngx_http_siteflow_xfer_t *x);
+static sf_net_error_t ngx_http_siteflow_curl_net(CURLcode code,
+    ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_xfer_cleanup(void *data);
 static void ngx_http_siteflow_curl_log_tls(CURL *easy,
     ngx_http_siteflow_xfer_t *x);
@@ -185,7 +185,7 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
 
         ngx_http_siteflow_xfer_cancel(x);
 
-        x->result = NGX_HTTP_SITEFLOW_XFER_ABORTED;
+        x->net = SF_NET_OTHER;
         x->handler(x);
     }
 
@@ -682,9 +682,9 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
         x->curl_code = (int) code;
         x->sent = (sent > 0);
         x->duration = ngx_current_msec - x->started;
-        x->result = ngx_http_siteflow_curl_result(code, x);
+        x->net = ngx_http_siteflow_curl_net(code, x);
 
-        if (x->result == NGX_HTTP_SITEFLOW_XFER_TLS) {
+        if (x->net == SF_NET_TLS) {
             ngx_http_siteflow_curl_log_tls(easy, x);
         }
 
@@ -698,33 +698,34 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
 }
 
 
-static ngx_http_siteflow_xfer_result_e
-ngx_http_siteflow_curl_result(CURLcode code, ngx_http_siteflow_xfer_t *x)
+/* libcurl's result as the job layer's network error (sf_job.h) */
+
+static sf_net_error_t
+ngx_http_siteflow_curl_net(CURLcode code, ngx_http_siteflow_xfer_t *x)
 {
     switch (code) {
 
     case CURLE_OK:
-        return NGX_HTTP_SITEFLOW_XFER_OK;
+        return SF_NET_OK;
 
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-        return NGX_HTTP_SITEFLOW_XFER_DNS;
+        return SF_NET_DNS;
 
     case CURLE_COULDNT_CONNECT:
-        return NGX_HTTP_SITEFLOW_XFER_CONNECT;
+        return SF_NET_CONNECT;
 
     case CURLE_OPERATION_TIMEDOUT:
-        return NGX_HTTP_SITEFLOW_XFER_TIMEOUT;
+        return SF_NET_TIMEOUT;
 
     case CURLE_WRITE_ERROR:
-        return x->too_large ? NGX_HTTP_SITEFLOW_XFER_TOO_LARGE
-                            : NGX_HTTP_SITEFLOW_XFER_OTHER;
+        return x->too_large ? SF_NET_TOO_LARGE : SF_NET_OTHER;
 
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-        return NGX_HTTP_SITEFLOW_XFER_RESET;
+        return SF_NET_RESET;
 
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -736,13 +737,10 @@ ngx_http_siteflow_curl_result(CURLcode code, ngx_http_siteflow_xfer_t *x)
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_USE_SSL_FAILED:
-        return NGX_HTTP_SITEFLOW_XFER_TLS;
-
-    case CURLE_ABORTED_BY_CALLBACK:
-        return NGX_HTTP_SITEFLOW_XFER_ABORTED;
+        return SF_NET_TLS;
 
     default:
-        return NGX_HTTP_SITEFLOW_XFER_OTHER;
+        return SF_NET_OTHER;
     }
 }
 

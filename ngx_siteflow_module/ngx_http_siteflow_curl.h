@@ -12,6 +12,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "sf_job.h"
+
 
 /*
  * libcurl's multi interface driven by nginx's event loop, one multi handle
@@ -23,19 +25,6 @@
 typedef struct ngx_http_siteflow_xfer_s  ngx_http_siteflow_xfer_t;
 
 typedef void (*ngx_http_siteflow_xfer_done_pt)(ngx_http_siteflow_xfer_t *x);
-
-
-typedef enum {
-    NGX_HTTP_SITEFLOW_XFER_OK = 0,       /* an HTTP answer, any status */
-    NGX_HTTP_SITEFLOW_XFER_CONNECT,      /* refused, unreachable */
-    NGX_HTTP_SITEFLOW_XFER_DNS,          /* name did not resolve */
-    NGX_HTTP_SITEFLOW_XFER_TIMEOUT,
-    NGX_HTTP_SITEFLOW_XFER_RESET,        /* closed or reset mid-way */
-    NGX_HTTP_SITEFLOW_XFER_TOO_LARGE,    /* response over the cap */
-    NGX_HTTP_SITEFLOW_XFER_TLS,
-    NGX_HTTP_SITEFLOW_XFER_ABORTED,      /* cancelled, worker exiting */
-    NGX_HTTP_SITEFLOW_XFER_OTHER
-} ngx_http_siteflow_xfer_result_e;
 
 
 typedef struct {
@@ -60,7 +49,7 @@ struct ngx_http_siteflow_xfer_s {
     size_t                           max_response;
 
     ngx_uint_t                       status;    /* HTTP status, 0 if none */
-    ngx_http_siteflow_xfer_result_e  result;
+    sf_net_error_t                   net;       /* SF_NET_OK: an answer */
     int                              curl_code;
     u_char                          *error;     /* libcurl's reason, or "" */
     ngx_msec_t                       started;

@@ -48,7 +48,18 @@
 #define NGX_HTTP_SITEFLOW_STEP_UPDATE     5
 
 
+/* the call out, kept for the Site Flow Log until its answer */
+
 typedef struct {
+    const char                    *method;
+    ngx_str_t                      path;
+    ngx_str_t                      body;
+    ngx_uint_t                     upstream;     /* as in _call() */
+} ngx_http_siteflow_call_t;
+
+
+typedef struct {
+    ngx_http_siteflow_call_t       call_out;
     json_t                        *order;        /* PrintNow's */
     json_t                        *siteflow;     /* the SiteFlow order */
     char                          *body;         /* its JSON text */
@@ -70,6 +81,16 @@ static ngx_int_t ngx_http_siteflow_call(ngx_http_siteflow_run_t *run,
 static void ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_ready_handler(ngx_event_t *ev);
 static void ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_call_log(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x);
+static sf_job_outcome_t ngx_http_siteflow_call_outcome(
+    ngx_http_siteflow_run_t *run, ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_call_not_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x, sf_job_outcome_t outcome, u_char *text);
+static void ngx_http_siteflow_step_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_end(ngx_http_siteflow_run_t *run,
     ngx_int_t state, const char *fmt, ...);
 static void ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run,
@@ -540,6 +561,7 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
 {
     ngx_int_t                      rc;
     ngx_str_t                      empty;
+    ngx_http_siteflow_work_t      *w;
     ngx_http_siteflow_xfer_t      *x;
     ngx_http_siteflow_srv_conf_t  *sscf;
 
@@ -582,11 +604,12 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
 
     /* kept for the log: the method, the URL, the request body */
 
-    (void) json_object_set_new(run->results, "_call",
-        json_pack("{s:s, s:s#, s:s#, s:i}", "method", method,
-                  "path", path->data, (int) path->len,
-                  "body", body->data, (int) body->len,
-                  "upstream", (json_int_t) siteflow));
+    w = run->data;
+
+    w->call_out.method = method;
+    w->call_out.path = *path;
+    w->call_out.body = *body;
+    w->call_out.upstream = siteflow;
 
     run->xfer = x;
 
@@ -676,97 +699,101 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
 {
     ngx_http_siteflow_run_t *run = x->data;
 
+    sf_job_outcome_t  outcome;
+    u_char            text[512];
+
+    ngx_http_siteflow_call_log(run, x);
+
+    outcome = ngx_http_siteflow_call_outcome(run, x);
+
+    (void) ngx_http_siteflow_answer_text(x, text, sizeof(text));
+
+    if (outcome != SF_JOB_DONE) {
+        ngx_http_siteflow_call_not_done(run, x, outcome, text);
+        return;
+    }
+
+    ngx_http_siteflow_step_done(run, x);
+}
+
+
+/* the Site Flow Log: request and response, never the headers */
+
+static void
+ngx_http_siteflow_call_log(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x)
+{
     u_char                         *p;
-    json_t                         *call, *rv;
-    json_error_t                    err;
-    ngx_str_t                       id;
-    sf_net_error_t                  net;
-    sf_job_outcome_t                outcome;
+    ngx_str_t                      *base;
+    ngx_http_siteflow_call_t       *call;
     ngx_http_siteflow_work_t       *w;
     ngx_http_siteflow_log_entry_t   e;
     u_char                          text[512];
     u_char                          url[2048];
 
     w = run->data;
+    call = &w->call_out;
 
-    switch (x->result) {
-    case NGX_HTTP_SITEFLOW_XFER_OK:
-        net = SF_NET_OK;
+    switch (call->upstream) {
+    case 0:
+        base = &run->sscf->printnow.base;
         break;
-    case NGX_HTTP_SITEFLOW_XFER_CONNECT:
-        net = SF_NET_CONNECT;
-        break;
-    case NGX_HTTP_SITEFLOW_XFER_DNS:
-        net = SF_NET_DNS;
-        break;
-    case NGX_HTTP_SITEFLOW_XFER_TIMEOUT:
-        net = SF_NET_TIMEOUT;
-        break;
-    case NGX_HTTP_SITEFLOW_XFER_RESET:
-        net = SF_NET_RESET;
-        break;
-    case NGX_HTTP_SITEFLOW_XFER_TOO_LARGE:
-        net = SF_NET_TOO_LARGE;
-        break;
-    case NGX_HTTP_SITEFLOW_XFER_TLS:
-        net = SF_NET_TLS;
+    case 2:
+        base = &run->sscf->api_create.base;
         break;
     default:
-        net = SF_NET_OTHER;
+        base = &run->sscf->api.base;
         break;
     }
-
-    /* the Site Flow Log: request and response, never the headers */
-
-    call = json_object_get(run->results, "_call");
 
     ngx_memzero(&e, sizeof(ngx_http_siteflow_log_entry_t));
 
     e.direction = SF_RING_OUT;
-    e.method.data = (u_char *) json_string_value(
-                                        json_object_get(call, "method"));
-    e.method.len = e.method.data ? ngx_strlen(e.method.data) : 0;
+    e.method.data = (u_char *) call->method;
+    e.method.len = call->method ? ngx_strlen(call->method) : 0;
 
-    p = ngx_snprintf(url, sizeof(url), "%V%s",
-                     json_integer_value(json_object_get(call, "upstream"))
-                     == 0 ? &run->sscf->printnow.base
-                          : json_integer_value(
-                                json_object_get(call, "upstream")) == 2
-                            ? &run->sscf->api_create.base
-                            : &run->sscf->api.base,
-                     json_string_value(json_object_get(call, "path")));
+    p = ngx_snprintf(url, sizeof(url), "%V%V", base, &call->path);
     e.url.data = url;
     e.url.len = p - url;
 
     e.status = x->status;
     e.duration = x->duration;
     e.order_id = run->order_id;
-    e.request.data = (u_char *) json_string_value(
-                                         json_object_get(call, "body"));
-    e.request.len = e.request.data ? ngx_strlen(e.request.data) : 0;
+    e.request = call->body;
 
-    if (x->result == NGX_HTTP_SITEFLOW_XFER_OK) {
+    if (x->net == SF_NET_OK) {
         e.response.data = x->response;
         e.response.len = x->response_len;
 
     } else {
         p = ngx_snprintf(text, sizeof(text), "(no answer: %s%s%s)",
-                         sf_net_error_name(net),
-                         net == SF_NET_TLS && x->error[0] ? ": " : "",
-                         net == SF_NET_TLS ? x->error : (u_char *) "");
+                         sf_net_error_name(x->net),
+                         x->net == SF_NET_TLS && x->error[0] ? ": " : "",
+                         x->net == SF_NET_TLS ? x->error : (u_char *) "");
         e.response.data = text;
         e.response.len = p - text;
     }
 
     ngx_http_siteflow_log_write(run->sscf, &e);
 
-    ngx_http_siteflow_observe_latency(
-        json_integer_value(json_object_get(call, "upstream")) ? 0 : 1,
-        x->duration);
+    /* the histograms: 0 SiteFlow, 1 PrintNow */
 
-    (void) json_object_del(run->results, "_call");
+    ngx_http_siteflow_observe_latency(call->upstream ? 0 : 1, x->duration);
+}
 
-    outcome = sf_job_classify(x->status, net, x->sent);
+
+/*
+ * The outcome of a call (sf_job_classify), counted; an answer that is not
+ * a server error closes the breaker
+ */
+
+static sf_job_outcome_t
+ngx_http_siteflow_call_outcome(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x)
+{
+    sf_job_outcome_t  outcome;
+
+    outcome = sf_job_classify(x->status, x->net, x->sent);
 
     switch (outcome) {
     case SF_JOB_DONE:
@@ -783,11 +810,8 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
         break;
     }
 
-    /* an answer that is not a server error closes the breaker */
-
     ngx_http_siteflow_breaker_report(run,
-        x->result == NGX_HTTP_SITEFLOW_XFER_OK
-        && x->status < 500 && x->status != 429);
+        x->net == SF_NET_OK && x->status < 500 && x->status != 429);
 
     /*
      * a 2xx whose answer is over siteflow_max_response: the call worked,
@@ -796,47 +820,52 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
      * and reloading lets it through), the others did what they had to
      */
 
-    if (net == SF_NET_TOO_LARGE && x->status >= 200 && x->status <= 299) {
+    if (x->net == SF_NET_TOO_LARGE && x->status >= 200 && x->status <= 299) {
         switch (run->step) {
         case NGX_HTTP_SITEFLOW_STEP_CREATE:
-            outcome = SF_JOB_AMBIGUOUS;
-            break;
+            return SF_JOB_AMBIGUOUS;
         case NGX_HTTP_SITEFLOW_STEP_FETCH:
         case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
-            outcome = SF_JOB_RETRY;
-            break;
+            return SF_JOB_RETRY;
         default:
-            outcome = SF_JOB_DONE;
-            break;
+            return SF_JOB_DONE;
         }
     }
 
     /* a look-up's 404 is an answer: the order is not there */
 
     if (run->step == NGX_HTTP_SITEFLOW_STEP_LOOKUP
-        && x->result == NGX_HTTP_SITEFLOW_XFER_OK && x->status == 404)
+        && x->net == SF_NET_OK && x->status == 404)
     {
-        outcome = SF_JOB_DONE;
+        return SF_JOB_DONE;
     }
 
-    (void) ngx_http_siteflow_answer_text(x, text, sizeof(text));
+    return outcome;
+}
+
+
+/* a call to retry, to resolve by the look-up, or refused */
+
+static void
+ngx_http_siteflow_call_not_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x, sf_job_outcome_t outcome, u_char *text)
+{
+    const char  *what;
+
+    run->xfer = NULL;
 
     if (outcome == SF_JOB_RETRY
         || (outcome == SF_JOB_AMBIGUOUS
             && run->step != NGX_HTTP_SITEFLOW_STEP_CREATE))
     {
-        run->xfer = NULL;
         ngx_http_siteflow_xfer_destroy(x);
-
         ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "%s", text);
         return;
     }
 
     if (outcome == SF_JOB_AMBIGUOUS) {
         /* the create may have happened: look it up before sending again */
-        run->xfer = NULL;
         ngx_http_siteflow_xfer_destroy(x);
-
         ngx_http_siteflow_end_maybe_sent(run,
                                          "the create may have reached "
                                          "SiteFlow (%s); the order is "
@@ -845,75 +874,48 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
         return;
     }
 
-    if (outcome == SF_JOB_FAIL) {
-        run->xfer = NULL;
+    /* SF_JOB_FAIL */
 
-        switch (run->step) {
-        case NGX_HTTP_SITEFLOW_STEP_FETCH:
-            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
-                                  "the order fetch from PrintNow failed: %s",
-                                  text);
-            break;
-        case NGX_HTTP_SITEFLOW_STEP_VALIDATE:
-            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
-                                  "SiteFlow validation failed, nothing was "
-                                  "created: %s", text);
-            break;
-        case NGX_HTTP_SITEFLOW_STEP_CREATE:
-            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
-                                  "SiteFlow refused the order: %s", text);
-            break;
-        case NGX_HTTP_SITEFLOW_STEP_CANCEL:
-            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
-                                  "SiteFlow refused the cancel: %s", text);
-            break;
-        default:
-            ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
-                                  "the call was refused: %s", text);
-            break;
-        }
-
-        ngx_http_siteflow_xfer_destroy(x);
-        return;
+    switch (run->step) {
+    case NGX_HTTP_SITEFLOW_STEP_FETCH:
+        what = "the order fetch from PrintNow failed";
+        break;
+    case NGX_HTTP_SITEFLOW_STEP_VALIDATE:
+        what = "SiteFlow validation failed, nothing was created";
+        break;
+    case NGX_HTTP_SITEFLOW_STEP_CREATE:
+        what = "SiteFlow refused the order";
+        break;
+    case NGX_HTTP_SITEFLOW_STEP_CANCEL:
+        what = "SiteFlow refused the cancel";
+        break;
+    default:
+        what = "the call was refused";
+        break;
     }
 
-    /* done */
+    ngx_http_siteflow_end(run, SF_QSTATE_FAILED, "%s: %s", what, text);
+
+    ngx_http_siteflow_xfer_destroy(x);
+}
+
+
+/* a call done: the job's next step */
+
+static void
+ngx_http_siteflow_step_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x)
+{
+    ngx_str_t                  id;
+    ngx_http_siteflow_work_t  *w;
+    ngx_http_siteflow_index_t  idx;
+
+    w = run->data;
 
     switch (run->step) {
 
     case NGX_HTTP_SITEFLOW_STEP_FETCH:
-        rv = json_loadb((const char *) x->response, x->response_len, 0,
-                        &err);
-
-        run->xfer = NULL;
-        ngx_http_siteflow_xfer_destroy(x);
-
-        /* an envelope {"order": {...}} or {"data": {...}} is accepted */
-
-        if (json_is_object(rv) && json_object_get(rv, "id") == NULL) {
-            w->order = json_object_get(rv, "order");
-
-            if (!json_is_object(w->order)) {
-                w->order = json_object_get(rv, "data");
-            }
-
-            if (json_is_object(w->order)) {
-                json_incref(w->order);
-                json_decref(rv);
-                rv = w->order;
-            }
-        }
-
-        if (!json_is_object(rv)) {
-            json_decref(rv);
-            ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
-                                  "PrintNow answered the order fetch with "
-                                  "something that is not a JSON object");
-            return;
-        }
-
-        w->order = rv;
-        ngx_http_siteflow_order_decide(run);
+        ngx_http_siteflow_fetch_done(run, x);
         return;
 
     case NGX_HTTP_SITEFLOW_STEP_LOOKUP:
@@ -966,18 +968,13 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
         run->xfer = NULL;
         ngx_http_siteflow_xfer_destroy(x);
 
+        if (ngx_http_siteflow_index_get(&run->storefront, &run->order_id,
+                                        NULL, run->pool, &idx)
+            == NGX_OK)
         {
-            ngx_http_siteflow_index_t  idx;
-
-            if (ngx_http_siteflow_index_get(&run->storefront,
-                                            &run->order_id, NULL, run->pool,
-                                            &idx)
-                == NGX_OK)
-            {
-                idx.state = NGX_HTTP_SITEFLOW_IDX_CANCELLED;
-                ngx_http_siteflow_end_index(run, SF_QSTATE_DONE, &idx, "");
-                return;
-            }
+            idx.state = NGX_HTTP_SITEFLOW_IDX_CANCELLED;
+            ngx_http_siteflow_end_index(run, SF_QSTATE_DONE, &idx, "");
+            return;
         }
 
         ngx_http_siteflow_end(run, SF_QSTATE_DONE, "");
@@ -994,6 +991,50 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
         ngx_http_siteflow_update_next(run);
         return;
     }
+}
+
+
+/* the PrintNow order fetched: an envelope {"order": {...}} or {"data": ...} */
+
+static void
+ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_xfer_t *x)
+{
+    json_t                    *rv;
+    json_error_t               err;
+    ngx_http_siteflow_work_t  *w;
+
+    w = run->data;
+
+    rv = json_loadb((const char *) x->response, x->response_len, 0, &err);
+
+    run->xfer = NULL;
+    ngx_http_siteflow_xfer_destroy(x);
+
+    if (json_is_object(rv) && json_object_get(rv, "id") == NULL) {
+        w->order = json_object_get(rv, "order");
+
+        if (!json_is_object(w->order)) {
+            w->order = json_object_get(rv, "data");
+        }
+
+        if (json_is_object(w->order)) {
+            json_incref(w->order);
+            json_decref(rv);
+            rv = w->order;
+        }
+    }
+
+    if (!json_is_object(rv)) {
+        json_decref(rv);
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
+                              "PrintNow answered the order fetch with "
+                              "something that is not a JSON object");
+        return;
+    }
+
+    w->order = rv;
+    ngx_http_siteflow_order_decide(run);
 }
 
 
@@ -1071,29 +1112,29 @@ ngx_http_siteflow_answer_text(ngx_http_siteflow_xfer_t *x, u_char *buf,
 
     last = buf + size - 1;
 
-    switch (x->result) {
-    case NGX_HTTP_SITEFLOW_XFER_OK:
+    switch (x->net) {
+    case SF_NET_OK:
         break;
-    case NGX_HTTP_SITEFLOW_XFER_CONNECT:
+    case SF_NET_CONNECT:
         p = ngx_slprintf(buf, last, "connection failed");
         goto done;
-    case NGX_HTTP_SITEFLOW_XFER_DNS:
+    case SF_NET_DNS:
         p = ngx_slprintf(buf, last, "the host name did not resolve");
         goto done;
-    case NGX_HTTP_SITEFLOW_XFER_TIMEOUT:
+    case SF_NET_TIMEOUT:
         p = ngx_slprintf(buf, last, "timed out%s",
                          x->sent ? " after the request was sent" : "");
         goto done;
-    case NGX_HTTP_SITEFLOW_XFER_RESET:
+    case SF_NET_RESET:
         p = ngx_slprintf(buf, last, "the connection was closed or reset%s",
                          x->sent ? " after the request was sent" : "");
         goto done;
-    case NGX_HTTP_SITEFLOW_XFER_TOO_LARGE:
+    case SF_NET_TOO_LARGE:
         p = ngx_slprintf(buf, last, "the answer was larger than "
                          "siteflow_max_response (%uz bytes)",
                          x->max_response);
         goto done;
-    case NGX_HTTP_SITEFLOW_XFER_TLS:
+    case SF_NET_TLS:
         p = ngx_slprintf(buf, last, "TLS handshake or certificate "
                          "verification failed%s%s",
                          x->error[0] ? ": " : "", x->error);
@@ -1196,8 +1237,6 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
     p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
 
     w = run->data;
-
-    (void) json_object_del(run->results, "_call");
 
     ngx_memzero(&out, sizeof(ngx_http_siteflow_outcome_t));
 
