@@ -552,7 +552,14 @@ ngx_http_siteflow_curl_close(void *clientp, curl_socket_t fd)
         }
     }
 
-    return close(fd);
+    if (ngx_close_socket(fd) == -1) {
+        ngx_log_error(NGX_LOG_CRIT, ctx ? ctx->log : ngx_cycle->log,
+                      ngx_socket_errno, ngx_close_socket_n " %d failed",
+                      (int) fd);
+        return 1;
+    }
+
+    return 0;
 }
 
 

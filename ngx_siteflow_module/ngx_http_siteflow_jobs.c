@@ -48,6 +48,13 @@
 #define NGX_HTTP_SITEFLOW_STEP_UPDATE     5
 
 
+/* for the debug log, by step */
+
+static const char  *ngx_http_siteflow_step_names[] = {
+    "fetch", "lookup", "validate", "create", "cancel", "update"
+};
+
+
 /* the call out, kept for the Site Flow Log until its answer */
 
 typedef struct {
@@ -117,6 +124,11 @@ void
 ngx_http_siteflow_job_start(ngx_http_siteflow_run_t *run)
 {
     ngx_http_siteflow_work_t  *w;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                   "siteflow job: %uL %s job of order \"%V\" (%V) starts",
+                   run->id, ngx_http_siteflow_kind_name(run->kind),
+                   &run->order_id, &run->storefront);
 
     run->sscf = ngx_http_siteflow_storefront(&run->storefront);
 
@@ -613,6 +625,10 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
 
     run->xfer = x;
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                   "siteflow job: %uL %s: %s %V",
+                   run->id, ngx_http_siteflow_step_names[step], method, path);
+
     rc = ngx_http_siteflow_xfer_start(x);
 
     if (rc != NGX_OK) {
@@ -707,6 +723,12 @@ ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x)
     outcome = ngx_http_siteflow_call_outcome(run, x);
 
     (void) ngx_http_siteflow_answer_text(x, text, sizeof(text));
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                   "siteflow job: %uL %s answered: %s, %s: %s",
+                   run->id, ngx_http_siteflow_step_names[run->step],
+                   sf_net_error_name(x->net), sf_job_outcome_name(outcome),
+                   text);
 
     if (outcome != SF_JOB_DONE) {
         ngx_http_siteflow_call_not_done(run, x, outcome, text);
@@ -1248,6 +1270,11 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
     /* a create that may be out stays "maybe sent" until it is resolved */
     out.maybe_sent = maybe_sent
                      || (run->maybe_sent && state == SF_QSTATE_RETRYING);
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                   "siteflow job: %uL ends %s%s: \"%V\"",
+                   run->id, sf_qstate_name((int) state),
+                   out.maybe_sent ? ", maybe sent" : "", &out.error);
 
     if (state == SF_QSTATE_FAILED || state == SF_QSTATE_SKIPPED) {
         level = (state == SF_QSTATE_FAILED) ? NGX_LOG_WARN : NGX_LOG_INFO;
