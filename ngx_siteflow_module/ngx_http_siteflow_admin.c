@@ -76,7 +76,11 @@ static int ngx_http_siteflow_admin_log_entry(const sf_ring_entry_t *e,
 static ngx_int_t ngx_http_siteflow_admin_log_clear(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_admin_log_enabled(ngx_http_request_t *r);
 static void ngx_http_siteflow_admin_switch_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_dispatch(ngx_http_request_t *r,
+    sf_admin_route_e route, uint64_t id, const char *arg, size_t arg_len);
 static ngx_int_t ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_switch_put(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone, ngx_http_siteflow_srv_conf_t *sscf);
 static ngx_int_t ngx_http_siteflow_admin_queue(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_admin_delegated(ngx_http_request_t *r,
     ngx_int_t rc, uint64_t id);
@@ -127,10 +131,9 @@ ngx_int_t
 ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
 {
     size_t                     arg_len;
-    u_char                    *p;
     uint64_t                   id;
     ngx_int_t                  rc;
-    ngx_str_t                  path, oid, force;
+    ngx_str_t                  path;
     const char                *arg;
     sf_admin_route_e           route;
     ngx_http_core_loc_conf_t  *clcf;
@@ -212,6 +215,20 @@ ngx_http_siteflow_admin_handler(ngx_http_request_t *r)
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_siteflow_admin_dispatch(r, route, id, arg, arg_len);
+}
+
+
+/* a request that passed the checks, to its call */
+
+static ngx_int_t
+ngx_http_siteflow_admin_dispatch(ngx_http_request_t *r,
+    sf_admin_route_e route, uint64_t id, const char *arg, size_t arg_len)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+    ngx_str_t   oid, force;
 
     switch (route) {
 
@@ -839,18 +856,116 @@ ngx_http_siteflow_admin_switch_body(ngx_http_request_t *r)
  * "override"}.
  */
 
+/*
+ * PUT log/enabled: {"enabled": true, false or null}; NGX_DECLINED once
+ * the switch is set (the answer is its state), else the refusal
+ */
+
+static ngx_int_t
+ngx_http_siteflow_admin_switch_put(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone, ngx_http_siteflow_srv_conf_t *sscf)
+{
+    u_char        *p;
+    size_t         len;
+    ngx_int_t      value;
+    ngx_buf_t     *b;
+    json_t        *root, *enabled;
+    json_error_t   err;
+    u_char         msg[256];
+
+    p = NULL;
+    len = 0;
+
+    if (r->request_body != NULL && r->request_body->bufs != NULL) {
+        b = r->request_body->bufs->buf;
+
+        if (r->request_body->bufs->next != NULL || b->in_file
+            || (size_t) (b->last - b->pos)
+               > NGX_HTTP_SITEFLOW_ADMIN_BODY_MAX)
+        {
+            return ngx_http_siteflow_admin_error(r,
+                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         "request body too large");
+        }
+
+        p = b->pos;
+        len = b->last - b->pos;
+    }
+
+    /* one JSON policy on every endpoint: a key twice is refused */
+
+    root = (len != 0) ? json_loadb((char *) p, len,
+                                   JSON_REJECT_DUPLICATES, &err)
+                      : NULL;
+
+    if (root == NULL && len != 0
+        && json_error_code(&err) == json_error_duplicate_key)
+    {
+        ngx_snprintf(msg, sizeof(msg) - 1, "invalid JSON at line %d, "
+                     "column %d: %s; expected {\"enabled\": true, "
+                     "false or null}%Z", err.line, err.column, err.text);
+
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             (char *) msg);
+    }
+
+    if (root == NULL) {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "expected a JSON body "
+                                             "{\"enabled\": true, false "
+                                             "or null}");
+    }
+
+    if (ngx_http_siteflow_admin_own(r, root) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    enabled = json_is_object(root) ? json_object_get(root, "enabled")
+                                   : NULL;
+
+    if (enabled == NULL
+        || !(json_is_boolean(enabled) || json_is_null(enabled)))
+    {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "expected a JSON body "
+                                             "{\"enabled\": true, false "
+                                             "or null}");
+    }
+
+    value = json_is_null(enabled) ? NGX_HTTP_SITEFLOW_SWITCH_UNSET
+            : json_is_true(enabled) ? NGX_HTTP_SITEFLOW_SWITCH_ON
+            : NGX_HTTP_SITEFLOW_SWITCH_OFF;
+
+    if (ngx_http_siteflow_log_switch_set(shm_zone, &sscf->storefront,
+                                         value)
+        != NGX_OK)
+    {
+        return ngx_http_siteflow_admin_error(r, NGX_HTTP_CONFLICT,
+                                             "no room for this "
+                                             "storefront's run-time "
+                                             "switch (at most 32 "
+                                             "storefronts, names of at "
+                                             "most 128 bytes)");
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "siteflow: logging of storefront \"%V\" switched %s "
+                  "at run time", &sscf->storefront,
+                  value == NGX_HTTP_SITEFLOW_SWITCH_UNSET
+                  ? "back to the configuration"
+                  : (value == NGX_HTTP_SITEFLOW_SWITCH_ON ? "on" : "off"));
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_int_t
 ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
 {
-    u_char                        *p;
-    size_t                         len;
-    ngx_int_t                      sw, value;
-    ngx_buf_t                     *b;
-    json_t                        *root, *enabled;
-    json_error_t                   err;
+    json_t                        *root;
+    ngx_int_t                      sw, rc;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_srv_conf_t  *sscf;
-    u_char                         msg[256];
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
     shm_zone = ngx_http_siteflow_log_zone();
@@ -862,88 +977,11 @@ ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_PUT) {
+        rc = ngx_http_siteflow_admin_switch_put(r, shm_zone, sscf);
 
-        p = NULL;
-        len = 0;
-
-        if (r->request_body != NULL && r->request_body->bufs != NULL) {
-            b = r->request_body->bufs->buf;
-
-            if (r->request_body->bufs->next != NULL || b->in_file
-                || (size_t) (b->last - b->pos)
-                   > NGX_HTTP_SITEFLOW_ADMIN_BODY_MAX)
-            {
-                return ngx_http_siteflow_admin_error(r,
-                                             NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                             "request body too large");
-            }
-
-            p = b->pos;
-            len = b->last - b->pos;
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
-
-        /* one JSON policy on every endpoint: a key twice is refused */
-
-        root = (len != 0) ? json_loadb((char *) p, len,
-                                       JSON_REJECT_DUPLICATES, &err)
-                          : NULL;
-
-        if (root == NULL && len != 0
-            && json_error_code(&err) == json_error_duplicate_key)
-        {
-            ngx_snprintf(msg, sizeof(msg) - 1, "invalid JSON at line %d, "
-                         "column %d: %s; expected {\"enabled\": true, "
-                         "false or null}%Z", err.line, err.column, err.text);
-
-            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                 (char *) msg);
-        }
-
-        if (root == NULL) {
-            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                 "expected a JSON body "
-                                                 "{\"enabled\": true, false "
-                                                 "or null}");
-        }
-
-        if (ngx_http_siteflow_admin_own(r, root) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        enabled = json_is_object(root) ? json_object_get(root, "enabled")
-                                       : NULL;
-
-        if (enabled == NULL
-            || !(json_is_boolean(enabled) || json_is_null(enabled)))
-        {
-            return ngx_http_siteflow_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                 "expected a JSON body "
-                                                 "{\"enabled\": true, false "
-                                                 "or null}");
-        }
-
-        value = json_is_null(enabled) ? NGX_HTTP_SITEFLOW_SWITCH_UNSET
-                : json_is_true(enabled) ? NGX_HTTP_SITEFLOW_SWITCH_ON
-                : NGX_HTTP_SITEFLOW_SWITCH_OFF;
-
-        if (ngx_http_siteflow_log_switch_set(shm_zone, &sscf->storefront,
-                                             value)
-            != NGX_OK)
-        {
-            return ngx_http_siteflow_admin_error(r, NGX_HTTP_CONFLICT,
-                                                 "no room for this "
-                                                 "storefront's run-time "
-                                                 "switch (at most 32 "
-                                                 "storefronts, names of at "
-                                                 "most 128 bytes)");
-        }
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "siteflow: logging of storefront \"%V\" switched %s "
-                      "at run time", &sscf->storefront,
-                      value == NGX_HTTP_SITEFLOW_SWITCH_UNSET
-                      ? "back to the configuration"
-                      : (value == NGX_HTTP_SITEFLOW_SWITCH_ON ? "on" : "off"));
     }
 
     sw = ngx_http_siteflow_log_switch(shm_zone, &sscf->storefront);

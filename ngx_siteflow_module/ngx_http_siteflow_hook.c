@@ -70,6 +70,23 @@ static ngx_int_t ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *job);
 static ngx_int_t ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx);
+static uint32_t ngx_http_siteflow_postback_fingerprint(sf_postback_t *pb);
+static ngx_int_t ngx_http_siteflow_postback_enqueue(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, sf_postback_t *pb,
+    char (*items)[SF_PB_ITEM_ID_LEN], ngx_uint_t per_item,
+    ngx_http_siteflow_index_t *idx);
+static ngx_int_t ngx_http_siteflow_enqueued(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_siteflow_postback_call(json_t *calls,
+    ngx_str_t *order_id, const char *suffix, const char *item_id,
+    json_t *body);
+static ngx_int_t ngx_http_siteflow_postback_shipped(ngx_http_request_t *r,
+    sf_postback_t *pb, char (*items)[SF_PB_ITEM_ID_LEN], ngx_uint_t per_item,
+    ngx_str_t *order_id, json_t *calls);
+static ngx_int_t ngx_http_siteflow_postback_status(ngx_http_request_t *r,
+    sf_postback_t *pb, ngx_str_t *order_id, json_t *calls);
+static ngx_int_t ngx_http_siteflow_postback_vars(ngx_http_request_t *r,
+    ngx_str_t *order_id, sf_pn_vars_t *vars);
 static void ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id);
 static ngx_int_t ngx_http_siteflow_reply(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, ngx_uint_t status, const char *key,
@@ -521,6 +538,99 @@ ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
                                          ngx_http_siteflow_queued, ctx);
     json_decref(job);
 
+    return ngx_http_siteflow_enqueued(r, ctx, rc);
+}
+
+
+/* the spool has written the job, or failed to */
+
+/* the update job of a postback: its PrintNow calls, queued with the index */
+
+static ngx_int_t
+ngx_http_siteflow_postback_enqueue(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, sf_postback_t *pb,
+    char (*items)[SF_PB_ITEM_ID_LEN], ngx_uint_t per_item,
+    ngx_http_siteflow_index_t *idx)
+{
+    json_t                        *job, *calls;
+    ngx_int_t                      rc;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    /* the PrintNow calls */
+
+    calls = json_array();
+    if (calls == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = (pb->event == SF_EV_SHIPPED)
+         ? ngx_http_siteflow_postback_shipped(r, pb, items, per_item,
+                                              &idx->order_id, calls)
+         : ngx_http_siteflow_postback_status(r, pb, &idx->order_id, calls);
+
+    if (rc == NGX_DECLINED) {
+        json_decref(calls);
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                       "no PrintNow status is mapped "
+                                       "for \"%s\" in the mapping's "
+                                       "\"statuses\"", pb->event_name);
+    }
+
+    if (rc != NGX_OK) {
+        json_decref(calls);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    job = json_pack("{s:s, s:s, s:o}", "event", pb->event_name,
+                    "source_order_id", pb->source_order_id, "calls", calls);
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_siteflow_queue_enqueue_indexed(NGX_HTTP_SITEFLOW_JOB_UPDATE,
+                                                 &sscf->storefront,
+                                                 &idx->order_id, job, idx,
+                                                 ngx_http_siteflow_queued,
+                                                 ctx);
+    json_decref(job);
+
+    return ngx_http_siteflow_enqueued(r, ctx, rc);
+}
+
+
+/* the same postback again: its event, shipment, tracking and message */
+
+static uint32_t
+ngx_http_siteflow_postback_fingerprint(sf_postback_t *pb)
+{
+    uint32_t  fp;
+
+    fp = ngx_crc32_short((u_char *) pb->event_name,
+                         ngx_strlen(pb->event_name));
+    ngx_crc32_update(&fp, (u_char *) &pb->shipment_index,
+                     sizeof(pb->shipment_index));
+    ngx_crc32_update(&fp, (u_char *) pb->tracking_number,
+                     ngx_strlen(pb->tracking_number));
+    ngx_crc32_update(&fp, (u_char *) pb->message, ngx_strlen(pb->message));
+
+    /* 0 is "none" in the index */
+
+    return fp ? fp : 1;
+}
+
+
+/*
+ * the answer once a job was handed to the queue: the request waits for
+ * the job to be durable (ngx_http_siteflow_queued), or 503
+ */
+
+static ngx_int_t
+ngx_http_siteflow_enqueued(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_int_t rc)
+{
     if (rc != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
         return ngx_http_siteflow_reply(r, ctx,
@@ -540,7 +650,198 @@ ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
 }
 
 
-/* the spool has written the job, or failed to */
+/* one PrintNow PATCH call of an update job, appended to calls */
+
+static ngx_int_t
+ngx_http_siteflow_postback_call(json_t *calls, ngx_str_t *order_id,
+    const char *suffix, const char *item_id, json_t *body)
+{
+    json_t  *call;
+    u_char   path[1024];
+
+    if (body == NULL
+        || ngx_http_siteflow_pn_path(path, sizeof(path), order_id, suffix,
+                                     item_id)
+           != NGX_OK)
+    {
+        json_decref(body);
+        return NGX_ERROR;
+    }
+
+    call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
+                     "path", (char *) path, "body", body);
+
+    if (call == NULL || json_array_append_new(calls, call) != 0) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "shipped": one PATCH .../shipped, or one per item with
+ * siteflow_ship_per_item; the mapping's body, or the tracking fields
+ */
+
+static ngx_int_t
+ngx_http_siteflow_postback_shipped(ngx_http_request_t *r, sf_postback_t *pb,
+    char (*items)[SF_PB_ITEM_ID_LEN], ngx_uint_t per_item,
+    ngx_str_t *order_id, json_t *calls)
+{
+    json_t                        *body;
+    ngx_uint_t                     i;
+    sf_pn_vars_t                   vars;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    if (ngx_http_siteflow_postback_vars(r, order_id, &vars) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    vars.tracking_number = pb->tracking_number;
+    vars.tracking_url = pb->tracking_url;
+    vars.carrier = pb->carrier;
+    vars.ship_date = pb->ship_date;
+
+    for (i = 0; i < (per_item ? pb->nitems : 1); i++) {
+
+        vars.item_id = per_item ? items[i] : NULL;
+
+        body = NULL;
+
+        if (sf_mapping_printnow_body(sscf->mapping,
+                                     per_item ? SF_PN_SHIPPED_ITEM
+                                              : SF_PN_SHIPPED,
+                                     &vars, &body)
+            != 0)
+        {
+            return NGX_ERROR;
+        }
+
+        if (body == NULL) {
+            body = json_object();
+
+            if (pb->tracking_number[0]) {
+                json_object_set_new(body, "tracking_number",
+                                    json_string(pb->tracking_number));
+            }
+
+            if (pb->tracking_url[0]) {
+                json_object_set_new(body, "tracking_url",
+                                    json_string(pb->tracking_url));
+            }
+
+            if (pb->carrier[0]) {
+                json_object_set_new(body, "carrier",
+                                    json_string(pb->carrier));
+            }
+
+            if (pb->ship_date[0]) {
+                json_object_set_new(body, "ship_date",
+                                    json_string(pb->ship_date));
+            }
+
+            json_object_set_new(body, "notify_customer", json_true());
+        }
+
+        if (ngx_http_siteflow_postback_call(calls, order_id, "/shipped",
+                                            vars.item_id, body)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * any other event: PATCH .../status with the status the mapping gives
+ * for it and a comment; NGX_DECLINED if the mapping gives none
+ */
+
+static ngx_int_t
+ngx_http_siteflow_postback_status(ngx_http_request_t *r, sf_postback_t *pb,
+    ngx_str_t *order_id, json_t *calls)
+{
+    u_char                        *p;
+    json_t                        *body;
+    const char                    *status;
+    sf_pn_vars_t                   vars;
+    sf_mapping_event_t             mev;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+    char                           comment[SF_PB_MESSAGE_LEN + 64];
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    mev = (sf_mapping_event_t) sf_mapping_event(pb->event_name,
+                                                ngx_strlen(pb->event_name));
+    status = ((int) mev >= 0) ? sf_mapping_status(sscf->mapping, mev) : NULL;
+
+    if (status == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_siteflow_postback_vars(r, order_id, &vars) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (pb->message[0]) {
+        p = (u_char *) ngx_snprintf((u_char *) comment, sizeof(comment) - 1,
+                                    "SiteFlow: %s: %s", pb->event_name,
+                                    pb->message);
+
+    } else {
+        p = (u_char *) ngx_snprintf((u_char *) comment, sizeof(comment) - 1,
+                                    "SiteFlow: %s", pb->event_name);
+    }
+
+    *p = '\0';
+
+    vars.status = status;
+    vars.comment = comment;
+
+    body = NULL;
+
+    if (sf_mapping_printnow_body(sscf->mapping, SF_PN_STATUS, &vars, &body)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if (body == NULL) {
+        body = json_pack("{s:s, s:s}", "status", status, "comment", comment);
+    }
+
+    return ngx_http_siteflow_postback_call(calls, order_id, "/status", NULL,
+                                           body);
+}
+
+
+/* the template variables of a PrintNow body: the order id, NUL-ended */
+
+static ngx_int_t
+ngx_http_siteflow_postback_vars(ngx_http_request_t *r, ngx_str_t *order_id,
+    sf_pn_vars_t *vars)
+{
+    u_char  *p;
+
+    ngx_memzero(vars, sizeof(sf_pn_vars_t));
+
+    p = ngx_pnalloc(r->pool, order_id->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(p, order_id->data, order_id->len) = '\0';
+    vars->order_id = (const char *) p;
+
+    return NGX_OK;
+}
+
 
 static void
 ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
@@ -604,23 +905,15 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx)
 {
     char                           err[256];
-    char                           comment[SF_PB_MESSAGE_LEN + 64];
-    u_char                        *p;
-    json_t                        *job, *calls, *body, *call;
     uint32_t                       fp;
-    ngx_int_t                      rc;
     ngx_str_t                      source;
     ngx_uint_t                     i, per_item;
-    sf_pn_vars_t                   vars;
     sf_pb_rc_t                     prc;
     sf_postback_t                  pb;
     sf_path_rc_t                   sprc;
-    const char                    *status;
-    sf_mapping_event_t             mev;
     ngx_http_siteflow_index_t      idx;
     ngx_http_siteflow_srv_conf_t  *sscf;
     char                         (*items)[SF_PB_ITEM_ID_LEN];
-    u_char                         path[1024];
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
@@ -669,17 +962,7 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 
     /* the same postback again, or one that would move the order back */
 
-    fp = ngx_crc32_short((u_char *) pb.event_name,
-                         ngx_strlen(pb.event_name));
-    ngx_crc32_update(&fp, (u_char *) &pb.shipment_index,
-                     sizeof(pb.shipment_index));
-    ngx_crc32_update(&fp, (u_char *) pb.tracking_number,
-                     ngx_strlen(pb.tracking_number));
-    ngx_crc32_update(&fp, (u_char *) pb.message, ngx_strlen(pb.message));
-
-    if (fp == 0) {
-        fp = 1;
-    }
+    fp = ngx_http_siteflow_postback_fingerprint(&pb);
 
     if (idx.fingerprint == fp && idx.rank == (ngx_int_t) pb.event) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
@@ -703,19 +986,15 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
      * cannot be is refused here, before anything is queued
      */
 
-    if (sf_path_segment_check((const char *) idx.order_id.data,
-                              idx.order_id.len)
-        != SF_PATH_OK)
-    {
+    sprc = sf_path_segment_check((const char *) idx.order_id.data,
+                                 idx.order_id.len);
+
+    if (sprc != SF_PATH_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED);
         return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
                                        "the PrintNow order id of "
                                        "\"sourceOrderId\" %s",
-                                       sf_path_rc_text(
-                                           sf_path_segment_check(
-                                               (const char *)
-                                               idx.order_id.data,
-                                               idx.order_id.len)));
+                                       sf_path_rc_text(sprc));
     }
 
     per_item = (pb.event == SF_EV_SHIPPED && sscf->ship_per_item
@@ -733,188 +1012,11 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
         }
     }
 
-    /* the PrintNow calls */
-
-    mev = (sf_mapping_event_t) sf_mapping_event(pb.event_name,
-                                                ngx_strlen(pb.event_name));
-    status = ((int) mev >= 0) ? sf_mapping_status(sscf->mapping, mev) : NULL;
-
-    calls = json_array();
-    if (calls == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memzero(&vars, sizeof(sf_pn_vars_t));
-
-    p = ngx_pnalloc(r->pool, idx.order_id.len + 1);
-    if (p == NULL) {
-        json_decref(calls);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    *ngx_cpymem(p, idx.order_id.data, idx.order_id.len) = '\0';
-    vars.order_id = (const char *) p;
-
-    if (pb.event == SF_EV_SHIPPED) {
-        vars.tracking_number = pb.tracking_number;
-        vars.tracking_url = pb.tracking_url;
-        vars.carrier = pb.carrier;
-        vars.ship_date = pb.ship_date;
-
-        for (i = 0; i < (per_item ? pb.nitems : 1); i++) {
-
-            vars.item_id = per_item ? items[i] : NULL;
-
-            body = NULL;
-
-            if (sf_mapping_printnow_body(sscf->mapping,
-                                         per_item ? SF_PN_SHIPPED_ITEM
-                                                  : SF_PN_SHIPPED,
-                                         &vars, &body)
-                != 0)
-            {
-                json_decref(calls);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            if (body == NULL) {
-                body = json_object();
-
-                if (pb.tracking_number[0]) {
-                    json_object_set_new(body, "tracking_number",
-                                        json_string(pb.tracking_number));
-                }
-
-                if (pb.tracking_url[0]) {
-                    json_object_set_new(body, "tracking_url",
-                                        json_string(pb.tracking_url));
-                }
-
-                if (pb.carrier[0]) {
-                    json_object_set_new(body, "carrier",
-                                        json_string(pb.carrier));
-                }
-
-                if (pb.ship_date[0]) {
-                    json_object_set_new(body, "ship_date",
-                                        json_string(pb.ship_date));
-                }
-
-                json_object_set_new(body, "notify_customer", json_true());
-            }
-
-            if (ngx_http_siteflow_pn_path(path, sizeof(path),
-                                          &idx.order_id, "/shipped",
-                                          per_item ? items[i] : NULL)
-                != NGX_OK)
-            {
-                json_decref(body);
-                json_decref(calls);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
-                             "path", (char *) path, "body", body);
-
-            if (call == NULL || json_array_append_new(calls, call) != 0) {
-                json_decref(calls);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
-    } else {
-        if (status == NULL) {
-            json_decref(calls);
-            ngx_http_siteflow_counter(
-                                 NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
-            return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
-                                           "no PrintNow status is mapped "
-                                           "for \"%s\" in the mapping's "
-                                           "\"statuses\"", pb.event_name);
-        }
-
-        if (pb.message[0]) {
-            p = (u_char *) ngx_snprintf((u_char *) comment,
-                                        sizeof(comment) - 1,
-                                        "SiteFlow: %s: %s", pb.event_name,
-                                        pb.message);
-
-        } else {
-            p = (u_char *) ngx_snprintf((u_char *) comment,
-                                        sizeof(comment) - 1,
-                                        "SiteFlow: %s", pb.event_name);
-        }
-
-        *p = '\0';
-
-        vars.status = status;
-        vars.comment = comment;
-
-        body = NULL;
-
-        if (sf_mapping_printnow_body(sscf->mapping, SF_PN_STATUS, &vars,
-                                     &body)
-            != 0)
-        {
-            json_decref(calls);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (body == NULL) {
-            body = json_pack("{s:s, s:s}", "status", status,
-                             "comment", comment);
-        }
-
-        if (ngx_http_siteflow_pn_path(path, sizeof(path), &idx.order_id,
-                                      "/status", NULL)
-            != NGX_OK)
-        {
-            json_decref(body);
-            json_decref(calls);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        call = json_pack("{s:s, s:s, s:o}", "method", "PATCH",
-                         "path", (char *) path, "body", body);
-
-        if (call == NULL || json_array_append_new(calls, call) != 0) {
-            json_decref(calls);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    job = json_pack("{s:s, s:s, s:o}", "event", pb.event_name,
-                    "source_order_id", pb.source_order_id, "calls", calls);
-    if (job == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     idx.rank = pb.event;
     idx.fingerprint = fp;
 
-    rc = ngx_http_siteflow_queue_enqueue_indexed(NGX_HTTP_SITEFLOW_JOB_UPDATE,
-                                                 &sscf->storefront,
-                                                 &idx.order_id, job, &idx,
-                                                 ngx_http_siteflow_queued,
-                                                 ctx);
-    json_decref(job);
-
-    if (rc != NGX_OK) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
-        return ngx_http_siteflow_reply(r, ctx,
-                                       NGX_HTTP_SERVICE_UNAVAILABLE, "error",
-                                       rc == NGX_DECLINED
-                                       ? "the spool is full (see "
-                                         "\"siteflow_spool\" size=); "
-                                         "nothing was accepted, try again "
-                                         "later"
-                                       : "the job could not be queued; "
-                                         "nothing was accepted, try again");
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_siteflow_postback_enqueue(r, ctx, &pb, items, per_item,
+                                              &idx);
 }
 
 
