@@ -4,6 +4,9 @@
 #   make build      build t/build/ngx_http_siteflow_module.so against
 #                   Debian's nginx-dev tree (or NGINX_SRC=/path/to/nginx)
 #   make test       build, then C unit tests + runner self-test + t/*.t
+#   make test-real TEST_NGINX_LIB=/path/to/test-nginx/lib
+#                   build, then t/*.t under OpenResty's Test::Nginx
+#                   (a checkout of openresty/test-nginx, never copied here)
 #   make check      deps, test, a short fuzz run, asan and valgrind
 #                   (what CI runs)
 #   make demo       deps + build + the local demo (t/demo/run.sh)
@@ -40,8 +43,8 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
-.PHONY: all deps build test check demo asan valgrind fuzz bench style unit \
-        runner-selftest mock-selftest prove clean
+.PHONY: all deps build test test-real check demo asan valgrind fuzz bench \
+        style unit runner-selftest mock-selftest prove clean
 
 all: build
 
@@ -69,6 +72,17 @@ prove: build
 	$(TEST_ENV) $(PROVE) $(TESTS)
 
 test: build style unit runner-selftest mock-selftest prove
+
+# the real Test::Nginx leaves alone what it did not create in t/servroot,
+# so a servroot of the built-in runner is removed first
+test-real: build
+	@[ -n "$(TEST_NGINX_LIB)" ] && [ -f "$(TEST_NGINX_LIB)/Test/Nginx/Socket.pm" ] \
+	    || { echo "test-real: set TEST_NGINX_LIB to the lib/ directory of" \
+	              "a checkout of https://github.com/openresty/test-nginx"; \
+	         exit 1; }
+	rm -rf t/servroot
+	$(TEST_ENV) SITEFLOW_TEST_RUNNER=real \
+	    $(PROVE) -I$(abspath $(TEST_NGINX_LIB)) $(TESTS)
 
 check: deps
 	$(MAKE) test

@@ -10,6 +10,10 @@
 
 #include <jansson.h>
 
+#if (NGX_LINUX)
+#include <sys/prctl.h>
+#endif
+
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
@@ -372,6 +376,7 @@ static ngx_fd_t                    ngx_http_siteflow_seg_fd = NGX_INVALID_FILE;
 static uint64_t                    ngx_http_siteflow_seg_seq;
 static ngx_uint_t                  ngx_http_siteflow_seg_synced;
 
+static ngx_pid_t                   ngx_http_siteflow_master;
 static ngx_uint_t                  ngx_http_siteflow_consumer;
 static ngx_event_t                 ngx_http_siteflow_consumer_event;
 static ngx_uint_t                  ngx_http_siteflow_runs;
@@ -1080,6 +1085,23 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 
     ngx_http_siteflow_started = 1;
 
+    if (ngx_process == NGX_PROCESS_WORKER) {
+        /*
+         * a worker whose master is killed must not live on beside the
+         * nginx started next on the same spool: it is sent SIGTERM and
+         * writes nothing more (ngx_http_siteflow_write())
+         */
+
+        ngx_http_siteflow_master = getppid();
+
+#if (NGX_LINUX)
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "siteflow: prctl(PR_SET_PDEATHSIG) failed");
+        }
+#endif
+    }
+
     if (access((char *) smcf->queue->path->name.data, W_OK|X_OK) != 0) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
                       "siteflow: the spool \"%V\" is not writable by the "
@@ -1504,6 +1526,13 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
 
     qc = ngx_http_siteflow_qc;
     sh = qc->sh;
+
+    if (ngx_http_siteflow_master && getppid() != ngx_http_siteflow_master) {
+        /* killed with its master, as far as the spool is concerned */
+        b->err = NGX_ESRCH;
+        b->failed = "write() by a worker whose master process is gone";
+        return NGX_ERROR;
+    }
 
     ngx_shmtx_lock(qc->write_lock);
 
