@@ -9,7 +9,8 @@
 #                   (a checkout of openresty/test-nginx, never copied here)
 #   make check      deps, test, a short fuzz run, asan and valgrind
 #                   (what CI runs)
-#   make demo       deps + build + the local demo (t/demo/run.sh)
+#   make demo       deps + build + the local demo (t/demo/run.sh);
+#                   KEEP=1 leaves it running and prints how to stop it
 #   make asan       the whole suite against an nginx + module built with
 #                   AddressSanitizer/UBSan (-DNGX_DEBUG_PALLOC=1)
 #   make valgrind   the whole suite with nginx under valgrind memcheck
@@ -92,7 +93,7 @@ check: deps
 
 demo: deps
 	$(MAKE) build
-	t/demo/run.sh
+	KEEP=$(KEEP) t/demo/run.sh
 
 asan:
 	NGINX_SRC=$$(t/tools/nginx-full-src.sh $(ASAN_BUILD)/dl) \
