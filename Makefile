@@ -96,7 +96,8 @@ demo: deps
 	KEEP=$(KEEP) t/demo/run.sh
 
 asan:
-	NGINX_SRC=$$(t/tools/nginx-full-src.sh $(ASAN_BUILD)/dl) \
+	src=$$(t/tools/nginx-full-src.sh $(ASAN_BUILD)/dl) && \
+	NGINX_SRC=$$src \
 	NGINX_CONFIGURE_ARGS="$$(. $(NGINX_SRC)/conf_flags 2>/dev/null; \
 	                        echo "$${NGX_CONF_FLAGS[@]:---with-compat}")" \
 	t/tools/build.sh --full \
