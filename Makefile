@@ -7,8 +7,8 @@
 #   make test-real TEST_NGINX_LIB=/path/to/test-nginx/lib
 #                   build, then t/*.t under OpenResty's Test::Nginx
 #                   (a checkout of openresty/test-nginx, never copied here)
-#   make check      deps, test, a short fuzz run, asan and valgrind
-#                   (what CI runs)
+#   make check      deps, test, deb (lintian), a short fuzz run, asan and
+#                   valgrind (what CI runs)
 #   make demo       deps + build + the local demo (t/demo/run.sh);
 #                   KEEP=1 leaves it running and prints how to stop it
 #   make asan       the whole suite against an nginx + module built with
@@ -17,6 +17,9 @@
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 20)
 #   make bench      benchmarks under t/bench/ (wrk, callgrind)
 #   make style      nginx style checks (t/tools/style.sh)
+#   make deb        t/build-deb/libnginx-mod-http-siteflow_<version>_<arch>.deb
+#                   (debhelper + dh_nginx, packaging in t/tools/debian/),
+#                   checked with lintian
 
 NGINX_SRC    ?= /usr/share/nginx/src
 BUILD        ?= t/build
@@ -33,7 +36,7 @@ DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
     libtest-base-perl libtext-diff-perl libtest-longstring-perl \
     liblist-moreutils-perl libhttp-message-perl liburi-perl \
     libcmocka-dev clang libclang-rt-14-dev valgrind wrk jq \
-    chromium nodejs prometheus
+    chromium nodejs prometheus debhelper dpkg-dev lintian
 
 SHELL = /bin/bash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -45,7 +48,7 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
 .PHONY: all deps build test test-real check demo asan valgrind fuzz bench \
-        style unit runner-selftest mock-selftest prove clean
+        style unit runner-selftest mock-selftest prove clean deb
 
 all: build
 
@@ -87,6 +90,7 @@ test-real: build
 
 check: deps
 	$(MAKE) test
+	$(MAKE) deb
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) asan
 	$(MAKE) valgrind
@@ -130,6 +134,9 @@ bench: build
 style:
 	t/tools/style.sh
 
+deb:
+	t/tools/build-deb.sh t/build-deb
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) t/servroot*
+	rm -rf $(BUILD) $(ASAN_BUILD) t/build-deb t/servroot*
 	$(MAKE) -C t/unit clean
