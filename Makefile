@@ -12,6 +12,10 @@
 #   make valgrind   the whole suite with nginx under valgrind memcheck
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 20)
 #   make bench      benchmarks under t/bench/ (wrk, callgrind)
+#   make torture    the delivery engine's torture test: ROUNDS rounds
+#                   (default 20) of traffic under random crashes, reloads,
+#                   upstream faults and a full disk; SEED=N replays
+#                   (make check runs ROUNDS=2 TORTURE_SECONDS=12)
 #   make style      nginx style checks (t/tools/style.sh)
 
 NGINX_SRC    ?= /usr/share/nginx/src
@@ -21,6 +25,7 @@ NGINX_BIN    ?= /usr/sbin/nginx
 PROVE        ?= prove
 TESTS        ?= t/*.t
 FUZZ_SECONDS ?= 20
+ROUNDS       ?= 20
 
 export NGINX_SRC
 
@@ -41,7 +46,7 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
 .PHONY: all deps build test check demo asan valgrind fuzz bench style unit \
-        runner-selftest mock-selftest prove clean
+        runner-selftest mock-selftest prove clean torture torture-short
 
 all: build
 
@@ -72,6 +77,7 @@ test: build style unit runner-selftest mock-selftest prove
 
 check: deps
 	$(MAKE) test
+	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) asan
 	$(MAKE) valgrind
@@ -113,6 +119,17 @@ bench: build
 
 style:
 	t/tools/style.sh
+
+# SEED, TORTURE_SECONDS, TORTURE_RATE, TORTURE_DRAIN, TORTURE_STOP and
+# TORTURE_KEEP are read from the environment (see t/bench/torture.pl)
+torture: build
+	$(TEST_ENV) ROUNDS=$(ROUNDS) $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
+
+# the short version make check runs: 2 rounds of 12 s (about 1 minute;
+# at most about 3 when nothing drains)
+torture-short: build
+	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=12 TORTURE_DRAIN=60 \
+	    $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) t/servroot*
