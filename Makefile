@@ -125,11 +125,12 @@ style:
 torture: build
 	$(TEST_ENV) ROUNDS=$(ROUNDS) $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
 
-# the short version make check runs: 2 rounds of 12 s (about 1 minute;
-# at most about 3 when nothing drains)
+# the short version make check runs: 2 rounds of 12 s with a short
+# backoff (about 1 minute; at most about 3 when nothing drains)
 torture-short: build
 	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=12 TORTURE_DRAIN=60 \
-	    $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
+	    TORTURE_BACKOFF='100ms 1s' $(if $(SEED),SEED=$(SEED)) \
+	    t/bench/torture.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) t/servroot*

@@ -36,7 +36,8 @@
 # Environment: ROUNDS (20), SEED (from the clock), TORTURE_SECONDS (30),
 # TORTURE_RATE (10 hooks/s, as many postbacks/s), TORTURE_DRAIN (120 s),
 # TORTURE_TMPFS (1: tmpfs spool when root; 0: no full-disk faults),
-# TORTURE_STOP (1: stop after the first failing round), TORTURE_KEEP (1:
+# TORTURE_BREAK (lookup or give_up: break a promise on purpose, to see
+# the checks fail), TORTURE_STOP (1: stop after the first failing round), TORTURE_KEEP (1:
 # keep every round's directory; a failing round's is always kept),
 # TEST_NGINX_PORT, TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES.
 
@@ -46,6 +47,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -61,12 +63,22 @@ my $SECONDS = $ENV{TORTURE_SECONDS} || 30;
 my $RATE = $ENV{TORTURE_RATE} || 10;
 my $DRAIN = $ENV{TORTURE_DRAIN} || 120;
 my $TMPFS = ($ENV{TORTURE_TMPFS} // 1) && $> == 0;
+# checks of the checks: each breaks one promise on purpose, and the round
+# must fail.  lookup: the mock SiteFlow's look-up never finds an order
+# (duplicates after ambiguous creates); give_up: siteflow_give_up 1s
+# (jobs fail during outages: lost orders and updates, failed jobs)
+my $BREAK = $ENV{TORTURE_BREAK} // '';
+$BREAK =~ /^(?:|lookup|give_up)$/
+    or die "torture: TORTURE_BREAK is lookup or give_up\n";
 my $PORT = $ENV{TEST_NGINX_PORT} || MockUpstream::free_port();
 my $J = JSON::PP->new->utf8->canonical;
 my %RANK = (received => 1, printready => 2, shipped => 3);
 my @EVENTS = qw(received printready shipped);
 
 die "torture: $MODULE is missing: run make build\n" unless -f $MODULE;
+die "torture: port $PORT is in use (TEST_NGINX_PORT)\n"
+    if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PORT,
+                             Proto => 'tcp', Timeout => 1);
 $SEED =~ /^\d+$/ or die "torture: SEED must be a number\n";
 $| = 1;
 
@@ -105,7 +117,8 @@ sub sf_base {
     my (%f) = @_;      # delay => ms, cut => 1
     my @r = (
         { method => 'GET', path_prefix => '/api/order/bysourceid/',
-          if_known => '{{path_last}}', comment => 'lookup-hit',
+          if_known => $BREAK eq 'lookup' ? 'never' : '{{path_last}}',
+          comment => 'lookup-hit',
           json => { _id => '{{hex24}}',
                     orderData => { sourceOrderId => '{{path_last}}' } } },
         { method => 'GET', path_prefix => '/api/order/bysourceid/',
@@ -192,6 +205,7 @@ http {
     siteflow_zone sf:4m;
     siteflow_spool $R->{spool};
     siteflow_retry_backoff $R->{backoff};
+    @{[ $BREAK eq 'give_up' ? 'siteflow_give_up 1s;' : '' ]}
     server {
         listen 127.0.0.1:$PORT;
 $server
@@ -271,7 +285,7 @@ sub schedule {
     my $t = between($rnd, 0.5, 2);
     my @kinds = (qw(kill_worker kill_worker kill_master reload reload
                     stop_start sf_503 pn_503 sf_slow pn_slow sf_reset
-                    pn_reset sf_cut pn_cut outage), ($TMPFS ? ('disk_full') x 2 : ()));
+                    pn_reset sf_cut pn_cut outage outage), ($TMPFS ? ('disk_full') x 2 : ()));
     while ($t < $secs - 1) {
         my $k = pick($rnd, @kinds);
         my %e = (t => $t, kind => $k);
@@ -282,14 +296,14 @@ sub schedule {
             my $len = between($rnd, 5, 9);
             push @ev, { t => $t, kind => 'sf_503', len => $len },
                 { t => $t + $len * 0.4, kind => 'kill_worker',
-                  which => 'deliverer' },
+                  which => 'worker0' },
                 { t => $t + $len * 0.7, kind => 'reload' },
                 { t => $t + $len + 0.05, kind => 'sf_cut', len => 0.7 };
             $t += $len + between($rnd, 1, 2);
             next;
         }
         if ($k eq 'kill_worker') {
-            $e{which} = pick($rnd, 0, 1, 'deliverer');
+            $e{which} = pick($rnd, 0, 1, 'worker0');
         } elsif ($k eq 'kill_master' || $k eq 'stop_start') {
             $e{down} = between($rnd, 0.2, 2);
         } elsif ($k ne 'reload') {
@@ -321,6 +335,7 @@ sub round {
     my $load_rnd = prng($seed ^ 0x5bd1e995);
     my @sched = schedule($sched_rnd, $SECONDS);
     my $backoff = pick($sched_rnd, '100ms 1s', '100ms 1s', '1s 5m');
+    $backoff = $ENV{TORTURE_BACKOFF} if $ENV{TORTURE_BACKOFF};
     my $dir = tempdir("siteflow-torture-$seed-XXXXXX", TMPDIR => 1);
     chmod 0755, $dir;       # the workers (nobody) reach the spool under it
     my %R = (prefix => "$dir/nginx", disk => "$dir/disk", seed => $seed,
@@ -349,7 +364,9 @@ sub round {
     print "  PROBLEM: $_\n" for @{ $R{problems} };
     if ($fail) {
         print "  replay: make torture SEED=$seed ROUNDS=1"
-            . " TORTURE_SECONDS=$SECONDS TORTURE_RATE=$RATE\n";
+            . " TORTURE_SECONDS=$SECONDS TORTURE_RATE=$RATE"
+            . ($ENV{TORTURE_BACKOFF} ? " TORTURE_BACKOFF='$ENV{TORTURE_BACKOFF}'" : '')
+            . ($TMPFS ? '' : ' TORTURE_TMPFS=0') . "\n";
         print "  kept: $dir (nginx/logs/error.log, sf.log, pn.log)\n";
     } elsif (!$ENV{TORTURE_KEEP}) {
         remove_tree($dir);
@@ -383,8 +400,9 @@ sub run_round {
         if ($k eq 'kill_worker') {
             my (undef, @w) = @{ pids($R) };
             return 'no worker' unless @w;
-            my $w = $ev->{which} eq 'deliverer'
-                ? deliverer($R, \@w) // $w[0] : $w[ $ev->{which} % @w ];
+            my $w = $ev->{which} eq 'worker0' ? worker0($R, \@w)
+                : $w[ $ev->{which} % @w ];
+            return 'worker 0 not found in the error log' unless $w;
             kill 'KILL', $w;
             $kills_w++;
             return "killed worker $w";
@@ -546,8 +564,11 @@ sub run_round {
 
     # ---- drain: until no job is pending or retrying (seen twice, 0.5 s
     # apart) and the mocks have everything, or the bound
-    my ($idle, $last, $drained) = (0, 'never read', 0);
-    my $deadline = time + $DRAIN;
+    my ($idle, $last, $drained, $first) = (0, 'never read', 0, undef);
+    # a job (or the storefront's breaker) may wait up to the backoff's
+    # maximum before its next attempt: that much longer
+    my $bound = $DRAIN + seconds_of((split ' ', $R->{backoff})[-1]);
+    my $deadline = time + $bound;
     while (time < $deadline) {
         my $q = queue_jobs();
         if (!defined $q) {
@@ -555,21 +576,33 @@ sub run_round {
             $idle = 0;
         } else {
             my @busy = grep { $_->{state} =~ /^(?:pending|retrying)$/ } @$q;
-            $last = @busy . ' pending/retrying: ' . join(', ', map {
+            $last = @busy . ' pending/retrying at '
+                . POSIX::strftime('%H:%M:%SZ', gmtime) . ': ' . join(', ', map {
                 "$_->{kind} $_->{order_id} $_->{state} x$_->{attempts}"
+                . ' next ' . ($_->{next_attempt} // '-')
                 . (defined $_->{last_error} ? " ($_->{last_error})" : '') }
                 @busy[0 .. ($#busy < 4 ? $#busy : 4)]);
             $idle = @busy ? 0 : $idle + 1;
+            $first //= sprintf '%d pending, %d retrying (most attempts %d, '
+                . 'latest next attempt %s) at %s', scalar(grep {
+                $_->{state} eq 'pending' } @busy), scalar(grep {
+                $_->{state} eq 'retrying' } @busy),
+                (sort { $b <=> $a } map { $_->{attempts} // 0 } @busy, {})[0],
+                (sort { $b cmp $a } map { $_->{next_attempt} // '' } @busy,
+                 {})[0] || '-', POSIX::strftime('%Y-%m-%dT%H:%M:%SZ', gmtime);
         }
         if ($idle >= 2) { $drained = 1; last }
         sleep 0.5;
     }
     my $drain_s = time - $heal;
+    push @{ $R->{notes} }, sprintf('WARNING: slow drain (%.0fs) after the '
+        . 'upstreams were healed; queue when it began: %s', $drain_s,
+        $first // 'unreadable') if $drained && $drain_s > 30;
     push @{ $R->{problems} }, sprintf('stuck: the queue did not drain in %ds: %s',
-        $DRAIN, $last) unless $drained;
+        $bound, $last) unless $drained;
     if (my $q = queue_jobs()) {
         my @failed = grep { $_->{state} eq 'failed' } @$q;
-        push @{ $R->{problems} }, 'failed jobs: ' . join(', ', map {
+        push @{ $R->{problems} }, 'failed jobs: ' . _few(map {
             "$_->{kind} $_->{order_id} ($_->{last_error})" } @failed) if @failed;
     }
 
@@ -658,34 +691,38 @@ sub run_round {
         sprintf('postbacks: %d sent (%s), %d acknowledged, %d PrintNow '
             . 'updates (%d repeats)', $sent_p, _stats(\%stat_p), $pb_acked,
             scalar(map { @$_ } values %seen), $repeats),
-        sprintf('drain: %.1fs%s; log: %d signal-9 exits, %d "No space left"'
-            . ' lines', $drain_s, $drained ? '' : ' (not drained)', $sig9,
+        sprintf('drain: %.1fs%s, queue when it began: %s', $drain_s,
+            $drained ? '' : ' (not drained)', $first // 'unreadable'),
+        sprintf('log: %d signal-9 exits, %d "No space left" lines', $sig9,
             $nospace),
         "schedule (siteflow_retry_backoff $R->{backoff}):",
         map { "  $_" } @log;
 }
 
-# the worker holding a connection to a mock (the one delivering), if any
-sub deliverer {
-    my ($R, $w) = @_;
-    my %inode;
-    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
-        open my $fh, '<', $f or next;
-        while (<$fh>) {
-            my @c = split;
-            next unless ($c[2] // '') =~ /:([0-9A-F]{4})$/;
-            my $port = hex $1;
-            $inode{ $c[9] } = 1
-                if $port == $R->{sf}->port || $port == $R->{pn}->port;
+# worker 0, the one that delivers, from the master's notices in the error
+# log: "start worker processes" then one "start worker process PID" per
+# slot in order; a worker that exited is replaced in its slot by the next
+# "start worker process" without the plural line before it
+sub worker0 {
+    my ($R, $alive) = @_;
+    open my $fh, '<', "$R->{prefix}/logs/error.log" or return undef;
+    my (%slot, %holder, @free, $next);
+    while (my $l = <$fh>) {
+        if ($l =~ /start worker processes$/) {
+            $next = 0;
+        } elsif ($l =~ /start worker process (\d+)$/) {
+            my $s = defined $next ? $next++ : shift @free;
+            next unless defined $s;
+            $slot{$1} = $s;
+            $holder{$s} = $1;
+        } elsif ($l =~ /worker process (\d+) exited on signal/) {
+            my $s = $slot{$1};
+            push @free, $s if defined $s && $holder{$s} == $1;
+            undef $next;
         }
     }
-    for my $pid (@$w) {
-        for my $fd (glob "/proc/$pid/fd/*") {
-            my $l = readlink($fd) // next;
-            return $pid if $l =~ /^socket:\[(\d+)\]$/ && $inode{$1};
-        }
-    }
-    return undef;
+    my $w0 = $holder{0};
+    return defined $w0 && grep({ $_ == $w0 } @$alive) ? $w0 : undef;
 }
 
 sub queue_jobs {
@@ -694,6 +731,12 @@ sub queue_jobs {
     return undef unless $r->{status} == 200;
     my $d = Siteflow::Flow::json_of($r->{body});
     return ref $d eq 'HASH' && ref $d->{jobs} eq 'ARRAY' ? $d->{jobs} : undef;
+}
+
+sub seconds_of {
+    my ($t) = @_;
+    my ($n, $u) = $t =~ /^(\d+)(ms|s|m|h)?$/ or die "torture: bad time $t\n";
+    return $n * { ms => 0.001, s => 1, m => 60, h => 3600 }->{ $u // 's' };
 }
 
 sub _few {
@@ -710,7 +753,9 @@ sub _stats {
 # ---------------------------------------------------------------------------
 print "torture: SEED=$SEED ROUNDS=$ROUNDS TORTURE_SECONDS=$SECONDS "
     . "TORTURE_RATE=$RATE TORTURE_DRAIN=$DRAIN port $PORT"
-    . ($TMPFS ? '' : ' (no tmpfs: no full-disk faults)') . "\n";
+    . ($TMPFS ? '' : ' (no tmpfs: no full-disk faults)')
+    . ($ENV{TORTURE_BACKOFF} ? " TORTURE_BACKOFF=$ENV{TORTURE_BACKOFF}" : '')
+    . ($BREAK ? " TORTURE_BREAK=$BREAK: every round should FAIL" : '') . "\n";
 my @failed;
 for my $n (1 .. $ROUNDS) {
     my $seed = $SEED + $n - 1;
