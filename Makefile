@@ -15,7 +15,7 @@
 #   make torture    the delivery engine's torture test: ROUNDS rounds
 #                   (default 20) of traffic under random crashes, reloads,
 #                   upstream faults and a full disk; SEED=N replays
-#                   (make check runs ROUNDS=2 TORTURE_SECONDS=12)
+#                   (make check runs make torture-short: 2 rounds of 15 s)
 #   make style      nginx style checks (t/tools/style.sh)
 
 NGINX_SRC    ?= /usr/share/nginx/src
@@ -125,10 +125,10 @@ style:
 torture: build
 	$(TEST_ENV) ROUNDS=$(ROUNDS) $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
 
-# the short version make check runs: 2 rounds of 12 s with a short
+# the short version make check runs: 2 rounds of 15 s with a short
 # backoff (about 1 minute; at most about 3 when nothing drains)
 torture-short: build
-	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=12 TORTURE_DRAIN=60 \
+	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=15 TORTURE_DRAIN=60 \
 	    TORTURE_BACKOFF='100ms 1s' $(if $(SEED),SEED=$(SEED)) \
 	    t/bench/torture.sh
 

@@ -396,7 +396,7 @@ sub run_round {
     my $act = sub {
         my ($ev) = @_;
         my $k = $ev->{kind};
-        my $now = time - $t0;
+        return 'nginx is down' if !$nginx_up && $k =~ /^(?:kill|reload|stop)/;
         if ($k eq 'kill_worker') {
             my (undef, @w) = @{ pids($R) };
             return 'no worker' unless @w;
