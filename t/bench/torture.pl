@@ -76,6 +76,14 @@ my %RANK = (received => 1, printready => 2, shipped => 3);
 my @EVENTS = qw(received printready shipped);
 
 die "torture: $MODULE is missing: run make build\n" unless -f $MODULE;
+# nginx maps the module: a rebuild that rewrites the file in place (make
+# build's cp) under a running nginx crashes it (SIGBUS, then SIGSEGV).
+# The run loads a copy of its own.
+my $MODDIR = tempdir('siteflow-torture-so-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $MODDIR;
+system('cp', $MODULE, "$MODDIR/ngx_http_siteflow_module.so") == 0
+    or die "torture: cannot copy $MODULE\n";
+$MODULE = "$MODDIR/ngx_http_siteflow_module.so";
 die "torture: port $PORT is in use (TEST_NGINX_PORT)\n"
     if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PORT,
                              Proto => 'tcp', Timeout => 1);
@@ -357,8 +365,9 @@ sub round {
     wait_gone([@$p, @{ $R{workers_seen} // [] }], 5);
     for my $m (grep { $_ } $R{sf}, $R{pn}) { $m->stop }
     free_disk(\%R);
-    system('umount', $R{disk}) if $R{mounted};
     my $fail = @{ $R{problems} };
+    system('cp', '-a', $R{spool}, "$dir/spool") if $fail && -d $R{spool};
+    system('umount', $R{disk}) if $R{mounted};
     printf "round %d seed %d: %s\n", $n, $seed, $fail ? 'FAIL' : 'ok';
     print "  $_\n" for @{ $R{notes} };
     print "  PROBLEM: $_\n" for @{ $R{problems} };
@@ -367,7 +376,7 @@ sub round {
             . " TORTURE_SECONDS=$SECONDS TORTURE_RATE=$RATE"
             . ($ENV{TORTURE_BACKOFF} ? " TORTURE_BACKOFF='$ENV{TORTURE_BACKOFF}'" : '')
             . ($TMPFS ? '' : ' TORTURE_TMPFS=0') . "\n";
-        print "  kept: $dir (nginx/logs/error.log, sf.log, pn.log)\n";
+        print "  kept: $dir (nginx/logs/error.log, spool/, sf.log, pn.log)\n";
     } elsif (!$ENV{TORTURE_KEEP}) {
         remove_tree($dir);
     }
