@@ -27,7 +27,8 @@
 #       2. every postback answered 2xx with a job reached PrintNow, and each
 #          order's updates reached it in the order sent (a repeat of the
 #          same update is counted: documented ambiguous case 1);
-#       3. no job pending, retrying or failed after the drain;
+#       3. no job pending, retrying or failed after the drain, and no
+#          stall in it (no delivery for TORTURE_STALL s while jobs were due);
 #       4. no [alert], [crit] or [emerg] in the error log except a worker
 #          exiting on signal 9 (one we sent) and "No space left on device";
 #          no worker exiting on another signal.
@@ -48,6 +49,7 @@ use lib "$FindBin::Bin/../lib";
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use Time::Local ();
 use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -62,6 +64,7 @@ my $SEED = $ENV{SEED} || (time() * 1000) % 1000000000;
 my $SECONDS = $ENV{TORTURE_SECONDS} || 30;
 my $RATE = $ENV{TORTURE_RATE} || 10;
 my $DRAIN = $ENV{TORTURE_DRAIN} || 120;
+my $STALL = $ENV{TORTURE_STALL} || 60;
 my $TMPFS = ($ENV{TORTURE_TMPFS} // 1) && $> == 0;
 # checks of the checks: each breaks one promise on purpose, and the round
 # must fail.  lookup: the mock SiteFlow's look-up never finds an order
@@ -574,6 +577,9 @@ sub run_round {
     # ---- drain: until no job is pending or retrying (seen twice, 0.5 s
     # apart) and the mocks have everything, or the bound
     my ($idle, $last, $drained, $first) = (0, 'never read', 0, undef);
+    # stalled: the upstreams answer, jobs are due by their own schedule,
+    # and none is delivered for $STALL seconds
+    my ($progress, $prev, $stall, $stall_text) = (time, undef, 0, '');
     # a job (or the storefront's breaker) may wait up to the backoff's
     # maximum before its next attempt: that much longer
     my $bound = $DRAIN + seconds_of((split ' ', $R->{backoff})[-1]);
@@ -592,6 +598,18 @@ sub run_round {
                 . (defined $_->{last_error} ? " ($_->{last_error})" : '') }
                 @busy[0 .. ($#busy < 4 ? $#busy : 4)]);
             $idle = @busy ? 0 : $idle + 1;
+            $progress = time if !defined $prev || @busy < $prev;
+            $prev = @busy;
+            my ($due) = sort { $a <=> $b } map { epoch_of($_->{next_attempt}) }
+                        @busy;
+            if (@busy && time - $progress > $STALL && defined $due
+                && time - $due > $STALL && time - $progress > $stall)
+            {
+                $stall = time - $progress;
+                $stall_text = sprintf 'no job delivered for %.0fs while %d '
+                    . 'were due (the oldest for %.0fs) and the upstreams '
+                    . 'answered: %s', $stall, scalar @busy, time - $due, $last;
+            }
             $first //= sprintf '%d pending, %d retrying (most attempts %d, '
                 . 'latest next attempt %s) at %s', scalar(grep {
                 $_->{state} eq 'pending' } @busy), scalar(grep {
@@ -604,6 +622,7 @@ sub run_round {
         sleep 0.5;
     }
     my $drain_s = time - $heal;
+    push @{ $R->{problems} }, "stalled: $stall_text" if $stall;
     push @{ $R->{notes} }, sprintf('WARNING: slow drain (%.0fs) after the '
         . 'upstreams were healed; queue when it began: %s', $drain_s,
         $first // 'unreadable') if $drained && $drain_s > 30;
@@ -740,6 +759,14 @@ sub queue_jobs {
     return undef unless $r->{status} == 200;
     my $d = Siteflow::Flow::json_of($r->{body});
     return ref $d eq 'HASH' && ref $d->{jobs} eq 'ARRAY' ? $d->{jobs} : undef;
+}
+
+sub epoch_of {
+    my ($iso) = @_;
+    my ($y, $mo, $d, $h, $mi, $s) = ($iso // '')
+        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z$/
+        or return ();
+    return Time::Local::timegm(0, $mi, $h, $d, $mo - 1, $y) + $s;
 }
 
 sub seconds_of {
