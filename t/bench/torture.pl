@@ -35,12 +35,15 @@
 # A failing round prints its seed: make torture SEED=<seed> ROUNDS=1.
 #
 # Environment: ROUNDS (20), SEED (from the clock), TORTURE_SECONDS (30),
-# TORTURE_RATE (10 hooks/s, as many postbacks/s), TORTURE_DRAIN (120 s),
+# TORTURE_RATE (10 hooks/s, as many postbacks/s), TORTURE_DRAIN (120 s,
+# plus the backoff's maximum), TORTURE_STALL (60 s), TORTURE_BACKOFF
+# (siteflow_retry_backoff of every round; else drawn from the seed),
 # TORTURE_TMPFS (1: tmpfs spool when root; 0: no full-disk faults),
 # TORTURE_BREAK (lookup or give_up: break a promise on purpose, to see
-# the checks fail), TORTURE_STOP (1: stop after the first failing round), TORTURE_KEEP (1:
-# keep every round's directory; a failing round's is always kept),
-# TEST_NGINX_PORT, TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES.
+# the checks fail), TORTURE_STOP (1: stop after the first failing round),
+# TORTURE_KEEP (1: keep every round's directory; a failing round's is
+# always kept), TEST_NGINX_PORT, TEST_NGINX_BINARY,
+# TEST_NGINX_LOAD_MODULES.
 
 use strict;
 use warnings;
