@@ -603,7 +603,8 @@ sub run_round {
             $idle = @busy ? 0 : $idle + 1;
             $progress = time if !defined $prev || @busy < $prev;
             $prev = @busy;
-            my ($due) = sort { $a <=> $b } map { epoch_of($_->{next_attempt}) }
+            my ($due) = sort { $a <=> $b } map {
+                epoch_of($_->{next_attempt} // $_->{created}) }
                         @busy;
             if (@busy && time - $progress > $STALL && defined $due
                 && time - $due > $STALL && time - $progress > $stall)
