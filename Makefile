@@ -16,6 +16,10 @@
 #   make valgrind   the whole suite with nginx under valgrind memcheck
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 20)
 #   make bench      benchmarks under t/bench/ (wrk, callgrind)
+#   make torture    the delivery engine's torture test: ROUNDS rounds
+#                   (default 20) of traffic under random crashes, reloads,
+#                   upstream faults and a full disk; SEED=N replays
+#                   (make check runs make torture-short: 2 rounds of 15 s)
 #   make style      nginx style checks (t/tools/style.sh)
 #   make deb        t/build-deb/libnginx-mod-http-siteflow_<version>_<arch>.deb
 #                   (debhelper + dh_nginx, packaging in t/tools/debian/),
@@ -28,6 +32,7 @@ NGINX_BIN    ?= /usr/sbin/nginx
 PROVE        ?= prove
 TESTS        ?= t/*.t
 FUZZ_SECONDS ?= 20
+ROUNDS       ?= 20
 
 export NGINX_SRC
 
@@ -48,7 +53,8 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
 .PHONY: all deps build test test-real check demo asan valgrind fuzz bench \
-        style unit runner-selftest mock-selftest prove clean deb
+        style unit runner-selftest mock-selftest prove clean deb torture \
+        torture-short
 
 all: build
 
@@ -91,6 +97,7 @@ test-real: build
 check: deps
 	$(MAKE) test
 	$(MAKE) deb
+	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) asan
 	$(MAKE) valgrind
@@ -136,6 +143,18 @@ style:
 
 deb:
 	t/tools/build-deb.sh t/build-deb
+
+# SEED, TORTURE_SECONDS, TORTURE_RATE, TORTURE_DRAIN, TORTURE_STOP and
+# TORTURE_KEEP are read from the environment (see t/bench/torture.pl)
+torture: build
+	$(TEST_ENV) ROUNDS=$(ROUNDS) $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
+
+# the short version make check runs: 2 rounds of 15 s with a short
+# backoff (about 1 minute; at most about 3 when nothing drains)
+torture-short: build
+	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=15 TORTURE_DRAIN=60 \
+	    TORTURE_BACKOFF='100ms 1s' $(if $(SEED),SEED=$(SEED)) \
+	    t/bench/torture.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) t/build-deb t/servroot*
