@@ -4,15 +4,26 @@
 #   make build      build t/build/ngx_http_siteflow_module.so against
 #                   Debian's nginx-dev tree (or NGINX_SRC=/path/to/nginx)
 #   make test       build, then C unit tests + runner self-test + t/*.t
-#   make check      deps, test, a short fuzz run, asan and valgrind
-#                   (what CI runs)
-#   make demo       deps + build + the local demo (t/demo/run.sh)
+#   make test-real TEST_NGINX_LIB=/path/to/test-nginx/lib
+#                   build, then t/*.t under OpenResty's Test::Nginx
+#                   (a checkout of openresty/test-nginx, never copied here)
+#   make check      deps, test, deb (lintian), a short fuzz run, asan and
+#                   valgrind (what CI runs)
+#   make demo       deps + build + the local demo (t/demo/run.sh);
+#                   KEEP=1 leaves it running and prints how to stop it
 #   make asan       the whole suite against an nginx + module built with
 #                   AddressSanitizer/UBSan (-DNGX_DEBUG_PALLOC=1)
 #   make valgrind   the whole suite with nginx under valgrind memcheck
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 20)
 #   make bench      benchmarks under t/bench/ (wrk, callgrind)
+#   make torture    the delivery engine's torture test: ROUNDS rounds
+#                   (default 20) of traffic under random crashes, reloads,
+#                   upstream faults and a full disk; SEED=N replays
+#                   (make check runs make torture-short: 2 rounds of 15 s)
 #   make style      nginx style checks (t/tools/style.sh)
+#   make deb        t/build-deb/libnginx-mod-http-siteflow_<version>_<arch>.deb
+#                   (debhelper + dh_nginx, packaging in t/tools/debian/),
+#                   checked with lintian
 
 NGINX_SRC    ?= /usr/share/nginx/src
 BUILD        ?= t/build
@@ -21,6 +32,7 @@ NGINX_BIN    ?= /usr/sbin/nginx
 PROVE        ?= prove
 TESTS        ?= t/*.t
 FUZZ_SECONDS ?= 20
+ROUNDS       ?= 20
 
 export NGINX_SRC
 
@@ -29,7 +41,7 @@ DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
     libtest-base-perl libtext-diff-perl libtest-longstring-perl \
     liblist-moreutils-perl libhttp-message-perl liburi-perl \
     libcmocka-dev clang libclang-rt-14-dev valgrind wrk jq \
-    chromium nodejs prometheus
+    chromium nodejs prometheus debhelper dpkg-dev lintian
 
 SHELL = /bin/bash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -40,8 +52,9 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
-.PHONY: all deps build test check demo asan valgrind fuzz bench style unit \
-        runner-selftest mock-selftest prove clean
+.PHONY: all deps build test test-real check demo asan valgrind fuzz bench \
+        style unit runner-selftest mock-selftest prove clean deb torture \
+        torture-short
 
 all: build
 
@@ -70,18 +83,32 @@ prove: build
 
 test: build style unit runner-selftest mock-selftest prove
 
+# the real Test::Nginx leaves alone what it did not create in t/servroot,
+# so a servroot of the built-in runner is removed first
+test-real: build
+	@[ -n "$(TEST_NGINX_LIB)" ] && [ -f "$(TEST_NGINX_LIB)/Test/Nginx/Socket.pm" ] \
+	    || { echo "test-real: set TEST_NGINX_LIB to the lib/ directory of" \
+	              "a checkout of https://github.com/openresty/test-nginx"; \
+	         exit 1; }
+	rm -rf t/servroot
+	$(TEST_ENV) SITEFLOW_TEST_RUNNER=real \
+	    $(PROVE) -I$(abspath $(TEST_NGINX_LIB)) $(TESTS)
+
 check: deps
 	$(MAKE) test
+	$(MAKE) deb
+	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) asan
 	$(MAKE) valgrind
 
 demo: deps
 	$(MAKE) build
-	t/demo/run.sh
+	KEEP=$(KEEP) t/demo/run.sh
 
 asan:
-	NGINX_SRC=$$(t/tools/nginx-full-src.sh $(ASAN_BUILD)/dl) \
+	src=$$(t/tools/nginx-full-src.sh $(ASAN_BUILD)/dl) && \
+	NGINX_SRC=$$src \
 	NGINX_CONFIGURE_ARGS="$$(. $(NGINX_SRC)/conf_flags 2>/dev/null; \
 	                        echo "$${NGX_CONF_FLAGS[@]:---with-compat}")" \
 	t/tools/build.sh --full \
@@ -114,6 +141,21 @@ bench: build
 style:
 	t/tools/style.sh
 
+deb:
+	t/tools/build-deb.sh t/build-deb
+
+# SEED, TORTURE_SECONDS, TORTURE_RATE, TORTURE_DRAIN, TORTURE_STOP and
+# TORTURE_KEEP are read from the environment (see t/bench/torture.pl)
+torture: build
+	$(TEST_ENV) ROUNDS=$(ROUNDS) $(if $(SEED),SEED=$(SEED)) t/bench/torture.sh
+
+# the short version make check runs: 2 rounds of 15 s with a short
+# backoff (about 1 minute; at most about 3 when nothing drains)
+torture-short: build
+	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=15 TORTURE_DRAIN=60 \
+	    TORTURE_BACKOFF='100ms 1s' $(if $(SEED),SEED=$(SEED)) \
+	    t/bench/torture.sh
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) t/servroot*
+	rm -rf $(BUILD) $(ASAN_BUILD) t/build-deb t/servroot*
 	$(MAKE) -C t/unit clean

@@ -1144,9 +1144,15 @@ static ngx_int_t
 ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
 {
     char                            *buf, state[64];
+    size_t                           size, zsize, zfree;
+    uint64_t                         now;
     ngx_int_t                        rc;
+    ngx_time_t                      *tp;
     ngx_uint_t                       i, u, jobs[5];
     sf_prom_t                        p;
+    ngx_array_t                      oldest, breakers;
+    ngx_http_siteflow_queue_oldest_t   *o;
+    ngx_http_siteflow_queue_breaker_t  *b;
     ngx_shm_zone_t                  *shm_zone;
     ngx_atomic_uint_t                c[NGX_HTTP_SITEFLOW_CNT_MAX];
     ngx_atomic_uint_t                lat[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS
@@ -1169,12 +1175,28 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
     ngx_memzero(jobs, sizeof(jobs));
     rc = ngx_http_siteflow_queue_stats(jobs);
 
-    buf = ngx_pnalloc(r->pool, NGX_HTTP_SITEFLOW_METRICS_SIZE);
+    /* per storefront (rc == NGX_OK: there is a spool) */
+
+    size = NGX_HTTP_SITEFLOW_METRICS_SIZE;
+
+    if (rc == NGX_OK) {
+        if (ngx_http_siteflow_queue_oldest(r->pool, &oldest) != NGX_OK
+            || ngx_http_siteflow_queue_breakers(r->pool, &breakers) != NGX_OK
+            || ngx_http_siteflow_queue_zone(&zsize, &zfree) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* a line takes at most 128 bytes of name and escapes: 2 * 128 */
+        size += (oldest.nelts + 2 * breakers.nelts) * 512;
+    }
+
+    buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    sf_prom_init(&p, buf, NGX_HTTP_SITEFLOW_METRICS_SIZE);
+    sf_prom_init(&p, buf, size);
 
     sf_prom_family(&p, "siteflow_info", "gauge",
                    "The module version, always 1.");
@@ -1249,6 +1271,59 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
                         (u_char *) sf_qstate_name((int) i), sizeof(state));
             sf_prom_sample(&p, "siteflow_jobs", "state", state, jobs[i]);
         }
+
+        sf_prom_family(&p, "siteflow_jobs_oldest_age_seconds", "gauge",
+                       "Age of the oldest pending, retrying and failed "
+                       "job of each storefront (absent: no such job).");
+
+        tp = ngx_timeofday();
+        now = (uint64_t) tp->sec * 1000 + tp->msec;    /* as created_ms */
+        o = oldest.elts;
+
+        for (i = 0; i < oldest.nelts; i++) {
+            ngx_cpystrn((u_char *) state,
+                        (u_char *) sf_qstate_name((int) o[i].state),
+                        sizeof(state));
+            sf_prom_sample2(&p, "siteflow_jobs_oldest_age_seconds",
+                            "storefront", (char *) o[i].storefront.data,
+                            "state", state,
+                            now > o[i].created_ms
+                            ? (now - o[i].created_ms) / 1000 : 0);
+        }
+
+        sf_prom_family(&p, "siteflow_breaker_open", "gauge",
+                       "1 while deliveries of a storefront wait for its "
+                       "failing upstream (one probe job at a time).");
+
+        b = breakers.elts;
+
+        for (i = 0; i < breakers.nelts; i++) {
+            sf_prom_sample(&p, "siteflow_breaker_open", "storefront",
+                           (char *) b[i].storefront.data,
+                           b[i].failures ? 1 : 0);
+        }
+
+        sf_prom_family(&p, "siteflow_breaker_failures", "gauge",
+                       "Retryable failures in a row of a storefront's "
+                       "upstream calls.");
+
+        for (i = 0; i < breakers.nelts; i++) {
+            sf_prom_sample(&p, "siteflow_breaker_failures", "storefront",
+                           (char *) b[i].storefront.data, b[i].failures);
+        }
+
+        sf_prom_family(&p, "siteflow_spool_zone_size_bytes", "gauge",
+                       "Bytes of the siteflow_spool shared memory (size=), "
+                       "which holds the job table and the sent-orders "
+                       "index.");
+        sf_prom_sample(&p, "siteflow_spool_zone_size_bytes", NULL, NULL,
+                       zsize);
+
+        sf_prom_family(&p, "siteflow_spool_zone_free_bytes", "gauge",
+                       "Free pages of the siteflow_spool shared memory; "
+                       "when none are left, hooks and postbacks get 503.");
+        sf_prom_sample(&p, "siteflow_spool_zone_free_bytes", NULL, NULL,
+                       zfree);
     }
 
     sf_prom_family(&p, "siteflow_upstream_request_duration_seconds",

@@ -10,6 +10,10 @@
 
 #include <jansson.h>
 
+#if (NGX_LINUX)
+#include <sys/prctl.h>
+#endif
+
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_int.h"
@@ -58,7 +62,8 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    1
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    2
+#define NGX_HTTP_SITEFLOW_SH_BREAKERS     64        /* published */
 
 
 typedef struct ngx_http_siteflow_order_s  ngx_http_siteflow_order_t;
@@ -162,6 +167,14 @@ typedef struct {
     ngx_shmtx_sh_t                 write_lock;
     ngx_shmtx_t                    write_mtx;    /* in shared memory: its
                                                     semaphore must be */
+
+    /* the consumer's breakers, for the metrics (layout 2) */
+    ngx_uint_t                     nbreakers;
+    struct {
+        u_char                     name[SF_QJOB_STOREFRONT_LEN];
+        size_t                     len;
+        ngx_uint_t                 failures;
+    } breakers[NGX_HTTP_SITEFLOW_SH_BREAKERS];
 } ngx_http_siteflow_queue_sh_t;
 
 
@@ -373,6 +386,7 @@ static ngx_fd_t                    ngx_http_siteflow_seg_fd = NGX_INVALID_FILE;
 static uint64_t                    ngx_http_siteflow_seg_seq;
 static ngx_uint_t                  ngx_http_siteflow_seg_synced;
 
+static ngx_pid_t                   ngx_http_siteflow_master;
 static ngx_uint_t                  ngx_http_siteflow_consumer;
 static ngx_event_t                 ngx_http_siteflow_consumer_event;
 static ngx_uint_t                  ngx_http_siteflow_runs;
@@ -421,6 +435,9 @@ typedef struct {
 static ngx_http_siteflow_breaker_t
                          ngx_http_siteflow_breakers[NGX_HTTP_SITEFLOW_BREAKERS];
 static ngx_uint_t                  ngx_http_siteflow_nbreakers;
+
+static void ngx_http_siteflow_breaker_publish(
+    ngx_http_siteflow_breaker_t *b);
 
 static const char  *ngx_http_siteflow_kinds[] = {
     "", "order", "cancel", "update"
@@ -1137,6 +1154,23 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 
     ngx_http_siteflow_started = 1;
 
+    if (ngx_process == NGX_PROCESS_WORKER) {
+        /*
+         * a worker whose master is killed must not live on beside the
+         * nginx started next on the same spool: it is sent SIGTERM and
+         * writes nothing more (ngx_http_siteflow_write())
+         */
+
+        ngx_http_siteflow_master = getppid();
+
+#if (NGX_LINUX)
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "siteflow: prctl(PR_SET_PDEATHSIG) failed");
+        }
+#endif
+    }
+
     if (access((char *) smcf->queue->path->name.data, W_OK|X_OK) != 0) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
                       "siteflow: the spool \"%V\" is not writable by the "
@@ -1561,6 +1595,13 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
 
     qc = ngx_http_siteflow_qc;
     sh = qc->sh;
+
+    if (ngx_http_siteflow_master && getppid() != ngx_http_siteflow_master) {
+        /* killed with its master, as far as the spool is concerned */
+        b->err = NGX_ESRCH;
+        b->failed = "write() by a worker whose master process is gone";
+        return NGX_ERROR;
+    }
 
     ngx_shmtx_lock(qc->write_lock);
 
@@ -3041,6 +3082,164 @@ ngx_http_siteflow_queue_stats(ngx_uint_t counts[5])
 }
 
 
+ngx_int_t
+ngx_http_siteflow_queue_oldest(ngx_pool_t *pool, ngx_array_t *out)
+{
+    ngx_uint_t                         i;
+    ngx_queue_t                       *q;
+    ngx_http_siteflow_job_t           *job;
+    ngx_http_siteflow_queue_conf_t    *qc;
+    ngx_http_siteflow_queue_oldest_t  *o;
+
+    qc = ngx_http_siteflow_qc;
+
+    if (qc == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_array_init(out, pool, 8, sizeof(ngx_http_siteflow_queue_oldest_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    for (q = ngx_queue_head(&qc->sh->all);
+         q != ngx_queue_sentinel(&qc->sh->all);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_siteflow_job_t, all);
+
+        if (job->state != SF_QSTATE_PENDING
+            && job->state != SF_QSTATE_RETRYING
+            && job->state != SF_QSTATE_FAILED)
+        {
+            continue;
+        }
+
+        o = out->elts;
+
+        for (i = 0; i < out->nelts; i++) {
+            if (o[i].state == job->state
+                && o[i].storefront.len == job->storefront.len
+                && ngx_memcmp(o[i].storefront.data, job->storefront.data,
+                              job->storefront.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i < out->nelts) {
+            if (job->created_ms < o[i].created_ms) {
+                o[i].created_ms = job->created_ms;
+            }
+
+            continue;
+        }
+
+        o = ngx_array_push(out);
+        if (o == NULL) {
+            goto failed;
+        }
+
+        o->state = job->state;
+        o->created_ms = job->created_ms;
+        o->storefront.len = job->storefront.len;
+        o->storefront.data = ngx_pnalloc(pool, job->storefront.len + 1);
+        if (o->storefront.data == NULL) {
+            goto failed;
+        }
+
+        ngx_memcpy(o->storefront.data, job->storefront.data,
+                   job->storefront.len);
+        o->storefront.data[job->storefront.len] = '\0';
+    }
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_queue_breakers(ngx_pool_t *pool, ngx_array_t *out)
+{
+    u_char                             *name;
+    ngx_uint_t                          i, n;
+    ngx_http_siteflow_queue_sh_t       *sh;
+    ngx_http_siteflow_queue_conf_t     *qc;
+    ngx_http_siteflow_queue_breaker_t  *b;
+
+    qc = ngx_http_siteflow_qc;
+
+    if (qc == NULL) {
+        return NGX_DECLINED;
+    }
+
+    sh = qc->sh;
+
+    if (ngx_array_init(out, pool, NGX_HTTP_SITEFLOW_SH_BREAKERS,
+                       sizeof(ngx_http_siteflow_queue_breaker_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    n = sh->nbreakers;
+
+    for (i = 0; i < n; i++) {
+        b = ngx_array_push(out);        /* room for all: no realloc */
+        name = ngx_pnalloc(pool, sh->breakers[i].len + 1);
+
+        if (b == NULL || name == NULL) {
+            ngx_shmtx_unlock(&qc->shpool->mutex);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(name, sh->breakers[i].name, sh->breakers[i].len);
+        name[sh->breakers[i].len] = '\0';
+
+        b->storefront.data = name;
+        b->storefront.len = sh->breakers[i].len;
+        b->failures = sh->breakers[i].failures;
+    }
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_queue_zone(size_t *size, size_t *free)
+{
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+
+    if (qc == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *size = qc->size;
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+    *free = qc->shpool->pfree << ngx_pagesize_shift;
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_siteflow_state_op(ngx_http_siteflow_job_t *job,
     ngx_http_siteflow_op_t *op)
@@ -3354,6 +3553,7 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
 
         b->failures = 0;
         b->until = 0;
+        ngx_http_siteflow_breaker_publish(b);
         return;
     }
 
@@ -3364,6 +3564,42 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     b->until = ngx_http_siteflow_now_ms()
                + sf_job_backoff_ms(b->failures, smcf->retry_base,
                                    smcf->retry_max, (uint32_t) ngx_random());
+
+    ngx_http_siteflow_breaker_publish(b);
+}
+
+
+/* a copy in the zone for the metrics, which any worker may serve */
+
+static void
+ngx_http_siteflow_breaker_publish(ngx_http_siteflow_breaker_t *b)
+{
+    ngx_uint_t                     i;
+    ngx_http_siteflow_queue_sh_t  *sh;
+
+    sh = ngx_http_siteflow_qc->sh;
+
+    ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
+
+    for (i = 0; i < sh->nbreakers; i++) {
+        if (sh->breakers[i].len == b->len
+            && ngx_memcmp(sh->breakers[i].name, b->name, b->len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == sh->nbreakers && i < NGX_HTTP_SITEFLOW_SH_BREAKERS) {
+        ngx_memcpy(sh->breakers[i].name, b->name, b->len);
+        sh->breakers[i].len = b->len;
+        sh->nbreakers++;
+    }
+
+    if (i < sh->nbreakers) {
+        sh->breakers[i].failures = b->failures;
+    }
+
+    ngx_shmtx_unlock(&ngx_http_siteflow_qc->shpool->mutex);
 }
 
 

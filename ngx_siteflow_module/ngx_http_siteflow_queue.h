@@ -64,6 +64,30 @@ ngx_int_t ngx_http_siteflow_queue_list(json_t *jobs,
 /* jobs by SF_QSTATE_* (5 slots); NGX_DECLINED without a spool */
 ngx_int_t ngx_http_siteflow_queue_stats(ngx_uint_t counts[5]);
 
+/* for the metrics (NGX_DECLINED without a spool) */
+
+typedef struct {
+    ngx_str_t                      storefront;
+    ngx_uint_t                     state;        /* SF_QSTATE_* */
+    uint64_t                       created_ms;
+} ngx_http_siteflow_queue_oldest_t;
+
+typedef struct {
+    ngx_str_t                      storefront;
+    ngx_uint_t                     failures;     /* in a row; 0: closed */
+} ngx_http_siteflow_queue_breaker_t;
+
+/* the oldest pending, retrying and failed job of each storefront */
+ngx_int_t ngx_http_siteflow_queue_oldest(ngx_pool_t *pool, ngx_array_t *out);
+
+/* the breakers of the storefronts whose upstream failed, as worker 0
+   last published them */
+ngx_int_t ngx_http_siteflow_queue_breakers(ngx_pool_t *pool,
+    ngx_array_t *out);
+
+/* the size of the "siteflow_spool" zone, and its free bytes */
+ngx_int_t ngx_http_siteflow_queue_zone(size_t *size, size_t *free);
+
 /*
  * admin calls that take over the request: they read or discard the body,
  * answer it themselves (JSON) and return NGX_DONE, or return an HTTP

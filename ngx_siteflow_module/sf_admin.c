@@ -665,6 +665,25 @@ sf_prom_sample(sf_prom_t *p, const char *name, const char *label,
 
 
 void
+sf_prom_sample2(sf_prom_t *p, const char *name, const char *label1,
+    const char *value1, const char *label2, const char *value2, uint64_t v)
+{
+    sf_prom_str(p, name);
+    sf_prom_str(p, "{");
+    sf_prom_str(p, label1);
+    sf_prom_str(p, "=\"");
+    sf_prom_escaped(p, value1, 1);
+    sf_prom_str(p, "\",");
+    sf_prom_str(p, label2);
+    sf_prom_str(p, "=\"");
+    sf_prom_escaped(p, value2, 1);
+    sf_prom_str(p, "\"} ");
+    sf_prom_u64(p, v);
+    sf_prom_str(p, "\n");
+}
+
+
+void
 sf_prom_histogram(sf_prom_t *p, const char *name, const char *label,
     const char *value, const uint64_t *bounds_ms, const uint64_t *counts,
     size_t n, uint64_t sum_ms)

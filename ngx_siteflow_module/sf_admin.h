@@ -94,6 +94,10 @@ void sf_prom_family(sf_prom_t *p, const char *name, const char *type,
 void sf_prom_sample(sf_prom_t *p, const char *name, const char *label,
     const char *value, uint64_t v);
 
+/* name{label1="value1",label2="value2"} v */
+void sf_prom_sample2(sf_prom_t *p, const char *name, const char *label1,
+    const char *value1, const char *label2, const char *value2, uint64_t v);
+
 /*
  * A histogram in seconds from millisecond data: bounds_ms[0 .. n - 1]
  * ascending, counts[0 .. n] per bucket (not cumulative, counts[n] above

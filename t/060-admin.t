@@ -251,7 +251,8 @@ Content-Type: text/html; charset=utf-8
     siteflow_zone sf8:1m;
     siteflow_spool html/spool;
     server {
-        listen 127.0.0.1:$TEST_NGINX_SERVER_PORT;
+        # the form of the main server's listen (see TestRunner.pm)
+        listen $TEST_NGINX_SERVER_PORT;
         server_name beta.test;
         siteflow_storefront beta;
         location /ship/ {

@@ -31,7 +31,7 @@ __DATA__
 === TEST 1: a hook is logged and its job queued (PrintNow unreachable)
 --- http_config
     siteflow_zone sf:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront shop1;
     siteflow_api http://127.0.0.1:1/api scheme=oneflow;
@@ -64,7 +64,7 @@ Content-Type: application/json
 === TEST 2: after a reload the new workers serve the log and the queue
 --- http_config
     siteflow_zone sf:1m;
-    siteflow_spool spool;
+    siteflow_spool html/spool;
 --- config
     siteflow_storefront shop1;
     siteflow_api http://127.0.0.1:1/api scheme=oneflow;

@@ -13,13 +13,34 @@
 #   6. the Site Flow Log, the queue and the metrics of the admin API
 #
 # Everything listens on 127.0.0.1 (ports 8090-8093); all is stopped at the
-# end.  Prints what each side saw.
+# end, unless KEEP=1 (make demo KEEP=1): then nginx and the mocks keep
+# running, so the console can be opened, and the commands that stop them
+# are printed (t/demo/run.sh --stop DIR runs them).  Prints what each side
+# saw.
 
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-module=${SITEFLOW_MODULE:-$top/t/build/ngx_http_siteflow_module.so}
 nginx=${NGINX_BIN:-/usr/sbin/nginx}
+
+# t/demo/run.sh --stop DIR: stop a demo left running by KEEP=1
+if [ "${1:-}" = "--stop" ]; then
+    prefix=${2:?usage: run.sh --stop DIR}
+    [ -f "$prefix/conf/nginx.conf" ] || { echo "demo: no demo in $prefix"; exit 1; }
+    "$nginx" -p "$prefix/" -c conf/nginx.conf -s stop 2>/dev/null || true
+    for m in siteflow printnow; do
+        [ -f "$prefix/$m.pid" ] && kill "$(cat "$prefix/$m.pid")" 2>/dev/null
+    done
+    for i in $(seq 50); do
+        [ -f "$prefix/logs/nginx.pid" ] || break
+        sleep 0.1
+    done
+    rm -rf "$prefix"
+    echo "demo: stopped, $prefix removed"
+    exit 0
+fi
+
+module=${SITEFLOW_MODULE:-$top/t/build/ngx_http_siteflow_module.so}
 mock="$top/t/mock/mock-upstream.pl"
 base=http://127.0.0.1:8090
 
@@ -57,7 +78,9 @@ stop() {
     done
     true
 }
-trap stop EXIT
+keep=${KEEP:-0}
+# KEEP=1 keeps it running only after a complete run
+trap 'rc=$?; [ "$keep" = 1 ] && [ "$rc" = 0 ] || stop' EXIT
 
 perl "$mock" --port 8091 --daemon --pidfile "$prefix/siteflow.pid" \
      --log "$prefix/siteflow.log" --rules "$prefix/siteflow.json"
@@ -180,3 +203,15 @@ echo "Console: $base/siteflow/admin/ (while the demo runs).  nginx error log:"
 echo "$prefix/logs/error.log"
 grep -E '\[(alert|crit|emerg)\]' "$prefix/logs/error.log" | sed 's/^/    /' \
     || true
+
+if [ "$keep" = 1 ]; then
+    echo
+    echo "KEEP=1: the demo keeps running (nginx on 127.0.0.1:8090 and 8093, the"
+    echo "mocks on 8091 and 8092).  Open $base/siteflow/admin/ in a browser."
+    echo "To stop it:"
+    echo
+    echo "    $top/t/demo/run.sh --stop $prefix"
+    echo
+    echo "(which runs: $nginx -p $prefix/ -c conf/nginx.conf -s stop;"
+    echo " kill \$(cat $prefix/siteflow.pid) \$(cat $prefix/printnow.pid))"
+fi

@@ -26,8 +26,11 @@
 #   GET  /_mock/rules          current rules ("times" = remaining, "_hits")
 #   GET  /_mock/requests       the log as a JSON array; ?path=PREFIX filters
 #                              by path prefix, ?since=SEQ keeps seq > SEQ
-#   POST /_mock/reset          clears rules and log (seq restarts at 1)
+#   POST /_mock/reset          clears rules, log and known keys (seq
+#                              restarts at 1)
 #   GET  /_mock/health         200 {"ok":true,"pid":..,"requests":..}
+#   GET  /_mock/known          the keys "remember" rules stored, each with
+#                              how many times: {"PN-1":1,..}
 #
 # Rule format (the first matching unspent rule applies):
 #   {
@@ -55,12 +58,21 @@
 #                                   delay_ms (default 100)
 #                    "no_response"  keep the connection open, never answer
 #     "size":        bytes for "oversize",
-#     "comment":     free text
+#     "comment":     free text; also written in the log entry of each
+#                    request the rule answers ("comment")
+#     "remember":    "{{json.orderData.sourceOrderId}}": when the rule
+#                    applies, the expanded text is stored as a known key
+#                    (counted; /_mock/known lists them).  A stateful
+#                    SiteFlow: an order exists once a create was taken in
+#     "if_known":    "{{path_last}}": the rule matches only if the expanded
+#                    text is a known key (a look-up that answers 200 for
+#                    the orders created, the next rule 404 for the rest)
 #   }
 # No rule matches: POST/PUT/PATCH -> 200 {"success":true}; others -> 404.
 #
 # Placeholders, expanded in the body and in header values:
 #   {{seq}}        request sequence number       {{path}}   request path
+#   {{path_last}}  the last segment of the request path
 #   {{hex24}}      sprintf("%024x", seq): a SiteFlow/Mongo-like 24-hex id
 #   {{json.a.b.c}} dotted path into the JSON request body (array elements by
 #                  index); in the body it is inserted JSON-escaped without
@@ -102,9 +114,10 @@ my %REASON = (100 => 'Continue', 200 => 'OK', 201 => 'Created',
 my %ACTIONS = map { $_ => 1 } qw(respond close reset partial oversize
     slow_body no_response);
 my %RULE_KEYS = map { $_ => 1 } qw(method path path_prefix times status
-    headers body json chunked delay_ms action size comment);
+    headers body json chunked delay_ms action size comment remember
+    if_known);
 
-my (@rules, @log, %conns, @timers, @pending);
+my (@rules, @log, %conns, @timers, @pending, %known);
 my ($seq, $nconn, $quit, $logfh) = (0, 0, 0, undef);
 
 # ---------------------------------------------------------------- startup
@@ -376,6 +389,9 @@ sub match_rule ($r) {
         next if defined $u->{path} && $u->{path} ne $r->{path};
         next if defined $u->{path_prefix}
             && index($r->{path}, $u->{path_prefix}) != 0;
+        next if defined $u->{if_known}
+            && !$known{ expand($u->{if_known}, $r, 0) };
+        $known{ expand($u->{remember}, $r, 0) }++ if defined $u->{remember};
         $u->{times}-- if defined $u->{times};
         $u->{_hits}++;
         return ($u, $i);
@@ -486,6 +502,7 @@ sub placeholder ($name, $r, $esc) {
     if ($name eq 'seq') { return $r->{seq} }
     elsif ($name eq 'hex24') { return sprintf '%024x', $r->{seq} }
     elsif ($name eq 'path') { $v = text($r->{path}) }
+    elsif ($name eq 'path_last') { $v = text($r->{path} =~ s{^.*/}{}r) }
     elsif ($name =~ /^header\.(.+)$/) { $v = text($r->{headers}{ lc $1 } // '') }
     elsif ($name =~ /^(?:json|body)\.(.+)$/) {
         $r->{json} //= eval { $JB->decode($r->{body}) } // {};
@@ -518,6 +535,8 @@ sub log_request ($c, $r, $idx) {
         method => $r->{method}, path => text($r->{path}),
         query => text($r->{query}), headers => \%h, conn => $c->{id},
         rule => $idx };
+    $e->{comment} = $rules[$idx]{comment}
+        if defined $idx && defined $rules[$idx]{comment};
     if (utf8::decode($body)) {
         $e->{body} = $body;
     } else {
@@ -542,6 +561,9 @@ sub control ($c, $r) {
         return reply($c, $r, 200, { ok => JSON::PP::true, pid => $$,
             requests => $seq, connections => scalar keys %conns });
     }
+    if ($p eq '/_mock/known' && $m eq 'GET') {
+        return reply($c, $r, 200, \%known);
+    }
     if ($p eq '/_mock/requests' && $m eq 'GET') {
         my ($pre, $since) = ($q{path}, $q{since} // 0);
         my @l = grep { $_->[1] > $since
@@ -561,6 +583,7 @@ sub control ($c, $r) {
     if ($p eq '/_mock/reset' && $m eq 'POST') {
         @rules = ();
         @log = ();
+        %known = ();
         $seq = 0;
         truncate $logfh, 0 if $logfh;
         return reply($c, $r, 200, { ok => JSON::PP::true });

@@ -170,6 +170,19 @@ reset
 check "reset clears the log" "0 0" "$(curl -s "$U/_mock/requests" | jq length) $(wc -c < "$TMP/log")"
 check "reset clears the rules" '[]' "$(curl -s "$U/_mock/rules" | jq -c .)"
 
+# --- stateful rules: remember / if_known, comment in the log -----------------
+rules '[{"method":"GET","path_prefix":"/api/order/bysourceid/","if_known":"{{path_last}}","json":{"found":"{{path_last}}"},"comment":"hit"},
+  {"method":"GET","path_prefix":"/api/order/bysourceid/","status":404,"comment":"miss"},
+  {"method":"POST","path":"/api/order","status":201,"remember":"{{json.orderData.sourceOrderId}}","comment":"create"}]'
+check "if_known: unknown key falls through" 404 "$(code "$U/api/order/bysourceid/K-1")"
+code -d '{"orderData":{"sourceOrderId":"K-1"}}' "$U/api/order" > /dev/null
+code -d '{"orderData":{"sourceOrderId":"K-1"}}' "$U/api/order" > /dev/null
+check "if_known: a remembered key matches" '200 {"found":"K-1"}' "$(curl -s -w '%{http_code} ' -o "$TMP/b" "$U/api/order/bysourceid/K-1"; cat "$TMP/b")"
+check "/_mock/known counts" '{"K-1":2}' "$(curl -s "$U/_mock/known" | jq -c .)"
+check "log: the rule's comment" 'miss create create hit' "$(curl -s "$U/_mock/requests" | jq -r 'map(.comment) | join(" ")')"
+reset
+check "reset clears the known keys" '{}' "$(curl -s "$U/_mock/known" | jq -c .)"
+
 # --- --rules FILE, foreground pidfile, SIGTERM -------------------------------
 echo '[{"path":"/boot","status":299,"body":"from file"}]' > "$TMP/rules.json"
 P2=$(perl mock-upstream.pl --port 0 --daemon --pidfile "$TMP/pid2" --rules "$TMP/rules.json")

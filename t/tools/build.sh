@@ -102,6 +102,12 @@ else
     make -C "$tree" -f objs/Makefile -j"$jobs" modules >/dev/null
 fi
 
-cp "$tree/objs/ngx_http_siteflow_module.so" "$build/"
-[ "$full" = 1 ] && cp "$tree/objs/nginx" "$build/"
+# a new file renamed into place, never a copy over the old one: an nginx
+# that has the old .so (or binary) mapped keeps its pages intact
+install_new() {
+    cp "$1" "$2.new.$$" && mv -f "$2.new.$$" "$2"
+}
+install_new "$tree/objs/ngx_http_siteflow_module.so" \
+            "$build/ngx_http_siteflow_module.so"
+[ "$full" = 1 ] && install_new "$tree/objs/nginx" "$build/nginx"
 echo "built $build/ngx_http_siteflow_module.so"

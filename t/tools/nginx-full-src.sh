@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Print the path of a complete nginx source tree (with src/core/nginx.c) of
 # the version of the nginx under test, for builds that need the whole
-# binary (the AddressSanitizer build).  Debian's nginx-dev ships headers
-# only, so the upstream tarball of Debian's source package is fetched with
-# "apt-get source" (deb-src entries for the configured mirrors are added
-# when missing) and unpacked under DIR.
+# binary (the AddressSanitizer build).  Debian's nginx-dev ships the
+# configure scripts and headers but no .c files, so the upstream tarball of
+# Debian's source package is fetched with "apt-get source" and unpacked
+# under DIR.  apt runs with a configuration of its own under DIR (deb-src
+# twins of the machine's sources, its own lists and cache): nothing under
+# /etc/apt or /var/lib/apt is written, and no root is needed.
 #
 #   t/tools/nginx-full-src.sh DIR
 #
@@ -30,37 +32,43 @@ if [ -f "$tree/src/core/nginx.c" ]; then
 fi
 
 mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)     # apt takes relative paths as under /etc/apt
 
 if ! ls "$dir"/nginx_"$version".orig.tar.* >/dev/null 2>&1; then
-    list=/etc/apt/sources.list.d/siteflow-deb-src.sources
-    if ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list \
-             /etc/apt/sources.list.d/; then
-        if [ "$(id -u)" != 0 ]; then
-            echo "nginx-full-src: need root to add deb-src entries," \
-                 "or set NGINX_FULL_SRC=/path/to/nginx-$version" >&2
-            exit 1
-        fi
-        for f in /etc/apt/sources.list.d/*.sources; do
-            [ -f "$f" ] || continue
-            sed 's/^Types:.*/Types: deb-src/' "$f"
-            echo
-        done > "$list"
-        # one-line style entries ("deb URI suite components")
-        grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-            | sed 's/^deb /deb-src /' > "${list%.sources}.list" || true
-        [ -s "${list%.sources}.list" ] || rm -f "${list%.sources}.list"
-        apt-get update -qq >&2
-    fi
+    # a private apt configuration under DIR: the deb-src twins of the
+    # machine's deb822 sources (same mirrors, suites and keys), its own
+    # package lists and cache; /etc/apt is only read
+    apt="$dir/apt"
+    mkdir -p "$apt/sources.list.d" "$apt/lists/partial" \
+             "$apt/cache/archives/partial"
+    : > "$apt/sources.list"
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        sed 's/^Types:.*/Types: deb-src/' "$f"
+        echo
+    done > "$apt/sources.list.d/deb-src.sources"
+    # one-line style entries ("deb URI suite components")
+    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        | sed 's/^deb /deb-src /' > "$apt/sources.list" || true
+    opts=(-o "Dir::Etc::SourceList=$apt/sources.list"
+          -o "Dir::Etc::SourceParts=$apt/sources.list.d"
+          -o "Dir::State::Lists=$apt/lists"
+          -o "Dir::Cache=$apt/cache"
+          -o "APT::Sandbox::User=$(id -un)"
+          -o "Debug::NoLocking=1")
     # the .dsc of a newer security upload may be missing from the mirror:
-    # only the upstream tarball is needed
-    (cd "$dir" && apt-get source --download-only "nginx" >&2) || true
+    # only the upstream tarball is needed (apt's output: DIR/apt.log)
+    {
+        apt-get "${opts[@]}" update \
+        && (cd "$dir" && apt-get "${opts[@]}" source --download-only nginx)
+    } > "$dir/apt.log" 2>&1 || true
 fi
 
 tarball=$(ls "$dir"/nginx_"$version".orig.tar.* 2>/dev/null | head -n 1)
 
 if [ -z "$tarball" ]; then
-    echo "nginx-full-src: could not fetch the nginx $version source;" \
-         "set NGINX_FULL_SRC=/path/to/nginx-$version" >&2
+    echo "nginx-full-src: could not fetch the nginx $version source" \
+         "(see $dir/apt.log); set NGINX_FULL_SRC=/path/to/nginx-$version" >&2
     exit 1
 fi
 

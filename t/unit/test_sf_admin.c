@@ -220,6 +220,7 @@ test_prom(void **state)
     sf_prom_family(&p, "sf_x_total", "counter", "a \\ b\nc");
     sf_prom_sample(&p, "sf_x_total", "result", "o\"k\\\n", 7);
     sf_prom_sample(&p, "sf_y", NULL, NULL, 0);
+    sf_prom_sample2(&p, "sf_z", "storefront", "a\"b", "state", "pending", 9);
     sf_prom_histogram(&p, "sf_h_seconds", "upstream", "siteflow", bounds,
                       counts, 4, 12345);
     sf_prom_histogram(&p, "sf_n_seconds", NULL, NULL, bounds, counts, 4, 0);
@@ -231,6 +232,7 @@ test_prom(void **state)
         "# TYPE sf_x_total counter\n"
         "sf_x_total{result=\"o\\\"k\\\\\\n\"} 7\n"
         "sf_y 0\n"
+        "sf_z{storefront=\"a\\\"b\",state=\"pending\"} 9\n"
         "sf_h_seconds_bucket{upstream=\"siteflow\",le=\"0.005\"} 1\n"
         "sf_h_seconds_bucket{upstream=\"siteflow\",le=\"0.25\"} 3\n"
         "sf_h_seconds_bucket{upstream=\"siteflow\",le=\"1\"} 3\n"

@@ -187,6 +187,34 @@ sub stateful {
     return;
 }
 
+# In stateful mode the mock itself remembers every create it takes in (at
+# the moment it matches, before any delay or cut answer) and answers the
+# look-up of a remembered order with 200: a look-up that arrives while the
+# create is still being answered finds it, as it would in SiteFlow.
+# sync_lookups() below carries that knowledge over a mock restart.
+sub _remember_creates {
+    my ($mock, $all, $ntest) = @_;     # the block's own rules come first
+    return unless $mock eq 'siteflow';
+    my %bases;
+    for my $r (@$all) {
+        next unless ($r->{method} // '') eq 'POST'
+            && ($r->{path} // '') =~ m{^(.*)/order$};
+        $bases{$1} = 1;
+        next if ($r->{action} // 'respond') =~ /^(?:close|reset)$/
+             || ($r->{status} // 200) !~ /^2/;
+        $r->{remember} //= '{{json.orderData.sourceOrderId}}';
+    }
+    for my $b (sort keys %bases) {
+        splice @$all, $ntest, 0, { method => 'GET',
+            path_prefix => "$b/order/bysourceid/",
+            if_known => '{{path_last}}', status => 200,
+            comment => 'stateful look-up: created',
+            json => { _id => '{{hex24}}',
+                      orderData => { sourceOrderId => '{{path_last}}' } } };
+    }
+    return;
+}
+
 sub sync_lookups {
     return unless $Stateful && $Mock{siteflow}{pid};
     for my $e (@{ mock_requests('siteflow', 'POST *') }) {
@@ -260,6 +288,7 @@ sub _set_rules {
     my $nodef = @r >= 2 && !ref $r[0] && $r[0] eq 'no_defaults' ? do {
         splice @r, 0, 2; 1 } : 0;
     my @all = map { _rule($_) } @r, ($nodef ? () : $defaults->());
+    _remember_creates($mock, \@all, scalar @r) if $Stateful;
     _snapshot($mock) if $Mock{$mock}{pid} && $Rules{$mock};   # pin old rules
     $Rules{$mock} = \@all;
     $Mock{$mock}->rules(\@all) if $Mock{$mock}{pid};

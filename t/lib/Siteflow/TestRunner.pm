@@ -56,8 +56,13 @@ package Siteflow::TestRunner;
 # valgrind options) and is stopped at the end of each block; what valgrind
 # printed is reported as a warning (a failure if SITEFLOW_TEST_STRICT=1).
 #
+# nginx listens on PORT of every address ("listen PORT;"), as under
+# Test::Nginx::Socket.  A server of http_config on the same port must use
+# the same form ("listen $TEST_NGINX_SERVER_PORT;"): nginx offers a
+# connection accepted on 127.0.0.1:PORT only the servers that listen on
+# 127.0.0.1:PORT, never those of *:PORT, so mixed forms route by runner.
+#
 # Deliberate differences from Test::Nginx::Socket (all harmless for tests):
-#   * nginx listens on 127.0.0.1:PORT only;
 #   * *_temp_path directives point into the server root (Debian's nginx has
 #     them compiled to /var/lib/nginx/...), unless http_config sets them;
 #   * nginx's stderr is appended to logs/error.log (Debian's nginx has its
@@ -530,7 +535,7 @@ _EOC_
 
     my $hup_server = !$UseHup ? '' : <<"_EOC_";
     server {
-        listen          $ServerAddr:$ServerPort;
+        listen          $ServerPort;
         server_name     'Test-Nginx';
 
         location = /ver {
@@ -563,7 +568,7 @@ $temp_paths
 $http_config
 
     server {
-        listen          $ServerAddr:$ServerPort;
+        listen          $ServerPort;
         server_name     '$server_name';
 
         client_max_body_size 30M;
