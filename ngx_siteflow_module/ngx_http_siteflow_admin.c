@@ -76,6 +76,14 @@ static int ngx_http_siteflow_admin_log_entry(const sf_ring_entry_t *e,
 static ngx_int_t ngx_http_siteflow_admin_log_clear(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_admin_log_enabled(ngx_http_request_t *r);
 static void ngx_http_siteflow_admin_switch_body(ngx_http_request_t *r);
+static void ngx_http_siteflow_metrics_counters(sf_prom_t *p,
+    ngx_atomic_uint_t *c);
+static void ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
+    ngx_array_t *oldest, ngx_array_t *breakers, size_t zsize, size_t zfree);
+static void ngx_http_siteflow_metrics_latency(sf_prom_t *p,
+    ngx_shm_zone_t *shm_zone);
+static void ngx_http_siteflow_metrics_log(sf_prom_t *p,
+    ngx_http_siteflow_ring_stats_t *st);
 static ngx_int_t ngx_http_siteflow_admin_dispatch(ngx_http_request_t *r,
     sf_admin_route_e route, uint64_t id, const char *arg, size_t arg_len);
 static ngx_int_t ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r);
@@ -1143,25 +1151,15 @@ ngx_http_siteflow_admin_delegated(ngx_http_request_t *r, ngx_int_t rc,
 static ngx_int_t
 ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
 {
-    char                            *buf, state[64];
+    char                            *buf;
     size_t                           size, zsize, zfree;
-    uint64_t                         now;
     ngx_int_t                        rc;
-    ngx_time_t                      *tp;
-    ngx_uint_t                       i, u, jobs[5];
+    ngx_uint_t                       jobs[5];
     sf_prom_t                        p;
     ngx_array_t                      oldest, breakers;
-    ngx_http_siteflow_queue_oldest_t   *o;
-    ngx_http_siteflow_queue_breaker_t  *b;
     ngx_shm_zone_t                  *shm_zone;
     ngx_atomic_uint_t                c[NGX_HTTP_SITEFLOW_CNT_MAX];
-    ngx_atomic_uint_t                lat[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS
-                                         + 1];
-    ngx_atomic_uint_t                sum;
     ngx_http_siteflow_ring_stats_t   st;
-    uint64_t                         bounds[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS];
-    uint64_t                         counts[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS
-                                            + 1];
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1198,135 +1196,191 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
 
     sf_prom_init(&p, buf, size);
 
-    sf_prom_family(&p, "siteflow_info", "gauge",
+    ngx_http_siteflow_metrics_counters(&p, c);
+
+    if (rc == NGX_OK) {
+        ngx_http_siteflow_metrics_queue(&p, jobs, &oldest, &breakers, zsize,
+                                        zfree);
+    }
+
+    ngx_http_siteflow_metrics_latency(&p, shm_zone);
+    ngx_http_siteflow_metrics_log(&p, &st);
+
+    if (p.overflow) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "siteflow: metrics do not fit in %d bytes",
+                      NGX_HTTP_SITEFLOW_METRICS_SIZE);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_siteflow_admin_output(r, NGX_HTTP_OK,
+                                          &ngx_http_siteflow_admin_prom_type,
+                                          (u_char *) buf, p.len);
+}
+
+
+/* the counters of the zone: Ship API, hooks, postbacks, deliveries */
+
+static void
+ngx_http_siteflow_metrics_counters(sf_prom_t *p, ngx_atomic_uint_t *c)
+{
+    ngx_uint_t  i;
+
+    sf_prom_family(p, "siteflow_info", "gauge",
                    "The module version, always 1.");
-    sf_prom_sample(&p, "siteflow_info", "version",
+    sf_prom_sample(p, "siteflow_info", "version",
                    NGX_HTTP_SITEFLOW_VERSION, 1);
 
-    sf_prom_family(&p, "siteflow_signature_checks_total", "counter",
+    sf_prom_family(p, "siteflow_signature_checks_total", "counter",
                    "Ship API signature checks by result.");
 
     for (i = 0; i < NGX_HTTP_SITEFLOW_SIG_MAX; i++) {
-        sf_prom_sample(&p, "siteflow_signature_checks_total", "result",
+        sf_prom_sample(p, "siteflow_signature_checks_total", "result",
                        ngx_http_siteflow_sig_result_name(i),
                        c[NGX_HTTP_SITEFLOW_CNT_SIG + i]);
     }
 
-    sf_prom_family(&p, "siteflow_shipment_requests_invalid_total", "counter",
+    sf_prom_family(p, "siteflow_shipment_requests_invalid_total", "counter",
                    "Ship API requests refused by shipment validation.");
-    sf_prom_sample(&p, "siteflow_shipment_requests_invalid_total", NULL,
+    sf_prom_sample(p, "siteflow_shipment_requests_invalid_total", NULL,
                    NULL, c[NGX_HTTP_SITEFLOW_CNT_SHIP_INVALID]);
 
-    sf_prom_family(&p, "siteflow_shipment_responses_mapped_total", "counter",
+    sf_prom_family(p, "siteflow_shipment_responses_mapped_total", "counter",
                    "Ship API responses turned into 400 for SiteFlow.");
-    sf_prom_sample(&p, "siteflow_shipment_responses_mapped_total", NULL,
+    sf_prom_sample(p, "siteflow_shipment_responses_mapped_total", NULL,
                    NULL, c[NGX_HTTP_SITEFLOW_CNT_SHIP_MAPPED]);
 
-    sf_prom_family(&p, "siteflow_nonce_evictions_total", "counter",
+    sf_prom_family(p, "siteflow_nonce_evictions_total", "counter",
                    "Unexpired nonces evicted from a full replay cache.");
-    sf_prom_sample(&p, "siteflow_nonce_evictions_total", NULL, NULL,
+    sf_prom_sample(p, "siteflow_nonce_evictions_total", NULL, NULL,
                    c[NGX_HTTP_SITEFLOW_CNT_NONCE_EVICTED]);
 
-    sf_prom_family(&p, "siteflow_hooks_total", "counter",
+    sf_prom_family(p, "siteflow_hooks_total", "counter",
                    "PrintNow webhooks by outcome.");
-    sf_prom_sample(&p, "siteflow_hooks_total", "outcome", "accepted",
+    sf_prom_sample(p, "siteflow_hooks_total", "outcome", "accepted",
                    c[NGX_HTTP_SITEFLOW_CNT_HOOK_ACCEPTED]);
-    sf_prom_sample(&p, "siteflow_hooks_total", "outcome", "skipped",
+    sf_prom_sample(p, "siteflow_hooks_total", "outcome", "skipped",
                    c[NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED]);
-    sf_prom_sample(&p, "siteflow_hooks_total", "outcome", "rejected",
+    sf_prom_sample(p, "siteflow_hooks_total", "outcome", "rejected",
                    c[NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED]);
 
-    sf_prom_family(&p, "siteflow_postbacks_total", "counter",
+    sf_prom_family(p, "siteflow_postbacks_total", "counter",
                    "SiteFlow postbacks by outcome.");
-    sf_prom_sample(&p, "siteflow_postbacks_total", "outcome", "accepted",
+    sf_prom_sample(p, "siteflow_postbacks_total", "outcome", "accepted",
                    c[NGX_HTTP_SITEFLOW_CNT_POSTBACK_ACCEPTED]);
-    sf_prom_sample(&p, "siteflow_postbacks_total", "outcome", "duplicate",
+    sf_prom_sample(p, "siteflow_postbacks_total", "outcome", "duplicate",
                    c[NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE]);
-    sf_prom_sample(&p, "siteflow_postbacks_total", "outcome", "rejected",
+    sf_prom_sample(p, "siteflow_postbacks_total", "outcome", "rejected",
                    c[NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED]);
 
-    sf_prom_family(&p, "siteflow_spool_unavailable_total", "counter",
+    sf_prom_family(p, "siteflow_spool_unavailable_total", "counter",
                    "Hooks and postbacks answered 503 because the spool "
                    "could not make the job durable.");
-    sf_prom_sample(&p, "siteflow_spool_unavailable_total", NULL, NULL,
+    sf_prom_sample(p, "siteflow_spool_unavailable_total", NULL, NULL,
                    c[NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE]);
 
-    sf_prom_family(&p, "siteflow_deliveries_total", "counter",
+    sf_prom_family(p, "siteflow_deliveries_total", "counter",
                    "Delivery steps (HTTP calls of queued jobs) by outcome.");
-    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "done",
+    sf_prom_sample(p, "siteflow_deliveries_total", "outcome", "done",
                    c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_DONE]);
-    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "retry",
+    sf_prom_sample(p, "siteflow_deliveries_total", "outcome", "retry",
                    c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_RETRY]);
-    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "failed",
+    sf_prom_sample(p, "siteflow_deliveries_total", "outcome", "failed",
                    c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_FAILED]);
-    sf_prom_sample(&p, "siteflow_deliveries_total", "outcome", "ambiguous",
+    sf_prom_sample(p, "siteflow_deliveries_total", "outcome", "ambiguous",
                    c[NGX_HTTP_SITEFLOW_CNT_DELIVERY_AMBIGUOUS]);
+}
 
-    if (rc == NGX_OK) {
-        sf_prom_family(&p, "siteflow_jobs", "gauge",
-                       "Jobs in the queue by state.");
 
-        for (i = 0; i < 5; i++) {
-            ngx_cpystrn((u_char *) state,
-                        (u_char *) sf_qstate_name((int) i), sizeof(state));
-            sf_prom_sample(&p, "siteflow_jobs", "state", state, jobs[i]);
-        }
+/* the queue (with a spool): jobs by state, oldest, breakers, its zone */
 
-        sf_prom_family(&p, "siteflow_jobs_oldest_age_seconds", "gauge",
-                       "Age of the oldest pending, retrying and failed "
-                       "job of each storefront (absent: no such job).");
+static void
+ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
+    ngx_array_t *oldest, ngx_array_t *breakers, size_t zsize, size_t zfree)
+{
+    char                                state[64];
+    uint64_t                            now;
+    ngx_uint_t                          i;
+    ngx_time_t                         *tp;
+    ngx_http_siteflow_queue_oldest_t   *o;
+    ngx_http_siteflow_queue_breaker_t  *b;
 
-        tp = ngx_timeofday();
-        now = (uint64_t) tp->sec * 1000 + tp->msec;    /* as created_ms */
-        o = oldest.elts;
+    sf_prom_family(p, "siteflow_jobs", "gauge",
+                   "Jobs in the queue by state.");
 
-        for (i = 0; i < oldest.nelts; i++) {
-            ngx_cpystrn((u_char *) state,
-                        (u_char *) sf_qstate_name((int) o[i].state),
-                        sizeof(state));
-            sf_prom_sample2(&p, "siteflow_jobs_oldest_age_seconds",
-                            "storefront", (char *) o[i].storefront.data,
-                            "state", state,
-                            now > o[i].created_ms
-                            ? (now - o[i].created_ms) / 1000 : 0);
-        }
-
-        sf_prom_family(&p, "siteflow_breaker_open", "gauge",
-                       "1 while deliveries of a storefront wait for its "
-                       "failing upstream (one probe job at a time).");
-
-        b = breakers.elts;
-
-        for (i = 0; i < breakers.nelts; i++) {
-            sf_prom_sample(&p, "siteflow_breaker_open", "storefront",
-                           (char *) b[i].storefront.data,
-                           b[i].failures ? 1 : 0);
-        }
-
-        sf_prom_family(&p, "siteflow_breaker_failures", "gauge",
-                       "Retryable failures in a row of a storefront's "
-                       "upstream calls.");
-
-        for (i = 0; i < breakers.nelts; i++) {
-            sf_prom_sample(&p, "siteflow_breaker_failures", "storefront",
-                           (char *) b[i].storefront.data, b[i].failures);
-        }
-
-        sf_prom_family(&p, "siteflow_spool_zone_size_bytes", "gauge",
-                       "Bytes of the siteflow_spool shared memory (size=), "
-                       "which holds the job table and the sent-orders "
-                       "index.");
-        sf_prom_sample(&p, "siteflow_spool_zone_size_bytes", NULL, NULL,
-                       zsize);
-
-        sf_prom_family(&p, "siteflow_spool_zone_free_bytes", "gauge",
-                       "Free pages of the siteflow_spool shared memory; "
-                       "when none are left, hooks and postbacks get 503.");
-        sf_prom_sample(&p, "siteflow_spool_zone_free_bytes", NULL, NULL,
-                       zfree);
+    for (i = 0; i < 5; i++) {
+        ngx_cpystrn((u_char *) state,
+                    (u_char *) sf_qstate_name((int) i), sizeof(state));
+        sf_prom_sample(p, "siteflow_jobs", "state", state, jobs[i]);
     }
 
-    sf_prom_family(&p, "siteflow_upstream_request_duration_seconds",
+    sf_prom_family(p, "siteflow_jobs_oldest_age_seconds", "gauge",
+                   "Age of the oldest pending, retrying and failed "
+                   "job of each storefront (absent: no such job).");
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;    /* as created_ms */
+    o = oldest->elts;
+
+    for (i = 0; i < oldest->nelts; i++) {
+        ngx_cpystrn((u_char *) state,
+                    (u_char *) sf_qstate_name((int) o[i].state),
+                    sizeof(state));
+        sf_prom_sample2(p, "siteflow_jobs_oldest_age_seconds",
+                        "storefront", (char *) o[i].storefront.data,
+                        "state", state,
+                        now > o[i].created_ms
+                        ? (now - o[i].created_ms) / 1000 : 0);
+    }
+
+    sf_prom_family(p, "siteflow_breaker_open", "gauge",
+                   "1 while deliveries of a storefront wait for its "
+                   "failing upstream (one probe job at a time).");
+
+    b = breakers->elts;
+
+    for (i = 0; i < breakers->nelts; i++) {
+        sf_prom_sample(p, "siteflow_breaker_open", "storefront",
+                       (char *) b[i].storefront.data,
+                       b[i].failures ? 1 : 0);
+    }
+
+    sf_prom_family(p, "siteflow_breaker_failures", "gauge",
+                   "Retryable failures in a row of a storefront's "
+                   "upstream calls.");
+
+    for (i = 0; i < breakers->nelts; i++) {
+        sf_prom_sample(p, "siteflow_breaker_failures", "storefront",
+                       (char *) b[i].storefront.data, b[i].failures);
+    }
+
+    sf_prom_family(p, "siteflow_spool_zone_size_bytes", "gauge",
+                   "Bytes of the siteflow_spool shared memory (size=), "
+                   "which holds the job table and the sent-orders "
+                   "index.");
+    sf_prom_sample(p, "siteflow_spool_zone_size_bytes", NULL, NULL,
+                   zsize);
+
+    sf_prom_family(p, "siteflow_spool_zone_free_bytes", "gauge",
+                   "Free pages of the siteflow_spool shared memory; "
+                   "when none are left, hooks and postbacks get 503.");
+    sf_prom_sample(p, "siteflow_spool_zone_free_bytes", NULL, NULL,
+                   zfree);
+}
+
+
+/* the upstream latency histograms */
+
+static void
+ngx_http_siteflow_metrics_latency(sf_prom_t *p, ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t         i, u;
+    ngx_atomic_uint_t  lat[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS + 1];
+    ngx_atomic_uint_t  sum;
+    uint64_t           bounds[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS];
+    uint64_t           counts[NGX_HTTP_SITEFLOW_LATENCY_BUCKETS + 1];
+
+    sf_prom_family(p, "siteflow_upstream_request_duration_seconds",
                    "histogram",
                    "Duration of calls to SiteFlow and PrintNow.");
 
@@ -1341,44 +1395,41 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
             counts[i] = lat[i];
         }
 
-        sf_prom_histogram(&p, "siteflow_upstream_request_duration_seconds",
+        sf_prom_histogram(p, "siteflow_upstream_request_duration_seconds",
                           "upstream", u == 0 ? "siteflow" : "printnow",
                           bounds, counts, NGX_HTTP_SITEFLOW_LATENCY_BUCKETS,
                           sum);
     }
+}
 
-    sf_prom_family(&p, "siteflow_log_entries", "gauge",
+
+/* the Site Flow Log ring and its zone */
+
+static void
+ngx_http_siteflow_metrics_log(sf_prom_t *p,
+    ngx_http_siteflow_ring_stats_t *st)
+{
+    sf_prom_family(p, "siteflow_log_entries", "gauge",
                    "Entries in the Site Flow Log (not cleared).");
-    sf_prom_sample(&p, "siteflow_log_entries", NULL, NULL, st.entries);
+    sf_prom_sample(p, "siteflow_log_entries", NULL, NULL, st->entries);
 
-    sf_prom_family(&p, "siteflow_log_used_bytes", "gauge",
+    sf_prom_family(p, "siteflow_log_used_bytes", "gauge",
                    "Bytes of the log ring in use.");
-    sf_prom_sample(&p, "siteflow_log_used_bytes", NULL, NULL, st.used);
+    sf_prom_sample(p, "siteflow_log_used_bytes", NULL, NULL, st->used);
 
-    sf_prom_family(&p, "siteflow_log_size_bytes", "gauge",
+    sf_prom_family(p, "siteflow_log_size_bytes", "gauge",
                    "Bytes of the log ring.");
-    sf_prom_sample(&p, "siteflow_log_size_bytes", NULL, NULL, st.size);
+    sf_prom_sample(p, "siteflow_log_size_bytes", NULL, NULL, st->size);
 
-    sf_prom_family(&p, "siteflow_log_overwritten_total", "counter",
+    sf_prom_family(p, "siteflow_log_overwritten_total", "counter",
                    "Log entries dropped to make room for newer ones.");
-    sf_prom_sample(&p, "siteflow_log_overwritten_total", NULL, NULL,
-                   st.overwritten);
+    sf_prom_sample(p, "siteflow_log_overwritten_total", NULL, NULL,
+                   st->overwritten);
 
-    sf_prom_family(&p, "siteflow_zone_free_bytes", "gauge",
+    sf_prom_family(p, "siteflow_zone_free_bytes", "gauge",
                    "Free pages of the siteflow_zone shared memory.");
-    sf_prom_sample(&p, "siteflow_zone_free_bytes", NULL, NULL,
-                   st.zone_free);
-
-    if (p.overflow) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "siteflow: metrics do not fit in %d bytes",
-                      NGX_HTTP_SITEFLOW_METRICS_SIZE);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_siteflow_admin_output(r, NGX_HTTP_OK,
-                                          &ngx_http_siteflow_admin_prom_type,
-                                          (u_char *) buf, p.len);
+    sf_prom_sample(p, "siteflow_zone_free_bytes", NULL, NULL,
+                   st->zone_free);
 }
 
 
