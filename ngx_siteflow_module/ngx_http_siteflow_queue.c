@@ -237,9 +237,13 @@ typedef struct {
 static ngx_int_t ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_uint_t ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone);
-static void ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
+static ngx_int_t ngx_http_siteflow_queue_recover(
+    ngx_http_siteflow_queue_conf_t *qc,
     ngx_log_t *log);
-static void ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc,
+static ngx_fd_t ngx_http_siteflow_spool_open(u_char *name, ngx_log_t *log,
+    ngx_file_info_t *fi);
+static ngx_int_t ngx_http_siteflow_queue_load(
+    ngx_http_siteflow_queue_conf_t *qc,
     u_char *name, ngx_log_t *log);
 static int ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data);
 
@@ -645,13 +649,9 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     qc->write_lock = &sh->write_mtx;
 
-    if (ngx_test_config) {
-        return NGX_OK;
-    }
+    /* under "nginx -t" the spool files are only checked, not loaded */
 
-    ngx_http_siteflow_queue_recover(qc, shm_zone->shm.log);
-
-    return NGX_OK;
+    return ngx_http_siteflow_queue_recover(qc, shm_zone->shm.log);
 }
 
 
@@ -698,14 +698,17 @@ ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone)
 
 /* start-up: rebuild the table from the newest snapshot and the segments */
 
-static void
+static ngx_int_t
 ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
     ngx_log_t *log)
 {
     size_t                         len;
     u_char                        *name;
+    ngx_fd_t                       fd;
     uint64_t                       seq, snap, max;
+    ngx_int_t                      rc;
     ngx_dir_t                      dir;
+    ngx_file_info_t                fi;
     ngx_uint_t                     i, n;
     ngx_array_t                    segs;
     ngx_queue_t                   *q, *next;
@@ -719,19 +722,23 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
     if (ngx_open_dir(&qc->path->name, &dir) == NGX_ERROR) {
         if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
                           "siteflow: cannot read the spool \"%V\"",
                           &qc->path->name);
+            return NGX_ERROR;
         }
-        return;
+
+        return NGX_OK;
     }
 
     if (ngx_array_init(&segs, ngx_cycle->pool, 16, sizeof(uint64_t))
         != NGX_OK)
     {
         (void) ngx_close_dir(&dir);
-        return;
+        return NGX_ERROR;
     }
+
+    rc = NGX_OK;
 
     snap = 0;
     max = 0;
@@ -745,6 +752,31 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
         name = ngx_de_name(&dir);
         len = ngx_de_namelen(&dir);
+
+        if ((len == 8 + 16 + 4
+             && ngx_strncmp(name, "journal-", 8) == 0
+             && ngx_strncmp(name + 24, ".sfq", 4) == 0)
+            || (len == 9 + 16 + 4
+                && ngx_strncmp(name, "snapshot-", 9) == 0
+                && ngx_strncmp(name + 25, ".sfq", 4) == 0))
+        {
+            /*
+             * a file that cannot be read stops the start: starting with
+             * an empty queue would drop acknowledged work
+             */
+
+            ngx_snprintf(file, NGX_MAX_PATH, "%V/%*s%Z", &qc->path->name,
+                         len, name);
+
+            fd = ngx_http_siteflow_spool_open(file, log, &fi);
+
+            if (fd == NGX_INVALID_FILE) {
+                rc = NGX_ERROR;
+                continue;
+            }
+
+            (void) ngx_close_file(fd);
+        }
 
         if (len == 8 + 16 + 4
             && ngx_strncmp(name, "journal-", 8) == 0
@@ -780,10 +812,17 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
     (void) ngx_close_dir(&dir);
 
+    if (rc != NGX_OK || ngx_test_config) {
+        return rc;
+    }
+
     if (snap) {
         ngx_snprintf(file, NGX_MAX_PATH, "%V/snapshot-%016uxL.sfq%Z",
                      &qc->path->name, snap);
-        ngx_http_siteflow_queue_load(qc, file, log);
+
+        if (ngx_http_siteflow_queue_load(qc, file, log) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     /* segments in order; those covered by the snapshot are skipped */
@@ -815,7 +854,10 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
         ngx_snprintf(file, NGX_MAX_PATH, "%V/journal-%016uxL.sfq%Z",
                      &qc->path->name, seq);
-        ngx_http_siteflow_queue_load(qc, file, log);
+
+        if (ngx_http_siteflow_queue_load(qc, file, log) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     sh->segment = (max > snap ? max : snap) + 1;
@@ -855,6 +897,8 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
                   "%ui failed, %ui orders in the index, in %M ms",
                   &qc->path->name, n, sh->counts[SF_QSTATE_FAILED],
                   sh->nindex, ngx_current_msec - start);
+
+    return NGX_OK;
 }
 
 
@@ -865,53 +909,109 @@ typedef struct {
 } ngx_http_siteflow_load_t;
 
 
-static void
+/*
+ * A spool file is opened only if it is a regular file (a symbolic link to
+ * one is fine): a FIFO would block the master in open(), a directory or a
+ * device is not a journal.  O_NONBLOCK in case it changed in between.
+ */
+
+static ngx_fd_t
+ngx_http_siteflow_spool_open(u_char *name, ngx_log_t *log, ngx_file_info_t *fi)
+{
+    ngx_fd_t     fd;
+    const char  *what;
+
+    if (ngx_file_info(name, fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "siteflow: the spool file \"%s\" cannot be read "
+                      "(a dangling symbolic link?); move it away or repair "
+                      "it, nginx does not start without it", name);
+        return NGX_INVALID_FILE;
+    }
+
+    fd = NGX_INVALID_FILE;
+
+    if (ngx_is_file(fi)) {
+        fd = open((char *) name, O_RDONLY|O_NONBLOCK|O_CLOEXEC);
+
+        if (fd == NGX_INVALID_FILE) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                          "siteflow: the spool file \"%s\" cannot be "
+                          "opened; nginx does not start without it", name);
+            return NGX_INVALID_FILE;
+        }
+
+        if (ngx_fd_info(fd, fi) != NGX_FILE_ERROR && ngx_is_file(fi)) {
+            return fd;
+        }
+
+        (void) ngx_close_file(fd);
+    }
+
+    what = ngx_is_dir(fi) ? "a directory"
+           : S_ISFIFO(fi->st_mode) ? "a FIFO"
+           : (S_ISCHR(fi->st_mode) || S_ISBLK(fi->st_mode)) ? "a device"
+           : S_ISSOCK(fi->st_mode) ? "a socket"
+           : "not a regular file";
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "siteflow: the spool file \"%s\" is %s; move it away, "
+                  "nginx does not start with it", name, what);
+
+    return NGX_INVALID_FILE;
+}
+
+
+static ngx_int_t
 ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
     ngx_log_t *log)
 {
     u_char                    *buf;
-    size_t                     good;
+    size_t                     good, size;
     ssize_t                    n;
     ngx_fd_t                   fd;
     sf_qrec_rc_t               rc;
     ngx_file_info_t            fi;
     ngx_http_siteflow_load_t   ld;
 
-    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    fd = ngx_http_siteflow_spool_open(name, log, &fi);
     if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "siteflow: cannot open \"%s\"", name);
-        return;
+        return NGX_ERROR;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "siteflow: cannot stat \"%s\"", name);
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size == 0) {
         (void) ngx_close_file(fd);
-        return;
+        return NGX_OK;
     }
 
-    if (ngx_file_size(&fi) == 0) {
-        (void) ngx_close_file(fd);
-        return;
-    }
-
-    buf = ngx_alloc(ngx_file_size(&fi), log);
+    buf = ngx_alloc(size, log);
     if (buf == NULL) {
         (void) ngx_close_file(fd);
-        return;
+        return NGX_ERROR;
     }
 
-    n = ngx_read_fd(fd, buf, ngx_file_size(&fi));
+    for (good = 0; good < size; good += n) {
+        n = ngx_read_fd(fd, buf + good, size - good);
+
+        if (n == -1) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                          "siteflow: the spool file \"%s\" cannot be read; "
+                          "nginx does not start without it", name);
+            (void) ngx_close_file(fd);
+            ngx_free(buf);
+            return NGX_ERROR;
+        }
+
+        if (n == 0) {
+            break;
+        }
+    }
 
     (void) ngx_close_file(fd);
 
-    if (n < 0) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "siteflow: cannot read \"%s\"", name);
-        ngx_free(buf);
-        return;
-    }
+    n = (ssize_t) good;
 
     ld.qc = qc;
     ld.log = log;
@@ -919,7 +1019,7 @@ ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
 
     if (ld.pool == NULL) {
         ngx_free(buf);
-        return;
+        return NGX_ERROR;
     }
 
     good = 0;
@@ -937,6 +1037,8 @@ ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
 
     ngx_destroy_pool(ld.pool);
     ngx_free(buf);
+
+    return NGX_OK;
 }
 
 

@@ -378,6 +378,59 @@ subtest 'a torn record at the journal tail' => sub {
     no_alerts($p, 'torn tail');
 };
 
+# ---------------------------------------------------------------------------
+# a journal or snapshot that is not a regular file stops nginx -t and the
+# start with an emerg naming the file (a FIFO used to hang the master in
+# open()); never a start with an empty queue.  EACCES/EIO are not tested:
+# the tests run as root, which reads any file.
+subtest 'a spool file that cannot be read stops nginx -t and the start' => sub {
+    for my $case (
+        [ 'journal-0000000000000002.sfq', 'a FIFO',
+          sub { POSIX::mkfifo($_[0], 0600) or die "mkfifo: $!" } ],
+        [ 'journal-0000000000000002.sfq', 'a directory',
+          sub { mkdir $_[0] or die "mkdir: $!" } ],
+        [ 'snapshot-0000000000000001.sfq', 'cannot be read',
+          sub { symlink "$_[0].gone", $_[0] or die "symlink: $!" } ],
+        [ 'journal-0000000000000002.sfq', 'a device',
+          sub { system('mknod', $_[0], 'c', '1', '3') == 0
+                    or symlink('/dev/null', $_[0]) or die "mknod: $!" } ],
+    ) {
+        my ($name, $what, $make) = @$case;
+        Siteflow::Flow::start_mocks();
+        my $p = tempdir('siteflow-crash-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+        push @prefixes, $p;
+        my $spool = $ENV{TEST_NGINX_SPOOL};
+        # a valid spool first (one accepted job), then the bad file
+        ok(eval { start($p) }, "$what: nginx starts") or next;
+        stateful();
+        mock_down('siteflow');
+        is(hook({ event => 'order_created', id => 6001 })->{status}, 202,
+           "$what: a hook accepted");
+        is(nginx_stop($p), '', "$what: nginx stopped");
+        $make->("$spool/$name");
+        for my $t ([ '-t', 'nginx -t' ], [ '', 'start' ]) {
+            my $out = `timeout 10 $bin $t->[0] -p $p/ -c $p/conf/nginx.conf 2>&1`;
+            my $rc = $? >> 8;
+            isnt($rc, 0, "$what: $t->[1] fails") or diag $out;
+            isnt($rc, 124, "$what: $t->[1] does not hang");
+            my $log = $out . (-e "$p/logs/error.log"
+                ? do { local (@ARGV, $/) = "$p/logs/error.log"; <> } : '');
+            like($log, qr/\[emerg\].*spool file "\Q$spool\E\/\Q$name\E" .*\Q$what\E/,
+                 "$what: $t->[1]: emerg names the file");
+        }
+        my $pids = nginx_pids($p);
+        kill 'KILL', @$pids if @$pids;
+        # moved away, nginx starts and the accepted job is still there
+        rename "$spool/$name", "$p/$name.moved" or unlink "$spool/$name"
+            or rmdir "$spool/$name";
+        ok(eval { start($p) }, "$what: moved away, nginx starts") or diag $@;
+        my $jobs = admin_jobs() // [];
+        is(scalar(grep { $_->{order_id} eq '6001' } @$jobs), 1,
+           "$what: the accepted job is recovered");
+        nginx_stop($p);
+    }
+};
+
 END {
     for my $p (@prefixes) {
         my $pids = nginx_pids($p);
