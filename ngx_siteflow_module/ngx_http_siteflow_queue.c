@@ -3377,6 +3377,7 @@ void
 ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     ngx_uint_t ok)
 {
+    ngx_uint_t                      probe;
     ngx_http_siteflow_breaker_t    *b;
     ngx_http_siteflow_main_conf_t  *smcf;
 
@@ -3385,6 +3386,8 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     if (b == NULL) {
         return;
     }
+
+    probe = run->probe;
 
     b->probing = 0;
     run->probe = 0;
@@ -3399,6 +3402,20 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
 
         b->failures = 0;
         b->until = 0;
+        return;
+    }
+
+    /*
+     * The backoff grows with the failed probes, not with every run that
+     * fails: the runs started together before the breaker opened (up to
+     * siteflow_queue_concurrency of them, e.g. when a new worker 0 starts
+     * after a crash or a reload) are one failure.  Counting each of them
+     * took the breaker to siteflow_retry_backoff's maximum at once, and
+     * the queue waited that long (150 to 300 s by default) after the
+     * upstream was back.
+     */
+
+    if (b->failures != 0 && !probe) {
         return;
     }
 

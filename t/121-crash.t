@@ -52,7 +52,8 @@ sub start {
         http => "    siteflow_zone sf:4m;\n"
               . "    siteflow_spool $ENV{TEST_NGINX_SPOOL}"
               . ($o{spool_args} ? " $o{spool_args}" : '') . ";\n"
-              . "    siteflow_retry_backoff 100ms 500ms;\n",
+              . "    siteflow_retry_backoff "
+              . ($o{backoff} // '100ms 500ms') . ";\n",
         server => $server);
 }
 
@@ -182,6 +183,82 @@ subtest 'nginx -s reload (HUP) mid-delivery' => sub {
        'accepted vs created vs duplicated');
     nginx_stop($p);
     no_alerts($p, 'reload');
+};
+
+# ---------------------------------------------------------------------------
+# issue 11.1: 120 hooks, 8 at a time, SiteFlow answering 503 to everything
+# until hook 96, kill -9 of worker 0 at hook 40, a reload at hook 56, then
+# one create taken in and its connection reset.  A new worker 0 (after the
+# crash, after the reload) starts up to siteflow_queue_concurrency jobs at
+# once; they all failed, and each failure doubled the storefront breaker's
+# backoff, which so reached siteflow_retry_backoff's maximum (here 60s)
+# at once: nothing was delivered for up to a minute after SiteFlow was
+# back (with the default 1s 300s: 150 to 300 s).  The backoff now grows
+# with the failed probes only.
+sub worker0 {
+    my ($p) = @_;
+    my $w;
+    if (open my $fh, '<', "$p/logs/error.log") {
+        while (<$fh>) {
+            $w = $1 if /\[debug\] (\d+)#\d+: .*siteflow: job \d+ \(\w+\) starts/;
+        }
+    }
+    return $w if $w && kill 0, $w;
+    return worker_connected_to($p, $Siteflow::Flow::Mock{printnow}->port)
+        // worker_connected_to($p, $Siteflow::Flow::Mock{siteflow}->port);
+}
+
+subtest 'outage + kill -9 of worker 0 + reload: the queue resumes when SiteFlow is back' => sub {
+    for my $round (1 .. 2) {
+        my $p = scenario(backoff => '100ms 60s');
+        my @ids = (7001 .. 7120);
+        pn_rules(map { { on => "GET /api/v2/order/$_",
+                         json => Siteflow::Flow::pn_order($_) } } @ids);
+        stateful({ on => '* /api/*', status => 503,
+                   json => { success => JSON::PP::false } });
+        my (@acc, %ev);
+        for (my $i = 0; $i < @ids; $i += 8) {
+            my @kids;
+            for my $id (@ids[$i .. $i + 7]) {
+                my $pid = fork // die "fork: $!";
+                if (!$pid) {
+                    my $r = hook({ event => 'order_created', id => $id });
+                    POSIX::_exit($r->{status} == 202 ? 0 : 1);
+                }
+                push @kids, [$pid, $id];
+            }
+            for my $k (@kids) {
+                waitpid $k->[0], 0;
+                push @acc, $k->[1] if $? == 0;
+            }
+            if ($i == 32) {
+                my $w = worker0($p);
+                $ev{kill} = $w && kill('KILL', $w);
+            } elsif ($i == 48) {
+                my ($m) = @{ nginx_pids($p) };
+                $ev{reload} = kill 'HUP', $m;
+            } elsif ($i == 88) {
+                # the first create is taken in, its answer lost
+                stateful({ on => 'POST /api/order', action => 'reset',
+                           times => 1 });
+                $ev{up} = 1;
+            }
+            sleep 0.3;
+        }
+        ok($ev{kill} && $ev{reload} && $ev{up},
+           "round $round: kill -9 of worker 0, reload, SiteFlow back");
+        is(scalar @acc, 120, "round $round: 120 hooks accepted");
+        is(wait_until('every accepted order created', sub {
+               tally(orders => \@acc) =~ /^lost 0$/m }, 20), '',
+           "round $round: all created within 20 s of SiteFlow's return")
+            or diag(tally(orders => \@acc));
+        is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+           '', "round $round: queue idle");
+        is(tally(orders => \@acc), "accepted 120\ncreated 120\nlost 0\nduplicated 0\n",
+           "round $round: accepted vs created vs duplicated");
+        nginx_stop($p);
+        no_alerts($p, "round $round");
+    }
 };
 
 # ---------------------------------------------------------------------------
