@@ -865,7 +865,8 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
 {
     char                            *buf, state[64];
     ngx_int_t                        rc;
-    ngx_uint_t                       i, u, jobs[5];
+    ngx_uint_t                       i, u, jobs[5], damaged;
+    uint64_t                         damaged_bytes;
     sf_prom_t                        p;
     ngx_shm_zone_t                  *shm_zone;
     ngx_atomic_uint_t                c[NGX_HTTP_SITEFLOW_CNT_MAX];
@@ -969,6 +970,20 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
                         (u_char *) sf_qstate_name((int) i), sizeof(state));
             sf_prom_sample(&p, "siteflow_jobs", "state", state, jobs[i]);
         }
+
+        ngx_http_siteflow_queue_damage(&damaged, &damaged_bytes);
+
+        sf_prom_family(&p, "siteflow_spool_damaged_total", "counter",
+                       "Damaged stretches of spool files skipped when "
+                       "nginx started (the records after them were "
+                       "recovered).");
+        sf_prom_sample(&p, "siteflow_spool_damaged_total", NULL, NULL,
+                       damaged);
+        sf_prom_family(&p, "siteflow_spool_damaged_bytes_total", "counter",
+                       "Bytes of spool files skipped as damaged when nginx "
+                       "started.");
+        sf_prom_sample(&p, "siteflow_spool_damaged_bytes_total", NULL, NULL,
+                       damaged_bytes);
     }
 
     sf_prom_family(&p, "siteflow_upstream_request_duration_seconds",

@@ -57,7 +57,7 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    1
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    2
 
 
 typedef struct ngx_http_siteflow_order_s  ngx_http_siteflow_order_t;
@@ -161,6 +161,10 @@ typedef struct {
     ngx_shmtx_sh_t                 write_lock;
     ngx_shmtx_t                    write_mtx;    /* in shared memory: its
                                                     semaphore must be */
+
+    ngx_uint_t                     damaged;      /* damaged stretches found
+                                                    at the last start */
+    uint64_t                       damaged_bytes;
 } ngx_http_siteflow_queue_sh_t;
 
 
@@ -242,9 +246,13 @@ static ngx_int_t ngx_http_siteflow_queue_recover(
     ngx_log_t *log);
 static ngx_fd_t ngx_http_siteflow_spool_open(u_char *name, ngx_log_t *log,
     ngx_file_info_t *fi);
+static void ngx_http_siteflow_queue_damaged_ids(
+    ngx_http_siteflow_queue_conf_t *qc, u_char *name, ngx_log_t *log);
+static void ngx_http_siteflow_queue_keep_damaged(u_char *name,
+    ngx_array_t *keep, ngx_log_t *log);
 static ngx_int_t ngx_http_siteflow_queue_load(
-    ngx_http_siteflow_queue_conf_t *qc,
-    u_char *name, ngx_log_t *log);
+    ngx_http_siteflow_queue_conf_t *qc, u_char *name, ngx_uint_t last,
+    ngx_log_t *log);
 static int ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data);
 
 static ngx_http_siteflow_batch_t *ngx_http_siteflow_batch(void);
@@ -703,14 +711,15 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
     ngx_log_t *log)
 {
     size_t                         len;
-    u_char                        *name;
+    u_char                        *name, *p;
     ngx_fd_t                       fd;
+    ngx_str_t                     *d;
     uint64_t                       seq, snap, max;
     ngx_int_t                      rc;
     ngx_dir_t                      dir;
     ngx_file_info_t                fi;
     ngx_uint_t                     i, n;
-    ngx_array_t                    segs;
+    ngx_array_t                    segs, damaged;
     ngx_queue_t                   *q, *next;
     ngx_msec_t                     start;
     ngx_http_siteflow_job_t       *job;
@@ -732,7 +741,9 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
     }
 
     if (ngx_array_init(&segs, ngx_cycle->pool, 16, sizeof(uint64_t))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&damaged, ngx_cycle->pool, 4, sizeof(ngx_str_t))
+           != NGX_OK)
     {
         (void) ngx_close_dir(&dir);
         return NGX_ERROR;
@@ -778,6 +789,30 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
             (void) ngx_close_file(fd);
         }
 
+        if (len > 12 + 8
+            && ngx_strlcasestrn(name, name + len, (u_char *) ".sfq.damaged",
+                                12 - 1)
+               != NULL)
+        {
+            /* kept aside by an earlier start: its job ids stay used */
+
+            d = ngx_array_push(&damaged);
+            if (d == NULL) {
+                break;
+            }
+
+            d->len = qc->path->name.len + 1 + len;
+            d->data = ngx_pnalloc(ngx_cycle->pool, d->len + 1);
+            if (d->data == NULL) {
+                break;
+            }
+
+            p = ngx_sprintf(d->data, "%V/%*s", &qc->path->name, len, name);
+            *p = '\0';
+
+            continue;
+        }
+
         if (len == 8 + 16 + 4
             && ngx_strncmp(name, "journal-", 8) == 0
             && ngx_strncmp(name + 24, ".sfq", 4) == 0)
@@ -820,7 +855,7 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
         ngx_snprintf(file, NGX_MAX_PATH, "%V/snapshot-%016uxL.sfq%Z",
                      &qc->path->name, snap);
 
-        if (ngx_http_siteflow_queue_load(qc, file, log) != NGX_OK) {
+        if (ngx_http_siteflow_queue_load(qc, file, 0, log) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -855,9 +890,17 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
         ngx_snprintf(file, NGX_MAX_PATH, "%V/journal-%016uxL.sfq%Z",
                      &qc->path->name, seq);
 
-        if (ngx_http_siteflow_queue_load(qc, file, log) != NGX_OK) {
+        if (ngx_http_siteflow_queue_load(qc, file, seq == max, log)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
+    }
+
+    d = damaged.elts;
+
+    for (i = 0; i < damaged.nelts; i++) {
+        ngx_http_siteflow_queue_damaged_ids(qc, d[i].data, log);
     }
 
     sh->segment = (max > snap ? max : snap) + 1;
@@ -906,7 +949,45 @@ typedef struct {
     ngx_http_siteflow_queue_conf_t  *qc;
     ngx_log_t                       *log;
     ngx_pool_t                      *pool;
+    u_char                          *name;
 } ngx_http_siteflow_load_t;
+
+
+typedef struct {
+    const u_char                    *start;
+    size_t                           len;
+} ngx_http_siteflow_range_t;
+
+
+static void
+ngx_http_siteflow_load_gap(size_t off, size_t len, void *data)
+{
+    ngx_http_siteflow_load_t  *ld = data;
+
+    ngx_log_error(NGX_LOG_ALERT, ld->log, 0,
+                  "siteflow: \"%s\": %uz bytes at offset %uz are damaged "
+                  "and were skipped; the records after them are recovered",
+                  ld->name, len, off);
+}
+
+
+static int
+ngx_http_siteflow_load_keep(const sf_qrec_t *r, void *data)
+{
+    ngx_array_t  *keep = data;
+
+    ngx_http_siteflow_range_t  *k;
+
+    k = ngx_array_push(keep);
+    if (k == NULL) {
+        return 1;
+    }
+
+    k->start = r->payload - SF_QREC_HEADER_SIZE;
+    k->len = sf_qrec_size(r->len);
+
+    return 0;
+}
 
 
 /*
@@ -964,15 +1045,17 @@ ngx_http_siteflow_spool_open(u_char *name, ngx_log_t *log, ngx_file_info_t *fi)
 
 static ngx_int_t
 ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
-    ngx_log_t *log)
+    ngx_uint_t last, ngx_log_t *log)
 {
     u_char                    *buf;
     size_t                     good, size;
     ssize_t                    n;
+    uint64_t                   id;
     ngx_fd_t                   fd;
-    sf_qrec_rc_t               rc;
-    ngx_file_info_t            fi;
+    ngx_array_t                keep;
+    sf_qrec_stats_t            st;
     ngx_http_siteflow_load_t   ld;
+    ngx_file_info_t            fi;
 
     fd = ngx_http_siteflow_spool_open(name, log, &fi);
     if (fd == NGX_INVALID_FILE) {
@@ -1015,6 +1098,7 @@ ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
 
     ld.qc = qc;
     ld.log = log;
+    ld.name = name;
     ld.pool = ngx_create_pool(4096, log);
 
     if (ld.pool == NULL) {
@@ -1022,23 +1106,216 @@ ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
         return NGX_ERROR;
     }
 
-    good = 0;
+    /*
+     * a damaged record does not end the file: the scan goes on at the
+     * next valid record (each record is checksummed and starts with a
+     * magic word), and every damaged stretch is logged
+     */
 
-    rc = sf_qrec_scan(buf, n, ngx_http_siteflow_queue_record,
-                      &ld, &good);
+    (void) sf_qrec_scan_resync(buf, n, ngx_http_siteflow_queue_record,
+                               ngx_http_siteflow_load_gap, &ld, &st);
 
-    if (rc != SF_QREC_OK) {
+    if (st.gaps || (st.tail && !last)) {
+
+        /*
+         * corruption of records that were synced, not a torn write: a
+         * torn write can only be the end of the last segment
+         */
+
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "siteflow: the spool file \"%s\" is damaged: %uz "
+                      "bytes skipped (%uz damaged in %uz places, %uz at "
+                      "its end), %uz records recovered; the original is "
+                      "kept as \"%s.damaged\" (see \"Damaged spool "
+                      "files\" in docs/delivery.md)",
+                      name, st.skipped + st.tail, st.skipped, st.gaps,
+                      st.tail, st.records, name);
+
+        qc->sh->damaged += st.gaps + (st.tail ? 1 : 0);
+        qc->sh->damaged_bytes += st.skipped + st.tail;
+
+        if (ngx_array_init(&keep, ld.pool, 64,
+                           sizeof(ngx_http_siteflow_range_t))
+            == NGX_OK
+            && sf_qrec_scan_resync(buf, n, ngx_http_siteflow_load_keep,
+                                   NULL, &keep, NULL)
+               == SF_QREC_OK)
+        {
+            ngx_http_siteflow_queue_keep_damaged(name, &keep, log);
+        }
+
+        /*
+         * the ids of jobs whose records were lost are never given again:
+         * a record takes at least 32 bytes
+         */
+
+        id = st.max_job_id + 1 + (st.skipped + st.tail) / SF_QREC_HEADER_SIZE;
+
+        if (id > qc->sh->next_id) {
+            qc->sh->next_id = id;
+        }
+
+    } else if (st.tail) {
         /* a torn write at the tail: never delivered as half a job */
         ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "siteflow: \"%s\": %z bytes after offset %uz are not "
+                      "siteflow: \"%s\": %uz bytes after offset %uz are not "
                       "a complete record (%s) and were ignored",
-                      name, n - (ssize_t) good, good, sf_qrec_strerror(rc));
+                      name, st.tail, st.good_end,
+                      sf_qrec_strerror(st.tail_rc));
+    }
+
+    if (st.max_job_id >= qc->sh->next_id) {
+        qc->sh->next_id = st.max_job_id + 1;
     }
 
     ngx_destroy_pool(ld.pool);
     ngx_free(buf);
 
     return NGX_OK;
+}
+
+
+/*
+ * A damaged file is kept for a person (a hard link, "<name>.damaged"),
+ * and replaced by the records that were read, so that it is not damaged
+ * again at the next start and compaction may drop it as usual; the
+ * copy is never removed by the module.
+ */
+
+static void
+ngx_http_siteflow_queue_keep_damaged(u_char *name, ngx_array_t *keep,
+    ngx_log_t *log)
+{
+    u_char                     *p, *slash;
+    ngx_fd_t                    fd;
+    ngx_uint_t                  i;
+    ngx_http_siteflow_range_t  *k;
+    u_char                      aside[NGX_MAX_PATH];
+    u_char                      tmp[NGX_MAX_PATH];
+
+    ngx_snprintf(aside, NGX_MAX_PATH, "%s.damaged%Z", name);
+
+    if (link((char *) name, (char *) aside) == -1) {
+
+        if (ngx_errno == NGX_EEXIST) {
+            ngx_snprintf(aside, NGX_MAX_PATH, "%s.%T.sfq.damaged%Z", name,
+                         ngx_time());
+        }
+
+        if (ngx_errno != NGX_EEXIST
+            || link((char *) name, (char *) aside) == -1)
+        {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          "siteflow: link() \"%s\" to \"%s\" failed; the "
+                          "damaged file is left as it is", name, aside);
+            return;
+        }
+    }
+
+    ngx_snprintf(tmp, NGX_MAX_PATH, "%s.tmp%Z", name);
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        goto failed;
+    }
+
+    k = keep->elts;
+
+    for (i = 0; i < keep->nelts; i++) {
+        if (write(fd, k[i].start, k[i].len) != (ssize_t) k[i].len) {
+            (void) close(fd);
+            goto failed;
+        }
+    }
+
+    if (fsync(fd) == -1) {
+        (void) close(fd);
+        goto failed;
+    }
+
+    (void) close(fd);
+
+    if (rename((char *) tmp, (char *) name) == -1) {
+        goto failed;
+    }
+
+    slash = (u_char *) strrchr((char *) name, (int) '/');
+
+    if (slash) {
+        p = ngx_cpymem(tmp, name, slash - name);
+        *p = '\0';
+
+        fd = open((char *) tmp, O_RDONLY|O_CLOEXEC);
+
+        if (fd != NGX_INVALID_FILE) {
+            (void) fsync(fd);
+            (void) close(fd);
+        }
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "siteflow: \"%s\" now holds the %ui records that were "
+                  "read; the damaged original is \"%s\"",
+                  name, keep->nelts, aside);
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                  "siteflow: rewriting the damaged \"%s\" failed; it is "
+                  "left as it is (its copy is \"%s\")", name, aside);
+
+    (void) unlink((char *) tmp);
+}
+
+
+/* a file kept aside: the job ids it holds or held stay used */
+
+static void
+ngx_http_siteflow_queue_damaged_ids(ngx_http_siteflow_queue_conf_t *qc,
+    u_char *name, ngx_log_t *log)
+{
+    u_char           *buf;
+    size_t            size;
+    ssize_t           n;
+    uint64_t          id;
+    ngx_fd_t          fd;
+    ngx_file_info_t   fi;
+    sf_qrec_stats_t   st;
+
+    if (ngx_file_info(name, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+        return;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    fd = open((char *) name, O_RDONLY|O_NONBLOCK|O_CLOEXEC);
+    if (fd == NGX_INVALID_FILE) {
+        return;
+    }
+
+    buf = ngx_alloc(size ? size : 1, log);
+    if (buf == NULL) {
+        (void) close(fd);
+        return;
+    }
+
+    n = ngx_read_fd(fd, buf, size);
+
+    (void) close(fd);
+
+    if (n > 0) {
+        (void) sf_qrec_scan_resync(buf, n, NULL, NULL, NULL, &st);
+
+        id = st.max_job_id + 1 + (st.skipped + st.tail) / SF_QREC_HEADER_SIZE;
+
+        if (id > qc->sh->next_id) {
+            qc->sh->next_id = id;
+        }
+    }
+
+    ngx_free(buf);
 }
 
 
@@ -3083,6 +3360,19 @@ ngx_http_siteflow_queue_stats(ngx_uint_t counts[5])
     ngx_shmtx_unlock(&qc->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes)
+{
+    *places = 0;
+    *bytes = 0;
+
+    if (ngx_http_siteflow_qc != NULL) {
+        *places = ngx_http_siteflow_qc->sh->damaged;
+        *bytes = ngx_http_siteflow_qc->sh->damaged_bytes;
+    }
 }
 
 

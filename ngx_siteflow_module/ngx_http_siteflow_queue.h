@@ -64,6 +64,9 @@ ngx_int_t ngx_http_siteflow_queue_list(json_t *jobs,
 /* jobs by SF_QSTATE_* (5 slots); NGX_DECLINED without a spool */
 ngx_int_t ngx_http_siteflow_queue_stats(ngx_uint_t counts[5]);
 
+/* damaged stretches and their bytes skipped when nginx started */
+void ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes);
+
 /*
  * admin calls that take over the request: they read or discard the body,
  * answer it themselves (JSON) and return NGX_DONE, or return an HTTP

@@ -508,6 +508,116 @@ subtest 'a spool file that cannot be read stops nginx -t and the start' => sub {
     }
 };
 
+# ---------------------------------------------------------------------------
+# issue 11.2: one flipped byte in the middle of the journal ended its scan:
+# every later record was ignored (accepted jobs lost, index entries gone so
+# an order_updated created the order again, a repeated "shipped" postback
+# updated PrintNow again) and job ids were given again
+subtest 'a flipped byte in the middle of the journal: resynchronised, nothing lost or repeated' => sub {
+    my $p = scenario();
+    stateful();
+    my (@acc, %job);
+    for my $id (6001 .. 6004) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+        $job{$id} = job_of($r);
+    }
+    is(wait_until('4 orders created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', '4 orders created');
+    my $r = postback({ event => 'shipped', sourceOrderId => 'PN-6003',
+                       trackingNumber => 'T6003', shipDate => '2024-05-02' });
+    is($r->{status}, 200, 'shipped postback accepted');
+    is(wait_requests(printnow => 'PATCH /api/v2/order/6003/shipped', 1), '',
+       'PrintNow told once');
+    mock_down('siteflow');
+    for my $id (6005, 6006) {
+        my $r = hook({ event => 'order_created', id => $id });
+        push @acc, $id if $r->{status} == 202;
+        $job{$id} = job_of($r);
+    }
+    is(scalar @acc, 6, '6 hooks accepted');
+    is(wait_idle_or_retrying(), '', 'the last two waiting for SiteFlow');
+    is(nginx_stop($p), '', 'nginx stopped');
+
+    # flip one byte in the middle of order 6002's JOB record
+    my $spool = $ENV{TEST_NGINX_SPOOL};
+    my ($file, $at, $next);
+    for my $f (sort glob "$spool/journal-*.sfq") {
+        open my $fh, '<:raw', $f or die "$f: $!";
+        my $d = do { local $/; <$fh> };
+        my $off = 0;
+        while ($off + 32 <= length $d) {
+            my ($magic, $type, undef, $len) = unpack 'a4 v v V', substr($d, $off, 12);
+            last unless $magic eq 'SFQ1';
+            my $size = 32 + (($len + 7) & ~7);
+            if ($type == 1 && substr($d, $off + 32, $len) =~ /"o":"6002"/) {
+                ($file, $at, $next) = ($f, $off + 32 + int($len / 2), $off + $size);
+            }
+            $off += $size;
+        }
+        last if $file;
+    }
+    ok($file && $next < -s $file, 'order 6002\'s JOB record found, records after it')
+        or return;
+    open my $fh, '+<:raw', $file or die "$file: $!";
+    seek $fh, $at, 0;
+    read $fh, my $c, 1;
+    seek $fh, $at, 0;
+    print $fh chr(ord($c) ^ 0x20);
+    close $fh;
+
+    mock_up('siteflow');
+    ok(eval { start($p) }, 'nginx starts on the damaged journal') or diag $@;
+    my $log = do { local (@ARGV, $/) = "$p/logs/error.log"; <> };
+    like($log, qr/\[alert\].*\Q$file\E": \d+ bytes at offset \d+ are damaged and were skipped/,
+         'alert: offset and bytes skipped');
+    like($log, qr/\[alert\].*the spool file "\Q$file\E" is damaged: \d+ bytes skipped/,
+         'alert: the file is damaged');
+    ok(-e "$file.damaged", 'the damaged original is kept aside');
+    like(admin(GET => 'metrics')->{body}, qr/^siteflow_spool_damaged_total 1$/m,
+         'counted in the metrics');
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '',
+       'the jobs after the damage were delivered');
+
+    # the index entries after the damage are there: no second create, no
+    # second "shipped"
+    for my $id (6001 .. 6006) {
+        hook({ event => 'order_updated', id => $id });
+    }
+    $r = postback({ event => 'shipped', sourceOrderId => 'PN-6003',
+                    trackingNumber => 'T6003', shipDate => '2024-05-02' });
+    is($r->{status}, 200, 'the repeated postback is answered');
+    $r = hook({ event => 'order_created', id => 6007 });
+    my $new = job_of($r) // 0;
+    my ($max) = sort { $b <=> $a } values %job;
+    cmp_ok($new, '>', $max, "a new job gets a new id ($new > $max)");
+    is(wait_until('6007 created', sub {
+           tally(orders => [6007]) =~ /^lost 0$/m }, 30), '', '6007 created');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    is(tally(orders => [@acc, 6007]),
+       "accepted 7\ncreated 7\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    is(scalar @{ mock_requests('printnow', 'PATCH /api/v2/order/6003/shipped') }, 1,
+       'PrintNow got one "shipped" update');
+
+    # the next start finds a clean file and says nothing
+    is(nginx_stop($p), '', 'nginx stopped');
+    ok(eval { start($p) }, 'started again') or diag $@;
+    $log = do { local (@ARGV, $/) = "$p/logs/error.log"; <> };
+    is(scalar(() = $log =~ /is damaged:/g), 1, 'no new damage reported');
+    ok(-e "$file.damaged", 'the damaged original is still there');
+    nginx_stop($p);
+    no_alerts($p, 'damaged journal', qr/damaged/);
+};
+
+sub wait_idle_or_retrying {
+    return wait_jobs('6005 and 6006 retrying', sub {
+        2 == grep { $_->{order_id} =~ /^600[56]$/
+                    && $_->{state} =~ /pending|retrying/ } @{ $_[0] } });
+}
+
 END {
     for my $p (@prefixes) {
         my $pids = nginx_pids($p);
