@@ -225,6 +225,8 @@ typedef struct {
     uint64_t                       seq;
     ngx_err_t                      err;
     const char                    *failed;       /* call that failed */
+    ngx_uint_t                     torn;         /* part of it may be in
+                                                    the segment */
 } ngx_http_siteflow_batch_t;
 
 
@@ -383,6 +385,9 @@ static ngx_event_t                 ngx_http_siteflow_hold_event;
 static ngx_fd_t                    ngx_http_siteflow_seg_fd = NGX_INVALID_FILE;
 static uint64_t                    ngx_http_siteflow_seg_seq;
 static ngx_uint_t                  ngx_http_siteflow_seg_synced;
+static time_t                      ngx_http_siteflow_refused_time;
+static ngx_uint_t                  ngx_http_siteflow_refused;
+static ngx_uint_t                  ngx_http_siteflow_refusing;
 
 static ngx_uint_t                  ngx_http_siteflow_consumer;
 static ngx_event_t                 ngx_http_siteflow_consumer_event;
@@ -1921,12 +1926,13 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
 
         /* half a batch is never left behind for others to append to */
 
-        if (n > 0 && off != -1
-            && ftruncate(ngx_http_siteflow_seg_fd, off) == -1)
+        if (n > 0
+            && (off == -1 || ftruncate(ngx_http_siteflow_seg_fd, off) == -1))
         {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
                           "siteflow: ftruncate() of the spool segment "
                           "failed; the torn record is skipped on start");
+            b->torn = 1;
         }
 
         ngx_shmtx_unlock(qc->write_lock);
@@ -2044,14 +2050,40 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
 
         ngx_shmtx_unlock(&qc->shpool->mutex);
 
-        ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, b->err,
-                      "siteflow: %s failed in the spool \"%V\": %ui "
-                      "records were not made durable and are refused",
-                      b->failed, &qc->path->name, b->ops.nelts);
+        /*
+         * a full disk refuses every batch: one line per 10 seconds, with
+         * how many were refused in between
+         */
 
-        /* the next batch starts a new segment after a failed one */
+        if (ngx_time() - ngx_http_siteflow_refused_time >= 10) {
+            ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, b->err,
+                          "siteflow: %s failed in the spool \"%V\": %ui "
+                          "records were not made durable and are refused "
+                          "(and %ui earlier batches since the last such "
+                          "message)",
+                          b->failed, &qc->path->name, b->ops.nelts,
+                          ngx_http_siteflow_refused);
 
-        if (b->seq == 0 || b->seq == ngx_http_siteflow_seg_seq) {
+            ngx_http_siteflow_refused_time = ngx_time();
+            ngx_http_siteflow_refused = 0;
+
+        } else {
+            ngx_http_siteflow_refused++;
+        }
+
+        ngx_http_siteflow_refusing = 1;
+
+        /*
+         * the next batch starts a new segment only if this one may have
+         * left part of itself in the segment (a cut write that could not
+         * be truncated, a failed sync); a write that wrote nothing, or
+         * was cut back, leaves the segment as it was: a full disk does
+         * not get a new empty segment per refused batch
+         */
+
+        if ((b->torn || b->fd != NGX_INVALID_FILE)
+            && (b->seq == 0 || b->seq == ngx_http_siteflow_seg_seq))
+        {
             ngx_shmtx_lock(qc->write_lock);
 
             if (sh->segment == ngx_http_siteflow_seg_seq
@@ -2065,6 +2097,16 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
 
     } else {
         rc = NGX_OK;
+
+        if (ngx_http_siteflow_refusing) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "siteflow: the spool \"%V\" takes records again "
+                          "(%ui batches refused since the last message)",
+                          &qc->path->name, ngx_http_siteflow_refused);
+            ngx_http_siteflow_refusing = 0;
+            ngx_http_siteflow_refused = 0;
+            ngx_http_siteflow_refused_time = 0;
+        }
 
         ngx_shmtx_lock(&qc->shpool->mutex);
 

@@ -391,6 +391,20 @@ subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns
     }
     my $r = postback({ event => 'printready', sourceOrderId => 'PN-6001' });
     ok($r->{status} == 503 || $r->{status} == 404, "postback refused ($r->{status})");
+    # issue 11.4: each refused write used to start a new (empty) segment
+    # and log one crit line: 30 more refused hooks, the segment is reused,
+    # the message rate-limited
+    my $refused = 0;
+    for (1 .. 30) {
+        $refused++ if hook({ event => 'order_created', id => 6001 })->{status} == 503;
+    }
+    is($refused, 30, '30 more hooks refused with 503');
+    my @segs = glob "$spool/journal-*.sfq";
+    cmp_ok(scalar @segs, '<=', 2, 'no new segment per refused write: '
+           . scalar(@segs) . ' segment(s)');
+    my @crit = do { open my $fh, '<', "$p/logs/error.log"; grep { /\[crit\].*records were not made durable/ } <$fh> };
+    ok(@crit >= 1 && @crit <= 4, 'the crit line is rate-limited: ' . scalar(@crit)
+       . ' for 34 refused writes by 2 workers');
     unlink $filler;
     my @acc;
     for my $id (6004 .. 6006) {
@@ -407,6 +421,9 @@ subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns
     my $jobs = admin_jobs() // [];
     is(scalar(grep { $_->{order_id} =~ /^600[123]$/ } @$jobs), 0,
        'no job for the refused hooks');
+    like(do { local (@ARGV, $/) = "$p/logs/error.log"; <> },
+         qr/\[notice\].*the spool "\Q$spool\E" takes records again/,
+         'the recovery is logged');
     nginx_stop($p);
     system('umount', $spool);
     # a failed journal write is logged at crit, as nginx core does
