@@ -3405,6 +3405,13 @@ ngx_http_siteflow_queue_stats(ngx_uint_t counts[5])
 }
 
 
+ngx_str_t *
+ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc)
+{
+    return &qc->path->name;
+}
+
+
 void
 ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes)
 {

@@ -64,6 +64,9 @@ ngx_int_t ngx_http_siteflow_queue_list(json_t *jobs,
 /* jobs by SF_QSTATE_* (5 slots); NGX_DECLINED without a spool */
 ngx_int_t ngx_http_siteflow_queue_stats(ngx_uint_t counts[5]);
 
+/* the spool directory (configuration time and later) */
+ngx_str_t *ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc);
+
 /* damaged stretches and their bytes skipped when nginx started */
 void ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes);
 

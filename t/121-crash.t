@@ -635,6 +635,56 @@ sub wait_idle_or_retrying {
                     && $_->{state} =~ /pending|retrying/ } @{ $_[0] } });
 }
 
+# ---------------------------------------------------------------------------
+# issue 11.6: the Ship API replay cache was only in shared memory: after a
+# stop/start a captured, correctly signed request was accepted again
+subtest 'the Ship API replay cache survives stop/start and kill -9' => sub {
+    require Siteflow::Sign;
+    my $ship = <<"EOC";
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 $Siteflow::Sign::KEY;
+        proxy_pass http://127.0.0.1:$PORT/ok200;
+    }
+    location /ok200 {
+        return 200 "ok\\n";
+    }
+EOC
+    my %o = (extra => $ship);
+    my $p = scenario(%o);
+    my $signed = sub {
+        my ($nonce) = @_;
+        my $r = http_request(method => 'POST', path => '/ship/shipment',
+            body => '{}', headers => {
+                'Content-Type' => 'application/json',
+                'X-SiteFlow-Nonce' => $nonce,
+                'X-SiteFlow-Signature' => 'p1:'
+                    . Siteflow::Sign::sig($Siteflow::Sign::KEY, $nonce) });
+        return "$r->{status} " . ($r->{status} != 200 ? $r->{body} =~ s/\s+$//r : '');
+    };
+    my ($a, $b) = map { Siteflow::Sign::nonce() } 1 .. 2;
+    is($signed->($a), '200 ', 'first use accepted');
+    is($signed->($a), '401 {"status":{"code":"error","message":"nonce already used"}}',
+       'replay refused');
+    is($signed->($b), '200 ', 'another nonce accepted');
+    is(nginx_stop($p), '', 'nginx stopped');
+    ok(eval { start($p, %o) }, 'started again') or diag $@;
+    is($signed->($b), '401 {"status":{"code":"error","message":"nonce already used"}}',
+       'after stop/start the replay is refused');
+    is($signed->($a), '401 {"status":{"code":"error","message":"nonce already used"}}',
+       'the first one too');
+    ok(nginx_kill($p) >= 3, 'kill -9 of master and workers');
+    ok(eval { start($p, %o) }, 'started again') or diag $@;
+    is($signed->($b), '401 {"status":{"code":"error","message":"nonce already used"}}',
+       'after kill -9 and start the replay is refused');
+    is($signed->(Siteflow::Sign::nonce()), '200 ', 'a fresh nonce is accepted');
+    like(do { local (@ARGV, $/) = "$p/logs/error.log"; <> },
+         qr/\[notice\].*siteflow: 2 unexpired Ship API nonces loaded from "\Q$ENV{TEST_NGINX_SPOOL}\E\/nonces.sfn"/,
+         'the nonces loaded at start are logged');
+    nginx_stop($p);
+    no_alerts($p, 'nonce persistence');
+};
+
 END {
     for my $p (@prefixes) {
         my $pids = nginx_pids($p);
