@@ -57,7 +57,11 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    2
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    3
+
+/* the sent-orders index forgets an order this long after its last use */
+#define NGX_HTTP_SITEFLOW_RETENTION       (ngx_msec_t) (30 * 86400000ULL)
+#define NGX_HTTP_SITEFLOW_PRUNE_SCAN      1000
 
 
 typedef struct ngx_http_siteflow_order_s  ngx_http_siteflow_order_t;
@@ -165,6 +169,12 @@ typedef struct {
     ngx_uint_t                     damaged;      /* damaged stretches found
                                                     at the last start */
     uint64_t                       damaged_bytes;
+
+    ngx_pid_t                      snapshot_pid; /* walking the index */
+    uint64_t                       pruned_max;   /* highest numeric order
+                                                    id the index forgot */
+    ngx_uint_t                     pruned_other; /* forgot another id */
+    ngx_uint_t                     npruned;
 } ngx_http_siteflow_queue_sh_t;
 
 
@@ -172,6 +182,7 @@ struct ngx_http_siteflow_queue_conf_s {
     ngx_path_t                    *path;
     size_t                         size;
     size_t                         segment;      /* compaction threshold */
+    ngx_msec_t                     retention;    /* index_retention= */
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_queue_sh_t  *sh;
     ngx_slab_pool_t               *shpool;
@@ -334,6 +345,7 @@ static void ngx_http_siteflow_consumer_wake(void);
 static ngx_http_siteflow_run_t *ngx_http_siteflow_claim(uint64_t now,
     uint64_t *next);
 static void ngx_http_siteflow_sweep(void);
+static void ngx_http_siteflow_index_prune(void);
 static void ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f);
 static void ngx_http_siteflow_finished(void *data, ngx_int_t rc,
     uint64_t id);
@@ -453,6 +465,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t                          size, segment;
     ngx_str_t                       *value, name, s;
     ngx_uint_t                       i;
+    ngx_msec_t                       retention;
     ngx_path_t                      *path;
     ngx_http_siteflow_queue_conf_t  *qc;
 
@@ -470,6 +483,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     size = 32 * 1024 * 1024;
     segment = NGX_HTTP_SITEFLOW_SEGMENT_MAX;
+    retention = NGX_HTTP_SITEFLOW_RETENTION;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -507,9 +521,26 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "index_retention=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+
+            retention = ngx_parse_time(&s, 0);
+
+            if (retention == (ngx_msec_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid time \"%V\" in \"%V\"",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\" in \"%V\", "
-                           "expected \"size=\" or \"segment=\"",
+                           "expected \"size=\", \"segment=\" or "
+                           "\"index_retention=\"",
                            &value[i], &cmd->name);
         return NGX_CONF_ERROR;
     }
@@ -548,6 +579,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     qc->path = path;
     qc->size = size;
     qc->segment = segment;
+    qc->retention = retention;
 
     ngx_str_set(&name, "siteflow_spool");
 
@@ -2928,6 +2960,23 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
     e->updated_ms = op->idx.updated_ms;
     e->sent_ms = op->idx.sent_ms;
 
+    if (e->order_key.len == 1) {
+        /* the horizon of the index (index_prune()): never decreases */
+
+        if (op->idx.sent_ms > sh->pruned_max) {
+            sh->pruned_max = op->idx.sent_ms;
+        }
+
+        if (op->idx.updated_ms) {
+            sh->pruned_other = 1;
+        }
+
+        e->sent_ms = sh->pruned_max;
+        e->updated_ms = sh->pruned_other;
+
+        goto done;
+    }
+
     if (op->idx.siteflow_id.len
         && (op->idx.siteflow_id.len != e->siteflow_id.len
             || ngx_memcmp(op->idx.siteflow_id.data, e->siteflow_id.data,
@@ -3632,6 +3681,7 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
     {
         ngx_http_siteflow_last_sweep = ngx_current_msec;
         ngx_http_siteflow_sweep();
+        ngx_http_siteflow_index_prune();
         ngx_http_siteflow_compact();
     }
 
@@ -3996,6 +4046,209 @@ ngx_http_siteflow_sweep(void)
 }
 
 
+/*
+ * The sent-orders index forgets an order index_retention after it was
+ * last used (sent, or PrintNow updated): at most PRUNE_SCAN entries are
+ * looked at per second.  What it forgot is remembered as a horizon (the
+ * highest numeric PrintNow order id forgotten, or "some other id"), kept
+ * in a special index entry (storefront and order id empty) so that it is
+ * in the journal and in snapshots: an order job for an order that is not
+ * in the index and is at or below the horizon looks the order up in
+ * SiteFlow by its sourceOrderId before it creates it.
+ */
+
+static ngx_queue_t  *ngx_http_siteflow_prune_cur;
+
+
+static void
+ngx_http_siteflow_index_prune(void)
+{
+    u_char                          *p;
+    uint64_t                         now, last, id, max;
+    ngx_uint_t                       n, other, pruned;
+    ngx_queue_t                     *q, *next;
+    ngx_http_siteflow_op_t           op;
+    ngx_http_siteflow_idx_t         *e;
+    ngx_http_siteflow_queue_sh_t    *sh;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+    sh = qc->sh;
+
+    if (qc->retention == 0) {
+        return;
+    }
+
+    if (sh->snapshot_pid) {
+        if (sh->snapshot_pid == ngx_pid
+            || kill(sh->snapshot_pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            return;
+        }
+
+        sh->snapshot_pid = 0;
+    }
+
+    now = ngx_http_siteflow_now_ms();
+
+    if (now < qc->retention) {
+        return;
+    }
+
+    max = sh->pruned_max;
+    other = sh->pruned_other;
+    pruned = 0;
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    q = ngx_http_siteflow_prune_cur;
+
+    if (q == NULL) {
+        q = ngx_queue_head(&sh->index);
+    }
+
+    for (n = 0; n < NGX_HTTP_SITEFLOW_PRUNE_SCAN; n++, q = next) {
+
+        if (q == ngx_queue_sentinel(&sh->index)) {
+            q = NULL;
+            break;
+        }
+
+        next = ngx_queue_next(q);
+        e = ngx_queue_data(q, ngx_http_siteflow_idx_t, all);
+
+        last = ngx_max(e->sent_ms, e->updated_ms);
+
+        if (e->order_key.len <= 1                     /* the horizon */
+            || e->state == NGX_HTTP_SITEFLOW_IDX_QUEUED
+            || last == 0
+            || last > now - qc->retention)
+        {
+            continue;
+        }
+
+        /* "storefront \0 order id" */
+
+        p = ngx_strlchr(e->order_key.data,
+                        e->order_key.data + e->order_key.len, '\0');
+
+        id = 0;
+
+        if (p && p + 1 < e->order_key.data + e->order_key.len) {
+            for (p++; p < e->order_key.data + e->order_key.len; p++) {
+                if (*p < '0' || *p > '9' || id > (uint64_t) -1 / 10 - 9) {
+                    break;
+                }
+
+                id = id * 10 + (*p - '0');
+            }
+        }
+
+        if (p == NULL || p != e->order_key.data + e->order_key.len) {
+            other = 1;
+
+        } else if (id > max) {
+            max = id;
+        }
+
+        ngx_rbtree_delete(&sh->by_order, &e->by_order);
+
+        if (e->has_source) {
+            ngx_rbtree_delete(&sh->by_source, &e->by_source);
+
+            if (e->source_key.data
+                != e->order_key.data + e->order_key.len)
+            {
+                ngx_slab_free_locked(qc->shpool, e->source_key.data);
+            }
+        }
+
+        if (e->siteflow_id.data && !e->sf_inline) {
+            ngx_slab_free_locked(qc->shpool, e->siteflow_id.data);
+        }
+
+        ngx_queue_remove(q);
+        ngx_slab_free_locked(qc->shpool, e);
+
+        sh->nindex--;
+        sh->npruned++;
+        pruned++;
+    }
+
+    ngx_http_siteflow_prune_cur = q;
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (pruned == 0 || (max == sh->pruned_max && other == sh->pruned_other)) {
+        return;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "siteflow: the index forgot %ui orders, up to %uL (%ui)",
+                   pruned, max, other);
+
+    /* the horizon, in the journal (and so in the next snapshot) */
+
+    ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+    op.type = SF_QREC_INDEX;
+    ngx_str_set(&op.idx.storefront, "");
+    ngx_str_set(&op.idx.order_id, "");
+    ngx_str_set(&op.idx.source_id, "");
+    ngx_str_set(&op.idx.siteflow_id, "");
+    op.idx.state = NGX_HTTP_SITEFLOW_IDX_SENT;
+    op.idx.sent_ms = max;           /* "t" */
+    op.idx.updated_ms = other;      /* "u" */
+    op.version = ngx_http_siteflow_idx_version(&op.idx, 0);
+
+    /*
+     * in the table at once (so the next snapshot has it), and in the
+     * journal; if that write fails, the forgotten orders' records are
+     * still in the spool until a snapshot replaces them
+     */
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+    ngx_http_siteflow_idx_apply(sh, qc->shpool, &op);
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (ngx_http_siteflow_append(&op) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "siteflow: cannot journal what the index forgot; "
+                      "the next snapshot keeps it");
+    }
+}
+
+
+/* not in the index: was it forgotten (look it up) or never sent? */
+
+ngx_uint_t
+ngx_http_siteflow_index_forgot(ngx_str_t *order_id)
+{
+    uint64_t                         id;
+    ngx_uint_t                       i;
+    ngx_http_siteflow_queue_sh_t    *sh;
+
+    if (ngx_http_siteflow_qc == NULL) {
+        return 0;
+    }
+
+    sh = ngx_http_siteflow_qc->sh;
+
+    id = 0;
+
+    for (i = 0; i < order_id->len; i++) {
+        if (order_id->data[i] < '0' || order_id->data[i] > '9'
+            || id > (uint64_t) -1 / 10 - 9)
+        {
+            return sh->pruned_other;
+        }
+
+        id = id * 10 + (order_id->data[i] - '0');
+    }
+
+    return order_id->len && sh->pruned_max && id <= sh->pruned_max;
+}
+
+
 /* the runner is done with a job: its outcome is written, then applied */
 
 void
@@ -4287,6 +4540,9 @@ ngx_http_siteflow_compact(void)
     ngx_http_siteflow_snap_job = 0;
     ngx_http_siteflow_compacting = 2;
 
+    /* the index is not pruned while the snapshot walks it */
+    sh->snapshot_pid = ngx_pid;
+
     ngx_http_siteflow_compact_event.handler =
                                        ngx_http_siteflow_compact_handler;
     ngx_http_siteflow_compact_event.data = &ngx_http_siteflow_dummy;
@@ -4336,6 +4592,8 @@ ngx_http_siteflow_compact_handler(ngx_event_t *ev)
         ngx_post_event(ev, &ngx_posted_next_events);
         return;
     }
+
+    qc->sh->snapshot_pid = 0;
 
     ngx_http_siteflow_snap_batch = NULL;
 

@@ -685,6 +685,64 @@ EOC
     no_alerts($p, 'nonce persistence');
 };
 
+# ---------------------------------------------------------------------------
+# issue 11.5: the sent-orders index kept every order ever sent (about 350
+# bytes of zone each), so a busy store filled size= and every hook got 503.
+# With index_retention=1s the index forgets, and an order it forgot is
+# looked up in SiteFlow before it is created again.
+subtest 'index_retention: a 1m zone takes more orders than it holds, no duplicate' => sub {
+    # 2600 orders: with index_retention=0 (the old behaviour, never
+    # forgotten) 72 of them got 503 here; the mock is not stateful (its
+    # look-ups answer 404) so that the waits stay cheap, and the orders
+    # looked up again answer from rules of their own
+    my $N = $ENV{SITEFLOW_INDEX_ORDERS} // 2600;
+    my %o = (spool_args => 'size=1m index_retention=1s');
+    my $p = scenario(%o);
+    my @ids = (10001 .. 10000 + $N);
+    my @again = @ids[0 .. 9];
+    pn_rules(map { { on => "GET /api/v2/order/$_",
+                     json => Siteflow::Flow::pn_order($_) } } @ids);
+    my (%ans, @acc);
+    for (my $i = 0; $i < @ids; $i += 16) {
+        my @kids;
+        for my $id (grep { defined } @ids[$i .. $i + 15]) {
+            my $pid = fork // die "fork: $!";
+            if (!$pid) {
+                my $r = hook({ event => 'order_created', id => $id });
+                POSIX::_exit($r->{status} == 202 ? 0 : $r->{status} == 503 ? 2 : 1);
+            }
+            push @kids, [$pid, $id];
+        }
+        for my $k (@kids) {
+            waitpid $k->[0], 0;
+            my $st = $? >> 8;
+            $ans{$st}++;
+            push @acc, $k->[1] if $st == 0;
+        }
+    }
+    is($ans{0} // 0, $N, "$N hooks accepted (503: " . ($ans{2} // 0) . ')');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } },
+                 timeout => 120), '', 'queue idle');
+    # the first orders are long forgotten: their hooks look them up first
+    sf_rules(map { { on => "GET /api/order/bysourceid/PN-$_", status => 200,
+                     json => { _id => sprintf('%024x', $_),
+                               orderData => { sourceOrderId => "PN-$_" } } } }
+             @again);
+    for my $id (@again) {
+        is(hook({ event => 'order_updated', id => $id })->{status}, 202,
+           "order_updated $id accepted");
+    }
+    is(wait_requests(siteflow => 'GET /api/order/bysourceid/*', 10, 30), '',
+       'each forgotten order looked up in SiteFlow');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    is(tally(orders => \@acc),
+       "accepted $N\ncreated $N\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    nginx_stop($p);
+    no_alerts($p, 'index retention');
+};
+
 END {
     for my $p (@prefixes) {
         my $pids = nginx_pids($p);
