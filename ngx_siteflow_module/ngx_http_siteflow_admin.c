@@ -1114,7 +1114,8 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
     uint64_t                         now;
     ngx_int_t                        rc;
     ngx_time_t                      *tp;
-    ngx_uint_t                       i, u, jobs[5];
+    ngx_uint_t                       i, u, jobs[5], damaged;
+    uint64_t                         damaged_bytes;
     sf_prom_t                        p;
     ngx_array_t                      oldest, breakers;
     ngx_http_siteflow_queue_oldest_t   *o;
@@ -1290,6 +1291,20 @@ ngx_http_siteflow_admin_metrics(ngx_http_request_t *r)
                        "when none are left, hooks and postbacks get 503.");
         sf_prom_sample(&p, "siteflow_spool_zone_free_bytes", NULL, NULL,
                        zfree);
+
+        ngx_http_siteflow_queue_damage(&damaged, &damaged_bytes);
+
+        sf_prom_family(&p, "siteflow_spool_damaged_total", "counter",
+                       "Damaged stretches of spool files skipped when "
+                       "nginx started (the records after them were "
+                       "recovered).");
+        sf_prom_sample(&p, "siteflow_spool_damaged_total", NULL, NULL,
+                       damaged);
+        sf_prom_family(&p, "siteflow_spool_damaged_bytes_total", "counter",
+                       "Bytes of spool files skipped as damaged when nginx "
+                       "started.");
+        sf_prom_sample(&p, "siteflow_spool_damaged_bytes_total", NULL, NULL,
+                       damaged_bytes);
     }
 
     sf_prom_family(&p, "siteflow_upstream_request_duration_seconds",

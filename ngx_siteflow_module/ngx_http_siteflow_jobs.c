@@ -243,6 +243,17 @@ ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run)
     }
 
     /*
+     * not in the index, but the index forgot orders like it
+     * (index_retention): SiteFlow is the truth, look it up first
+     */
+
+    if (!force && !run->maybe_sent
+        && ngx_http_siteflow_index_forgot(&run->order_id))
+    {
+        run->maybe_sent = 1;
+    }
+
+    /*
      * a create of this job may already be out (an ambiguous answer, or a
      * restart): look the order up first, whatever its status or the
      * mapping say now, so that it is never left unrecorded or sent twice
