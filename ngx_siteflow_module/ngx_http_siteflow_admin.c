@@ -1299,8 +1299,8 @@ ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
     ngx_array_t *oldest, ngx_array_t *breakers, size_t zsize, size_t zfree)
 {
     char                                state[64];
-    uint64_t                            now;
-    ngx_uint_t                          i;
+    uint64_t                            now, damaged_bytes;
+    ngx_uint_t                          i, damaged;
     ngx_time_t                         *tp;
     ngx_http_siteflow_queue_oldest_t   *o;
     ngx_http_siteflow_queue_breaker_t  *b;
@@ -1366,6 +1366,19 @@ ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
                    "when none are left, hooks and postbacks get 503.");
     sf_prom_sample(p, "siteflow_spool_zone_free_bytes", NULL, NULL,
                    zfree);
+
+    ngx_http_siteflow_queue_damage(&damaged, &damaged_bytes);
+
+    sf_prom_family(p, "siteflow_spool_damaged_total", "counter",
+                   "Damaged stretches of spool files skipped when "
+                   "nginx started (the records after them were "
+                   "recovered).");
+    sf_prom_sample(p, "siteflow_spool_damaged_total", NULL, NULL, damaged);
+    sf_prom_family(p, "siteflow_spool_damaged_bytes_total", "counter",
+                   "Bytes of spool files skipped as damaged when nginx "
+                   "started.");
+    sf_prom_sample(p, "siteflow_spool_damaged_bytes_total", NULL, NULL,
+                   damaged_bytes);
 }
 
 

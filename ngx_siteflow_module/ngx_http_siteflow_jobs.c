@@ -328,6 +328,17 @@ ngx_http_siteflow_order_decide(ngx_http_siteflow_run_t *run)
 
     ngx_http_siteflow_order_facts(&f, SF_ORDER_AT_JOB, sscf, &idx);
 
+    /*
+     * not in the index, but the index forgot orders like it
+     * (index_retention): SiteFlow is the truth, look it up first
+     */
+
+    if (!f.force && !run->maybe_sent && f.index == SF_ORDER_NOT_SENT
+        && ngx_http_siteflow_index_forgot(&run->order_id))
+    {
+        run->maybe_sent = 1;
+    }
+
     if (run->maybe_sent && w->source_id.len == 0) {
         f.lookup = (ngx_http_siteflow_maybe_sent_id(run) == NGX_OK);
     }

@@ -62,8 +62,12 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    2
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    3
 #define NGX_HTTP_SITEFLOW_SH_BREAKERS     64        /* published */
+
+/* the sent-orders index forgets an order this long after its last use */
+#define NGX_HTTP_SITEFLOW_RETENTION       (ngx_msec_t) (30 * 86400000ULL)
+#define NGX_HTTP_SITEFLOW_PRUNE_SCAN      1000
 
 
 typedef struct ngx_http_siteflow_order_s  ngx_http_siteflow_order_t;
@@ -175,6 +179,16 @@ typedef struct {
         size_t                     len;
         ngx_uint_t                 failures;
     } breakers[NGX_HTTP_SITEFLOW_SH_BREAKERS];
+
+    ngx_uint_t                     damaged;      /* damaged stretches found
+                                                    at the last start */
+    uint64_t                       damaged_bytes;
+
+    ngx_pid_t                      snapshot_pid; /* walking the index */
+    uint64_t                       pruned_max;   /* highest numeric order
+                                                    id the index forgot */
+    ngx_uint_t                     pruned_other; /* forgot another id */
+    ngx_uint_t                     npruned;
 } ngx_http_siteflow_queue_sh_t;
 
 
@@ -182,6 +196,7 @@ struct ngx_http_siteflow_queue_conf_s {
     ngx_path_t                    *path;
     size_t                         size;
     size_t                         segment;      /* compaction threshold */
+    ngx_msec_t                     retention;    /* index_retention= */
     ngx_shm_zone_t                *shm_zone;
     ngx_http_siteflow_queue_sh_t  *sh;
     ngx_slab_pool_t               *shpool;
@@ -235,6 +250,8 @@ typedef struct {
     uint64_t                       seq;
     ngx_err_t                      err;
     const char                    *failed;       /* call that failed */
+    ngx_uint_t                     torn;         /* part of it may be in
+                                                    the segment */
 } ngx_http_siteflow_batch_t;
 
 
@@ -251,10 +268,18 @@ typedef struct {
 static ngx_int_t ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_uint_t ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone);
-static void ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
+static ngx_int_t ngx_http_siteflow_queue_recover(
+    ngx_http_siteflow_queue_conf_t *qc,
     ngx_log_t *log);
-static void ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc,
-    u_char *name, ngx_log_t *log);
+static ngx_fd_t ngx_http_siteflow_spool_open(u_char *name, ngx_log_t *log,
+    ngx_file_info_t *fi);
+static void ngx_http_siteflow_queue_damaged_ids(
+    ngx_http_siteflow_queue_conf_t *qc, u_char *name, ngx_log_t *log);
+static void ngx_http_siteflow_queue_keep_damaged(u_char *name,
+    ngx_array_t *keep, ngx_log_t *log);
+static ngx_int_t ngx_http_siteflow_queue_load(
+    ngx_http_siteflow_queue_conf_t *qc, u_char *name, ngx_uint_t last,
+    ngx_log_t *log);
 static int ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data);
 
 static ngx_http_siteflow_batch_t *ngx_http_siteflow_batch(void);
@@ -334,6 +359,7 @@ static void ngx_http_siteflow_consumer_wake(void);
 static ngx_http_siteflow_run_t *ngx_http_siteflow_claim(uint64_t now,
     uint64_t *next);
 static void ngx_http_siteflow_sweep(void);
+static void ngx_http_siteflow_index_prune(void);
 static void ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f);
 static void ngx_http_siteflow_finished(void *data, ngx_int_t rc,
     uint64_t id);
@@ -385,6 +411,9 @@ static ngx_event_t                 ngx_http_siteflow_hold_event;
 static ngx_fd_t                    ngx_http_siteflow_seg_fd = NGX_INVALID_FILE;
 static uint64_t                    ngx_http_siteflow_seg_seq;
 static ngx_uint_t                  ngx_http_siteflow_seg_synced;
+static time_t                      ngx_http_siteflow_refused_time;
+static ngx_uint_t                  ngx_http_siteflow_refused;
+static ngx_uint_t                  ngx_http_siteflow_refusing;
 
 static ngx_pid_t                   ngx_http_siteflow_master;
 static ngx_uint_t                  ngx_http_siteflow_consumer;
@@ -455,6 +484,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                       *value, name, s, *size_arg, *seg_arg;
     ngx_str_t                        default_size = ngx_string("size=32m");
     ngx_uint_t                       i;
+    ngx_msec_t                       retention;
     ngx_path_t                      *path;
     ngx_http_siteflow_queue_conf_t  *qc;
 
@@ -474,6 +504,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     segment = NGX_HTTP_SITEFLOW_SEGMENT_MAX;
     size_arg = NULL;
     seg_arg = NULL;
+    retention = NGX_HTTP_SITEFLOW_RETENTION;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -534,9 +565,26 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "index_retention=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+
+            retention = ngx_parse_time(&s, 0);
+
+            if (retention == (ngx_msec_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid time \"%V\" in \"%V\"",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\" in \"%V\", "
-                           "expected \"size=\" or \"segment=\"",
+                           "expected \"size=\", \"segment=\" or "
+                           "\"index_retention=\"",
                            &value[i], &cmd->name);
         return NGX_CONF_ERROR;
     }
@@ -605,6 +653,7 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     qc->path = path;
     qc->size = (size_t) size;
     qc->segment = (size_t) segment;
+    qc->retention = retention;
 
     ngx_str_set(&name, "siteflow_spool");
 
@@ -719,13 +768,9 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     qc->write_lock = &sh->write_mtx;
 
-    if (ngx_test_config) {
-        return NGX_OK;
-    }
+    /* under "nginx -t" the spool files are only checked, not loaded */
 
-    ngx_http_siteflow_queue_recover(qc, shm_zone->shm.log);
-
-    return NGX_OK;
+    return ngx_http_siteflow_queue_recover(qc, shm_zone->shm.log);
 }
 
 
@@ -772,16 +817,20 @@ ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone)
 
 /* start-up: rebuild the table from the newest snapshot and the segments */
 
-static void
+static ngx_int_t
 ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
     ngx_log_t *log)
 {
     size_t                         len;
-    u_char                        *name;
+    u_char                        *name, *p;
+    ngx_fd_t                       fd;
+    ngx_str_t                     *d;
     uint64_t                       seq, snap, max;
+    ngx_int_t                      rc;
     ngx_dir_t                      dir;
+    ngx_file_info_t                fi;
     ngx_uint_t                     i, n;
-    ngx_array_t                    segs;
+    ngx_array_t                    segs, damaged;
     ngx_queue_t                   *q, *next;
     ngx_msec_t                     start;
     ngx_http_siteflow_job_t       *job;
@@ -793,19 +842,25 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
     if (ngx_open_dir(&qc->path->name, &dir) == NGX_ERROR) {
         if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
                           "siteflow: cannot read the spool \"%V\"",
                           &qc->path->name);
+            return NGX_ERROR;
         }
-        return;
+
+        return NGX_OK;
     }
 
     if (ngx_array_init(&segs, ngx_cycle->pool, 16, sizeof(uint64_t))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&damaged, ngx_cycle->pool, 4, sizeof(ngx_str_t))
+           != NGX_OK)
     {
         (void) ngx_close_dir(&dir);
-        return;
+        return NGX_ERROR;
     }
+
+    rc = NGX_OK;
 
     snap = 0;
     max = 0;
@@ -819,6 +874,55 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
         name = ngx_de_name(&dir);
         len = ngx_de_namelen(&dir);
+
+        if ((len == 8 + 16 + 4
+             && ngx_strncmp(name, "journal-", 8) == 0
+             && ngx_strncmp(name + 24, ".sfq", 4) == 0)
+            || (len == 9 + 16 + 4
+                && ngx_strncmp(name, "snapshot-", 9) == 0
+                && ngx_strncmp(name + 25, ".sfq", 4) == 0))
+        {
+            /*
+             * a file that cannot be read stops the start: starting with
+             * an empty queue would drop acknowledged work
+             */
+
+            ngx_snprintf(file, NGX_MAX_PATH, "%V/%*s%Z", &qc->path->name,
+                         len, name);
+
+            fd = ngx_http_siteflow_spool_open(file, log, &fi);
+
+            if (fd == NGX_INVALID_FILE) {
+                rc = NGX_ERROR;
+                continue;
+            }
+
+            (void) ngx_close_file(fd);
+        }
+
+        if (len > 12 + 8
+            && ngx_strlcasestrn(name, name + len, (u_char *) ".sfq.damaged",
+                                12 - 1)
+               != NULL)
+        {
+            /* kept aside by an earlier start: its job ids stay used */
+
+            d = ngx_array_push(&damaged);
+            if (d == NULL) {
+                break;
+            }
+
+            d->len = qc->path->name.len + 1 + len;
+            d->data = ngx_pnalloc(ngx_cycle->pool, d->len + 1);
+            if (d->data == NULL) {
+                break;
+            }
+
+            p = ngx_sprintf(d->data, "%V/%*s", &qc->path->name, len, name);
+            *p = '\0';
+
+            continue;
+        }
 
         if (len == 8 + 16 + 4
             && ngx_strncmp(name, "journal-", 8) == 0
@@ -854,10 +958,17 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
     (void) ngx_close_dir(&dir);
 
+    if (rc != NGX_OK || ngx_test_config) {
+        return rc;
+    }
+
     if (snap) {
         ngx_snprintf(file, NGX_MAX_PATH, "%V/snapshot-%016uxL.sfq%Z",
                      &qc->path->name, snap);
-        ngx_http_siteflow_queue_load(qc, file, log);
+
+        if (ngx_http_siteflow_queue_load(qc, file, 0, log) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     /* segments in order; those covered by the snapshot are skipped */
@@ -889,7 +1000,18 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 
         ngx_snprintf(file, NGX_MAX_PATH, "%V/journal-%016uxL.sfq%Z",
                      &qc->path->name, seq);
-        ngx_http_siteflow_queue_load(qc, file, log);
+
+        if (ngx_http_siteflow_queue_load(qc, file, seq == max, log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    d = damaged.elts;
+
+    for (i = 0; i < damaged.nelts; i++) {
+        ngx_http_siteflow_queue_damaged_ids(qc, d[i].data, log);
     }
 
     sh->segment = (max > snap ? max : snap) + 1;
@@ -929,6 +1051,8 @@ ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
                   "%ui failed, %ui orders in the index, in %M ms",
                   &qc->path->name, n, sh->counts[SF_QSTATE_FAILED],
                   sh->nindex, ngx_current_msec - start);
+
+    return NGX_OK;
 }
 
 
@@ -936,80 +1060,372 @@ typedef struct {
     ngx_http_siteflow_queue_conf_t  *qc;
     ngx_log_t                       *log;
     ngx_pool_t                      *pool;
+    u_char                          *name;
 } ngx_http_siteflow_load_t;
 
 
+typedef struct {
+    const u_char                    *start;
+    size_t                           len;
+} ngx_http_siteflow_range_t;
+
+
 static void
+ngx_http_siteflow_load_gap(size_t off, size_t len, void *data)
+{
+    ngx_http_siteflow_load_t  *ld = data;
+
+    ngx_log_error(NGX_LOG_ALERT, ld->log, 0,
+                  "siteflow: \"%s\": %uz bytes at offset %uz are damaged "
+                  "and were skipped; the records after them are recovered",
+                  ld->name, len, off);
+}
+
+
+static int
+ngx_http_siteflow_load_keep(const sf_qrec_t *r, void *data)
+{
+    ngx_array_t  *keep = data;
+
+    ngx_http_siteflow_range_t  *k;
+
+    k = ngx_array_push(keep);
+    if (k == NULL) {
+        return 1;
+    }
+
+    k->start = r->payload - SF_QREC_HEADER_SIZE;
+    k->len = sf_qrec_size(r->len);
+
+    return 0;
+}
+
+
+/*
+ * A spool file is opened only if it is a regular file (a symbolic link to
+ * one is fine): a FIFO would block the master in open(), a directory or a
+ * device is not a journal.  O_NONBLOCK in case it changed in between.
+ */
+
+static ngx_fd_t
+ngx_http_siteflow_spool_open(u_char *name, ngx_log_t *log, ngx_file_info_t *fi)
+{
+    ngx_fd_t     fd;
+    const char  *what;
+
+    if (ngx_file_info(name, fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "siteflow: the spool file \"%s\" cannot be read "
+                      "(a dangling symbolic link?); move it away or repair "
+                      "it, nginx does not start without it", name);
+        return NGX_INVALID_FILE;
+    }
+
+    fd = NGX_INVALID_FILE;
+
+    if (ngx_is_file(fi)) {
+        fd = open((char *) name, O_RDONLY|O_NONBLOCK|O_CLOEXEC);
+
+        if (fd == NGX_INVALID_FILE) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                          "siteflow: the spool file \"%s\" cannot be "
+                          "opened; nginx does not start without it", name);
+            return NGX_INVALID_FILE;
+        }
+
+        if (ngx_fd_info(fd, fi) != NGX_FILE_ERROR && ngx_is_file(fi)) {
+            return fd;
+        }
+
+        (void) ngx_close_file(fd);
+    }
+
+    what = ngx_is_dir(fi) ? "a directory"
+           : S_ISFIFO(fi->st_mode) ? "a FIFO"
+           : (S_ISCHR(fi->st_mode) || S_ISBLK(fi->st_mode)) ? "a device"
+           : S_ISSOCK(fi->st_mode) ? "a socket"
+           : "not a regular file";
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "siteflow: the spool file \"%s\" is %s; move it away, "
+                  "nginx does not start with it", name, what);
+
+    return NGX_INVALID_FILE;
+}
+
+
+static ngx_int_t
 ngx_http_siteflow_queue_load(ngx_http_siteflow_queue_conf_t *qc, u_char *name,
-    ngx_log_t *log)
+    ngx_uint_t last, ngx_log_t *log)
 {
     u_char                    *buf;
-    size_t                     good;
+    size_t                     good, size;
     ssize_t                    n;
+    uint64_t                   id;
     ngx_fd_t                   fd;
-    sf_qrec_rc_t               rc;
-    ngx_file_info_t            fi;
+    ngx_array_t                keep;
+    sf_qrec_stats_t            st;
     ngx_http_siteflow_load_t   ld;
+    ngx_file_info_t            fi;
 
-    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    fd = ngx_http_siteflow_spool_open(name, log, &fi);
     if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "siteflow: cannot open \"%s\"", name);
-        return;
+        return NGX_ERROR;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "siteflow: cannot stat \"%s\"", name);
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size == 0) {
         (void) ngx_close_file(fd);
-        return;
+        return NGX_OK;
     }
 
-    if (ngx_file_size(&fi) == 0) {
-        (void) ngx_close_file(fd);
-        return;
-    }
-
-    buf = ngx_alloc(ngx_file_size(&fi), log);
+    buf = ngx_alloc(size, log);
     if (buf == NULL) {
         (void) ngx_close_file(fd);
-        return;
+        return NGX_ERROR;
     }
 
-    n = ngx_read_fd(fd, buf, ngx_file_size(&fi));
+    for (good = 0; good < size; good += n) {
+        n = ngx_read_fd(fd, buf + good, size - good);
+
+        if (n == -1) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                          "siteflow: the spool file \"%s\" cannot be read; "
+                          "nginx does not start without it", name);
+            (void) ngx_close_file(fd);
+            ngx_free(buf);
+            return NGX_ERROR;
+        }
+
+        if (n == 0) {
+            break;
+        }
+    }
 
     (void) ngx_close_file(fd);
 
-    if (n < 0) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "siteflow: cannot read \"%s\"", name);
-        ngx_free(buf);
-        return;
-    }
+    n = (ssize_t) good;
 
     ld.qc = qc;
     ld.log = log;
+    ld.name = name;
     ld.pool = ngx_create_pool(4096, log);
 
     if (ld.pool == NULL) {
         ngx_free(buf);
-        return;
+        return NGX_ERROR;
     }
 
-    good = 0;
+    /*
+     * a damaged record does not end the file: the scan goes on at the
+     * next valid record (each record is checksummed and starts with a
+     * magic word), and every damaged stretch is logged
+     */
 
-    rc = sf_qrec_scan(buf, n, ngx_http_siteflow_queue_record,
-                      &ld, &good);
+    (void) sf_qrec_scan_resync(buf, n, ngx_http_siteflow_queue_record,
+                               ngx_http_siteflow_load_gap, &ld, &st);
 
-    if (rc != SF_QREC_OK) {
+    if (st.gaps || (st.tail && !last)) {
+
+        /*
+         * corruption of records that were synced, not a torn write: a
+         * torn write can only be the end of the last segment
+         */
+
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "siteflow: the spool file \"%s\" is damaged: %uz "
+                      "bytes skipped (%uz damaged in %uz places, %uz at "
+                      "its end), %uz records recovered; the original is "
+                      "kept as \"%s.damaged\" (see \"Damaged spool "
+                      "files\" in docs/delivery.md)",
+                      name, st.skipped + st.tail, st.skipped, st.gaps,
+                      st.tail, st.records, name);
+
+        qc->sh->damaged += st.gaps + (st.tail ? 1 : 0);
+        qc->sh->damaged_bytes += st.skipped + st.tail;
+
+        if (ngx_array_init(&keep, ld.pool, 64,
+                           sizeof(ngx_http_siteflow_range_t))
+            == NGX_OK
+            && sf_qrec_scan_resync(buf, n, ngx_http_siteflow_load_keep,
+                                   NULL, &keep, NULL)
+               == SF_QREC_OK)
+        {
+            ngx_http_siteflow_queue_keep_damaged(name, &keep, log);
+        }
+
+        /*
+         * the ids of jobs whose records were lost are never given again:
+         * a record takes at least 32 bytes
+         */
+
+        id = st.max_job_id + 1 + (st.skipped + st.tail) / SF_QREC_HEADER_SIZE;
+
+        if (id > qc->sh->next_id) {
+            qc->sh->next_id = id;
+        }
+
+    } else if (st.tail) {
         /* a torn write at the tail: never delivered as half a job */
         ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "siteflow: \"%s\": %z bytes after offset %uz are not "
+                      "siteflow: \"%s\": %uz bytes after offset %uz are not "
                       "a complete record (%s) and were ignored",
-                      name, n - (ssize_t) good, good, sf_qrec_strerror(rc));
+                      name, st.tail, st.good_end,
+                      sf_qrec_strerror(st.tail_rc));
+    }
+
+    if (st.max_job_id >= qc->sh->next_id) {
+        qc->sh->next_id = st.max_job_id + 1;
     }
 
     ngx_destroy_pool(ld.pool);
+    ngx_free(buf);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A damaged file is kept for a person (a hard link, "<name>.damaged"),
+ * and replaced by the records that were read, so that it is not damaged
+ * again at the next start and compaction may drop it as usual; the
+ * copy is never removed by the module.
+ */
+
+static void
+ngx_http_siteflow_queue_keep_damaged(u_char *name, ngx_array_t *keep,
+    ngx_log_t *log)
+{
+    u_char                     *p, *slash;
+    ngx_fd_t                    fd;
+    ngx_uint_t                  i;
+    ngx_http_siteflow_range_t  *k;
+    u_char                      aside[NGX_MAX_PATH];
+    u_char                      tmp[NGX_MAX_PATH];
+
+    ngx_snprintf(aside, NGX_MAX_PATH, "%s.damaged%Z", name);
+
+    if (link((char *) name, (char *) aside) == -1) {
+
+        if (ngx_errno == NGX_EEXIST) {
+            ngx_snprintf(aside, NGX_MAX_PATH, "%s.%T.sfq.damaged%Z", name,
+                         ngx_time());
+        }
+
+        if (ngx_errno != NGX_EEXIST
+            || link((char *) name, (char *) aside) == -1)
+        {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          "siteflow: link() \"%s\" to \"%s\" failed; the "
+                          "damaged file is left as it is", name, aside);
+            return;
+        }
+    }
+
+    ngx_snprintf(tmp, NGX_MAX_PATH, "%s.tmp%Z", name);
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        goto failed;
+    }
+
+    k = keep->elts;
+
+    for (i = 0; i < keep->nelts; i++) {
+        if (write(fd, k[i].start, k[i].len) != (ssize_t) k[i].len) {
+            (void) close(fd);
+            goto failed;
+        }
+    }
+
+    if (fsync(fd) == -1) {
+        (void) close(fd);
+        goto failed;
+    }
+
+    (void) close(fd);
+
+    if (rename((char *) tmp, (char *) name) == -1) {
+        goto failed;
+    }
+
+    slash = (u_char *) strrchr((char *) name, (int) '/');
+
+    if (slash) {
+        p = ngx_cpymem(tmp, name, slash - name);
+        *p = '\0';
+
+        fd = open((char *) tmp, O_RDONLY|O_CLOEXEC);
+
+        if (fd != NGX_INVALID_FILE) {
+            (void) fsync(fd);
+            (void) close(fd);
+        }
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "siteflow: \"%s\" now holds the %ui records that were "
+                  "read; the damaged original is \"%s\"",
+                  name, keep->nelts, aside);
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                  "siteflow: rewriting the damaged \"%s\" failed; it is "
+                  "left as it is (its copy is \"%s\")", name, aside);
+
+    (void) unlink((char *) tmp);
+}
+
+
+/* a file kept aside: the job ids it holds or held stay used */
+
+static void
+ngx_http_siteflow_queue_damaged_ids(ngx_http_siteflow_queue_conf_t *qc,
+    u_char *name, ngx_log_t *log)
+{
+    u_char           *buf;
+    size_t            size;
+    ssize_t           n;
+    uint64_t          id;
+    ngx_fd_t          fd;
+    ngx_file_info_t   fi;
+    sf_qrec_stats_t   st;
+
+    if (ngx_file_info(name, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+        return;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    fd = open((char *) name, O_RDONLY|O_NONBLOCK|O_CLOEXEC);
+    if (fd == NGX_INVALID_FILE) {
+        return;
+    }
+
+    buf = ngx_alloc(size ? size : 1, log);
+    if (buf == NULL) {
+        (void) close(fd);
+        return;
+    }
+
+    n = ngx_read_fd(fd, buf, size);
+
+    (void) close(fd);
+
+    if (n > 0) {
+        (void) sf_qrec_scan_resync(buf, n, NULL, NULL, NULL, &st);
+
+        id = st.max_job_id + 1 + (st.skipped + st.tail) / SF_QREC_HEADER_SIZE;
+
+        if (id > qc->sh->next_id) {
+            qc->sh->next_id = id;
+        }
+    }
+
     ngx_free(buf);
 }
 
@@ -1640,12 +2056,13 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
 
         /* half a batch is never left behind for others to append to */
 
-        if (n > 0 && off != -1
-            && ftruncate(ngx_http_siteflow_seg_fd, off) == -1)
+        if (n > 0
+            && (off == -1 || ftruncate(ngx_http_siteflow_seg_fd, off) == -1))
         {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
                           "siteflow: ftruncate() of the spool segment "
                           "failed; the torn record is skipped on start");
+            b->torn = 1;
         }
 
         ngx_shmtx_unlock(qc->write_lock);
@@ -1763,14 +2180,40 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
 
         ngx_shmtx_unlock(&qc->shpool->mutex);
 
-        ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, b->err,
-                      "siteflow: %s failed in the spool \"%V\": %ui "
-                      "records were not made durable and are refused",
-                      b->failed, &qc->path->name, b->ops.nelts);
+        /*
+         * a full disk refuses every batch: one line per 10 seconds, with
+         * how many were refused in between
+         */
 
-        /* the next batch starts a new segment after a failed one */
+        if (ngx_time() - ngx_http_siteflow_refused_time >= 10) {
+            ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, b->err,
+                          "siteflow: %s failed in the spool \"%V\": %ui "
+                          "records were not made durable and are refused "
+                          "(and %ui earlier batches since the last such "
+                          "message)",
+                          b->failed, &qc->path->name, b->ops.nelts,
+                          ngx_http_siteflow_refused);
 
-        if (b->seq == 0 || b->seq == ngx_http_siteflow_seg_seq) {
+            ngx_http_siteflow_refused_time = ngx_time();
+            ngx_http_siteflow_refused = 0;
+
+        } else {
+            ngx_http_siteflow_refused++;
+        }
+
+        ngx_http_siteflow_refusing = 1;
+
+        /*
+         * the next batch starts a new segment only if this one may have
+         * left part of itself in the segment (a cut write that could not
+         * be truncated, a failed sync); a write that wrote nothing, or
+         * was cut back, leaves the segment as it was: a full disk does
+         * not get a new empty segment per refused batch
+         */
+
+        if ((b->torn || b->fd != NGX_INVALID_FILE)
+            && (b->seq == 0 || b->seq == ngx_http_siteflow_seg_seq))
+        {
             ngx_shmtx_lock(qc->write_lock);
 
             if (sh->segment == ngx_http_siteflow_seg_seq
@@ -1784,6 +2227,16 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
 
     } else {
         rc = NGX_OK;
+
+        if (ngx_http_siteflow_refusing) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "siteflow: the spool \"%V\" takes records again "
+                          "(%ui batches refused since the last message)",
+                          &qc->path->name, ngx_http_siteflow_refused);
+            ngx_http_siteflow_refusing = 0;
+            ngx_http_siteflow_refused = 0;
+            ngx_http_siteflow_refused_time = 0;
+        }
 
         ngx_shmtx_lock(&qc->shpool->mutex);
 
@@ -2605,6 +3058,23 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
     e->updated_ms = op->idx.updated_ms;
     e->sent_ms = op->idx.sent_ms;
 
+    if (e->order_key.len == 1) {
+        /* the horizon of the index (index_prune()): never decreases */
+
+        if (op->idx.sent_ms > sh->pruned_max) {
+            sh->pruned_max = op->idx.sent_ms;
+        }
+
+        if (op->idx.updated_ms) {
+            sh->pruned_other = 1;
+        }
+
+        e->sent_ms = sh->pruned_max;
+        e->updated_ms = sh->pruned_other;
+
+        goto done;
+    }
+
     if (op->idx.siteflow_id.len
         && (op->idx.siteflow_id.len != e->siteflow_id.len
             || ngx_memcmp(op->idx.siteflow_id.data, e->siteflow_id.data,
@@ -3240,6 +3710,26 @@ ngx_http_siteflow_queue_zone(size_t *size, size_t *free)
 }
 
 
+ngx_str_t *
+ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc)
+{
+    return &qc->path->name;
+}
+
+
+void
+ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes)
+{
+    *places = 0;
+    *bytes = 0;
+
+    if (ngx_http_siteflow_qc != NULL) {
+        *places = ngx_http_siteflow_qc->sh->damaged;
+        *bytes = ngx_http_siteflow_qc->sh->damaged_bytes;
+    }
+}
+
+
 static ngx_int_t
 ngx_http_siteflow_state_op(ngx_http_siteflow_job_t *job,
     ngx_http_siteflow_op_t *op)
@@ -3447,6 +3937,7 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
     {
         ngx_http_siteflow_last_sweep = ngx_current_msec;
         ngx_http_siteflow_sweep();
+        ngx_http_siteflow_index_prune();
         ngx_http_siteflow_compact();
     }
 
@@ -3531,6 +4022,7 @@ void
 ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     ngx_uint_t ok)
 {
+    ngx_uint_t                      probe;
     ngx_http_siteflow_breaker_t    *b;
     ngx_http_siteflow_main_conf_t  *smcf;
 
@@ -3539,6 +4031,8 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     if (b == NULL) {
         return;
     }
+
+    probe = run->probe;
 
     b->probing = 0;
     run->probe = 0;
@@ -3554,6 +4048,20 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
         b->failures = 0;
         b->until = 0;
         ngx_http_siteflow_breaker_publish(b);
+        return;
+    }
+
+    /*
+     * The backoff grows with the failed probes, not with every run that
+     * fails: the runs started together before the breaker opened (up to
+     * siteflow_queue_concurrency of them, e.g. when a new worker 0 starts
+     * after a crash or a reload) are one failure.  Counting each of them
+     * took the breaker to siteflow_retry_backoff's maximum at once, and
+     * the queue waited that long (150 to 300 s by default) after the
+     * upstream was back.
+     */
+
+    if (b->failures != 0 && !probe) {
         return;
     }
 
@@ -3828,6 +4336,209 @@ ngx_http_siteflow_sweep(void)
     }
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
+}
+
+
+/*
+ * The sent-orders index forgets an order index_retention after it was
+ * last used (sent, or PrintNow updated): at most PRUNE_SCAN entries are
+ * looked at per second.  What it forgot is remembered as a horizon (the
+ * highest numeric PrintNow order id forgotten, or "some other id"), kept
+ * in a special index entry (storefront and order id empty) so that it is
+ * in the journal and in snapshots: an order job for an order that is not
+ * in the index and is at or below the horizon looks the order up in
+ * SiteFlow by its sourceOrderId before it creates it.
+ */
+
+static ngx_queue_t  *ngx_http_siteflow_prune_cur;
+
+
+static void
+ngx_http_siteflow_index_prune(void)
+{
+    u_char                          *p;
+    uint64_t                         now, last, id, max;
+    ngx_uint_t                       n, other, pruned;
+    ngx_queue_t                     *q, *next;
+    ngx_http_siteflow_op_t           op;
+    ngx_http_siteflow_idx_t         *e;
+    ngx_http_siteflow_queue_sh_t    *sh;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+    sh = qc->sh;
+
+    if (qc->retention == 0) {
+        return;
+    }
+
+    if (sh->snapshot_pid) {
+        if (sh->snapshot_pid == ngx_pid
+            || kill(sh->snapshot_pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            return;
+        }
+
+        sh->snapshot_pid = 0;
+    }
+
+    now = ngx_http_siteflow_now_ms();
+
+    if (now < qc->retention) {
+        return;
+    }
+
+    max = sh->pruned_max;
+    other = sh->pruned_other;
+    pruned = 0;
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    q = ngx_http_siteflow_prune_cur;
+
+    if (q == NULL) {
+        q = ngx_queue_head(&sh->index);
+    }
+
+    for (n = 0; n < NGX_HTTP_SITEFLOW_PRUNE_SCAN; n++, q = next) {
+
+        if (q == ngx_queue_sentinel(&sh->index)) {
+            q = NULL;
+            break;
+        }
+
+        next = ngx_queue_next(q);
+        e = ngx_queue_data(q, ngx_http_siteflow_idx_t, all);
+
+        last = ngx_max(e->sent_ms, e->updated_ms);
+
+        if (e->order_key.len <= 1                     /* the horizon */
+            || e->state == NGX_HTTP_SITEFLOW_IDX_QUEUED
+            || last == 0
+            || last > now - qc->retention)
+        {
+            continue;
+        }
+
+        /* "storefront \0 order id" */
+
+        p = ngx_strlchr(e->order_key.data,
+                        e->order_key.data + e->order_key.len, '\0');
+
+        id = 0;
+
+        if (p && p + 1 < e->order_key.data + e->order_key.len) {
+            for (p++; p < e->order_key.data + e->order_key.len; p++) {
+                if (*p < '0' || *p > '9' || id > (uint64_t) -1 / 10 - 9) {
+                    break;
+                }
+
+                id = id * 10 + (*p - '0');
+            }
+        }
+
+        if (p == NULL || p != e->order_key.data + e->order_key.len) {
+            other = 1;
+
+        } else if (id > max) {
+            max = id;
+        }
+
+        ngx_rbtree_delete(&sh->by_order, &e->by_order);
+
+        if (e->has_source) {
+            ngx_rbtree_delete(&sh->by_source, &e->by_source);
+
+            if (e->source_key.data
+                != e->order_key.data + e->order_key.len)
+            {
+                ngx_slab_free_locked(qc->shpool, e->source_key.data);
+            }
+        }
+
+        if (e->siteflow_id.data && !e->sf_inline) {
+            ngx_slab_free_locked(qc->shpool, e->siteflow_id.data);
+        }
+
+        ngx_queue_remove(q);
+        ngx_slab_free_locked(qc->shpool, e);
+
+        sh->nindex--;
+        sh->npruned++;
+        pruned++;
+    }
+
+    ngx_http_siteflow_prune_cur = q;
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (pruned == 0 || (max == sh->pruned_max && other == sh->pruned_other)) {
+        return;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "siteflow: the index forgot %ui orders, up to %uL (%ui)",
+                   pruned, max, other);
+
+    /* the horizon, in the journal (and so in the next snapshot) */
+
+    ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+    op.type = SF_QREC_INDEX;
+    ngx_str_set(&op.idx.storefront, "");
+    ngx_str_set(&op.idx.order_id, "");
+    ngx_str_set(&op.idx.source_id, "");
+    ngx_str_set(&op.idx.siteflow_id, "");
+    op.idx.state = NGX_HTTP_SITEFLOW_IDX_SENT;
+    op.idx.sent_ms = max;           /* "t" */
+    op.idx.updated_ms = other;      /* "u" */
+    op.version = ngx_http_siteflow_idx_version(&op.idx, 0);
+
+    /*
+     * in the table at once (so the next snapshot has it), and in the
+     * journal; if that write fails, the forgotten orders' records are
+     * still in the spool until a snapshot replaces them
+     */
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+    ngx_http_siteflow_idx_apply(sh, qc->shpool, &op);
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (ngx_http_siteflow_append(&op) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "siteflow: cannot journal what the index forgot; "
+                      "the next snapshot keeps it");
+    }
+}
+
+
+/* not in the index: was it forgotten (look it up) or never sent? */
+
+ngx_uint_t
+ngx_http_siteflow_index_forgot(ngx_str_t *order_id)
+{
+    uint64_t                         id;
+    ngx_uint_t                       i;
+    ngx_http_siteflow_queue_sh_t    *sh;
+
+    if (ngx_http_siteflow_qc == NULL) {
+        return 0;
+    }
+
+    sh = ngx_http_siteflow_qc->sh;
+
+    id = 0;
+
+    for (i = 0; i < order_id->len; i++) {
+        if (order_id->data[i] < '0' || order_id->data[i] > '9'
+            || id > (uint64_t) -1 / 10 - 9)
+        {
+            return sh->pruned_other;
+        }
+
+        id = id * 10 + (order_id->data[i] - '0');
+    }
+
+    return order_id->len && sh->pruned_max && id <= sh->pruned_max;
 }
 
 
@@ -4122,6 +4833,9 @@ ngx_http_siteflow_compact(void)
     ngx_http_siteflow_snap_job = 0;
     ngx_http_siteflow_compacting = 2;
 
+    /* the index is not pruned while the snapshot walks it */
+    sh->snapshot_pid = ngx_pid;
+
     ngx_http_siteflow_compact_event.handler =
                                        ngx_http_siteflow_compact_handler;
     ngx_http_siteflow_compact_event.data = &ngx_http_siteflow_dummy;
@@ -4171,6 +4885,8 @@ ngx_http_siteflow_compact_handler(ngx_event_t *ev)
         ngx_post_event(ev, &ngx_posted_next_events);
         return;
     }
+
+    qc->sh->snapshot_pid = 0;
 
     ngx_http_siteflow_snap_batch = NULL;
 

@@ -88,6 +88,12 @@ ngx_int_t ngx_http_siteflow_queue_breakers(ngx_pool_t *pool,
 /* the size of the "siteflow_spool" zone, and its free bytes */
 ngx_int_t ngx_http_siteflow_queue_zone(size_t *size, size_t *free);
 
+/* the spool directory (configuration time and later) */
+ngx_str_t *ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc);
+
+/* damaged stretches and their bytes skipped when nginx started */
+void ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes);
+
 /*
  * admin calls that take over the request: they read or discard the body,
  * answer it themselves (JSON) and return NGX_DONE, or return an HTTP

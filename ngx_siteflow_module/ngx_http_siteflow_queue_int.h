@@ -100,6 +100,8 @@ ngx_int_t ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id, json_t *job,
     ngx_http_siteflow_index_t *idx, ngx_http_siteflow_enqueue_pt handler,
     void *data);
+/* the index forgot this order id (index_retention): look it up first */
+ngx_uint_t ngx_http_siteflow_index_forgot(ngx_str_t *order_id);
 /* an unfinished job of this kind for this order exists */
 ngx_int_t ngx_http_siteflow_queue_pending(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id);

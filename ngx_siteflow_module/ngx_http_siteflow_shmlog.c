@@ -98,7 +98,24 @@ typedef struct {
     ngx_slab_pool_t               *shpool;
 
     ngx_uint_t                     nonce_max;
+    ngx_str_t                      nonce_file;  /* in the spool, or "" */
+    ngx_cycle_t                   *cycle;
 } ngx_http_siteflow_zone_ctx_t;
+
+
+/*
+ * The replay cache survives a restart: every nonce stored is appended to
+ * "nonces.sfn" in the spool (siteflow_spool), 24 bytes (the 16 bytes of
+ * the entry and its expiry as wall-clock ms, little-endian) with one
+ * small O_APPEND write(), not synced; when the zone is made (start, not
+ * reload) the unexpired entries are loaded and the file is rewritten
+ * with only them.
+ */
+
+#define NGX_HTTP_SITEFLOW_NONCE_REC   (NGX_HTTP_SITEFLOW_DIGEST_LEN + 8)
+
+static ngx_fd_t    ngx_http_siteflow_nonce_fd = NGX_INVALID_FILE;
+static ngx_uint_t  ngx_http_siteflow_nonce_failed;
 
 
 static ngx_int_t ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone,
@@ -112,6 +129,12 @@ static ngx_int_t ngx_http_siteflow_ring_alloc(ngx_shm_zone_t *shm_zone,
     ngx_http_siteflow_zone_ctx_t *ctx);
 static ngx_http_siteflow_shm_t *ngx_http_siteflow_shm(
     ngx_shm_zone_t *shm_zone);
+static void ngx_http_siteflow_nonce_store(ngx_http_siteflow_shm_t *sh,
+    u_char *digest, ngx_msec_t expires);
+static void ngx_http_siteflow_nonce_append(ngx_http_siteflow_zone_ctx_t *ctx,
+    u_char *digest, ngx_msec_t ttl);
+static ngx_int_t ngx_http_siteflow_nonce_load(ngx_shm_zone_t *shm_zone,
+    ngx_http_siteflow_zone_ctx_t *ctx);
 
 
 const ngx_msec_t  ngx_http_siteflow_latency_bounds[
@@ -155,12 +178,28 @@ ngx_http_siteflow_shm_check(ngx_conf_t *cf,
     ngx_http_siteflow_main_conf_t *smcf)
 {
     size_t                         entry, size;
+    ngx_str_t                     *dir;
     ngx_uint_t                     fit;
     ngx_http_siteflow_zone_ctx_t  *ctx;
 
     ctx = smcf->shm_zone->data;
     size = smcf->shm_zone->shm.size;
     entry = ngx_http_siteflow_nonce_entry_size();
+
+    ctx->cycle = cf->cycle;
+
+    if (smcf->queue) {
+        dir = ngx_http_siteflow_queue_dir(smcf->queue);
+
+        ctx->nonce_file.len = dir->len + sizeof("/nonces.sfn") - 1;
+        ctx->nonce_file.data = ngx_pnalloc(cf->pool,
+                                           ctx->nonce_file.len + 1);
+        if (ctx->nonce_file.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_sprintf(ctx->nonce_file.data, "%V/nonces.sfn%Z", dir);
+    }
 
     /* at most three quarters of the zone: the log ring needs the rest */
 
@@ -288,7 +327,11 @@ ngx_http_siteflow_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(ctx->shpool->log_ctx, " in siteflow zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    return ngx_http_siteflow_ring_alloc(shm_zone, ctx);
+    if (ngx_http_siteflow_ring_alloc(shm_zone, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_siteflow_nonce_load(shm_zone, ctx);
 }
 
 
@@ -425,24 +468,15 @@ ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
         break;
     }
 
-    n = sh->nonce_head;
-    e = &sh->nonces[n];
+    e = &sh->nonces[sh->nonce_head];
 
-    if (e->used) {
-        evicted = ((ngx_msec_int_t) (e->expires - now) > 0);
-        ngx_http_siteflow_nonce_unlink(sh, n);
-    }
+    evicted = e->used && (ngx_msec_int_t) (e->expires - now) > 0;
 
-    ngx_memcpy(e->digest, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
-    e->expires = now + ttl;
-    e->used = 1;
-    e->next = sh->buckets[b];
-    sh->buckets[b] = n;
-
-    sh->nonce_count++;
-    sh->nonce_head = (n + 1 == sh->nonce_max) ? 0 : n + 1;
+    ngx_http_siteflow_nonce_store(sh, digest, now + ttl);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_http_siteflow_nonce_append(ctx, digest, ttl);
 
     if (evicted) {
         (void) ngx_atomic_fetch_add(
@@ -451,6 +485,239 @@ ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
     }
 
     return NGX_HTTP_SITEFLOW_NONCE_FRESH;
+}
+
+
+/* the ring's next slot takes the entry (the zone is locked) */
+
+static void
+ngx_http_siteflow_nonce_store(ngx_http_siteflow_shm_t *sh, u_char *digest,
+    ngx_msec_t expires)
+{
+    uint32_t                    b, n;
+    ngx_http_siteflow_nonce_t  *e;
+
+    b = ngx_http_siteflow_nonce_bucket(sh, digest);
+
+    n = sh->nonce_head;
+    e = &sh->nonces[n];
+
+    if (e->used) {
+        ngx_http_siteflow_nonce_unlink(sh, n);
+    }
+
+    ngx_memcpy(e->digest, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
+    e->expires = expires;
+    e->used = 1;
+    e->next = sh->buckets[b];
+    sh->buckets[b] = n;
+
+    sh->nonce_count++;
+    sh->nonce_head = (n + 1 == sh->nonce_max) ? 0 : n + 1;
+}
+
+
+/* one small write() in the worker: the page cache takes it */
+
+static void
+ngx_http_siteflow_nonce_append(ngx_http_siteflow_zone_ctx_t *ctx,
+    u_char *digest, ngx_msec_t ttl)
+{
+    u_char      *p;
+    uint64_t     expires;
+    ngx_uint_t   i;
+    ngx_time_t  *tp;
+    u_char       rec[NGX_HTTP_SITEFLOW_NONCE_REC];
+
+    if (ctx->nonce_file.len == 0) {
+        return;
+    }
+
+    if (ngx_http_siteflow_nonce_fd == NGX_INVALID_FILE) {
+        ngx_http_siteflow_nonce_fd = open((char *) ctx->nonce_file.data,
+                                          O_WRONLY|O_APPEND|O_CREAT
+                                          |O_NONBLOCK|O_CLOEXEC, 0600);
+
+        if (ngx_http_siteflow_nonce_fd == NGX_INVALID_FILE) {
+            goto failed;
+        }
+    }
+
+    ngx_time_update();
+
+    tp = ngx_timeofday();
+    expires = (uint64_t) tp->sec * 1000 + tp->msec + ttl;
+
+    p = ngx_cpymem(rec, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
+
+    for (i = 0; i < 8; i++) {
+        *p++ = (u_char) (expires >> (8 * i));
+    }
+
+    if (write(ngx_http_siteflow_nonce_fd, rec, sizeof(rec))
+        == (ssize_t) sizeof(rec))
+    {
+        ngx_http_siteflow_nonce_failed = 0;
+        return;
+    }
+
+failed:
+
+    /* the nonce is refused for its TTL all the same, until a restart */
+
+    if (ngx_http_siteflow_nonce_failed++ == 0) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "siteflow: cannot write the nonce to \"%V\"; "
+                      "the replay cache will not survive a restart",
+                      &ctx->nonce_file);
+    }
+}
+
+
+/* at start: the unexpired nonces back in the cache, the file compacted */
+
+static ngx_int_t
+ngx_http_siteflow_nonce_load(ngx_shm_zone_t *shm_zone,
+    ngx_http_siteflow_zone_ctx_t *ctx)
+{
+    u_char           *buf, *p, *w;
+    size_t            size;
+    ssize_t           n;
+    uint64_t          now, expires;
+    ngx_fd_t          fd;
+    ngx_uint_t        i, kept;
+    ngx_time_t       *tp;
+    ngx_file_info_t   fi;
+    ngx_core_conf_t  *ccf;
+    u_char            tmp[NGX_MAX_PATH];
+
+    if (ctx->nonce_file.len == 0 || ngx_test_config) {
+        return NGX_OK;
+    }
+
+    if (ngx_file_info(ctx->nonce_file.data, &fi) == NGX_FILE_ERROR) {
+        if (ngx_errno == NGX_ENOENT) {
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
+                      "siteflow: cannot read \"%V\"", &ctx->nonce_file);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "siteflow: \"%V\" is not a regular file; move it "
+                      "away", &ctx->nonce_file);
+        return NGX_ERROR;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+    size -= size % NGX_HTTP_SITEFLOW_NONCE_REC;
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    buf = ngx_alloc(size, shm_zone->shm.log);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    fd = open((char *) ctx->nonce_file.data, O_RDONLY|O_NONBLOCK|O_CLOEXEC);
+
+    n = (fd == NGX_INVALID_FILE) ? -1 : ngx_read_fd(fd, buf, size);
+
+    if (fd != NGX_INVALID_FILE) {
+        (void) close(fd);
+    }
+
+    if (n != (ssize_t) size) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
+                      "siteflow: cannot read \"%V\"", &ctx->nonce_file);
+        ngx_free(buf);
+        return NGX_ERROR;
+    }
+
+    ngx_time_update();
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    kept = 0;
+    w = buf;
+
+    for (p = buf; p < buf + size; p += NGX_HTTP_SITEFLOW_NONCE_REC) {
+        expires = 0;
+
+        for (i = 0; i < 8; i++) {
+            expires |= (uint64_t) p[NGX_HTTP_SITEFLOW_DIGEST_LEN + i]
+                       << (8 * i);
+        }
+
+        if (expires <= now) {
+            continue;
+        }
+
+        ngx_http_siteflow_nonce_store(ctx->sh, p,
+                                      ngx_current_msec
+                                      + (ngx_msec_t) (expires - now));
+
+        if (w != p) {
+            ngx_memmove(w, p, NGX_HTTP_SITEFLOW_NONCE_REC);
+        }
+
+        w += NGX_HTTP_SITEFLOW_NONCE_REC;
+        kept++;
+    }
+
+    /* only the unexpired ones are kept, owned by the worker user */
+
+    ngx_snprintf(tmp, NGX_MAX_PATH, "%V.tmp%Z", &ctx->nonce_file);
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0600);
+
+    if (fd == NGX_INVALID_FILE
+        || write(fd, buf, w - buf) != w - buf
+        || fsync(fd) == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, ngx_errno,
+                      "siteflow: cannot rewrite \"%V\"", &ctx->nonce_file);
+
+        if (fd != NGX_INVALID_FILE) {
+            (void) close(fd);
+            (void) unlink((char *) tmp);
+        }
+
+        ngx_free(buf);
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ctx->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (geteuid() == 0 && ccf && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
+        && fchown(fd, ccf->user, (gid_t) -1) == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, ngx_errno,
+                      "siteflow: fchown() \"%s\" failed", tmp);
+    }
+
+    (void) close(fd);
+
+    if (rename((char *) tmp, (char *) ctx->nonce_file.data) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, ngx_errno,
+                      "siteflow: rename() \"%s\" failed", tmp);
+        (void) unlink((char *) tmp);
+    }
+
+    ngx_free(buf);
+
+    ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                  "siteflow: %ui unexpired Ship API nonces loaded from "
+                  "\"%V\"", kept, &ctx->nonce_file);
+
+    return NGX_OK;
 }
 
 

@@ -654,6 +654,108 @@ sf_qrec_scan(const unsigned char *buf, size_t len, sf_qrec_scan_pt cb,
 }
 
 
+size_t
+sf_qrec_resync(const unsigned char *buf, size_t len, size_t from)
+{
+    size_t         off;
+    sf_qrec_t      r;
+    unsigned char  magic[SF_QREC_MAGIC_LEN];
+
+    if (buf == NULL) {
+        return 0;
+    }
+
+    sf_qrec_put32(magic, SF_QREC_MAGIC);
+
+    off = (from + SF_QREC_ALIGN - 1) & ~((size_t) SF_QREC_ALIGN - 1);
+
+    /* overflow of the rounding: nothing is there */
+
+    if (off < from) {
+        return len;
+    }
+
+    for ( /* void */ ; off + SF_QREC_HEADER_SIZE <= len && off >= from;
+         off += SF_QREC_ALIGN)
+    {
+        if (memcmp(buf + off, magic, SF_QREC_MAGIC_LEN) != 0) {
+            continue;
+        }
+
+        if (sf_qrec_decode(buf + off, len - off, &r, NULL) == SF_QREC_OK) {
+            return off;
+        }
+    }
+
+    return len;
+}
+
+
+sf_qrec_rc_t
+sf_qrec_scan_resync(const unsigned char *buf, size_t len, sf_qrec_scan_pt cb,
+    sf_qrec_gap_pt gap, void *data, sf_qrec_stats_t *st)
+{
+    size_t           off, n, next;
+    sf_qrec_t        r;
+    sf_qrec_rc_t     rc;
+    sf_qrec_stats_t  local;
+
+    if (st == NULL) {
+        st = &local;
+    }
+
+    memset(st, 0, sizeof(sf_qrec_stats_t));
+
+    if (buf == NULL) {
+        len = 0;
+    }
+
+    off = 0;
+
+    while (off < len) {
+        rc = sf_qrec_decode(buf + off, len - off, &r, &n);
+
+        if (rc != SF_QREC_OK) {
+            next = sf_qrec_resync(buf, len, off + 1);
+
+            if (next >= len) {
+                st->tail = len - off;
+                st->tail_rc = rc;
+                break;
+            }
+
+            if (st->gaps == 0) {
+                st->first_gap = off;
+            }
+
+            st->gaps++;
+            st->skipped += next - off;
+
+            if (gap != NULL) {
+                gap(off, next - off, data);
+            }
+
+            off = next;
+            continue;
+        }
+
+        off += n;
+        st->good_end = off;
+        st->records++;
+
+        if (r.job_id > st->max_job_id) {
+            st->max_job_id = r.job_id;
+        }
+
+        if (cb != NULL && cb(&r, data) != 0) {
+            return SF_QREC_STOPPED;
+        }
+    }
+
+    return SF_QREC_OK;
+}
+
+
 uint32_t
 sf_qrec_crc32c(uint32_t crc, const unsigned char *p, size_t len)
 {

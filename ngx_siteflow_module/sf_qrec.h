@@ -170,6 +170,48 @@ sf_qrec_rc_t sf_qrec_scan(const unsigned char *buf, size_t len,
     sf_qrec_scan_pt cb, void *data, size_t *good_end);
 
 /*
+ * Recovery that does not stop at the first damaged record.
+ *
+ * sf_qrec_resync() returns the first offset at or after from (rounded up
+ * to a multiple of 8, the record alignment) where a whole valid record
+ * starts (sf_qrec_decode() OK), or len if there is none.  A false match
+ * inside a damaged record's payload is not possible for the module's
+ * records: their payloads are JSON text, which has no NUL byte, and every
+ * header has some (flags, the high byte of the type).
+ *
+ * sf_qrec_scan_resync() scans like sf_qrec_scan(), but on a record that
+ * does not decode it looks for the next valid one (sf_qrec_resync()) and
+ * goes on from there.  Each damaged stretch followed by a valid record is
+ * a gap: corruption of data that was written and synced (a torn write
+ * can only be the last thing in a file); gap (if not NULL) is called with
+ * its offset and length, in file order.  What follows the last valid
+ * record, if it does not decode, is the tail (a torn write in the last
+ * segment; lost data in any other file).  st (if not NULL) gets the
+ * totals.  Returns STOPPED if cb asked to stop, else OK, whatever was
+ * skipped: the caller judges st.
+ */
+
+typedef struct {
+    size_t                records;   /* valid records passed to cb */
+    size_t                good_end;  /* end of the last valid record */
+    size_t                gaps;      /* damaged stretches followed by a
+                                        valid record */
+    size_t                skipped;   /* their bytes in all */
+    size_t                first_gap; /* offset of the first one */
+    size_t                tail;      /* bytes after good_end that are not
+                                        a record (torn or lost) */
+    sf_qrec_rc_t          tail_rc;   /* OK (no tail), SHORT or BAD */
+    uint64_t              max_job_id;    /* of every valid record */
+} sf_qrec_stats_t;
+
+typedef void (*sf_qrec_gap_pt)(size_t off, size_t len, void *data);
+
+size_t sf_qrec_resync(const unsigned char *buf, size_t len, size_t from);
+sf_qrec_rc_t sf_qrec_scan_resync(const unsigned char *buf, size_t len,
+    sf_qrec_scan_pt cb, sf_qrec_gap_pt gap, void *data,
+    sf_qrec_stats_t *st);
+
+/*
  * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), software
  * slice-by-8.  Start with crc 0 and feed the result back to continue:
  * sf_qrec_crc32c(sf_qrec_crc32c(0, a, n), b, m) is the CRC of a then b.

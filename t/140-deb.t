@@ -127,6 +127,7 @@ write_conf(<<"EOC");
     siteflow_spool $prefix/spool;
     server {
         listen 127.0.0.1:$port;
+        server_name localhost;
         siteflow_storefront deb;
         location /ship/ {
             siteflow_verify_signature on;

@@ -68,6 +68,9 @@ typedef struct {
 
 static int fuzz_check_record(const sf_qrec_t *r, void *data);
 static void fuzz_raw(const unsigned char *data, size_t size);
+static int fuzz_resync_record(const sf_qrec_t *r, void *data);
+static void fuzz_resync_gap(size_t off, size_t len, void *data);
+static void fuzz_resync(const unsigned char *data, size_t size);
 static int fuzz_match_record(const sf_qrec_t *r, void *data);
 static void fuzz_built(const unsigned char *data, size_t size);
 static void fuzz_job(const unsigned char *data, size_t size);
@@ -85,6 +88,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_raw(data, size);
+    fuzz_resync(data, size);
     fuzz_built(data, size);
     fuzz_job(data, size);
     fuzz_state(data, size);
@@ -203,6 +207,87 @@ fuzz_raw(const unsigned char *data, size_t size)
         if (sf_qrec_scan(data, size, NULL, NULL, &n) != rc || n != end) {
             abort();
         }
+    }
+}
+
+
+/*
+ * sf_qrec_scan_resync(): records and gaps tile the buffer from 0 to
+ * len - tail in order, each record decodes where it is, a gap never hides
+ * a valid record at an aligned offset, the tail holds none
+ */
+
+static int
+fuzz_resync_record(const sf_qrec_t *r, void *data)
+{
+    size_t        off;
+    fuzz_scan_t  *s;
+
+    s = data;
+
+    if (r->payload < s->base + SF_QREC_HEADER_SIZE
+        || (size_t) (r->payload - s->base) > s->len)
+    {
+        abort();
+    }
+
+    off = (size_t) (r->payload - s->base) - SF_QREC_HEADER_SIZE;
+
+    if (off != s->next || off % SF_QREC_ALIGN != 0
+        || off + sf_qrec_size(r->len) > s->len)
+    {
+        abort();
+    }
+
+    s->next = off + sf_qrec_size(r->len);
+    s->count++;
+
+    return 0;
+}
+
+
+static void
+fuzz_resync_gap(size_t off, size_t len, void *data)
+{
+    fuzz_scan_t  *s;
+
+    s = data;
+
+    if (off != s->next || len == 0 || off + len > s->len
+        || (off + len) % SF_QREC_ALIGN != 0
+        || sf_qrec_resync(s->base, s->len, off + 1) != off + len)
+    {
+        abort();
+    }
+
+    s->next = off + len;
+}
+
+
+static void
+fuzz_resync(const unsigned char *data, size_t size)
+{
+    fuzz_scan_t      s;
+    sf_qrec_stats_t  st;
+
+    s.base = data;
+    s.len = size;
+    s.next = 0;
+    s.count = 0;
+
+    if (sf_qrec_scan_resync(data, size, fuzz_resync_record, fuzz_resync_gap,
+                            &s, &st)
+        != SF_QREC_OK)
+    {
+        abort();
+    }
+
+    if (st.records != s.count || s.next + st.tail != size
+        || (st.tail != 0) != (st.tail_rc != SF_QREC_OK)
+        || (st.tail && sf_qrec_resync(data, size, s.next + 1) != size)
+        || st.good_end > s.next)
+    {
+        abort();
     }
 }
 

@@ -446,6 +446,228 @@ test_encode_in_place(void **state)
 }
 
 
+/* resynchronisation: a damaged record does not hide the ones after it */
+
+typedef struct {
+    unsigned  n;
+    size_t    off[8];
+    size_t    len[8];
+} gaps_t;
+
+
+static void
+gap_collect(size_t off, size_t len, void *data)
+{
+    gaps_t  *g = data;
+
+    if (g->n < 8) {
+        g->off[g->n] = off;
+        g->len[g->n] = len;
+    }
+
+    g->n++;
+}
+
+
+typedef struct {
+    seen_t  seen;
+    gaps_t  gaps;
+} resync_t;
+
+
+static int
+resync_collect(const sf_qrec_t *r, void *data)
+{
+    return collect(r, &((resync_t *) data)->seen);
+}
+
+
+static void
+resync_gap(size_t off, size_t len, void *data)
+{
+    gap_collect(off, len, &((resync_t *) data)->gaps);
+}
+
+
+static void
+test_resync_every_flipped_byte(void **state)
+{
+    size_t           i, k;
+    unsigned         j, want;
+    three_t          t;
+    resync_t         rs;
+    sf_qrec_rc_t     rc;
+    sf_qrec_stats_t  st;
+    unsigned char    buf[512];
+
+    (void) state;
+
+    three_build(&t);
+
+    for (k = 0; k < NRECS; k++) {
+        for (i = t.start[k]; i < t.start[k + 1]; i++) {
+            memcpy(buf, t.buf, t.len);
+            buf[i] ^= 0x5a;
+
+            memset(&rs, 0, sizeof(resync_t));
+            rs.seen.stop_at = -1;
+
+            rc = sf_qrec_scan_resync(buf, t.len, resync_collect, resync_gap,
+                                     &rs, &st);
+            assert_int_equal(rc, SF_QREC_OK);
+
+            /* every record but the damaged one, in order */
+
+            assert_int_equal(rs.seen.count, NRECS - 1);
+            assert_int_equal(st.records, NRECS - 1);
+
+            for (j = 0, want = 0; j < rs.seen.count; j++, want++) {
+                if (want == k) {
+                    want++;
+                }
+
+                assert_int_equal(rs.seen.recs[j].job_id, 1000 + want);
+                assert_ptr_equal(rs.seen.recs[j].payload,
+                                 buf + t.start[want] + SF_QREC_HEADER_SIZE);
+            }
+
+            if (k < NRECS - 1) {
+                /* followed by a valid record: a gap, i.e. corruption */
+                assert_int_equal(st.gaps, 1);
+                assert_int_equal(st.skipped, t.start[k + 1] - t.start[k]);
+                assert_int_equal(st.first_gap, t.start[k]);
+                assert_int_equal(st.tail, 0);
+                assert_int_equal(st.good_end, t.len);
+                assert_int_equal(rs.gaps.n, 1);
+                assert_int_equal(rs.gaps.off[0], t.start[k]);
+                assert_int_equal(rs.gaps.len[0], st.skipped);
+
+            } else {
+                /* the last record: a tail, as a torn write leaves */
+                assert_int_equal(st.gaps, 0);
+                assert_int_equal(st.tail, t.len - t.start[k]);
+                assert_true(st.tail_rc == SF_QREC_BAD
+                            || st.tail_rc == SF_QREC_SHORT);
+                assert_int_equal(st.good_end, t.start[k]);
+                assert_int_equal(rs.gaps.n, 0);
+            }
+
+            assert_int_equal(st.max_job_id,
+                             k == NRECS - 1 ? 1000 + NRECS - 2
+                                            : 1000 + NRECS - 1);
+        }
+    }
+}
+
+
+static void
+test_resync_shapes(void **state)
+{
+    size_t           n;
+    three_t          t;
+    resync_t         rs;
+    sf_qrec_stats_t  st;
+    unsigned char    buf[1024];
+
+    (void) state;
+
+    three_build(&t);
+
+    /* intact: like sf_qrec_scan() */
+
+    memset(&rs, 0, sizeof(resync_t));
+    rs.seen.stop_at = -1;
+    assert_int_equal(sf_qrec_scan_resync(t.buf, t.len, resync_collect,
+                                         resync_gap, &rs, &st),
+                     SF_QREC_OK);
+    check_seen(&t, t.buf, &rs.seen, NRECS);
+    assert_int_equal(st.gaps, 0);
+    assert_int_equal(st.tail, 0);
+    assert_int_equal(st.tail_rc, SF_QREC_OK);
+    assert_int_equal(st.good_end, t.len);
+    assert_int_equal(st.max_job_id, 1000 + NRECS - 1);
+
+    /* 64 zero bytes (a hole) and 24 bytes of garbage between records */
+
+    memcpy(buf, t.buf, t.start[1]);
+    memset(buf + t.start[1], 0, 64);
+    memset(buf + t.start[1] + 64, 0xa5, 24);
+    n = t.start[1] + 88;
+    memcpy(buf + n, t.buf + t.start[1], t.len - t.start[1]);
+    n += t.len - t.start[1];
+
+    memset(&rs, 0, sizeof(resync_t));
+    rs.seen.stop_at = -1;
+    assert_int_equal(sf_qrec_scan_resync(buf, n, resync_collect, resync_gap,
+                                         &rs, &st),
+                     SF_QREC_OK);
+    assert_int_equal(rs.seen.count, NRECS);
+    assert_int_equal(st.gaps, 1);
+    assert_int_equal(st.skipped, 88);
+    assert_int_equal(st.first_gap, t.start[1]);
+    assert_int_equal(st.tail, 0);
+
+    /* a zero-filled tail is a tail, not a gap */
+
+    memcpy(buf, t.buf, t.len);
+    memset(buf + t.len, 0, 100);
+
+    assert_int_equal(sf_qrec_scan_resync(buf, t.len + 100, NULL, NULL, NULL,
+                                         &st),
+                     SF_QREC_OK);
+    assert_int_equal(st.records, NRECS);
+    assert_int_equal(st.gaps, 0);
+    assert_int_equal(st.tail, 100);
+    assert_int_equal(st.tail_rc, SF_QREC_SHORT);
+
+    /* garbage only, and nothing */
+
+    memset(buf, 0x5a, 200);
+    assert_int_equal(sf_qrec_scan_resync(buf, 200, NULL, NULL, NULL, &st),
+                     SF_QREC_OK);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.tail, 200);
+    assert_int_equal(st.tail_rc, SF_QREC_BAD);
+
+    assert_int_equal(sf_qrec_scan_resync(NULL, 10, NULL, NULL, NULL, &st),
+                     SF_QREC_OK);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.tail, 0);
+
+    /* two damaged records, the callback stops the scan */
+
+    memcpy(buf, t.buf, t.len);
+    buf[t.start[0] + 1] ^= 1;
+    buf[t.start[1] + 1] ^= 1;
+
+    memset(&rs, 0, sizeof(resync_t));
+    rs.seen.stop_at = -1;
+    assert_int_equal(sf_qrec_scan_resync(buf, t.len, resync_collect,
+                                         resync_gap, &rs, &st),
+                     SF_QREC_OK);
+    assert_int_equal(rs.seen.count, 1);
+    assert_int_equal(st.gaps, 1);
+    assert_int_equal(st.skipped, t.start[2]);
+
+    memcpy(buf, t.buf, t.len);
+    memset(&rs, 0, sizeof(resync_t));
+    rs.seen.stop_at = 1;
+    assert_int_equal(sf_qrec_scan_resync(buf, t.len, resync_collect, NULL,
+                                         &rs, NULL),
+                     SF_QREC_STOPPED);
+    assert_int_equal(rs.seen.count, 2);
+
+    /* sf_qrec_resync(): aligned, from anywhere */
+
+    assert_int_equal(sf_qrec_resync(t.buf, t.len, 0), 0);
+    assert_int_equal(sf_qrec_resync(t.buf, t.len, 1), t.start[1]);
+    assert_int_equal(sf_qrec_resync(t.buf, t.len, t.start[1]), t.start[1]);
+    assert_int_equal(sf_qrec_resync(t.buf, t.len, t.start[2] + 1), t.len);
+    assert_int_equal(sf_qrec_resync(t.buf, t.len, (size_t) -3), t.len);
+    assert_int_equal(sf_qrec_resync(NULL, 0, 0), 0);
+}
+
+
 /* a torn tail at every cut point */
 
 static void
@@ -1954,6 +2176,8 @@ main(void)
         cmocka_unit_test(test_oversized_length),
         cmocka_unit_test(test_header_fields),
         cmocka_unit_test(test_scan_stop),
+        cmocka_unit_test(test_resync_every_flipped_byte),
+        cmocka_unit_test(test_resync_shapes),
         cmocka_unit_test(test_segment_names),
         cmocka_unit_test(test_job_round_trip),
         cmocka_unit_test(test_job_exact_format),
