@@ -98,9 +98,20 @@
 #include "sf_json.h"
 
 
-#define SF_SHIP_PATH_LEN      128
 #define SF_SHIP_PROBLEM_LEN   192
 #define SF_SHIP_TEXT_LEN      512
+
+/* containers whose end the scanner records (the rest are walked over) */
+#define SF_SHIP_BOXES         256
+
+/* keys of the open objects that the scanner remembers for duplicates */
+#define SF_SHIP_SCAN_KEYS     256
+#define SF_SHIP_SCAN_OBJKEYS  64
+
+/* numbers the scanner is sure jansson reads without an overflow error */
+#define SF_SHIP_SCAN_INT_DIGITS   18
+#define SF_SHIP_SCAN_REAL_DIGITS  40
+#define SF_SHIP_SCAN_REAL_EXP     250
 
 #define SF_SHIP_MORE          "; ..."
 #define SF_SHIP_ELLIPSIS      "..."
@@ -113,6 +124,9 @@
 #endif
 
 
+typedef unsigned char  sf_ship_u8_t;
+
+
 typedef struct {
     char            *buf;
     size_t           size;
@@ -123,28 +137,117 @@ typedef struct {
 } sf_ship_ctx_t;
 
 
+typedef struct {
+    const sf_ship_u8_t  *p;
+    size_t               len;
+} sf_ship_key_t;
+
+
+/* where a container ends, recorded by the scanner to jump over it later */
+
+typedef struct {
+    const sf_ship_u8_t  *start;    /* its '{' or '[' */
+    const sf_ship_u8_t  *end;      /* after its '}' or ']'; NULL: unknown */
+} sf_ship_box_t;
+
+
+/* the text being walked */
+
+typedef struct {
+    const sf_ship_u8_t  *end;
+    sf_ship_box_t       *boxes;    /* in document order */
+    unsigned             nboxes;
+} sf_ship_doc_t;
+
+
+typedef struct {
+    const sf_ship_u8_t  *p;
+    const sf_ship_u8_t  *end;
+    unsigned             depth;
+    unsigned             nkeys;
+    unsigned             dups;     /* duplicate keys make it unsure */
+    sf_ship_doc_t       *doc;      /* containers are recorded here */
+    sf_ship_key_t        keys[SF_SHIP_SCAN_KEYS];
+} sf_ship_scan_t;
+
+
+/* the members of an address object, in the order they are checked */
+
+enum {
+    SF_SHIP_A_NAME = 0,
+    SF_SHIP_A_ADDRESS1,
+    SF_SHIP_A_TOWN,
+    SF_SHIP_A_POSTCODE,
+    SF_SHIP_A_ISO_COUNTRY,
+    SF_SHIP_A_N
+};
+
+enum {
+    SF_SHIP_R_OUTPUT = 0,
+    SF_SHIP_R_SHIPMENT_ID,
+    SF_SHIP_R_WEIGHT_UNIT,
+    SF_SHIP_R_DIMENSION_UNIT,
+    SF_SHIP_R_SHIP_TO,
+    SF_SHIP_R_ORDER_NUMBER,
+    SF_SHIP_R_RETURN,
+    SF_SHIP_R_SHIPPER,
+    SF_SHIP_R_PACKAGES,
+    SF_SHIP_R_N
+};
+
+
+static int sf_ship_scan(const char *body, size_t len, unsigned dups,
+    sf_ship_doc_t *doc);
+static int sf_ship_scan_value(sf_ship_scan_t *s);
+static int sf_ship_scan_container(sf_ship_scan_t *s);
+static int sf_ship_scan_string(sf_ship_scan_t *s, unsigned *escaped);
+static int sf_ship_scan_number(sf_ship_scan_t *s);
+static int sf_ship_hex4(const sf_ship_u8_t *p);
+static sf_ship_rc_t sf_ship_parse(const char *body, size_t len, char *msg,
+    size_t msg_size, unsigned *nproblems);
 static sf_ship_rc_t sf_ship_message(char *msg, size_t msg_size,
     unsigned *nproblems, sf_ship_rc_t rc, const char *text);
 static sf_ship_rc_t sf_ship_bad_json(char *msg, size_t msg_size,
     unsigned *nproblems, json_error_t *err);
-static int sf_ship_blank(const char *p, size_t len);
-static json_t *sf_ship_get(json_t *obj, const char *key);
-static void sf_ship_path(char *buf, const char *prefix, const char *key);
+static inline const sf_ship_u8_t *sf_ship_ws(const sf_ship_u8_t *p,
+    const sf_ship_u8_t *end);
+static const sf_ship_u8_t *sf_ship_skip_string(const sf_ship_u8_t *p,
+    const sf_ship_u8_t *end);
+static const sf_ship_u8_t *sf_ship_skip(const sf_ship_u8_t *p,
+    sf_ship_doc_t *doc);
+static void sf_ship_members(const sf_ship_u8_t *obj, sf_ship_doc_t *doc,
+    const char *const *names, const sf_ship_u8_t **values);
+static int sf_ship_key_is(const sf_ship_u8_t *key, size_t len,
+    const char *name);
+static const sf_ship_u8_t *sf_ship_first(const sf_ship_u8_t *array,
+    sf_ship_doc_t *doc);
+static const sf_ship_u8_t *sf_ship_next(const sf_ship_u8_t *p,
+    sf_ship_doc_t *doc);
+static size_t sf_ship_unescape(const sf_ship_u8_t *p, size_t len,
+    sf_ship_u8_t *out, size_t size);
+static int sf_ship_blank(const sf_ship_u8_t *p, size_t len);
 static void sf_ship_problem(sf_ship_ctx_t *ctx, const char *fmt, ...)
     SF_SHIP_PRINTF(2, 3);
-static json_t *sf_ship_check_text(sf_ship_ctx_t *ctx, json_t *obj,
-    const char *prefix, const char *key);
-static void sf_ship_check_enum(sf_ship_ctx_t *ctx, json_t *obj,
-    const char *prefix, const char *key, const char *const *values,
+static int sf_ship_check_text(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *prefix, const char *key);
+static int sf_ship_enum(const sf_ship_u8_t *v, sf_ship_doc_t *doc,
+    const char *const *values);
+static void sf_ship_check_enum(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *path, const char *const *values,
     const char *list);
-static void sf_ship_check_output(sf_ship_ctx_t *ctx, json_t *root);
-static void sf_ship_check_order_number(sf_ship_ctx_t *ctx, json_t *root);
-static void sf_ship_check_address(sf_ship_ctx_t *ctx, json_t *root,
-    const char *key);
-static int sf_ship_country_code(const char *p, size_t len);
-static void sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root);
-static void sf_ship_check_items(sf_ship_ctx_t *ctx, json_t *pkg,
-    const char *prefix);
+static void sf_ship_check_output(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *output, sf_ship_doc_t *doc);
+static void sf_ship_check_order_number(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *v, sf_ship_doc_t *doc);
+static void sf_ship_check_address(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *addr, sf_ship_doc_t *doc, const char *key);
+static int sf_ship_country_code(const sf_ship_u8_t *p, size_t len);
+static void sf_ship_check_packages(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *packages, sf_ship_doc_t *doc);
+static void sf_ship_check_items(sf_ship_ctx_t *ctx, const sf_ship_u8_t *pkg,
+    sf_ship_doc_t *doc, size_t i);
+static size_t sf_ship_order_value(const sf_ship_u8_t *p,
+    sf_ship_doc_t *doc, char *out, size_t size);
 static size_t sf_ship_escape(const char *in, size_t len, char *out,
     size_t out_size);
 
@@ -159,20 +262,94 @@ static const char *const  sf_ship_item_types[] = {
     "production", "stock", NULL
 };
 
+static const char *const  sf_ship_root_keys[] = {
+    "output", "shipmentId", "weightUnit", "dimensionUnit", "shipTo",
+    "orderNumber", "return", "shipper", "packages", NULL
+};
+
 static const char *const  sf_ship_address_keys[] = {
     "name", "address1", "town", "postcode", "isoCountry", NULL
 };
 
+static const char *const  sf_ship_output_keys[] = {
+    "format", "orientation", "dimensions", NULL
+};
+
+static const char *const  sf_ship_unit_keys[] = { "unit", NULL };
+static const char *const  sf_ship_items_keys[] = { "items", NULL };
+static const char *const  sf_ship_item_keys[] = { "count", "type", NULL };
+static const char *const  sf_ship_order_keys[] = { "orderNumber", NULL };
+
+
+/*
+ * String bytes the scanner passes without a second look: printable ASCII
+ * and DEL, but not '"' and '\\'.  Control characters end the fast path;
+ * bytes from 0x80 are checked as UTF-8.
+ */
+
+static const sf_ship_u8_t  sf_ship_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,        /* 0x20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,        /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,        /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,        /* 0x50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,        /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1         /* 0x70 */
+};
+
+
+/* JSON whitespace */
+
+static const sf_ship_u8_t  sf_ship_space[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0,        /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x10 */
+    1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0         /* 0x20 */
+};
+
+
+/* the bytes a string of valid JSON is walked over to: '"' and '\\' */
+
+static const sf_ship_u8_t  sf_ship_stop[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x20 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,        /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0         /* 0x50 */
+};
+
+
+/*
+ * The body is read once by a strict scanner (sf_ship_scan()) that accepts
+ * only JSON that jansson accepts with JSON_REJECT_DUPLICATES, an object
+ * no deeper than SF_SHIP_MAX_DEPTH, and builds nothing.  Anything it is
+ * not sure of (invalid JSON, escaped keys, duplicate keys, unusual
+ * numbers, many keys, ...) goes the way it always went: the depth check,
+ * then jansson, for the very same messages.  Either way the fields are
+ * then checked on the text itself.
+ */
 
 sf_ship_rc_t
 sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
     unsigned *nproblems)
 {
-    char           text[SF_SHIP_TEXT_LEN];
-    size_t         i, line, column;
-    json_t        *root;
-    json_error_t   err;
-    sf_ship_ctx_t  ctx;
+    return sf_ship_validate_order(body, len, msg, msg_size, nproblems, NULL,
+                                  0, NULL);
+}
+
+
+sf_ship_rc_t
+sf_ship_validate_order(const char *body, size_t len, char *msg,
+    size_t msg_size, unsigned *nproblems, char *order, size_t order_size,
+    size_t *order_len)
+{
+    size_t               i;
+    sf_ship_rc_t         rc;
+    sf_ship_ctx_t        ctx;
+    sf_ship_doc_t        doc;
+    sf_ship_box_t        boxes[SF_SHIP_BOXES];
+    const sf_ship_u8_t  *root, *v[SF_SHIP_R_N];
 
     if (msg_size > 0) {
         msg[0] = '\0';
@@ -180,6 +357,10 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
 
     if (nproblems != NULL) {
         *nproblems = 0;
+    }
+
+    if (order_len != NULL) {
+        *order_len = 0;
     }
 
     if (body == NULL && len > 0) {
@@ -200,7 +381,651 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
                                "empty request body");
     }
 
-    if (sf_json_too_deep((const unsigned char *) body, len,
+    doc.boxes = boxes;
+
+    if (!sf_ship_scan(body, len, 1, &doc)) {
+        rc = sf_ship_parse(body, len, msg, msg_size, nproblems);
+
+        if (rc != SF_SHIP_OK) {
+            return rc;
+        }
+    }
+
+    /* valid JSON, an object: body[i] is its '{' */
+
+    root = (const sf_ship_u8_t *) body + i;
+
+    ctx.buf = msg;
+    ctx.size = msg_size;
+    ctx.len = 0;
+    ctx.mark = 0;
+    ctx.count = 0;
+    ctx.full = (msg_size == 0);
+
+    sf_ship_members(root, &doc, sf_ship_root_keys, v);
+
+    sf_ship_check_output(&ctx, v[SF_SHIP_R_OUTPUT], &doc);
+
+    (void) sf_ship_check_text(&ctx, v[SF_SHIP_R_SHIPMENT_ID], &doc, "",
+                              "shipmentId");
+
+    sf_ship_check_enum(&ctx, v[SF_SHIP_R_WEIGHT_UNIT], &doc, "weightUnit",
+                       sf_ship_weights, "g, oz");
+    sf_ship_check_enum(&ctx, v[SF_SHIP_R_DIMENSION_UNIT], &doc,
+                       "dimensionUnit", sf_ship_lengths, "mm, inch");
+
+    sf_ship_check_address(&ctx, v[SF_SHIP_R_SHIP_TO], &doc, "shipTo");
+    sf_ship_check_order_number(&ctx, v[SF_SHIP_R_ORDER_NUMBER], &doc);
+    sf_ship_check_address(&ctx, v[SF_SHIP_R_RETURN], &doc, "return");
+    sf_ship_check_address(&ctx, v[SF_SHIP_R_SHIPPER], &doc, "shipper");
+
+    sf_ship_check_packages(&ctx, v[SF_SHIP_R_PACKAGES], &doc);
+
+    if (order_len != NULL) {
+        *order_len = sf_ship_order_value(v[SF_SHIP_R_ORDER_NUMBER], &doc,
+                                         order, order_size);
+    }
+
+    if (nproblems != NULL) {
+        *nproblems = ctx.count;
+    }
+
+    return (ctx.count == 0) ? SF_SHIP_OK : SF_SHIP_INVALID;
+}
+
+
+size_t
+sf_ship_order_number(const char *body, size_t len, char *out, size_t size)
+{
+    json_t              *root;
+    unsigned             object;
+    sf_ship_doc_t        doc;
+    sf_ship_box_t        boxes[SF_SHIP_BOXES];
+    const sf_ship_u8_t  *p, *v[1];
+
+    if (body == NULL || len == 0 || size == 0) {
+        return 0;
+    }
+
+    doc.boxes = boxes;
+
+    if (!sf_ship_scan(body, len, 0, &doc)) {
+
+        /* as the Site Flow Log always read it: jansson, duplicates kept */
+
+        if (sf_json_too_deep((const sf_ship_u8_t *) body, len,
+                             SF_SHIP_MAX_DEPTH, NULL, NULL))
+        {
+            return 0;
+        }
+
+        root = json_loadb(body, len, 0, NULL);
+        if (root == NULL) {
+            return 0;
+        }
+
+        object = json_is_object(root);
+        json_decref(root);
+
+        if (!object) {
+            return 0;
+        }
+    }
+
+    p = sf_ship_ws((const sf_ship_u8_t *) body, doc.end);
+
+    /* the last "orderNumber" wins, as in jansson without duplicate checks */
+
+    sf_ship_members(p, &doc, sf_ship_order_keys, v);
+
+    return sf_ship_order_value(v[0], &doc, out, size);
+}
+
+
+/*
+ * The order number in the value at p (NULL: absent): a string unescaped,
+ * an integer as jansson's "%lld" would write it; cut at size bytes.
+ */
+
+static size_t
+sf_ship_order_value(const sf_ship_u8_t *p, sf_ship_doc_t *doc, char *out,
+    size_t size)
+{
+    size_t               n;
+    const sf_ship_u8_t  *q;
+
+    if (p == NULL || size == 0) {
+        return 0;
+    }
+
+    if (*p == '"') {
+        q = sf_ship_skip_string(p, doc->end);
+        n = sf_ship_unescape(p + 1, q - p - 2, (sf_ship_u8_t *) out, size);
+
+        return (n < size) ? n : size;
+    }
+
+    if (*p != '-' && (*p < '0' || *p > '9')) {
+        return 0;
+    }
+
+    for (q = p; q < doc->end; q++) {
+        if (*q == '.' || *q == 'e' || *q == 'E') {
+            return 0;
+        }
+
+        if (*q != '-' && (*q < '0' || *q > '9')) {
+            break;
+        }
+    }
+
+    /* "-0" is 0 */
+
+    if (q - p == 2 && p[0] == '-' && p[1] == '0') {
+        p++;
+    }
+
+    n = (size_t) (q - p);
+    n = (n < size) ? n : size;
+
+    memcpy(out, p, n);
+
+    return n;
+}
+
+
+size_t
+sf_ship_json_escape(const char *in, size_t len, char *out, size_t out_size)
+{
+    if (out_size == 0) {
+        return 0;
+    }
+
+    return sf_ship_escape(in, len, out, out_size);
+}
+
+
+size_t
+sf_ship_json_escaped_len(const char *in, size_t len)
+{
+    return sf_ship_escape(in, len, NULL, 0);
+}
+
+
+/*
+ * Returns 1 if body[0 .. len - 1] is, for sure, JSON that jansson reads
+ * without an error (with JSON_REJECT_DUPLICATES if dups is set) and an
+ * object at most SF_SHIP_MAX_DEPTH deep; 0 if it is not or if the scanner
+ * cannot tell.  It is stricter than jansson, never looser: a string
+ * without NUL (\u0000) or surrogate escapes, valid UTF-8; keys without
+ * escapes when dups is set, at most SF_SHIP_SCAN_OBJKEYS of them per
+ * object; integers of up to 18 digits; reals of up to 40 digits and an
+ * exponent up to 250.  It records where the first SF_SHIP_BOXES
+ * containers end in doc, also when it gives up (those it has not seen the
+ * end of are left unknown).
+ */
+
+static int
+sf_ship_scan(const char *body, size_t len, unsigned dups, sf_ship_doc_t *doc)
+{
+    sf_ship_scan_t  s;
+
+    doc->end = (const sf_ship_u8_t *) body + len;
+    doc->nboxes = 0;
+
+    s.doc = doc;
+    s.end = doc->end;
+    s.p = sf_ship_ws((const sf_ship_u8_t *) body, s.end);
+    s.depth = 0;
+    s.nkeys = 0;
+    s.dups = dups;
+
+    if (s.p == s.end || *s.p != '{') {
+        return 0;
+    }
+
+    if (!sf_ship_scan_container(&s)) {
+        return 0;
+    }
+
+    return sf_ship_ws(s.p, s.end) == s.end;
+}
+
+
+static int
+sf_ship_scan_value(sf_ship_scan_t *s)
+{
+    size_t               n;
+    unsigned             escaped;
+    const char          *word;
+    const sf_ship_u8_t  *p;
+
+    p = s->p;
+
+    switch (*p) {
+
+    case '{':
+    case '[':
+        return sf_ship_scan_container(s);
+
+    case '"':
+        return sf_ship_scan_string(s, &escaped);
+
+    case 't':
+        word = "true";
+        n = 4;
+        break;
+
+    case 'f':
+        word = "false";
+        n = 5;
+        break;
+
+    case 'n':
+        word = "null";
+        n = 4;
+        break;
+
+    default:
+        return sf_ship_scan_number(s);
+    }
+
+    if ((size_t) (s->end - p) < n || memcmp(p, word, n) != 0) {
+        return 0;
+    }
+
+    s->p = p + n;
+
+    return 1;
+}
+
+
+/* s->p is at '{' or '['; the caller checks what follows the value */
+
+static int
+sf_ship_scan_container(sf_ship_scan_t *s)
+{
+    size_t               klen;
+    unsigned             i, base, escaped;
+    sf_ship_u8_t         close;
+    sf_ship_box_t       *box;
+    const sf_ship_u8_t  *p, *key;
+
+    if (++s->depth > SF_SHIP_MAX_DEPTH) {
+        return 0;
+    }
+
+    box = NULL;
+
+    if (s->doc->nboxes < SF_SHIP_BOXES) {
+        box = &s->doc->boxes[s->doc->nboxes++];
+        box->start = s->p;
+        box->end = NULL;
+    }
+
+    close = (*s->p == '{') ? '}' : ']';
+    base = s->nkeys;
+
+    p = sf_ship_ws(s->p + 1, s->end);
+
+    if (p < s->end && *p == close) {
+        s->p = p + 1;
+        s->depth--;
+
+        if (box != NULL) {
+            box->end = s->p;
+        }
+
+        return 1;
+    }
+
+    for ( ;; ) {
+
+        if (p == s->end) {
+            return 0;
+        }
+
+        if (close == '}') {
+
+            if (*p != '"') {
+                return 0;
+            }
+
+            s->p = p;
+
+            if (!sf_ship_scan_string(s, &escaped)) {
+                return 0;
+            }
+
+            if (s->dups) {
+
+                /* an escaped key may equal another one: jansson decides */
+
+                if (escaped) {
+                    return 0;
+                }
+
+                key = p + 1;
+                klen = s->p - key - 1;
+
+                for (i = base; i < s->nkeys; i++) {
+                    if (s->keys[i].len == klen
+                        && memcmp(s->keys[i].p, key, klen) == 0)
+                    {
+                        return 0;
+                    }
+                }
+
+                if (s->nkeys == SF_SHIP_SCAN_KEYS
+                    || s->nkeys - base == SF_SHIP_SCAN_OBJKEYS)
+                {
+                    return 0;
+                }
+
+                s->keys[s->nkeys].p = key;
+                s->keys[s->nkeys].len = klen;
+                s->nkeys++;
+            }
+
+            p = sf_ship_ws(s->p, s->end);
+
+            if (p == s->end || *p != ':') {
+                return 0;
+            }
+
+            p = sf_ship_ws(p + 1, s->end);
+
+            if (p == s->end) {
+                return 0;
+            }
+        }
+
+        s->p = p;
+
+        if (!sf_ship_scan_value(s)) {
+            return 0;
+        }
+
+        p = sf_ship_ws(s->p, s->end);
+
+        if (p == s->end) {
+            return 0;
+        }
+
+        if (*p == ',') {
+            p = sf_ship_ws(p + 1, s->end);
+            continue;
+        }
+
+        if (*p != close) {
+            return 0;
+        }
+
+        break;
+    }
+
+    s->p = p + 1;
+    s->nkeys = base;
+    s->depth--;
+
+    if (box != NULL) {
+        box->end = s->p;
+    }
+
+    return 1;
+}
+
+
+/* s->p is at the opening '"' */
+
+static int
+sf_ship_scan_string(sf_ship_scan_t *s, unsigned *escaped)
+{
+    int                  cp;
+    size_t               n;
+    const sf_ship_u8_t  *p, *end;
+
+    *escaped = 0;
+
+    p = s->p + 1;
+    end = s->end;
+
+    for ( ;; ) {
+
+        /* four bytes a turn: most strings are short plain ASCII */
+
+        while (end - p >= 4) {
+            if (!sf_ship_plain[p[0]]) {
+                goto special;
+            }
+
+            if (!sf_ship_plain[p[1]]) {
+                p += 1;
+                goto special;
+            }
+
+            if (!sf_ship_plain[p[2]]) {
+                p += 2;
+                goto special;
+            }
+
+            if (!sf_ship_plain[p[3]]) {
+                p += 3;
+                goto special;
+            }
+
+            p += 4;
+        }
+
+        while (p < end && sf_ship_plain[*p]) {
+            p++;
+        }
+
+        if (p == end) {
+            return 0;
+        }
+
+    special:
+
+        if (*p == '"') {
+            s->p = p + 1;
+            return 1;
+        }
+
+        if (*p == '\\') {
+            *escaped = 1;
+
+            if (end - p < 2) {
+                return 0;
+            }
+
+            switch (p[1]) {
+
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                p += 2;
+                continue;
+
+            case 'u':
+                if (end - p < 6) {
+                    return 0;
+                }
+
+                cp = sf_ship_hex4(p + 2);
+
+                /* NUL is refused by jansson, surrogates left to it */
+
+                if (cp <= 0 || (cp >= 0xd800 && cp <= 0xdfff)) {
+                    return 0;
+                }
+
+                p += 6;
+                continue;
+
+            default:
+                return 0;
+            }
+        }
+
+        if (*p < 0x80) {
+            /* a control character */
+            return 0;
+        }
+
+        n = sf_json_utf8(p, end - p, NULL);
+
+        if (n == 0) {
+            return 0;
+        }
+
+        p += n;
+    }
+}
+
+
+static int
+sf_ship_scan_number(sf_ship_scan_t *s)
+{
+    size_t               digits;
+    unsigned             real, negative, exp;
+    const sf_ship_u8_t  *p, *start, *end;
+
+    p = s->p;
+    end = s->end;
+
+    if (*p == '-') {
+        p++;
+    }
+
+    start = p;
+
+    if (p < end && *p == '0') {
+        p++;
+
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+    } else {
+        return 0;
+    }
+
+    digits = p - start;
+    real = 0;
+
+    if (p < end && *p == '.') {
+        start = ++p;
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+        if (p == start) {
+            return 0;
+        }
+
+        digits += p - start;
+        real = 1;
+    }
+
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        negative = 0;
+
+        if (p < end && (*p == '+' || *p == '-')) {
+            negative = (*p == '-');
+            p++;
+        }
+
+        start = p;
+        exp = 0;
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (exp < 100000) {
+                exp = exp * 10 + (*p - '0');
+            }
+
+            p++;
+        }
+
+        if (p == start) {
+            return 0;
+        }
+
+        if (!negative && exp > SF_SHIP_SCAN_REAL_EXP) {
+            return 0;
+        }
+
+        real = 1;
+    }
+
+    if (digits > (real ? SF_SHIP_SCAN_REAL_DIGITS : SF_SHIP_SCAN_INT_DIGITS))
+    {
+        return 0;
+    }
+
+    s->p = p;
+
+    return 1;
+}
+
+
+/* the value of 4 hex digits, -1 if they are not */
+
+static int
+sf_ship_hex4(const sf_ship_u8_t *p)
+{
+    int           v, i;
+    sf_ship_u8_t  c;
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+
+        } else if (c >= 'a' && c <= 'f') {
+            v = v * 16 + (c - 'a' + 10);
+
+        } else if (c >= 'A' && c <= 'F') {
+            v = v * 16 + (c - 'A' + 10);
+
+        } else {
+            return -1;
+        }
+    }
+
+    return v;
+}
+
+
+/*
+ * The way for bodies the scanner is not sure of: the depth check on the
+ * raw bytes, then jansson with duplicate keys rejected.  Returns
+ * SF_SHIP_OK if the body is a JSON object (the tree is not kept), else
+ * the result and message for the body as a whole.
+ */
+
+static sf_ship_rc_t
+sf_ship_parse(const char *body, size_t len, char *msg, size_t msg_size,
+    unsigned *nproblems)
+{
+    char           text[SF_SHIP_TEXT_LEN];
+    size_t         line, column;
+    json_t        *root;
+    unsigned       object;
+    json_error_t   err;
+
+    if (sf_json_too_deep((const sf_ship_u8_t *) body, len,
                          SF_SHIP_MAX_DEPTH, &line, &column))
     {
         (void) snprintf(text, sizeof(text),
@@ -224,61 +1049,15 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
         return sf_ship_bad_json(msg, msg_size, nproblems, &err);
     }
 
-    if (!json_is_object(root)) {
-        json_decref(root);
+    object = json_is_object(root);
+    json_decref(root);
 
+    if (!object) {
         return sf_ship_message(msg, msg_size, nproblems, SF_SHIP_BAD_JSON,
                                "request body must be a JSON object");
     }
 
-    ctx.buf = msg;
-    ctx.size = msg_size;
-    ctx.len = 0;
-    ctx.mark = 0;
-    ctx.count = 0;
-    ctx.full = (msg_size == 0);
-
-    sf_ship_check_output(&ctx, root);
-
-    (void) sf_ship_check_text(&ctx, root, "", "shipmentId");
-
-    sf_ship_check_enum(&ctx, root, "", "weightUnit", sf_ship_weights,
-                       "g, oz");
-    sf_ship_check_enum(&ctx, root, "", "dimensionUnit", sf_ship_lengths,
-                       "mm, inch");
-
-    sf_ship_check_address(&ctx, root, "shipTo");
-    sf_ship_check_order_number(&ctx, root);
-    sf_ship_check_address(&ctx, root, "return");
-    sf_ship_check_address(&ctx, root, "shipper");
-
-    sf_ship_check_packages(&ctx, root);
-
-    json_decref(root);
-
-    if (nproblems != NULL) {
-        *nproblems = ctx.count;
-    }
-
-    return (ctx.count == 0) ? SF_SHIP_OK : SF_SHIP_INVALID;
-}
-
-
-size_t
-sf_ship_json_escape(const char *in, size_t len, char *out, size_t out_size)
-{
-    if (out_size == 0) {
-        return 0;
-    }
-
-    return sf_ship_escape(in, len, out, out_size);
-}
-
-
-size_t
-sf_ship_json_escaped_len(const char *in, size_t len)
-{
-    return sf_ship_escape(in, len, NULL, 0);
+    return SF_SHIP_OK;
 }
 
 
@@ -363,20 +1142,413 @@ sf_ship_bad_json(char *msg, size_t msg_size, unsigned *nproblems,
 }
 
 
-static int
-sf_ship_blank(const char *p, size_t len)
-{
-    size_t  i;
+/*
+ * Walking the text of a document known to be valid JSON (the scanner or
+ * jansson said so).  A value is a pointer to its first byte; NULL stands
+ * for an absent member or a JSON null.  The bounds are still checked.
+ */
 
-    for (i = 0; i < len; i++) {
-        switch (p[i]) {
-        case ' ':
-        case '\t':
-        case '\n':
-        case '\r':
-        case '\f':
-        case '\v':
+static inline const sf_ship_u8_t *
+sf_ship_ws(const sf_ship_u8_t *p, const sf_ship_u8_t *end)
+{
+    while (p < end && sf_ship_space[*p]) {
+        p++;
+    }
+
+    return p;
+}
+
+
+/* p is at the opening '"'; returns the byte after the closing one */
+
+static const sf_ship_u8_t *
+sf_ship_skip_string(const sf_ship_u8_t *p, const sf_ship_u8_t *end)
+{
+    p++;
+
+    for ( ;; ) {
+
+        while (end - p >= 4) {
+            if (sf_ship_stop[p[0]]) {
+                break;
+            }
+
+            if (sf_ship_stop[p[1]]) {
+                p += 1;
+                break;
+            }
+
+            if (sf_ship_stop[p[2]]) {
+                p += 2;
+                break;
+            }
+
+            if (sf_ship_stop[p[3]]) {
+                p += 3;
+                break;
+            }
+
+            p += 4;
+        }
+
+        while (p < end && !sf_ship_stop[*p]) {
+            p++;
+        }
+
+        if (p >= end) {
+            return end;
+        }
+
+        if (*p == '"') {
+            return p + 1;
+        }
+
+        p += 2;                               /* an escape */
+    }
+}
+
+
+/* p is at the first byte of a value; returns the byte after it */
+
+static const sf_ship_u8_t *
+sf_ship_skip(const sf_ship_u8_t *p, sf_ship_doc_t *doc)
+{
+    unsigned        depth, lo, hi, mid;
+    sf_ship_box_t  *box;
+
+    if (*p == '"') {
+        return sf_ship_skip_string(p, doc->end);
+    }
+
+    if (*p == '{' || *p == '[') {
+
+        /* a container the scanner saw the end of */
+
+        lo = 0;
+        hi = doc->nboxes;
+
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+            box = &doc->boxes[mid];
+
+            if (box->start == p) {
+                if (box->end != NULL) {
+                    return box->end;
+                }
+
+                break;
+            }
+
+            if (box->start < p) {
+                lo = mid + 1;
+
+            } else {
+                hi = mid;
+            }
+        }
+
+        depth = 0;
+
+        while (p < doc->end) {
+            switch (*p) {
+
+            case '"':
+                p = sf_ship_skip_string(p, doc->end);
+                continue;
+
+            case '{':
+            case '[':
+                depth++;
+                break;
+
+            case '}':
+            case ']':
+                if (--depth == 0) {
+                    return p + 1;
+                }
+
+                break;
+            }
+
+            p++;
+        }
+
+        return doc->end;
+    }
+
+    while (p < doc->end && *p != ',' && *p != '}' && *p != ']' && *p != ' '
+           && *p != '\n' && *p != '\r' && *p != '\t')
+    {
+        p++;
+    }
+
+    return p;
+}
+
+
+/*
+ * values[i] = the value of the member names[i] of the object at obj, or
+ * NULL if it is absent or null; for a repeated key, the last one.
+ */
+
+static void
+sf_ship_members(const sf_ship_u8_t *obj, sf_ship_doc_t *doc,
+    const char *const *names, const sf_ship_u8_t **values)
+{
+    size_t               i, len;
+    const sf_ship_u8_t  *p, *key;
+
+    for (i = 0; names[i] != NULL; i++) {
+        values[i] = NULL;
+    }
+
+    p = sf_ship_ws(obj + 1, doc->end);
+
+    while (p < doc->end && *p == '"') {
+        key = p + 1;
+        p = sf_ship_skip_string(p, doc->end);
+        len = p - key - 1;
+
+        p = sf_ship_ws(p, doc->end);               /* ':' */
+        p = sf_ship_ws(p + 1, doc->end);
+
+        if (p >= doc->end) {
+            return;
+        }
+
+        for (i = 0; names[i] != NULL; i++) {
+            if (sf_ship_key_is(key, len, names[i])) {
+                values[i] = (*p == 'n') ? NULL : p;
+                break;
+            }
+        }
+
+        p = sf_ship_ws(sf_ship_skip(p, doc), doc->end);
+
+        if (p >= doc->end || *p != ',') {
+            return;
+        }
+
+        p = sf_ship_ws(p + 1, doc->end);
+    }
+}
+
+
+/* the raw key (JSON string contents) equals name once unescaped */
+
+static int
+sf_ship_key_is(const sf_ship_u8_t *key, size_t len, const char *name)
+{
+    size_t        n, k;
+    sf_ship_u8_t  buf[32];
+
+    n = strlen(name);
+
+    if (memchr(key, '\\', len) == NULL) {
+        return len == n && memcmp(key, name, n) == 0;
+    }
+
+    k = sf_ship_unescape(key, len, buf, sizeof(buf));
+
+    return k == n && memcmp(buf, name, n) == 0;
+}
+
+
+/* the first element of an array, NULL if it is empty */
+
+static const sf_ship_u8_t *
+sf_ship_first(const sf_ship_u8_t *array, sf_ship_doc_t *doc)
+{
+    const sf_ship_u8_t  *p;
+
+    p = sf_ship_ws(array + 1, doc->end);
+
+    return (p < doc->end && *p != ']') ? p : NULL;
+}
+
+
+/* the element after the one at p, NULL at the end of the array */
+
+static const sf_ship_u8_t *
+sf_ship_next(const sf_ship_u8_t *p, sf_ship_doc_t *doc)
+{
+    p = sf_ship_ws(sf_ship_skip(p, doc), doc->end);
+
+    if (p >= doc->end || *p != ',') {
+        return NULL;
+    }
+
+    p = sf_ship_ws(p + 1, doc->end);
+
+    return (p < doc->end) ? p : NULL;
+}
+
+
+/*
+ * Unescapes the contents p[0 .. len - 1] of a valid JSON string into
+ * out[0 .. size - 1] as jansson does (UTF-8, surrogate pairs joined), and
+ * returns the full length, which may be more than size.
+ */
+
+static size_t
+sf_ship_unescape(const sf_ship_u8_t *p, size_t len, sf_ship_u8_t *out,
+    size_t size)
+{
+    int                  cp, lo;
+    size_t               n, k, j;
+    sf_ship_u8_t         c, unit[4];
+    const sf_ship_u8_t  *end;
+
+    end = p + len;
+    n = 0;
+
+    while (p < end) {
+
+        if (*p != '\\' || end - p < 2) {
+            if (n < size) {
+                out[n] = *p;
+            }
+
+            n++;
+            p++;
+            continue;
+        }
+
+        c = p[1];
+        p += 2;
+
+        switch (c) {
+
+        case 'b':
+            c = '\b';
             break;
+
+        case 'f':
+            c = '\f';
+            break;
+
+        case 'n':
+            c = '\n';
+            break;
+
+        case 'r':
+            c = '\r';
+            break;
+
+        case 't':
+            c = '\t';
+            break;
+
+        case 'u':
+            cp = (end - p >= 4) ? sf_ship_hex4(p) : -1;
+
+            if (cp < 0) {
+                cp = 0xfffd;
+
+            } else {
+                p += 4;
+            }
+
+            if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 6 && p[0] == '\\'
+                && p[1] == 'u')
+            {
+                lo = sf_ship_hex4(p + 2);
+
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = ((cp - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
+                    p += 6;
+                }
+            }
+
+            if (cp < 0x80) {
+                unit[0] = (sf_ship_u8_t) cp;
+                k = 1;
+
+            } else if (cp < 0x800) {
+                unit[0] = (sf_ship_u8_t) (0xc0 | (cp >> 6));
+                unit[1] = (sf_ship_u8_t) (0x80 | (cp & 0x3f));
+                k = 2;
+
+            } else if (cp < 0x10000) {
+                unit[0] = (sf_ship_u8_t) (0xe0 | (cp >> 12));
+                unit[1] = (sf_ship_u8_t) (0x80 | ((cp >> 6) & 0x3f));
+                unit[2] = (sf_ship_u8_t) (0x80 | (cp & 0x3f));
+                k = 3;
+
+            } else {
+                unit[0] = (sf_ship_u8_t) (0xf0 | (cp >> 18));
+                unit[1] = (sf_ship_u8_t) (0x80 | ((cp >> 12) & 0x3f));
+                unit[2] = (sf_ship_u8_t) (0x80 | ((cp >> 6) & 0x3f));
+                unit[3] = (sf_ship_u8_t) (0x80 | (cp & 0x3f));
+                k = 4;
+            }
+
+            for (j = 0; j < k; j++, n++) {
+                if (n < size) {
+                    out[n] = unit[j];
+                }
+            }
+
+            continue;
+
+        default:
+            /* '"', '\\', '/' */
+            break;
+        }
+
+        if (n < size) {
+            out[n] = c;
+        }
+
+        n++;
+    }
+
+    return n;
+}
+
+
+/*
+ * The contents p[0 .. len - 1] of a valid JSON string are empty or only
+ * ASCII whitespace (space, \t, \n, \r, \f, \v) once unescaped.
+ */
+
+static int
+sf_ship_blank(const sf_ship_u8_t *p, size_t len)
+{
+    int                  cp;
+    const sf_ship_u8_t  *end;
+
+    end = p + len;
+
+    while (p < end) {
+
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+
+        if (*p != '\\' || end - p < 2) {
+            return 0;
+        }
+
+        switch (p[1]) {
+
+        case 't':
+        case 'n':
+        case 'r':
+        case 'f':
+            p += 2;
+            continue;
+
+        case 'u':
+            cp = (end - p >= 6) ? sf_ship_hex4(p + 2) : -1;
+
+            if (cp != ' ' && (cp < '\t' || cp > '\r')) {
+                return 0;
+            }
+
+            p += 6;
+            continue;
 
         default:
             return 0;
@@ -384,33 +1556,6 @@ sf_ship_blank(const char *p, size_t len)
     }
 
     return 1;
-}
-
-
-/* a member, with JSON null treated as absent */
-
-static json_t *
-sf_ship_get(json_t *obj, const char *key)
-{
-    json_t  *v;
-
-    v = json_object_get(obj, key);
-
-    if (v != NULL && json_is_null(v)) {
-        return NULL;
-    }
-
-    return v;
-}
-
-
-/* buf must hold SF_SHIP_PATH_LEN bytes; prefixes are short and fixed */
-
-static void
-sf_ship_path(char *buf, const char *prefix, const char *key)
-{
-    (void) snprintf(buf, SF_SHIP_PATH_LEN, "%s%s%s",
-                    prefix, (prefix[0] != '\0') ? "." : "", key);
 }
 
 
@@ -480,163 +1625,182 @@ sf_ship_problem(sf_ship_ctx_t *ctx, const char *fmt, ...)
 }
 
 
-/* a mandatory non-empty string; returns it, or NULL after a problem */
+/*
+ * A mandatory non-empty string, named prefix.key (or key); returns 1 if
+ * it is one, 0 after a problem.  The name is only formatted for a problem.
+ */
 
-static json_t *
-sf_ship_check_text(sf_ship_ctx_t *ctx, json_t *obj, const char *prefix,
-    const char *key)
+static int
+sf_ship_check_text(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *prefix, const char *key)
 {
-    char     path[SF_SHIP_PATH_LEN];
-    json_t  *v;
+    const char  *dot;
 
-    sf_ship_path(path, prefix, key);
-
-    v = sf_ship_get(obj, key);
+    dot = (prefix[0] != '\0') ? "." : "";
 
     if (v == NULL) {
-        sf_ship_problem(ctx, "%s is required", path);
-        return NULL;
+        sf_ship_problem(ctx, "%s%s%s is required", prefix, dot, key);
+        return 0;
     }
 
-    if (!json_is_string(v)) {
-        sf_ship_problem(ctx, "%s must be a string", path);
-        return NULL;
+    if (*v != '"') {
+        sf_ship_problem(ctx, "%s%s%s must be a string", prefix, dot, key);
+        return 0;
     }
 
-    if (sf_ship_blank(json_string_value(v), json_string_length(v))) {
-        sf_ship_problem(ctx, "%s must not be empty", path);
-        return NULL;
+    if (sf_ship_blank(v + 1, sf_ship_skip_string(v, doc->end) - v - 2)) {
+        sf_ship_problem(ctx, "%s%s%s must not be empty", prefix, dot, key);
+        return 0;
     }
 
-    return v;
+    return 1;
 }
 
 
-/* an optional string out of a fixed, case-sensitive set */
+/*
+ * An optional string out of a fixed, case-sensitive set: 0 if it is
+ * absent or in the set, 1 if it is not a string, 2 if not in the set.
+ */
 
-static void
-sf_ship_check_enum(sf_ship_ctx_t *ctx, json_t *obj, const char *prefix,
-    const char *key, const char *const *values, const char *list)
+static int
+sf_ship_enum(const sf_ship_u8_t *v, sf_ship_doc_t *doc,
+    const char *const *values)
 {
-    char         path[SF_SHIP_PATH_LEN];
-    size_t       len;
-    json_t      *v;
-    const char  *s;
-
-    v = sf_ship_get(obj, key);
+    size_t        len;
+    sf_ship_u8_t  buf[16];
 
     if (v == NULL) {
-        return;
+        return 0;
     }
 
-    sf_ship_path(path, prefix, key);
-
-    if (!json_is_string(v)) {
-        sf_ship_problem(ctx, "%s must be a string", path);
-        return;
+    if (*v != '"') {
+        return 1;
     }
 
-    s = json_string_value(v);
-    len = json_string_length(v);
+    len = sf_ship_unescape(v + 1, sf_ship_skip_string(v, doc->end) - v - 2,
+                           buf, sizeof(buf));
 
     for ( /* void */ ; *values != NULL; values++) {
-        if (strlen(*values) == len && memcmp(*values, s, len) == 0) {
-            return;
+        if (strlen(*values) == len && memcmp(*values, buf, len) == 0) {
+            return 0;
         }
     }
 
-    sf_ship_problem(ctx, "%s must be one of %s", path, list);
+    return 2;
 }
 
 
 static void
-sf_ship_check_output(sf_ship_ctx_t *ctx, json_t *root)
+sf_ship_check_enum(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *path, const char *const *values,
+    const char *list)
 {
-    json_t  *output, *dimensions;
+    switch (sf_ship_enum(v, doc, values)) {
 
-    output = sf_ship_get(root, "output");
+    case 1:
+        sf_ship_problem(ctx, "%s must be a string", path);
+        break;
+
+    case 2:
+        sf_ship_problem(ctx, "%s must be one of %s", path, list);
+        break;
+    }
+}
+
+
+static void
+sf_ship_check_output(sf_ship_ctx_t *ctx, const sf_ship_u8_t *output,
+    sf_ship_doc_t *doc)
+{
+    const sf_ship_u8_t  *v[3], *unit[1];
 
     if (output == NULL) {
         return;
     }
 
-    if (!json_is_object(output)) {
+    if (*output != '{') {
         sf_ship_problem(ctx, "output must be an object");
         return;
     }
 
-    sf_ship_check_enum(ctx, output, "output", "format", sf_ship_formats,
+    sf_ship_members(output, doc, sf_ship_output_keys, v);
+
+    sf_ship_check_enum(ctx, v[0], doc, "output.format", sf_ship_formats,
                        "pdf, png, zpl");
-    sf_ship_check_enum(ctx, output, "output", "orientation",
+    sf_ship_check_enum(ctx, v[1], doc, "output.orientation",
                        sf_ship_orientations, "portrait, landscape");
 
-    dimensions = sf_ship_get(output, "dimensions");
-
-    if (dimensions == NULL) {
+    if (v[2] == NULL) {
         return;
     }
 
-    if (!json_is_object(dimensions)) {
+    if (*v[2] != '{') {
         sf_ship_problem(ctx, "output.dimensions must be an object");
         return;
     }
 
-    sf_ship_check_enum(ctx, dimensions, "output.dimensions", "unit",
+    sf_ship_members(v[2], doc, sf_ship_unit_keys, unit);
+
+    sf_ship_check_enum(ctx, unit[0], doc, "output.dimensions.unit",
                        sf_ship_lengths, "mm, inch");
 }
 
 
 static void
-sf_ship_check_order_number(sf_ship_ctx_t *ctx, json_t *root)
+sf_ship_check_order_number(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc)
 {
-    json_t  *v;
-
-    v = sf_ship_get(root, "orderNumber");
-
     if (v == NULL) {
         sf_ship_problem(ctx, "orderNumber is required");
         return;
     }
 
-    if (json_is_number(v)) {
+    if (*v == '-' || (*v >= '0' && *v <= '9')) {
         return;
     }
 
-    if (!json_is_string(v)) {
+    if (*v != '"') {
         sf_ship_problem(ctx, "orderNumber must be a string or a number");
         return;
     }
 
-    if (sf_ship_blank(json_string_value(v), json_string_length(v))) {
+    if (sf_ship_blank(v + 1, sf_ship_skip_string(v, doc->end) - v - 2)) {
         sf_ship_problem(ctx, "orderNumber must not be empty");
     }
 }
 
 
 static void
-sf_ship_check_address(sf_ship_ctx_t *ctx, json_t *root, const char *key)
+sf_ship_check_address(sf_ship_ctx_t *ctx, const sf_ship_u8_t *addr,
+    sf_ship_doc_t *doc, const char *key)
 {
-    json_t             *addr, *v;
-    const char *const  *k;
-
-    addr = sf_ship_get(root, key);
+    size_t               k;
+    const sf_ship_u8_t  *v[SF_SHIP_A_N], *iso;
 
     if (addr == NULL) {
         sf_ship_problem(ctx, "%s is required", key);
         return;
     }
 
-    if (!json_is_object(addr)) {
+    if (*addr != '{') {
         sf_ship_problem(ctx, "%s must be an object", key);
         return;
     }
 
-    for (k = sf_ship_address_keys; *k != NULL; k++) {
-        v = sf_ship_check_text(ctx, addr, key, *k);
+    sf_ship_members(addr, doc, sf_ship_address_keys, v);
 
-        if (v != NULL && strcmp(*k, "isoCountry") == 0
-            && !sf_ship_country_code(json_string_value(v),
-                                     json_string_length(v)))
+    for (k = 0; k < SF_SHIP_A_N; k++) {
+        if (!sf_ship_check_text(ctx, v[k], doc, key,
+                                sf_ship_address_keys[k])
+            || k != SF_SHIP_A_ISO_COUNTRY)
+        {
+            continue;
+        }
+
+        iso = v[k];
+
+        if (!sf_ship_country_code(iso + 1, sf_ship_skip_string(iso, doc->end)
+                                           - iso - 2))
         {
             sf_ship_problem(ctx, "%s.isoCountry must be an ISO 3166-1 "
                             "country code (2 or 3 letters, or 3 digits)",
@@ -646,10 +1810,15 @@ sf_ship_check_address(sf_ship_ctx_t *ctx, json_t *root, const char *key)
 }
 
 
+/* p[0 .. len - 1]: the raw contents of a JSON string */
+
 static int
-sf_ship_country_code(const char *p, size_t len)
+sf_ship_country_code(const sf_ship_u8_t *p, size_t len)
 {
-    size_t  i, alpha, digit;
+    size_t        i, alpha, digit;
+    sf_ship_u8_t  buf[4];
+
+    len = sf_ship_unescape(p, len, buf, sizeof(buf));
 
     if (len < 2 || len > 3) {
         return 0;
@@ -659,10 +1828,12 @@ sf_ship_country_code(const char *p, size_t len)
     digit = 0;
 
     for (i = 0; i < len; i++) {
-        if ((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z')) {
+        if ((buf[i] >= 'A' && buf[i] <= 'Z')
+            || (buf[i] >= 'a' && buf[i] <= 'z'))
+        {
             alpha++;
 
-        } else if (p[i] >= '0' && p[i] <= '9') {
+        } else if (buf[i] >= '0' && buf[i] <= '9') {
             digit++;
         }
     }
@@ -672,25 +1843,27 @@ sf_ship_country_code(const char *p, size_t len)
 
 
 static void
-sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root)
+sf_ship_check_packages(sf_ship_ctx_t *ctx, const sf_ship_u8_t *packages,
+    sf_ship_doc_t *doc)
 {
-    char     prefix[32];
-    size_t   i, n;
-    json_t  *packages, *pkg;
-
-    packages = sf_ship_get(root, "packages");
+    size_t               i, n;
+    const sf_ship_u8_t  *pkg;
 
     if (packages == NULL) {
         sf_ship_problem(ctx, "packages is required");
         return;
     }
 
-    if (!json_is_array(packages) || json_array_size(packages) == 0) {
+    pkg = (*packages == '[') ? sf_ship_first(packages, doc) : NULL;
+
+    if (pkg == NULL) {
         sf_ship_problem(ctx, "packages must be a non-empty array");
         return;
     }
 
-    n = json_array_size(packages);
+    for (n = 1; (pkg = sf_ship_next(pkg, doc)) != NULL; n++) {
+        /* void */
+    }
 
     if (n > SF_SHIP_MAX_PACKAGES) {
         sf_ship_problem(ctx, "packages: too many packages (%zu, limit %d)",
@@ -698,71 +1871,102 @@ sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root)
         n = SF_SHIP_MAX_PACKAGES;
     }
 
-    for (i = 0; i < n; i++) {
-        pkg = json_array_get(packages, i);
+    pkg = sf_ship_first(packages, doc);
 
-        if (!json_is_object(pkg)) {
+    for (i = 0; i < n && pkg != NULL; i++, pkg = sf_ship_next(pkg, doc)) {
+
+        if (*pkg != '{') {
             sf_ship_problem(ctx, "packages[%zu] must be an object", i);
             continue;
         }
 
-        (void) snprintf(prefix, sizeof(prefix), "packages[%zu]", i);
-
-        sf_ship_check_items(ctx, pkg, prefix);
+        sf_ship_check_items(ctx, pkg, doc, i);
     }
 }
 
 
 static void
-sf_ship_check_items(sf_ship_ctx_t *ctx, json_t *pkg, const char *prefix)
+sf_ship_check_items(sf_ship_ctx_t *ctx, const sf_ship_u8_t *pkg,
+    sf_ship_doc_t *doc, size_t i)
 {
-    char       path[SF_SHIP_PATH_LEN], ipath[SF_SHIP_PATH_LEN + 32];
-    size_t     i, n;
-    json_t    *items, *item, *count;
+    size_t               j, n;
+    const sf_ship_u8_t  *items[1], *item, *v[2], *count;
 
-    sf_ship_path(path, prefix, "items");
+    sf_ship_members(pkg, doc, sf_ship_items_keys, items);
 
-    items = sf_ship_get(pkg, "items");
-
-    if (items == NULL) {
-        sf_ship_problem(ctx, "%s is required", path);
+    if (items[0] == NULL) {
+        sf_ship_problem(ctx, "packages[%zu].items is required", i);
         return;
     }
 
-    if (!json_is_array(items) || json_array_size(items) == 0) {
-        sf_ship_problem(ctx, "%s must be a non-empty array", path);
+    item = (*items[0] == '[') ? sf_ship_first(items[0], doc) : NULL;
+
+    if (item == NULL) {
+        sf_ship_problem(ctx, "packages[%zu].items must be a non-empty array",
+                        i);
         return;
     }
 
-    n = json_array_size(items);
+    for (n = 1; (item = sf_ship_next(item, doc)) != NULL; n++) {
+        /* void */
+    }
 
     if (n > SF_SHIP_MAX_ITEMS) {
-        sf_ship_problem(ctx, "%s: too many items (%zu, limit %d)",
-                        path, n, SF_SHIP_MAX_ITEMS);
+        sf_ship_problem(ctx, "packages[%zu].items: too many items "
+                        "(%zu, limit %d)", i, n, SF_SHIP_MAX_ITEMS);
         n = SF_SHIP_MAX_ITEMS;
     }
 
-    for (i = 0; i < n; i++) {
-        item = json_array_get(items, i);
+    item = sf_ship_first(items[0], doc);
 
-        (void) snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+    for (j = 0; j < n && item != NULL; j++, item = sf_ship_next(item, doc)) {
 
-        if (!json_is_object(item)) {
-            sf_ship_problem(ctx, "%s must be an object", ipath);
+        if (*item != '{') {
+            sf_ship_problem(ctx, "packages[%zu].items[%zu] must be an object",
+                            i, j);
             continue;
         }
 
-        count = sf_ship_get(item, "count");
+        sf_ship_members(item, doc, sf_ship_item_keys, v);
 
-        if (count != NULL
-            && (!json_is_integer(count) || json_integer_value(count) <= 0))
-        {
-            sf_ship_problem(ctx, "%s.count must be a positive integer",
-                            ipath);
+        /* a positive JSON integer: no fraction or exponent, not 0 or -0 */
+
+        count = v[0];
+
+        if (count != NULL) {
+            if (*count < '1' || *count > '9') {
+                count = NULL;
+
+            } else {
+                while (count < doc->end && *count >= '0' && *count <= '9') {
+                    count++;
+                }
+
+                if (count < doc->end
+                    && (*count == '.' || *count == 'e' || *count == 'E'))
+                {
+                    count = NULL;
+                }
+            }
+
+            if (count == NULL) {
+                sf_ship_problem(ctx, "packages[%zu].items[%zu].count must "
+                                "be a positive integer", i, j);
+            }
         }
 
-        sf_ship_check_enum(ctx, item, ipath, "type", sf_ship_item_types,
-                           "production, stock");
+        switch (sf_ship_enum(v[1], doc, sf_ship_item_types)) {
+
+        case 1:
+            sf_ship_problem(ctx, "packages[%zu].items[%zu].type must be a "
+                            "string", i, j);
+            break;
+
+        case 2:
+            sf_ship_problem(ctx, "packages[%zu].items[%zu].type must be one "
+                            "of production, stock", i, j);
+            break;
+        }
     }
 }
 
