@@ -1403,6 +1403,18 @@ ngx_http_siteflow_guard_log_body(ngx_http_request_t *r, ngx_str_t *body)
 
     cap = ngx_http_siteflow_log_body_max(r) + 1;
 
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+
+        /* one buffer in memory (the usual case): no copy */
+
+        body->data = cl->buf->pos;
+        body->len = ngx_min((size_t) (cl->buf->last - cl->buf->pos), cap);
+
+        return NGX_OK;
+    }
+
     p = ngx_pnalloc(r->pool, cap);
     if (p == NULL) {
         return NGX_ERROR;

@@ -89,10 +89,15 @@
 
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "sf_ship.h"
 #include "sf_json.h"
@@ -103,6 +108,10 @@
 
 /* containers whose end the scanner records (the rest are walked over) */
 #define SF_SHIP_BOXES         256
+
+/* objects whose checked members the scanner records as it reads them */
+#define SF_SHIP_RECORDS       64
+#define SF_SHIP_MAX_NAMES     9
 
 /* keys of the open objects that the scanner remembers for duplicates */
 #define SF_SHIP_SCAN_KEYS     256
@@ -143,12 +152,30 @@ typedef struct {
 } sf_ship_key_t;
 
 
+typedef struct {
+    size_t               len;
+    const char          *data;
+} sf_ship_name_t;
+
+#define sf_ship_name(s)  { sizeof(s) - 1, s }
+#define sf_ship_null_name  { 0, NULL }
+
+
 /* where a container ends, recorded by the scanner to jump over it later */
 
 typedef struct {
     const sf_ship_u8_t  *start;    /* its '{' or '[' */
     const sf_ship_u8_t  *end;      /* after its '}' or ']'; NULL: unknown */
+    int                  record;   /* its members in doc->records, or -1 */
 } sf_ship_box_t;
+
+
+/* the values of the members names[] of an object, as sf_ship_members() */
+
+typedef struct {
+    const sf_ship_name_t  *names;
+    const sf_ship_u8_t    *values[SF_SHIP_MAX_NAMES];
+} sf_ship_record_t;
 
 
 /* the text being walked */
@@ -157,6 +184,8 @@ typedef struct {
     const sf_ship_u8_t  *end;
     sf_ship_box_t       *boxes;    /* in document order */
     unsigned             nboxes;
+    sf_ship_record_t    *records;  /* NULL: none are recorded */
+    unsigned             nrecords;
 } sf_ship_doc_t;
 
 
@@ -198,8 +227,13 @@ enum {
 
 static int sf_ship_scan(const char *body, size_t len, unsigned dups,
     sf_ship_doc_t *doc);
-static int sf_ship_scan_value(sf_ship_scan_t *s);
-static int sf_ship_scan_container(sf_ship_scan_t *s);
+static int sf_ship_scan_value(sf_ship_scan_t *s,
+    const sf_ship_name_t *names, const sf_ship_name_t *elem);
+static int sf_ship_scan_container(sf_ship_scan_t *s,
+    const sf_ship_name_t *names, const sf_ship_name_t *elem);
+static void sf_ship_child(const sf_ship_name_t *names, size_t k,
+    const sf_ship_name_t **obj, const sf_ship_name_t **elem);
+static sf_ship_box_t *sf_ship_box(const sf_ship_u8_t *p, sf_ship_doc_t *doc);
 static int sf_ship_scan_string(sf_ship_scan_t *s, unsigned *escaped);
 static int sf_ship_scan_number(sf_ship_scan_t *s);
 static int sf_ship_hex4(const sf_ship_u8_t *p);
@@ -216,9 +250,9 @@ static const sf_ship_u8_t *sf_ship_skip_string(const sf_ship_u8_t *p,
 static const sf_ship_u8_t *sf_ship_skip(const sf_ship_u8_t *p,
     sf_ship_doc_t *doc);
 static void sf_ship_members(const sf_ship_u8_t *obj, sf_ship_doc_t *doc,
-    const char *const *names, const sf_ship_u8_t **values);
+    const sf_ship_name_t *names, const sf_ship_u8_t **values);
 static int sf_ship_key_is(const sf_ship_u8_t *key, size_t len,
-    const char *name);
+    const sf_ship_name_t *name);
 static const sf_ship_u8_t *sf_ship_first(const sf_ship_u8_t *array,
     sf_ship_doc_t *doc);
 static const sf_ship_u8_t *sf_ship_next(const sf_ship_u8_t *p,
@@ -262,23 +296,55 @@ static const char *const  sf_ship_item_types[] = {
     "production", "stock", NULL
 };
 
-static const char *const  sf_ship_root_keys[] = {
-    "output", "shipmentId", "weightUnit", "dimensionUnit", "shipTo",
-    "orderNumber", "return", "shipper", "packages", NULL
+static const sf_ship_name_t  sf_ship_root_keys[] = {
+    sf_ship_name("output"),
+    sf_ship_name("shipmentId"),
+    sf_ship_name("weightUnit"),
+    sf_ship_name("dimensionUnit"),
+    sf_ship_name("shipTo"),
+    sf_ship_name("orderNumber"),
+    sf_ship_name("return"),
+    sf_ship_name("shipper"),
+    sf_ship_name("packages"),
+    sf_ship_null_name
 };
 
-static const char *const  sf_ship_address_keys[] = {
-    "name", "address1", "town", "postcode", "isoCountry", NULL
+static const sf_ship_name_t  sf_ship_address_keys[] = {
+    sf_ship_name("name"),
+    sf_ship_name("address1"),
+    sf_ship_name("town"),
+    sf_ship_name("postcode"),
+    sf_ship_name("isoCountry"),
+    sf_ship_null_name
 };
 
-static const char *const  sf_ship_output_keys[] = {
-    "format", "orientation", "dimensions", NULL
+static const sf_ship_name_t  sf_ship_output_keys[] = {
+    sf_ship_name("format"),
+    sf_ship_name("orientation"),
+    sf_ship_name("dimensions"),
+    sf_ship_null_name
 };
 
-static const char *const  sf_ship_unit_keys[] = { "unit", NULL };
-static const char *const  sf_ship_items_keys[] = { "items", NULL };
-static const char *const  sf_ship_item_keys[] = { "count", "type", NULL };
-static const char *const  sf_ship_order_keys[] = { "orderNumber", NULL };
+static const sf_ship_name_t  sf_ship_unit_keys[] = {
+    sf_ship_name("unit"),
+    sf_ship_null_name
+};
+
+static const sf_ship_name_t  sf_ship_items_keys[] = {
+    sf_ship_name("items"),
+    sf_ship_null_name
+};
+
+static const sf_ship_name_t  sf_ship_item_keys[] = {
+    sf_ship_name("count"),
+    sf_ship_name("type"),
+    sf_ship_null_name
+};
+
+static const sf_ship_name_t  sf_ship_order_keys[] = {
+    sf_ship_name("orderNumber"),
+    sf_ship_null_name
+};
 
 
 /*
@@ -349,6 +415,7 @@ sf_ship_validate_order(const char *body, size_t len, char *msg,
     sf_ship_ctx_t        ctx;
     sf_ship_doc_t        doc;
     sf_ship_box_t        boxes[SF_SHIP_BOXES];
+    sf_ship_record_t     records[SF_SHIP_RECORDS];
     const sf_ship_u8_t  *root, *v[SF_SHIP_R_N];
 
     if (msg_size > 0) {
@@ -382,6 +449,7 @@ sf_ship_validate_order(const char *body, size_t len, char *msg,
     }
 
     doc.boxes = boxes;
+    doc.records = records;
 
     if (!sf_ship_scan(body, len, 1, &doc)) {
         rc = sf_ship_parse(body, len, msg, msg_size, nproblems);
@@ -448,6 +516,7 @@ sf_ship_order_number(const char *body, size_t len, char *out, size_t size)
     }
 
     doc.boxes = boxes;
+    doc.records = NULL;
 
     if (!sf_ship_scan(body, len, 0, &doc)) {
 
@@ -572,6 +641,7 @@ sf_ship_scan(const char *body, size_t len, unsigned dups, sf_ship_doc_t *doc)
 
     doc->end = (const sf_ship_u8_t *) body + len;
     doc->nboxes = 0;
+    doc->nrecords = 0;
 
     s.doc = doc;
     s.end = doc->end;
@@ -584,7 +654,7 @@ sf_ship_scan(const char *body, size_t len, unsigned dups, sf_ship_doc_t *doc)
         return 0;
     }
 
-    if (!sf_ship_scan_container(&s)) {
+    if (!sf_ship_scan_container(&s, sf_ship_root_keys, NULL)) {
         return 0;
     }
 
@@ -593,7 +663,8 @@ sf_ship_scan(const char *body, size_t len, unsigned dups, sf_ship_doc_t *doc)
 
 
 static int
-sf_ship_scan_value(sf_ship_scan_t *s)
+sf_ship_scan_value(sf_ship_scan_t *s, const sf_ship_name_t *names,
+    const sf_ship_name_t *elem)
 {
     size_t               n;
     unsigned             escaped;
@@ -606,7 +677,7 @@ sf_ship_scan_value(sf_ship_scan_t *s)
 
     case '{':
     case '[':
-        return sf_ship_scan_container(s);
+        return sf_ship_scan_container(s, names, elem);
 
     case '"':
         return sf_ship_scan_string(s, &escaped);
@@ -640,31 +711,56 @@ sf_ship_scan_value(sf_ship_scan_t *s)
 }
 
 
-/* s->p is at '{' or '['; the caller checks what follows the value */
+/*
+ * s->p is at '{' or '['; the caller checks what follows the value.  An
+ * object is read with the names whose values the checks look up in it
+ * (NULL: none), an array with those of its elements.
+ */
 
 static int
-sf_ship_scan_container(sf_ship_scan_t *s)
+sf_ship_scan_container(sf_ship_scan_t *s, const sf_ship_name_t *names,
+    const sf_ship_name_t *elem)
 {
-    size_t               klen;
-    unsigned             i, base, escaped;
-    sf_ship_u8_t         close;
-    sf_ship_box_t       *box;
-    const sf_ship_u8_t  *p, *key;
+    size_t                  klen, k;
+    uint64_t                seen, bit;
+    unsigned                i, base, escaped;
+    sf_ship_u8_t            close;
+    sf_ship_box_t          *box;
+    sf_ship_record_t       *rec;
+    const sf_ship_u8_t     *p, *key;
+    const sf_ship_name_t   *child, *child_elem;
 
     if (++s->depth > SF_SHIP_MAX_DEPTH) {
         return 0;
     }
 
     box = NULL;
+    rec = NULL;
+    close = (*s->p == '{') ? '}' : ']';
 
     if (s->doc->nboxes < SF_SHIP_BOXES) {
         box = &s->doc->boxes[s->doc->nboxes++];
         box->start = s->p;
         box->end = NULL;
+        box->record = -1;
+
+        if (close == '}' && names != NULL && s->doc->records != NULL
+            && s->doc->nrecords < SF_SHIP_RECORDS)
+        {
+            box->record = s->doc->nrecords;
+            rec = &s->doc->records[s->doc->nrecords++];
+            rec->names = names;
+
+            for (k = 0; names[k].data != NULL; k++) {
+                rec->values[k] = NULL;
+            }
+        }
     }
 
-    close = (*s->p == '{') ? '}' : ']';
     base = s->nkeys;
+    seen = 0;
+    child = elem;
+    child_elem = NULL;
 
     p = sf_ship_ws(s->p + 1, s->end);
 
@@ -708,13 +804,20 @@ sf_ship_scan_container(sf_ship_scan_t *s)
                 key = p + 1;
                 klen = s->p - key - 1;
 
-                for (i = base; i < s->nkeys; i++) {
-                    if (s->keys[i].len == klen
+                /* compared with the keys before only if a hash bit says so */
+
+                bit = (uint64_t) 1 << ((klen + key[0] + (klen ? key[klen - 1]
+                                                            : 0) * 3) & 63);
+
+                for (i = (seen & bit) ? base : s->nkeys; i < s->nkeys; i++) {
+                    if (s->keys[i].len == klen && s->keys[i].p[0] == key[0]
                         && memcmp(s->keys[i].p, key, klen) == 0)
                     {
                         return 0;
                     }
                 }
+
+                seen |= bit;
 
                 if (s->nkeys == SF_SHIP_SCAN_KEYS
                     || s->nkeys - base == SF_SHIP_SCAN_OBJKEYS)
@@ -727,6 +830,26 @@ sf_ship_scan_container(sf_ship_scan_t *s)
                 s->nkeys++;
             }
 
+            /* a member the checks look up: where its value is */
+
+            k = SF_SHIP_MAX_NAMES;
+
+            if (names != NULL && s->dups) {
+                key = p + 1;
+                klen = s->p - key - 1;
+
+                for (k = 0; names[k].data != NULL; k++) {
+                    if (names[k].len == klen && names[k].data[0] == key[0]
+                        && memcmp(names[k].data, key, klen) == 0)
+                    {
+                        break;
+                    }
+                }
+            }
+
+            child = NULL;
+            child_elem = NULL;
+
             p = sf_ship_ws(s->p, s->end);
 
             if (p == s->end || *p != ':') {
@@ -738,11 +861,19 @@ sf_ship_scan_container(sf_ship_scan_t *s)
             if (p == s->end) {
                 return 0;
             }
+
+            if (k < SF_SHIP_MAX_NAMES && names[k].data != NULL) {
+                if (rec != NULL) {
+                    rec->values[k] = (*p == 'n') ? NULL : p;
+                }
+
+                sf_ship_child(names, k, &child, &child_elem);
+            }
         }
 
         s->p = p;
 
-        if (!sf_ship_scan_value(s)) {
+        if (!sf_ship_scan_value(s, child, child_elem)) {
             return 0;
         }
 
@@ -776,6 +907,46 @@ sf_ship_scan_container(sf_ship_scan_t *s)
 }
 
 
+/*
+ * What the checks look up in the value of member names[k]: the names of
+ * its members if it is an object, of its elements' if it is an array.
+ */
+
+static void
+sf_ship_child(const sf_ship_name_t *names, size_t k,
+    const sf_ship_name_t **obj, const sf_ship_name_t **elem)
+{
+    *obj = NULL;
+    *elem = NULL;
+
+    if (names == sf_ship_root_keys) {
+
+        switch (k) {
+
+        case SF_SHIP_R_OUTPUT:
+            *obj = sf_ship_output_keys;
+            break;
+
+        case SF_SHIP_R_SHIP_TO:
+        case SF_SHIP_R_RETURN:
+        case SF_SHIP_R_SHIPPER:
+            *obj = sf_ship_address_keys;
+            break;
+
+        case SF_SHIP_R_PACKAGES:
+            *elem = sf_ship_items_keys;
+            break;
+        }
+
+    } else if (names == sf_ship_output_keys && k == 2) {
+        *obj = sf_ship_unit_keys;
+
+    } else if (names == sf_ship_items_keys && k == 0) {
+        *elem = sf_ship_item_keys;
+    }
+}
+
+
 /* s->p is at the opening '"' */
 
 static int
@@ -784,6 +955,14 @@ sf_ship_scan_string(sf_ship_scan_t *s, unsigned *escaped)
     int                  cp;
     size_t               n;
     const sf_ship_u8_t  *p, *end;
+#if defined(__SSE2__)
+    int                  mask;
+    __m128i              v, quote, backslash, space;
+
+    quote = _mm_set1_epi8('"');
+    backslash = _mm_set1_epi8('\\');
+    space = _mm_set1_epi8(' ');
+#endif
 
     *escaped = 0;
 
@@ -791,6 +970,30 @@ sf_ship_scan_string(sf_ship_scan_t *s, unsigned *escaped)
     end = s->end;
 
     for ( ;; ) {
+
+#if defined(__SSE2__)
+
+        /*
+         * sixteen bytes a turn: a '"', a '\\', or a byte below 0x20 or
+         * from 0x80 (negative as a signed char) ends the plain run
+         */
+
+        while (end - p >= 16) {
+            v = _mm_loadu_si128((const __m128i *) p);
+            mask = _mm_movemask_epi8(
+                       _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                 _mm_cmpeq_epi8(v, backslash)),
+                                    _mm_cmplt_epi8(v, space)));
+
+            if (mask != 0) {
+                p += __builtin_ctz((unsigned) mask);
+                goto special;
+            }
+
+            p += 16;
+        }
+
+#endif
 
         /* four bytes a turn: most strings are short plain ASCII */
 
@@ -1213,7 +1416,7 @@ sf_ship_skip_string(const sf_ship_u8_t *p, const sf_ship_u8_t *end)
 static const sf_ship_u8_t *
 sf_ship_skip(const sf_ship_u8_t *p, sf_ship_doc_t *doc)
 {
-    unsigned        depth, lo, hi, mid;
+    unsigned        depth;
     sf_ship_box_t  *box;
 
     if (*p == '"') {
@@ -1224,27 +1427,10 @@ sf_ship_skip(const sf_ship_u8_t *p, sf_ship_doc_t *doc)
 
         /* a container the scanner saw the end of */
 
-        lo = 0;
-        hi = doc->nboxes;
+        box = sf_ship_box(p, doc);
 
-        while (lo < hi) {
-            mid = lo + (hi - lo) / 2;
-            box = &doc->boxes[mid];
-
-            if (box->start == p) {
-                if (box->end != NULL) {
-                    return box->end;
-                }
-
-                break;
-            }
-
-            if (box->start < p) {
-                lo = mid + 1;
-
-            } else {
-                hi = mid;
-            }
+        if (box != NULL && box->end != NULL) {
+            return box->end;
         }
 
         depth = 0;
@@ -1286,71 +1472,135 @@ sf_ship_skip(const sf_ship_u8_t *p, sf_ship_doc_t *doc)
 }
 
 
+/* the container the scanner recorded at p, or NULL */
+
+static sf_ship_box_t *
+sf_ship_box(const sf_ship_u8_t *p, sf_ship_doc_t *doc)
+{
+    unsigned        lo, hi, mid;
+    sf_ship_box_t  *box;
+
+    lo = 0;
+    hi = doc->nboxes;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        box = &doc->boxes[mid];
+
+        if (box->start == p) {
+            return box;
+        }
+
+        if (box->start < p) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    return NULL;
+}
+
+
 /*
  * values[i] = the value of the member names[i] of the object at obj, or
- * NULL if it is absent or null; for a repeated key, the last one.
+ * NULL if it is absent or null; for a repeated key, the last one.  What
+ * the scanner recorded for a whole object is taken as it is.
  */
 
 static void
 sf_ship_members(const sf_ship_u8_t *obj, sf_ship_doc_t *doc,
-    const char *const *names, const sf_ship_u8_t **values)
+    const sf_ship_name_t *names, const sf_ship_u8_t **values)
 {
     size_t               i, len;
-    const sf_ship_u8_t  *p, *key;
+    unsigned             escaped;
+    sf_ship_box_t       *box;
+    sf_ship_record_t    *rec;
+    const sf_ship_u8_t  *p, *key, *end;
 
-    for (i = 0; names[i] != NULL; i++) {
+    if (doc->nrecords > 0) {
+        box = sf_ship_box(obj, doc);
+
+        if (box != NULL && box->end != NULL && box->record >= 0
+            && doc->records[box->record].names == names)
+        {
+            rec = &doc->records[box->record];
+
+            for (i = 0; names[i].data != NULL; i++) {
+                values[i] = rec->values[i];
+            }
+
+            return;
+        }
+    }
+
+    for (i = 0; names[i].data != NULL; i++) {
         values[i] = NULL;
     }
 
-    p = sf_ship_ws(obj + 1, doc->end);
+    end = doc->end;
+    p = sf_ship_ws(obj + 1, end);
 
-    while (p < doc->end && *p == '"') {
-        key = p + 1;
-        p = sf_ship_skip_string(p, doc->end);
-        len = p - key - 1;
+    while (p < end && *p == '"') {
 
-        p = sf_ship_ws(p, doc->end);               /* ':' */
-        p = sf_ship_ws(p + 1, doc->end);
+        /* the key: most are short and without escapes */
 
-        if (p >= doc->end) {
+        key = ++p;
+        escaped = 0;
+
+        while (p < end && *p != '"') {
+            if (*p == '\\') {
+                escaped = 1;
+                p++;
+            }
+
+            p++;
+        }
+
+        len = p - key;
+
+        p = sf_ship_ws(p + 1, end);           /* ':' */
+        p = sf_ship_ws(p + 1, end);
+
+        if (p >= end) {
             return;
         }
 
-        for (i = 0; names[i] != NULL; i++) {
-            if (sf_ship_key_is(key, len, names[i])) {
+        for (i = 0; names[i].data != NULL; i++) {
+
+            if (escaped ? sf_ship_key_is(key, len, &names[i])
+                        : (len == names[i].len && key[0] == names[i].data[0]
+                           && memcmp(key, names[i].data, len) == 0))
+            {
                 values[i] = (*p == 'n') ? NULL : p;
                 break;
             }
         }
 
-        p = sf_ship_ws(sf_ship_skip(p, doc), doc->end);
+        p = sf_ship_ws(sf_ship_skip(p, doc), end);
 
-        if (p >= doc->end || *p != ',') {
+        if (p >= end || *p != ',') {
             return;
         }
 
-        p = sf_ship_ws(p + 1, doc->end);
+        p = sf_ship_ws(p + 1, end);
     }
 }
 
 
-/* the raw key (JSON string contents) equals name once unescaped */
+/* the raw key (JSON string contents with escapes) equals the name */
 
 static int
-sf_ship_key_is(const sf_ship_u8_t *key, size_t len, const char *name)
+sf_ship_key_is(const sf_ship_u8_t *key, size_t len,
+    const sf_ship_name_t *name)
 {
-    size_t        n, k;
+    size_t        k;
     sf_ship_u8_t  buf[32];
-
-    n = strlen(name);
-
-    if (memchr(key, '\\', len) == NULL) {
-        return len == n && memcmp(key, name, n) == 0;
-    }
 
     k = sf_ship_unescape(key, len, buf, sizeof(buf));
 
-    return k == n && memcmp(buf, name, n) == 0;
+    return k == name->len && memcmp(buf, name->data, k) == 0;
 }
 
 
@@ -1791,7 +2041,7 @@ sf_ship_check_address(sf_ship_ctx_t *ctx, const sf_ship_u8_t *addr,
 
     for (k = 0; k < SF_SHIP_A_N; k++) {
         if (!sf_ship_check_text(ctx, v[k], doc, key,
-                                sf_ship_address_keys[k])
+                                sf_ship_address_keys[k].data)
             || k != SF_SHIP_A_ISO_COUNTRY)
         {
             continue;

@@ -23,6 +23,11 @@
 # interleaved (plain, guard, ship, [guard0, ship0], plain, ...) ROUNDS
 # times and the report gives the median req/s of each configuration and
 # the median of the per-round ratios to the plain run of the same round.
+# It also gives the CPU time the worker used per request (utime + stime
+# from /proc over the run, divided by the requests answered): on a busy
+# machine the rate depends on what else runs, the CPU time per request
+# much less.  cpu ratio = plain CPU per request / this CPU per request,
+# the rate ratio a core of its own would give.
 #
 #   t/bench/ship-api.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (10 32 5)
 #
@@ -163,8 +168,12 @@ LUA
 body=$top/t/unit/ship/seed-example.json
 url=http://127.0.0.1:$port/siteflow/ship/shipment
 
+cputicks() {  # utime + stime of a process, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 run() {  # run CONFIG ROUND
-    local f=$out/ship-api-$1-$2.txt pid i
+    local f=$out/ship-api-$1-$2.txt pid i worker t0 t1
     conf "$1"
     : > "$P/t/logs/error.log"
     "$nginx" -p "$P/t/" -c nginx.conf
@@ -172,9 +181,12 @@ run() {  # run CONFIG ROUND
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.1
     done
+    pid=$(cat "$P/t/logs/nginx.pid")
+    worker=$(pgrep -P "$pid" | head -1)
+    t0=$(cputicks "$worker")
     taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency \
         -s "$P/signed.lua" "$url" -- "$P/nonces" "$body" > "$f"
-    pid=$(cat "$P/t/logs/nginx.pid")
+    t1=$(cputicks "$worker")
     kill -QUIT "$pid"
     for i in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
@@ -188,7 +200,9 @@ run() {  # run CONFIG ROUND
     fi
     echo "$1 $2 $(awk '/Requests\/sec/ { print $2 }' "$f")" \
          "$(awk '$1 == "99%" { print $2 }' "$f")" \
-         "$(awk '/Non-2xx/ { print $NF }' "$f" | grep . || echo 0)"
+         "$(awk '/Non-2xx/ { print $NF }' "$f" | grep . || echo 0)" \
+         "$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+                '/requests in/ { printf "%.2f", t / hz * 1e6 / $1 }' "$f")"
 }
 
 configs="plain guard ship"
@@ -212,7 +226,7 @@ function median(a, n,    i, j, t) {
         }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ rps[$1, $2] = $3; p99[$1, $2] = $4; bad[$1] += $5 }
+{ rps[$1, $2] = $3; p99[$1, $2] = $4; bad[$1] += $5; cpu[$1, $2] = $6 }
 END {
     nc = split(configs, c, " ")
     printf "%-7s %-52s %9s %9s %8s\n", "config", "req/s per round", "median",
@@ -235,8 +249,16 @@ END {
         p = ""
         for (i = 1; i <= rounds; i++) p = p " " p99[c[k], i]
         printf "        p99:%s\n", p
+        line = ""
+        for (i = 1; i <= rounds; i++) {
+            v[i] = cpu[c[k], i]; r[i] = cpu["plain", i] / cpu[c[k], i]
+            line = line sprintf(" %.1f", v[i])
+        }
+        printf "        worker CPU us/request:%s; median %.1f, cpu ratio %.3f\n",
+               line, median(v, rounds), median(r, rounds)
     }
     print "ratio = median over rounds of (req/s / plain req/s of the same round); target ship >= 0.85"
+    print "cpu ratio = median over rounds of (plain CPU/request / this CPU/request)"
     if (fail) { print "FAIL: non-2xx answers"; exit 1 }
 }' "$out/ship-api-runs.txt"
 } | tee "$out/ship-api.txt"

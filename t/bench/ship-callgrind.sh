@@ -2,10 +2,12 @@
 # Instructions per Ship API request, counted by callgrind (the noise-free
 # companion of t/bench/ship-api.sh): a single-process nginx runs under
 # valgrind --tool=callgrind, its one location proxying (keep-alive) to a
-# plain nginx backend, once with 0 requests (start-up and shutdown only)
-# and once with N signed POSTs of t/unit/ship/seed-example.json, each with
-# a fresh nonce, sent one after the other on one keep-alive connection.
-# Per-request cost = (total - start-up) / N, for each configuration:
+# plain nginx backend, once with 1 request (start-up, shutdown and what
+# the first request sets up once: OpenSSL's DRBG, the upstream connection)
+# and once with 1 + N signed POSTs of t/unit/ship/seed-example.json, each
+# with a fresh nonce, sent one after the other on one keep-alive
+# connection.  Per-request cost = (total - total of the first) / N, for
+# each configuration:
 #   plain   nginx without the module
 #   guard   siteflow_verify_signature on
 #   ship    siteflow_verify_signature on + siteflow_shipment_validate on
@@ -133,7 +135,7 @@ client() {  # client COUNT
 
 measure() {  # measure CONFIG COUNT -> total instructions
     local f=$out/callgrind.ship-api.$1 vg i
-    [ "$2" -gt 0 ] || f=$f.idle
+    [ "$2" -gt 1 ] || f=$f.idle
     conf "$1"
     rm -f "$f"
     valgrind --tool=callgrind --callgrind-out-file="$f" \
@@ -162,8 +164,8 @@ if [ -n "$before" ]; then configs="$configs guard0 ship0"; fi
 echo "== ship-callgrind: $(date -u +%FT%TZ), $n POSTs of seed-example.json"
 echo "module: $module${before:+; before: $before}"
 for c in $configs; do
-    idle=$(measure "$c" 0)
-    total=$(measure "$c" "$n")
+    idle=$(measure "$c" 1)
+    total=$(measure "$c" $((n + 1)))
     echo "$c $idle $total"
 done | awk -v n="$n" '
     { per[$1] = ($3 - $2) / n; order[++k] = $1 }
