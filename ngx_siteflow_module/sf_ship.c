@@ -722,7 +722,7 @@ sf_ship_scan_container(sf_ship_scan_t *s, const sf_ship_name_t *names,
     const sf_ship_name_t *elem)
 {
     size_t                  klen, k;
-    uint64_t                seen, bit;
+    uint64_t                seen, bit, lens;
     unsigned                i, base, escaped;
     sf_ship_u8_t            close;
     sf_ship_box_t          *box;
@@ -761,6 +761,16 @@ sf_ship_scan_container(sf_ship_scan_t *s, const sf_ship_name_t *names,
     seen = 0;
     child = elem;
     child_elem = NULL;
+
+    /* the lengths of the names looked for, to pass most keys at once */
+
+    lens = 0;
+
+    if (names != NULL && s->dups) {
+        for (k = 0; names[k].data != NULL; k++) {
+            lens |= (uint64_t) 1 << (names[k].len & 63);
+        }
+    }
 
     p = sf_ship_ws(s->p + 1, s->end);
 
@@ -833,10 +843,10 @@ sf_ship_scan_container(sf_ship_scan_t *s, const sf_ship_name_t *names,
             /* a member the checks look up: where its value is */
 
             k = SF_SHIP_MAX_NAMES;
+            klen = s->p - p - 2;
 
-            if (names != NULL && s->dups) {
+            if ((lens & ((uint64_t) 1 << (klen & 63))) != 0) {
                 key = p + 1;
-                klen = s->p - key - 1;
 
                 for (k = 0; names[k].data != NULL; k++) {
                     if (names[k].len == klen && names[k].data[0] == key[0]
