@@ -182,7 +182,13 @@ run() {  # run CONFIG ROUND
         sleep 0.1
     done
     pid=$(cat "$P/t/logs/nginx.pid")
-    worker=$(pgrep -P "$pid" | head -1)
+    worker=
+    for i in $(seq 1 100); do      # the master listens before it forks
+        worker=$(pgrep -P "$pid" | head -1 || true)
+        [ -n "$worker" ] && break
+        sleep 0.05
+    done
+    [ -n "$worker" ] || { echo "bench: no worker for $1" >&2; exit 1; }
     t0=$(cputicks "$worker")
     taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency \
         -s "$P/signed.lua" "$url" -- "$P/nonces" "$body" > "$f"
