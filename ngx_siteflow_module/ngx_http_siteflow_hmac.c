@@ -13,12 +13,9 @@
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_log.h"
-#include "sf_json.h"
 #include "sf_ring.h"
 #include "sf_sig.h"
 #include "sf_ship.h"
-
-#include <jansson.h>
 
 #include <openssl/rand.h>
 
@@ -54,8 +51,11 @@ typedef struct {
     ngx_http_siteflow_ctx_t        ctx;         /* must be first */
     u_char                        *response;    /* the first bytes sent */
     size_t                         response_len;
+    ngx_str_t                      order_id;    /* found by the validation */
+    off_t                          body_len;    /* of the body validated */
     unsigned                       logging:2;   /* 0 unknown, 1 on, 2 off */
     unsigned                       logged:1;
+    unsigned                       order_known:1;
 } ngx_http_siteflow_guard_ctx_t;
 
 
@@ -496,12 +496,15 @@ static void
 ngx_http_siteflow_body_handler(ngx_http_request_t *r)
 {
     char                            msg[NGX_HTTP_SITEFLOW_SHIP_MSG_LEN];
+    char                            order[SF_RING_MAX_ORDER_ID];
+    size_t                          order_len;
     unsigned                        n;
     ngx_int_t                       rc;
     ngx_str_t                       body;
     sf_ship_rc_t                    src;
     ngx_http_siteflow_ctx_t        *ctx;
     ngx_http_siteflow_loc_conf_t   *slcf;
+    ngx_http_siteflow_guard_ctx_t  *g;
     ngx_http_siteflow_main_conf_t  *smcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_siteflow_module);
@@ -528,8 +531,30 @@ ngx_http_siteflow_body_handler(ngx_http_request_t *r)
     }
 
     n = 0;
-    src = sf_ship_validate((char *) body.data, body.len, msg, sizeof(msg),
-                           &n);
+    src = sf_ship_validate_order((char *) body.data, body.len, msg,
+                                 sizeof(msg), &n, order, sizeof(order),
+                                 &order_len);
+
+    if (src == SF_SHIP_OK || src == SF_SHIP_INVALID) {
+
+        /* the log entry's order id, without reading the body again */
+
+        g = (ngx_http_siteflow_guard_ctx_t *) ctx;
+        g->body_len = body.len;
+        g->order_known = 1;
+
+        if (order_len > 0) {
+            g->order_id.data = ngx_pnalloc(r->pool, order_len);
+
+            if (g->order_id.data != NULL) {
+                ngx_memcpy(g->order_id.data, order, order_len);
+                g->order_id.len = order_len;
+
+            } else {
+                g->order_known = 0;
+            }
+        }
+    }
 
     if (src == SF_SHIP_OK) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -1314,7 +1339,15 @@ ngx_http_siteflow_guard_log(ngx_http_request_t *r)
         ngx_str_null(&e.request);
     }
 
-    ngx_http_siteflow_guard_order_id(r, &e.request, &e.order_id);
+    if (g->order_known && e.request.len == (size_t) g->body_len
+        && e.request.len <= ngx_http_siteflow_log_body_max(r))
+    {
+        /* the validation read this very body */
+        e.order_id = g->order_id;
+
+    } else {
+        ngx_http_siteflow_guard_order_id(r, &e.request, &e.order_id);
+    }
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
@@ -1324,55 +1357,30 @@ ngx_http_siteflow_guard_log(ngx_http_request_t *r)
 }
 
 
-/* the "orderNumber" of a shipment request, for the log's order filter */
+/*
+ * The "orderNumber" of a shipment request, for the log's order filter:
+ * read from the text, without building a JSON tree (sf_ship.c).
+ */
 
 static void
 ngx_http_siteflow_guard_order_id(ngx_http_request_t *r, ngx_str_t *body,
     ngx_str_t *order_id)
 {
-    json_t        *root, *v;
-    const char    *p;
-    json_error_t   err;
-
     ngx_str_null(order_id);
 
-    if (body->len == 0 || body->len > ngx_http_siteflow_log_body_max(r)
-        || sf_json_too_deep(body->data, body->len, 32, NULL, NULL))
-    {
+    if (body->len == 0 || body->len > ngx_http_siteflow_log_body_max(r)) {
         return;
     }
 
-    root = json_loadb((char *) body->data, body->len, 0, &err);
-    if (root == NULL) {
+    order_id->data = ngx_pnalloc(r->pool, SF_RING_MAX_ORDER_ID);
+    if (order_id->data == NULL) {
         return;
     }
 
-    v = json_is_object(root) ? json_object_get(root, "orderNumber") : NULL;
-
-    if (json_is_string(v)) {
-        p = json_string_value(v);
-
-        order_id->len = ngx_min(json_string_length(v), SF_RING_MAX_ORDER_ID);
-        order_id->data = ngx_pnalloc(r->pool, order_id->len);
-
-        if (order_id->data == NULL) {
-            order_id->len = 0;
-
-        } else {
-            ngx_memcpy(order_id->data, p, order_id->len);
-        }
-
-    } else if (json_is_integer(v)) {
-        order_id->data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-
-        if (order_id->data != NULL) {
-            order_id->len = ngx_sprintf(order_id->data, "%L",
-                                        (int64_t) json_integer_value(v))
-                            - order_id->data;
-        }
-    }
-
-    json_decref(root);
+    order_id->len = sf_ship_order_number((const char *) body->data,
+                                         body->len,
+                                         (char *) order_id->data,
+                                         SF_RING_MAX_ORDER_ID);
 }
 
 
@@ -1394,6 +1402,18 @@ ngx_http_siteflow_guard_log_body(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     cap = ngx_http_siteflow_log_body_max(r) + 1;
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+
+        /* one buffer in memory (the usual case): no copy */
+
+        body->data = cl->buf->pos;
+        body->len = ngx_min((size_t) (cl->buf->last - cl->buf->pos), cap);
+
+        return NGX_OK;
+    }
 
     p = ngx_pnalloc(r->pool, cap);
     if (p == NULL) {

@@ -94,11 +94,10 @@
 
 #include <jansson.h>
 
-#include "sf_ship.h"
+#include "sf_ship_int.h"
 #include "sf_json.h"
 
 
-#define SF_SHIP_PATH_LEN      128
 #define SF_SHIP_PROBLEM_LEN   192
 #define SF_SHIP_TEXT_LEN      512
 
@@ -113,6 +112,8 @@
 #endif
 
 
+
+
 typedef struct {
     char            *buf;
     size_t           size;
@@ -123,28 +124,36 @@ typedef struct {
 } sf_ship_ctx_t;
 
 
+
+
+static sf_ship_rc_t sf_ship_parse(const char *body, size_t len, char *msg,
+    size_t msg_size, unsigned *nproblems);
 static sf_ship_rc_t sf_ship_message(char *msg, size_t msg_size,
     unsigned *nproblems, sf_ship_rc_t rc, const char *text);
 static sf_ship_rc_t sf_ship_bad_json(char *msg, size_t msg_size,
     unsigned *nproblems, json_error_t *err);
-static int sf_ship_blank(const char *p, size_t len);
-static json_t *sf_ship_get(json_t *obj, const char *key);
-static void sf_ship_path(char *buf, const char *prefix, const char *key);
 static void sf_ship_problem(sf_ship_ctx_t *ctx, const char *fmt, ...)
     SF_SHIP_PRINTF(2, 3);
-static json_t *sf_ship_check_text(sf_ship_ctx_t *ctx, json_t *obj,
-    const char *prefix, const char *key);
-static void sf_ship_check_enum(sf_ship_ctx_t *ctx, json_t *obj,
-    const char *prefix, const char *key, const char *const *values,
+static int sf_ship_check_text(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *prefix, const char *key);
+static int sf_ship_enum(const sf_ship_u8_t *v, sf_ship_doc_t *doc,
+    const char *const *values);
+static void sf_ship_check_enum(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *path, const char *const *values,
     const char *list);
-static void sf_ship_check_output(sf_ship_ctx_t *ctx, json_t *root);
-static void sf_ship_check_order_number(sf_ship_ctx_t *ctx, json_t *root);
-static void sf_ship_check_address(sf_ship_ctx_t *ctx, json_t *root,
-    const char *key);
-static int sf_ship_country_code(const char *p, size_t len);
-static void sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root);
-static void sf_ship_check_items(sf_ship_ctx_t *ctx, json_t *pkg,
-    const char *prefix);
+static void sf_ship_check_output(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *output, sf_ship_doc_t *doc);
+static void sf_ship_check_order_number(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *v, sf_ship_doc_t *doc);
+static void sf_ship_check_address(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *addr, sf_ship_doc_t *doc, const char *key);
+static int sf_ship_country_code(const sf_ship_u8_t *p, size_t len);
+static void sf_ship_check_packages(sf_ship_ctx_t *ctx,
+    const sf_ship_u8_t *packages, sf_ship_doc_t *doc);
+static void sf_ship_check_items(sf_ship_ctx_t *ctx, const sf_ship_u8_t *pkg,
+    sf_ship_doc_t *doc, size_t i);
+static size_t sf_ship_order_value(const sf_ship_u8_t *p,
+    sf_ship_doc_t *doc, char *out, size_t size);
 static size_t sf_ship_escape(const char *in, size_t len, char *out,
     size_t out_size);
 
@@ -159,20 +168,88 @@ static const char *const  sf_ship_item_types[] = {
     "production", "stock", NULL
 };
 
-static const char *const  sf_ship_address_keys[] = {
-    "name", "address1", "town", "postcode", "isoCountry", NULL
+const sf_ship_name_t  sf_ship_root_keys[] = {
+    sf_ship_name("output"),
+    sf_ship_name("shipmentId"),
+    sf_ship_name("weightUnit"),
+    sf_ship_name("dimensionUnit"),
+    sf_ship_name("shipTo"),
+    sf_ship_name("orderNumber"),
+    sf_ship_name("return"),
+    sf_ship_name("shipper"),
+    sf_ship_name("packages"),
+    sf_ship_null_name
 };
 
+const sf_ship_name_t  sf_ship_address_keys[] = {
+    sf_ship_name("name"),
+    sf_ship_name("address1"),
+    sf_ship_name("town"),
+    sf_ship_name("postcode"),
+    sf_ship_name("isoCountry"),
+    sf_ship_null_name
+};
+
+const sf_ship_name_t  sf_ship_output_keys[] = {
+    sf_ship_name("format"),
+    sf_ship_name("orientation"),
+    sf_ship_name("dimensions"),
+    sf_ship_null_name
+};
+
+const sf_ship_name_t  sf_ship_unit_keys[] = {
+    sf_ship_name("unit"),
+    sf_ship_null_name
+};
+
+const sf_ship_name_t  sf_ship_items_keys[] = {
+    sf_ship_name("items"),
+    sf_ship_null_name
+};
+
+const sf_ship_name_t  sf_ship_item_keys[] = {
+    sf_ship_name("count"),
+    sf_ship_name("type"),
+    sf_ship_null_name
+};
+
+const sf_ship_name_t  sf_ship_order_keys[] = {
+    sf_ship_name("orderNumber"),
+    sf_ship_null_name
+};
+
+
+/*
+ * The body is read once by a strict scanner (sf_ship_scan()) that accepts
+ * only JSON that jansson accepts with JSON_REJECT_DUPLICATES, an object
+ * no deeper than SF_SHIP_MAX_DEPTH, and builds nothing.  Anything it is
+ * not sure of (invalid JSON, escaped keys, duplicate keys, unusual
+ * numbers, many keys, ...) goes the way it always went: the depth check,
+ * then jansson, for the very same messages.  Either way the fields are
+ * then checked on the text itself.
+ */
 
 sf_ship_rc_t
 sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
     unsigned *nproblems)
 {
-    char           text[SF_SHIP_TEXT_LEN];
-    size_t         i, line, column;
-    json_t        *root;
-    json_error_t   err;
-    sf_ship_ctx_t  ctx;
+    return sf_ship_validate_order(body, len, msg, msg_size, nproblems, NULL,
+                                  0, NULL);
+}
+
+
+sf_ship_rc_t
+sf_ship_validate_order(const char *body, size_t len, char *msg,
+    size_t msg_size, unsigned *nproblems, char *order, size_t order_size,
+    size_t *order_len)
+{
+    size_t               i;
+    sf_ship_rc_t         rc;
+    sf_ship_ctx_t        ctx;
+    sf_ship_doc_t        doc;
+    sf_ship_box_t        boxes[SF_SHIP_BOXES];
+    sf_ship_record_t     records[SF_SHIP_RECORDS];
+    const sf_ship_u8_t  *root, *v[SF_SHIP_R_N];
 
     if (msg_size > 0) {
         msg[0] = '\0';
@@ -180,6 +257,10 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
 
     if (nproblems != NULL) {
         *nproblems = 0;
+    }
+
+    if (order_len != NULL) {
+        *order_len = 0;
     }
 
     if (body == NULL && len > 0) {
@@ -200,7 +281,197 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
                                "empty request body");
     }
 
-    if (sf_json_too_deep((const unsigned char *) body, len,
+    doc.boxes = boxes;
+    doc.records = records;
+
+    if (!sf_ship_scan(body, len, 1, &doc)) {
+        rc = sf_ship_parse(body, len, msg, msg_size, nproblems);
+
+        if (rc != SF_SHIP_OK) {
+            return rc;
+        }
+    }
+
+    /* valid JSON, an object: body[i] is its '{' */
+
+    root = (const sf_ship_u8_t *) body + i;
+
+    ctx.buf = msg;
+    ctx.size = msg_size;
+    ctx.len = 0;
+    ctx.mark = 0;
+    ctx.count = 0;
+    ctx.full = (msg_size == 0);
+
+    sf_ship_members(root, &doc, sf_ship_root_keys, v);
+
+    sf_ship_check_output(&ctx, v[SF_SHIP_R_OUTPUT], &doc);
+
+    (void) sf_ship_check_text(&ctx, v[SF_SHIP_R_SHIPMENT_ID], &doc, "",
+                              "shipmentId");
+
+    sf_ship_check_enum(&ctx, v[SF_SHIP_R_WEIGHT_UNIT], &doc, "weightUnit",
+                       sf_ship_weights, "g, oz");
+    sf_ship_check_enum(&ctx, v[SF_SHIP_R_DIMENSION_UNIT], &doc,
+                       "dimensionUnit", sf_ship_lengths, "mm, inch");
+
+    sf_ship_check_address(&ctx, v[SF_SHIP_R_SHIP_TO], &doc, "shipTo");
+    sf_ship_check_order_number(&ctx, v[SF_SHIP_R_ORDER_NUMBER], &doc);
+    sf_ship_check_address(&ctx, v[SF_SHIP_R_RETURN], &doc, "return");
+    sf_ship_check_address(&ctx, v[SF_SHIP_R_SHIPPER], &doc, "shipper");
+
+    sf_ship_check_packages(&ctx, v[SF_SHIP_R_PACKAGES], &doc);
+
+    if (order_len != NULL) {
+        *order_len = sf_ship_order_value(v[SF_SHIP_R_ORDER_NUMBER], &doc,
+                                         order, order_size);
+    }
+
+    if (nproblems != NULL) {
+        *nproblems = ctx.count;
+    }
+
+    return (ctx.count == 0) ? SF_SHIP_OK : SF_SHIP_INVALID;
+}
+
+
+size_t
+sf_ship_order_number(const char *body, size_t len, char *out, size_t size)
+{
+    json_t              *root;
+    unsigned             object;
+    sf_ship_doc_t        doc;
+    sf_ship_box_t        boxes[SF_SHIP_BOXES];
+    const sf_ship_u8_t  *p, *v[1];
+
+    if (body == NULL || len == 0 || size == 0) {
+        return 0;
+    }
+
+    doc.boxes = boxes;
+    doc.records = NULL;
+
+    if (!sf_ship_scan(body, len, 0, &doc)) {
+
+        /* as the Site Flow Log always read it: jansson, duplicates kept */
+
+        if (sf_json_too_deep((const sf_ship_u8_t *) body, len,
+                             SF_SHIP_MAX_DEPTH, NULL, NULL))
+        {
+            return 0;
+        }
+
+        root = json_loadb(body, len, 0, NULL);
+        if (root == NULL) {
+            return 0;
+        }
+
+        object = json_is_object(root);
+        json_decref(root);
+
+        if (!object) {
+            return 0;
+        }
+    }
+
+    p = sf_ship_ws((const sf_ship_u8_t *) body, doc.end);
+
+    /* the last "orderNumber" wins, as in jansson without duplicate checks */
+
+    sf_ship_members(p, &doc, sf_ship_order_keys, v);
+
+    return sf_ship_order_value(v[0], &doc, out, size);
+}
+
+
+/*
+ * The order number in the value at p (NULL: absent): a string unescaped,
+ * an integer as jansson's "%lld" would write it; cut at size bytes.
+ */
+
+static size_t
+sf_ship_order_value(const sf_ship_u8_t *p, sf_ship_doc_t *doc, char *out,
+    size_t size)
+{
+    size_t               n;
+    const sf_ship_u8_t  *q;
+
+    if (p == NULL || size == 0) {
+        return 0;
+    }
+
+    if (*p == '"') {
+        q = sf_ship_skip_string(p, doc->end);
+        n = sf_ship_unescape(p + 1, q - p - 2, (sf_ship_u8_t *) out, size);
+
+        return (n < size) ? n : size;
+    }
+
+    if (*p != '-' && (*p < '0' || *p > '9')) {
+        return 0;
+    }
+
+    for (q = p; q < doc->end; q++) {
+        if (*q == '.' || *q == 'e' || *q == 'E') {
+            return 0;
+        }
+
+        if (*q != '-' && (*q < '0' || *q > '9')) {
+            break;
+        }
+    }
+
+    /* "-0" is 0 */
+
+    if (q - p == 2 && p[0] == '-' && p[1] == '0') {
+        p++;
+    }
+
+    n = (size_t) (q - p);
+    n = (n < size) ? n : size;
+
+    memcpy(out, p, n);
+
+    return n;
+}
+
+
+size_t
+sf_ship_json_escape(const char *in, size_t len, char *out, size_t out_size)
+{
+    if (out_size == 0) {
+        return 0;
+    }
+
+    return sf_ship_escape(in, len, out, out_size);
+}
+
+
+size_t
+sf_ship_json_escaped_len(const char *in, size_t len)
+{
+    return sf_ship_escape(in, len, NULL, 0);
+}
+
+
+/*
+ * The way for bodies the scanner is not sure of: the depth check on the
+ * raw bytes, then jansson with duplicate keys rejected.  Returns
+ * SF_SHIP_OK if the body is a JSON object (the tree is not kept), else
+ * the result and message for the body as a whole.
+ */
+
+static sf_ship_rc_t
+sf_ship_parse(const char *body, size_t len, char *msg, size_t msg_size,
+    unsigned *nproblems)
+{
+    char           text[SF_SHIP_TEXT_LEN];
+    size_t         line, column;
+    json_t        *root;
+    unsigned       object;
+    json_error_t   err;
+
+    if (sf_json_too_deep((const sf_ship_u8_t *) body, len,
                          SF_SHIP_MAX_DEPTH, &line, &column))
     {
         (void) snprintf(text, sizeof(text),
@@ -224,61 +495,15 @@ sf_ship_validate(const char *body, size_t len, char *msg, size_t msg_size,
         return sf_ship_bad_json(msg, msg_size, nproblems, &err);
     }
 
-    if (!json_is_object(root)) {
-        json_decref(root);
+    object = json_is_object(root);
+    json_decref(root);
 
+    if (!object) {
         return sf_ship_message(msg, msg_size, nproblems, SF_SHIP_BAD_JSON,
                                "request body must be a JSON object");
     }
 
-    ctx.buf = msg;
-    ctx.size = msg_size;
-    ctx.len = 0;
-    ctx.mark = 0;
-    ctx.count = 0;
-    ctx.full = (msg_size == 0);
-
-    sf_ship_check_output(&ctx, root);
-
-    (void) sf_ship_check_text(&ctx, root, "", "shipmentId");
-
-    sf_ship_check_enum(&ctx, root, "", "weightUnit", sf_ship_weights,
-                       "g, oz");
-    sf_ship_check_enum(&ctx, root, "", "dimensionUnit", sf_ship_lengths,
-                       "mm, inch");
-
-    sf_ship_check_address(&ctx, root, "shipTo");
-    sf_ship_check_order_number(&ctx, root);
-    sf_ship_check_address(&ctx, root, "return");
-    sf_ship_check_address(&ctx, root, "shipper");
-
-    sf_ship_check_packages(&ctx, root);
-
-    json_decref(root);
-
-    if (nproblems != NULL) {
-        *nproblems = ctx.count;
-    }
-
-    return (ctx.count == 0) ? SF_SHIP_OK : SF_SHIP_INVALID;
-}
-
-
-size_t
-sf_ship_json_escape(const char *in, size_t len, char *out, size_t out_size)
-{
-    if (out_size == 0) {
-        return 0;
-    }
-
-    return sf_ship_escape(in, len, out, out_size);
-}
-
-
-size_t
-sf_ship_json_escaped_len(const char *in, size_t len)
-{
-    return sf_ship_escape(in, len, NULL, 0);
+    return SF_SHIP_OK;
 }
 
 
@@ -363,57 +588,6 @@ sf_ship_bad_json(char *msg, size_t msg_size, unsigned *nproblems,
 }
 
 
-static int
-sf_ship_blank(const char *p, size_t len)
-{
-    size_t  i;
-
-    for (i = 0; i < len; i++) {
-        switch (p[i]) {
-        case ' ':
-        case '\t':
-        case '\n':
-        case '\r':
-        case '\f':
-        case '\v':
-            break;
-
-        default:
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* a member, with JSON null treated as absent */
-
-static json_t *
-sf_ship_get(json_t *obj, const char *key)
-{
-    json_t  *v;
-
-    v = json_object_get(obj, key);
-
-    if (v != NULL && json_is_null(v)) {
-        return NULL;
-    }
-
-    return v;
-}
-
-
-/* buf must hold SF_SHIP_PATH_LEN bytes; prefixes are short and fixed */
-
-static void
-sf_ship_path(char *buf, const char *prefix, const char *key)
-{
-    (void) snprintf(buf, SF_SHIP_PATH_LEN, "%s%s%s",
-                    prefix, (prefix[0] != '\0') ? "." : "", key);
-}
-
-
 /*
  * Appends one problem (ASCII text) to the message.  "mark" remembers the
  * end of the last problem after which "; ..." still fits, so that when a
@@ -480,163 +654,182 @@ sf_ship_problem(sf_ship_ctx_t *ctx, const char *fmt, ...)
 }
 
 
-/* a mandatory non-empty string; returns it, or NULL after a problem */
+/*
+ * A mandatory non-empty string, named prefix.key (or key); returns 1 if
+ * it is one, 0 after a problem.  The name is only formatted for a problem.
+ */
 
-static json_t *
-sf_ship_check_text(sf_ship_ctx_t *ctx, json_t *obj, const char *prefix,
-    const char *key)
+static int
+sf_ship_check_text(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *prefix, const char *key)
 {
-    char     path[SF_SHIP_PATH_LEN];
-    json_t  *v;
+    const char  *dot;
 
-    sf_ship_path(path, prefix, key);
-
-    v = sf_ship_get(obj, key);
+    dot = (prefix[0] != '\0') ? "." : "";
 
     if (v == NULL) {
-        sf_ship_problem(ctx, "%s is required", path);
-        return NULL;
+        sf_ship_problem(ctx, "%s%s%s is required", prefix, dot, key);
+        return 0;
     }
 
-    if (!json_is_string(v)) {
-        sf_ship_problem(ctx, "%s must be a string", path);
-        return NULL;
+    if (*v != '"') {
+        sf_ship_problem(ctx, "%s%s%s must be a string", prefix, dot, key);
+        return 0;
     }
 
-    if (sf_ship_blank(json_string_value(v), json_string_length(v))) {
-        sf_ship_problem(ctx, "%s must not be empty", path);
-        return NULL;
+    if (sf_ship_blank(v + 1, sf_ship_skip_string(v, doc->end) - v - 2)) {
+        sf_ship_problem(ctx, "%s%s%s must not be empty", prefix, dot, key);
+        return 0;
     }
 
-    return v;
+    return 1;
 }
 
 
-/* an optional string out of a fixed, case-sensitive set */
+/*
+ * An optional string out of a fixed, case-sensitive set: 0 if it is
+ * absent or in the set, 1 if it is not a string, 2 if not in the set.
+ */
 
-static void
-sf_ship_check_enum(sf_ship_ctx_t *ctx, json_t *obj, const char *prefix,
-    const char *key, const char *const *values, const char *list)
+static int
+sf_ship_enum(const sf_ship_u8_t *v, sf_ship_doc_t *doc,
+    const char *const *values)
 {
-    char         path[SF_SHIP_PATH_LEN];
-    size_t       len;
-    json_t      *v;
-    const char  *s;
-
-    v = sf_ship_get(obj, key);
+    size_t        len;
+    sf_ship_u8_t  buf[16];
 
     if (v == NULL) {
-        return;
+        return 0;
     }
 
-    sf_ship_path(path, prefix, key);
-
-    if (!json_is_string(v)) {
-        sf_ship_problem(ctx, "%s must be a string", path);
-        return;
+    if (*v != '"') {
+        return 1;
     }
 
-    s = json_string_value(v);
-    len = json_string_length(v);
+    len = sf_ship_unescape(v + 1, sf_ship_skip_string(v, doc->end) - v - 2,
+                           buf, sizeof(buf));
 
     for ( /* void */ ; *values != NULL; values++) {
-        if (strlen(*values) == len && memcmp(*values, s, len) == 0) {
-            return;
+        if (strlen(*values) == len && memcmp(*values, buf, len) == 0) {
+            return 0;
         }
     }
 
-    sf_ship_problem(ctx, "%s must be one of %s", path, list);
+    return 2;
 }
 
 
 static void
-sf_ship_check_output(sf_ship_ctx_t *ctx, json_t *root)
+sf_ship_check_enum(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc, const char *path, const char *const *values,
+    const char *list)
 {
-    json_t  *output, *dimensions;
+    switch (sf_ship_enum(v, doc, values)) {
 
-    output = sf_ship_get(root, "output");
+    case 1:
+        sf_ship_problem(ctx, "%s must be a string", path);
+        break;
+
+    case 2:
+        sf_ship_problem(ctx, "%s must be one of %s", path, list);
+        break;
+    }
+}
+
+
+static void
+sf_ship_check_output(sf_ship_ctx_t *ctx, const sf_ship_u8_t *output,
+    sf_ship_doc_t *doc)
+{
+    const sf_ship_u8_t  *v[3], *unit[1];
 
     if (output == NULL) {
         return;
     }
 
-    if (!json_is_object(output)) {
+    if (*output != '{') {
         sf_ship_problem(ctx, "output must be an object");
         return;
     }
 
-    sf_ship_check_enum(ctx, output, "output", "format", sf_ship_formats,
+    sf_ship_members(output, doc, sf_ship_output_keys, v);
+
+    sf_ship_check_enum(ctx, v[0], doc, "output.format", sf_ship_formats,
                        "pdf, png, zpl");
-    sf_ship_check_enum(ctx, output, "output", "orientation",
+    sf_ship_check_enum(ctx, v[1], doc, "output.orientation",
                        sf_ship_orientations, "portrait, landscape");
 
-    dimensions = sf_ship_get(output, "dimensions");
-
-    if (dimensions == NULL) {
+    if (v[2] == NULL) {
         return;
     }
 
-    if (!json_is_object(dimensions)) {
+    if (*v[2] != '{') {
         sf_ship_problem(ctx, "output.dimensions must be an object");
         return;
     }
 
-    sf_ship_check_enum(ctx, dimensions, "output.dimensions", "unit",
+    sf_ship_members(v[2], doc, sf_ship_unit_keys, unit);
+
+    sf_ship_check_enum(ctx, unit[0], doc, "output.dimensions.unit",
                        sf_ship_lengths, "mm, inch");
 }
 
 
 static void
-sf_ship_check_order_number(sf_ship_ctx_t *ctx, json_t *root)
+sf_ship_check_order_number(sf_ship_ctx_t *ctx, const sf_ship_u8_t *v,
+    sf_ship_doc_t *doc)
 {
-    json_t  *v;
-
-    v = sf_ship_get(root, "orderNumber");
-
     if (v == NULL) {
         sf_ship_problem(ctx, "orderNumber is required");
         return;
     }
 
-    if (json_is_number(v)) {
+    if (*v == '-' || (*v >= '0' && *v <= '9')) {
         return;
     }
 
-    if (!json_is_string(v)) {
+    if (*v != '"') {
         sf_ship_problem(ctx, "orderNumber must be a string or a number");
         return;
     }
 
-    if (sf_ship_blank(json_string_value(v), json_string_length(v))) {
+    if (sf_ship_blank(v + 1, sf_ship_skip_string(v, doc->end) - v - 2)) {
         sf_ship_problem(ctx, "orderNumber must not be empty");
     }
 }
 
 
 static void
-sf_ship_check_address(sf_ship_ctx_t *ctx, json_t *root, const char *key)
+sf_ship_check_address(sf_ship_ctx_t *ctx, const sf_ship_u8_t *addr,
+    sf_ship_doc_t *doc, const char *key)
 {
-    json_t             *addr, *v;
-    const char *const  *k;
-
-    addr = sf_ship_get(root, key);
+    size_t               k;
+    const sf_ship_u8_t  *v[SF_SHIP_A_N], *iso;
 
     if (addr == NULL) {
         sf_ship_problem(ctx, "%s is required", key);
         return;
     }
 
-    if (!json_is_object(addr)) {
+    if (*addr != '{') {
         sf_ship_problem(ctx, "%s must be an object", key);
         return;
     }
 
-    for (k = sf_ship_address_keys; *k != NULL; k++) {
-        v = sf_ship_check_text(ctx, addr, key, *k);
+    sf_ship_members(addr, doc, sf_ship_address_keys, v);
 
-        if (v != NULL && strcmp(*k, "isoCountry") == 0
-            && !sf_ship_country_code(json_string_value(v),
-                                     json_string_length(v)))
+    for (k = 0; k < SF_SHIP_A_N; k++) {
+        if (!sf_ship_check_text(ctx, v[k], doc, key,
+                                sf_ship_address_keys[k].data)
+            || k != SF_SHIP_A_ISO_COUNTRY)
+        {
+            continue;
+        }
+
+        iso = v[k];
+
+        if (!sf_ship_country_code(iso + 1, sf_ship_skip_string(iso, doc->end)
+                                           - iso - 2))
         {
             sf_ship_problem(ctx, "%s.isoCountry must be an ISO 3166-1 "
                             "country code (2 or 3 letters, or 3 digits)",
@@ -646,10 +839,15 @@ sf_ship_check_address(sf_ship_ctx_t *ctx, json_t *root, const char *key)
 }
 
 
+/* p[0 .. len - 1]: the raw contents of a JSON string */
+
 static int
-sf_ship_country_code(const char *p, size_t len)
+sf_ship_country_code(const sf_ship_u8_t *p, size_t len)
 {
-    size_t  i, alpha, digit;
+    size_t        i, alpha, digit;
+    sf_ship_u8_t  buf[4];
+
+    len = sf_ship_unescape(p, len, buf, sizeof(buf));
 
     if (len < 2 || len > 3) {
         return 0;
@@ -659,10 +857,12 @@ sf_ship_country_code(const char *p, size_t len)
     digit = 0;
 
     for (i = 0; i < len; i++) {
-        if ((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z')) {
+        if ((buf[i] >= 'A' && buf[i] <= 'Z')
+            || (buf[i] >= 'a' && buf[i] <= 'z'))
+        {
             alpha++;
 
-        } else if (p[i] >= '0' && p[i] <= '9') {
+        } else if (buf[i] >= '0' && buf[i] <= '9') {
             digit++;
         }
     }
@@ -672,25 +872,27 @@ sf_ship_country_code(const char *p, size_t len)
 
 
 static void
-sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root)
+sf_ship_check_packages(sf_ship_ctx_t *ctx, const sf_ship_u8_t *packages,
+    sf_ship_doc_t *doc)
 {
-    char     prefix[32];
-    size_t   i, n;
-    json_t  *packages, *pkg;
-
-    packages = sf_ship_get(root, "packages");
+    size_t               i, n;
+    const sf_ship_u8_t  *pkg;
 
     if (packages == NULL) {
         sf_ship_problem(ctx, "packages is required");
         return;
     }
 
-    if (!json_is_array(packages) || json_array_size(packages) == 0) {
+    pkg = (*packages == '[') ? sf_ship_first(packages, doc) : NULL;
+
+    if (pkg == NULL) {
         sf_ship_problem(ctx, "packages must be a non-empty array");
         return;
     }
 
-    n = json_array_size(packages);
+    for (n = 1; (pkg = sf_ship_next(pkg, doc)) != NULL; n++) {
+        /* void */
+    }
 
     if (n > SF_SHIP_MAX_PACKAGES) {
         sf_ship_problem(ctx, "packages: too many packages (%zu, limit %d)",
@@ -698,71 +900,102 @@ sf_ship_check_packages(sf_ship_ctx_t *ctx, json_t *root)
         n = SF_SHIP_MAX_PACKAGES;
     }
 
-    for (i = 0; i < n; i++) {
-        pkg = json_array_get(packages, i);
+    pkg = sf_ship_first(packages, doc);
 
-        if (!json_is_object(pkg)) {
+    for (i = 0; i < n && pkg != NULL; i++, pkg = sf_ship_next(pkg, doc)) {
+
+        if (*pkg != '{') {
             sf_ship_problem(ctx, "packages[%zu] must be an object", i);
             continue;
         }
 
-        (void) snprintf(prefix, sizeof(prefix), "packages[%zu]", i);
-
-        sf_ship_check_items(ctx, pkg, prefix);
+        sf_ship_check_items(ctx, pkg, doc, i);
     }
 }
 
 
 static void
-sf_ship_check_items(sf_ship_ctx_t *ctx, json_t *pkg, const char *prefix)
+sf_ship_check_items(sf_ship_ctx_t *ctx, const sf_ship_u8_t *pkg,
+    sf_ship_doc_t *doc, size_t i)
 {
-    char       path[SF_SHIP_PATH_LEN], ipath[SF_SHIP_PATH_LEN + 32];
-    size_t     i, n;
-    json_t    *items, *item, *count;
+    size_t               j, n;
+    const sf_ship_u8_t  *items[1], *item, *v[2], *count;
 
-    sf_ship_path(path, prefix, "items");
+    sf_ship_members(pkg, doc, sf_ship_items_keys, items);
 
-    items = sf_ship_get(pkg, "items");
-
-    if (items == NULL) {
-        sf_ship_problem(ctx, "%s is required", path);
+    if (items[0] == NULL) {
+        sf_ship_problem(ctx, "packages[%zu].items is required", i);
         return;
     }
 
-    if (!json_is_array(items) || json_array_size(items) == 0) {
-        sf_ship_problem(ctx, "%s must be a non-empty array", path);
+    item = (*items[0] == '[') ? sf_ship_first(items[0], doc) : NULL;
+
+    if (item == NULL) {
+        sf_ship_problem(ctx, "packages[%zu].items must be a non-empty array",
+                        i);
         return;
     }
 
-    n = json_array_size(items);
+    for (n = 1; (item = sf_ship_next(item, doc)) != NULL; n++) {
+        /* void */
+    }
 
     if (n > SF_SHIP_MAX_ITEMS) {
-        sf_ship_problem(ctx, "%s: too many items (%zu, limit %d)",
-                        path, n, SF_SHIP_MAX_ITEMS);
+        sf_ship_problem(ctx, "packages[%zu].items: too many items "
+                        "(%zu, limit %d)", i, n, SF_SHIP_MAX_ITEMS);
         n = SF_SHIP_MAX_ITEMS;
     }
 
-    for (i = 0; i < n; i++) {
-        item = json_array_get(items, i);
+    item = sf_ship_first(items[0], doc);
 
-        (void) snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+    for (j = 0; j < n && item != NULL; j++, item = sf_ship_next(item, doc)) {
 
-        if (!json_is_object(item)) {
-            sf_ship_problem(ctx, "%s must be an object", ipath);
+        if (*item != '{') {
+            sf_ship_problem(ctx, "packages[%zu].items[%zu] must be an object",
+                            i, j);
             continue;
         }
 
-        count = sf_ship_get(item, "count");
+        sf_ship_members(item, doc, sf_ship_item_keys, v);
 
-        if (count != NULL
-            && (!json_is_integer(count) || json_integer_value(count) <= 0))
-        {
-            sf_ship_problem(ctx, "%s.count must be a positive integer",
-                            ipath);
+        /* a positive JSON integer: no fraction or exponent, not 0 or -0 */
+
+        count = v[0];
+
+        if (count != NULL) {
+            if (*count < '1' || *count > '9') {
+                count = NULL;
+
+            } else {
+                while (count < doc->end && *count >= '0' && *count <= '9') {
+                    count++;
+                }
+
+                if (count < doc->end
+                    && (*count == '.' || *count == 'e' || *count == 'E'))
+                {
+                    count = NULL;
+                }
+            }
+
+            if (count == NULL) {
+                sf_ship_problem(ctx, "packages[%zu].items[%zu].count must "
+                                "be a positive integer", i, j);
+            }
         }
 
-        sf_ship_check_enum(ctx, item, ipath, "type", sf_ship_item_types,
-                           "production, stock");
+        switch (sf_ship_enum(v[1], doc, sf_ship_item_types)) {
+
+        case 1:
+            sf_ship_problem(ctx, "packages[%zu].items[%zu].type must be a "
+                            "string", i, j);
+            break;
+
+        case 2:
+            sf_ship_problem(ctx, "packages[%zu].items[%zu].type must be one "
+                            "of production, stock", i, j);
+            break;
+        }
     }
 }
 

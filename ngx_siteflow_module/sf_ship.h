@@ -54,6 +54,29 @@ sf_ship_rc_t sf_ship_validate(const char *body, size_t len, char *msg,
 
 
 /*
+ * sf_ship_validate() that also gives what sf_ship_order_number() would
+ * find in the body, when the body is a JSON object (SF_SHIP_OK or
+ * SF_SHIP_INVALID), without reading it again: *order_len is set to its
+ * length (0 for none, and for the other results).
+ */
+sf_ship_rc_t sf_ship_validate_order(const char *body, size_t len, char *msg,
+    size_t msg_size, unsigned *nproblems, char *order, size_t order_size,
+    size_t *order_len);
+
+/*
+ * The top-level "orderNumber" of a shipment request body, for the Site
+ * Flow Log's order filter: if body[0 .. len - 1] is valid JSON (duplicate
+ * keys allowed, the last one counts) and an object at most
+ * SF_SHIP_MAX_DEPTH deep whose "orderNumber" is a string or an integer,
+ * writes the string (unescaped) or the integer in decimal to out, cut at
+ * size bytes, not NUL-terminated, and returns its length; otherwise
+ * returns 0.
+ */
+size_t sf_ship_order_number(const char *body, size_t len, char *out,
+    size_t size);
+
+
+/*
  * Writes the JSON string escaping of in[0 .. len - 1] (without the
  * surrounding quotes) to out: '"' and '\\' are escaped, control characters
  * and DEL become \b, \f, \n, \r, \t or \u00XX, valid UTF-8 is copied as

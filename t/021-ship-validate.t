@@ -34,6 +34,25 @@ our $SHIP = '{"output":{"type":"printer","deviceName":"zebra01","format":"pdf",'
   . '"barcode":"B30000B96B","sourceItemId":"20170721051327-1","description":"Postcard",'
   . '"value":200,"count":1}]}]}';
 
+# the same with an escaped order number, and without a mandatory field
+our $SHIP_ESC = $SHIP;
+$SHIP_ESC =~ s/"orderNumber":"20170721051327"/"orderNumber":"SF-\\u0037"/;
+our $SHIP_BAD = $SHIP;
+$SHIP_BAD =~ s/"orderNumber":"20170721051327"/"orderNumber":42/;
+$SHIP_BAD =~ s/"shipmentId":"5976029c770e36a13e25a85e",//;
+
+# one line per Site Flow Log entry: method url status order_id
+sub entries {
+    my ($body) = @_;
+    require JSON::PP;
+    my $j = eval { JSON::PP->new->decode($body) };
+    return $body unless ref $j eq 'HASH' && ref $j->{entries} eq 'ARRAY';
+    return join '', map {
+        join(' ', $_->{method}, $_->{url}, $_->{status} // '-',
+             $_->{order_id} // '-') . "\n"
+    } @{ $j->{entries} };
+}
+
 # the same, padded past 1k so that it is buffered in a temporary file
 our $SHIP_BIG = $SHIP;
 $SHIP_BIG =~ s/"Postcard"/'"Postcard ' . ('x' x 3000) . '"'/e;
@@ -387,3 +406,50 @@ siteflow: shipment request refused: unsupported content type
 [alert]
 [crit]
 
+
+
+=== TEST 14: the log entry of a validated request has its order number
+The validation reads the order number for the Site Flow Log (a string
+unescaped, an integer in decimal, also for a refused shipment); a body it
+refuses as JSON is read the way the log always read it (duplicate keys
+allowed, the last one counts).
+--- http_config
+    siteflow_zone sf14:1m;
+    siteflow_spool html/spool;
+    client_body_temp_path client_body_temp;
+--- config
+    siteflow_storefront acme;
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_shipment_validate on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/;
+    }
+    location /admin/ { siteflow_admin; }
+--- more_headers eval
+[Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY),
+ Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY),
+ Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY),
+ Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY),
+ ""]
+--- request eval
+["POST /ship/a\n$main::SHIP",
+ "POST /ship/b\n$main::SHIP_ESC",
+ "POST /ship/c\n$main::SHIP_BAD",
+ "POST /ship/d\n{\"orderNumber\":\"A\",\"orderNumber\":\"B\"}",
+ "GET /admin/log?limit=4"]
+--- error_code eval
+[200, 200, 400, 400, 200]
+--- response_body_filters eval
+\&main::entries
+--- response_body eval
+["backend got: $main::SHIP",
+ "backend got: $main::SHIP_ESC",
+ qq{{"status":{"code":"error","message":"shipmentId is required"}}\n},
+ qq{{"status":{"code":"error","message":"invalid JSON at line 1, column 32: duplicate object key near '\\"orderNumber\\"'"}}\n},
+ "POST /ship/d 400 B\nPOST /ship/c 400 42\nPOST /ship/b 200 SF-7\n"
+ . "POST /ship/a 200 20170721051327\n"]
+--- no_error_log
+[error]
+[alert]
+[crit]

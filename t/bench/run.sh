@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./ship-guard.sh
+./ship-api.sh
+./ship-callgrind.sh
 ./guard-callgrind.sh
 ./transform.sh
 ./hook-log.sh

@@ -15,6 +15,11 @@
  * buffer size; a cut INVALID message is a prefix of the full one ending
  * in "; ..." (or is "..." or "").
  *
+ * The same against the reference, the jansson-tree validation of commit
+ * 0903028 (t/unit/ref_ship.h): result, problem count and message must be
+ * equal, and so must sf_ship_order_number() and the order id the Site
+ * Flow Log took then.
+ *
  * sf_ship_json_escape(): the same bytes; the output never passes the
  * buffer, is cut only between whole units (a prefix of the full output),
  * and the full output, in quotes, parses as a JSON string that equals the
@@ -32,6 +37,7 @@
 #include <jansson.h>
 
 #include "sf_ship.h"
+#include "../unit/ref_ship.h"
 
 
 #define FUZZ_FULL  4096
@@ -39,6 +45,7 @@
 
 static void fuzz_check_text(const char *s, size_t len);
 static void fuzz_validate(const char *data, size_t size);
+static void fuzz_reference(const char *data, size_t size);
 static void fuzz_escape(const char *data, size_t size);
 
 
@@ -49,6 +56,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_validate((const char *) data, size);
+    fuzz_reference((const char *) data, size);
     fuzz_escape((const char *) data, size);
 
     return 0;
@@ -194,6 +202,46 @@ fuzz_validate(const char *data, size_t size)
     }
 
     free(full);
+}
+
+
+static void
+fuzz_reference(const char *data, size_t size)
+{
+    char          *msg, *ref, id[300], ref_id[300];
+    size_t         k, ref_k;
+    unsigned       n, ref_n;
+    sf_ship_rc_t   rc, ref_rc;
+
+    msg = malloc(FUZZ_FULL);
+    ref = malloc(FUZZ_FULL);
+
+    if (msg == NULL || ref == NULL) {
+        free(msg);
+        free(ref);
+        return;
+    }
+
+    rc = sf_ship_validate(data, size, msg, FUZZ_FULL, &n);
+    ref_rc = ref_ship_validate(data, size, ref, FUZZ_FULL, &ref_n);
+
+    /* an allocation failure of jansson may hit one and not the other */
+
+    if (rc != SF_SHIP_ERROR && ref_rc != SF_SHIP_ERROR
+        && (rc != ref_rc || n != ref_n || strcmp(msg, ref) != 0))
+    {
+        abort();
+    }
+
+    k = sf_ship_order_number(data, size, id, sizeof(id));
+    ref_k = ref_ship_order_number(data, size, ref_id, sizeof(ref_id));
+
+    if (k != ref_k || memcmp(id, ref_id, k) != 0) {
+        abort();
+    }
+
+    free(msg);
+    free(ref);
 }
 
 

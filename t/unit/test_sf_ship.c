@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "sf_ship.h"
+#include "ref_ship.h"
 
 
 #define MSG_SIZE  8192
@@ -840,6 +841,478 @@ test_huge(void **state)
 }
 
 
+
+/*
+ * The scanner and the checks on the text against the reference (the
+ * jansson-tree validation of commit 0903028, t/unit/ref_ship.h): same
+ * result, problem count and message, with a full and with small message
+ * buffers; the order number of the log likewise.
+ */
+
+static void
+compare_reference(const char *body, size_t len, unsigned all_sizes)
+{
+    char          msg[MSG_SIZE], ref[MSG_SIZE], id[64], ref_id[64];
+    size_t        k, ref_k, i;
+    unsigned      n, ref_n;
+    sf_ship_rc_t  rc, ref_rc;
+    static const size_t  sizes[] = { 0, 1, 4, 40, 100 };
+
+    rc = sf_ship_validate(body, len, msg, sizeof(msg), &n);
+    ref_rc = ref_ship_validate(body, len, ref, sizeof(ref), &ref_n);
+
+    if (rc != ref_rc || n != ref_n || strcmp(msg, ref) != 0) {
+        print_message("body (%zu bytes): %.*s\n new: %d %u %s\n"
+                      " ref: %d %u %s\n", len, (int) len, body, rc, n, msg,
+                      ref_rc, ref_n, ref);
+        fail();
+    }
+
+    for (i = 0; all_sizes && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rc = sf_ship_validate(body, len, msg, sizes[i], &n);
+        ref_rc = ref_ship_validate(body, len, ref, sizes[i], &ref_n);
+
+        assert_int_equal(rc, ref_rc);
+        assert_int_equal(n, ref_n);
+
+        if (sizes[i] > 0) {
+            assert_string_equal(msg, ref);
+        }
+    }
+
+    /* validating gives the same order number, for a JSON object */
+
+    rc = sf_ship_validate_order(body, len, msg, sizeof(msg), &n, id,
+                                sizeof(id), &k);
+    ref_rc = ref_ship_validate(body, len, ref, sizeof(ref), &ref_n);
+    ref_k = ref_ship_order_number(body, len, ref_id, sizeof(ref_id));
+
+    assert_int_equal(rc, ref_rc);
+    assert_string_equal(msg, ref);
+
+    if (rc == SF_SHIP_OK || rc == SF_SHIP_INVALID) {
+        assert_int_equal(k, ref_k);
+        assert_memory_equal(id, ref_id, k);
+
+    } else {
+        assert_int_equal(k, 0);
+    }
+
+    for (i = all_sizes ? 1 : sizeof(id); i <= sizeof(id); i += 21) {
+        k = sf_ship_order_number(body, len, id, i);
+        ref_k = ref_ship_order_number(body, len, ref_id, i);
+
+        if (k != ref_k || memcmp(id, ref_id, k) != 0) {
+            print_message("body (%zu bytes): %.*s\n new order id: %.*s\n"
+                          " ref order id: %.*s\n", len, (int) len, body,
+                          (int) k, id, (int) ref_k, ref_id);
+            fail();
+        }
+    }
+}
+
+
+static void
+same_as_reference(const char *body, size_t len)
+{
+    compare_reference(body, len, 1);
+}
+
+
+#define SAME(s)  same_as_reference(s, sizeof(s) - 1)
+
+#define ADDR  "{\"name\":\"a\",\"address1\":\"b\",\"town\":\"c\"," \
+              "\"postcode\":\"d\",\"isoCountry\":\"GB\"}"
+#define TOP   "\"shipmentId\":\"s\",\"orderNumber\":\"o\",\"shipTo\":" ADDR \
+              ",\"return\":" ADDR ",\"shipper\":" ADDR
+
+static void
+test_reference_cases(void **state)
+{
+    (void) state;
+
+    same_as_reference(seed_body, sizeof(seed_body) - 1);
+    same_as_reference(minimal_body, sizeof(minimal_body) - 1);
+    same_as_reference(multi_body, sizeof(multi_body) - 1);
+
+    /* escaped keys: the same member as the plain spelling */
+
+    SAME("{\"shipment\\u0049d\":\"x\",\"\\u006frderNumber\":7}");
+    SAME("{" TOP ",\"pack\\u0061ges\":[{\"items\":[{\"c\\u006funt\":0}]}]}");
+    SAME("{" TOP ",\"packages\":[{\"items\":[{}]}],\"shipment\\u0049d\":1}");
+    SAME("{\"a\\\"b\":1,\"a\\\\b\":2,\"a\\/b\":3,\"\\b\\f\\n\\r\\t\":4}");
+    SAME("{\"a\":1,\"\\u0061\":2}");
+    SAME("{\"\\u00e9\":1,\"\\u00E9\":2}");
+    SAME("{\"\xc3\xa9\":1,\"\\u00e9\":2}");
+    SAME("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}");
+    SAME("{\"shipTo\":{\"n\\u0061me\":\"\",\"name\":\"x\"}}");
+
+    /* duplicate keys, at every level */
+
+    SAME("{\"a\":1,\"b\":2,\"a\":3}");
+    SAME("{\"x\":{\"a\":1,\"a\":1}}");
+    SAME("{\"x\":[{\"a\":1},{\"a\":1}],\"y\":{\"a\":{\"a\":{\"a\":1}}}}");
+    SAME("{\"x\":[{\"a\":1,\"b\":{\"a\":2},\"a\":3}]}");
+    SAME("{\"orderNumber\":\"first\",\"orderNumber\":\"last\"}");
+    SAME("{\"orderNumber\":1,\"orderNumber\":null}");
+
+    /* strings: escapes, surrogates, NUL, UTF-8, control characters */
+
+    SAME("{\"shipmentId\":\"\\ud83d\\ude00\"}");
+    SAME("{\"shipmentId\":\"\\ud800\"}");
+    SAME("{\"shipmentId\":\"\\udc00x\"}");
+    SAME("{\"shipmentId\":\"\\ud800\\u0041\"}");
+    SAME("{\"shipmentId\":\"\\ud800\\\\\"}");
+    SAME("{\"shipmentId\":\"a\\u0000\"}");
+    SAME("{\"a\\u0000b\":1}");
+    SAME("{\"shipmentId\":\"\\u00zz\"}");
+    SAME("{\"shipmentId\":\"\\x\"}");
+    SAME("{\"shipmentId\":\"\\u12\"}");
+    SAME("{\"shipmentId\":\"\xc3\"}");
+    SAME("{\"shipmentId\":\"\xc0\xaf\"}");
+    SAME("{\"shipmentId\":\"\xed\xa0\x80\"}");
+    SAME("{\"shipmentId\":\"\xf4\x90\x80\x80\"}");
+    SAME("{\"shipmentId\":\"\xf0\x9f\x98\x80\"}");
+    SAME("{\"shipmentId\":\"\x7f\"}");
+    SAME("{\"shipmentId\":\"\x1f\"}");
+    SAME("{\"shipmentId\":\"a\nb\"}");
+    SAME("{\"shipmentId\":\"a\tb\"}");
+    SAME("{\"shipmentId\":\"unterminated}");
+    SAME("{\"shipmentId\":\"\\");
+    SAME("{\"\xff\":1}");
+
+    /* blank */
+
+    SAME("{\"shipmentId\":\" \\t\\n\\r\\f\\u000b\\u000B\\u0020\"}");
+    SAME("{\"shipmentId\":\"\\u00a0\"}");
+    SAME("{\"shipmentId\":\"\\b\"}");
+    SAME("{\"shipmentId\":\"\\/\"}");
+    SAME("{\"shipmentId\":\"\\u0008\"}");
+    SAME("{\"shipmentId\":\"\\u000e\"}");
+    SAME("{\"orderNumber\":\" \\u0009 \"}");
+    SAME("{\"shipTo\":{\"name\":\"\\u000d\",\"town\":\"\\u000c\"}}");
+
+    /* enumerations and country codes, escaped */
+
+    SAME("{\"output\":{\"format\":\"p\\u0064f\"},\"weightUnit\":\"\\u0067\"}");
+    SAME("{\"output\":{\"format\":\"pdf\\u0000\"}}");
+    SAME("{\"output\":{\"orientation\":\"portrait \",\"format\":\"PDF\"}}");
+    SAME("{\"output\":{\"dimensions\":{\"unit\":\"inch\\/\"}}}");
+    SAME("{\"output\":{\"dimensions\":{\"unit\":\"\\u0069nch\"}}}");
+    SAME("{\"output\":{\"dimensions\":[]}}");
+    SAME("{\"output\":{\"dimensions\":{\"unit\":null}}}");
+    SAME("{\"output\":[],\"weightUnit\":1,\"dimensionUnit\":\"cm\"}");
+    SAME("{\"output\":{\"format\":\"a-very-long-format-name-indeed\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"G\\u0042\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"\\u00e9\\u00e9\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"\xc3\xa9\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"1A\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"12\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"GBRX\"}}");
+    SAME("{\"shipTo\":{\"isoCountry\":\"G\\u0000\"}}");
+
+    /* numbers */
+
+    SAME("{\"orderNumber\":123456789012345678}");
+    SAME("{\"orderNumber\":1234567890123456789}");
+    SAME("{\"orderNumber\":9223372036854775807}");
+    SAME("{\"orderNumber\":9223372036854775808}");
+    SAME("{\"orderNumber\":-9223372036854775808}");
+    SAME("{\"orderNumber\":-9223372036854775809}");
+    SAME("{\"orderNumber\":-0}");
+    SAME("{\"orderNumber\":0}");
+    SAME("{\"orderNumber\":-12}");
+    SAME("{\"orderNumber\":1.5}");
+    SAME("{\"orderNumber\":1e308}");
+    SAME("{\"orderNumber\":1e309}");
+    SAME("{\"orderNumber\":-1e309}");
+    SAME("{\"orderNumber\":1e250}");
+    SAME("{\"orderNumber\":1e251}");
+    SAME("{\"orderNumber\":1.5e-400}");
+    SAME("{\"orderNumber\":1E+2,\"x\":0.0,\"y\":-0.0e-0}");
+    SAME("{\"orderNumber\":"
+         "123456789012345678901234567890123456789012345678901234567890.5}");
+    SAME("{\"orderNumber\":01}");
+    SAME("{\"orderNumber\":-}");
+    SAME("{\"orderNumber\":1.}");
+    SAME("{\"orderNumber\":.5}");
+    SAME("{\"orderNumber\":1e}");
+    SAME("{\"orderNumber\":1e+}");
+    SAME("{\"orderNumber\":+1}");
+    SAME("{\"orderNumber\":-01}");
+    SAME("{\"orderNumber\":1.2.3}");
+    SAME("{\"orderNumber\":12true}");
+    SAME("{\"orderNumber\":\"\"}");
+    SAME("{\"orderNumber\":true}");
+    SAME("{\"orderNumber\":[1]}");
+    SAME("{\"orderNumber\":{}}");
+    SAME("{\"orderNumber\":\"a\\u00e9\\ud83d\\ude00\\n\"}");
+    SAME("{\"orderNumber\":\"" "0123456789012345678901234567890123456789"
+         "0123456789012345678901234567890123456789\\u00e9" "\"}");
+
+    /* count */
+
+    SAME("{" TOP ",\"packages\":[{\"items\":[{\"count\":1},{\"count\":0},"
+         "{\"count\":-0},{\"count\":-1},{\"count\":1.0},{\"count\":1e0},"
+         "{\"count\":\"1\"},{\"count\":true},{\"count\":null},"
+         "{\"count\":[]},{\"count\":{}},{\"count\":90},"
+         "{\"count\":123456789012345678},"
+         "{\"count\":1234567890123456789},{\"count\":2E1},"
+         "{\"type\":\"stock\"},{\"type\":\"Stock\"},{\"type\":7},"
+         "{\"type\":null},{\"type\":\"st\\u006fck\"},[],1,null]}]}");
+    SAME("{" TOP ",\"packages\":[null,{\"items\":null},{\"items\":{}},"
+         "{\"items\":[]},{\"items\":[null]},{\"items\":\"x\"},[],\"p\"]}");
+    SAME("{" TOP ",\"packages\":{}}");
+    SAME("{" TOP ",\"packages\":[]}");
+    SAME("{" TOP ",\"packages\":null}");
+
+    /* literals, structure, whitespace */
+
+    SAME("{\"a\":true,\"b\":false,\"c\":null,\"d\":[true,false,null]}");
+    SAME("{\"a\":tru}");
+    SAME("{\"a\":truex}");
+    SAME("{\"a\":nul}");
+    SAME("{\"a\":[true false]}");
+    SAME("{\"a\":True}");
+    SAME("{\"a\":1,}");
+    SAME("{\"a\":[1,]}");
+    SAME("{\"a\":[,1]}");
+    SAME("{,}");
+    SAME("{\"a\" 1}");
+    SAME("{\"a\"::1}");
+    SAME("{1:1}");
+    SAME("{'a':1}");
+    SAME("{\"a\":1}}");
+    SAME("{\"a\":[1]]}");
+    SAME("{\"a\":[1}");
+    SAME("{\"a\":{]}");
+    SAME("{}");
+    SAME("{} {}");
+    SAME("{}x");
+    SAME(" \t\r\n{ \t\r\n\"a\" \t\r\n: \t\r\n1 \t\r\n} \t\r\n");
+    SAME("{\f}");
+    SAME("{\"a\":1\v}");
+    SAME("\xef\xbb\xbf{}");
+    SAME("{\"a\":1}\0");
+    SAME("{\0}");
+    SAME("[{}]");
+    SAME("[]");
+    SAME("\"x\"");
+    SAME("1");
+    SAME("null");
+    SAME("{");
+    SAME("{\"a\"");
+    SAME("{\"a\":");
+    SAME("{\"a\":1");
+    SAME("{\"a\":[");
+    SAME("{\"a\":{\"b\":[{\"c\":\"d\"}");
+}
+
+
+/* objects with many keys, duplicates late, depth at the limits */
+
+static void
+test_reference_shapes(void **state)
+{
+    char    *s, *p;
+    size_t   i, k;
+
+    (void) state;
+
+    s = malloc(65536);
+    assert_non_null(s);
+
+    for (k = 60; k <= 70; k++) {
+
+        /* k distinct keys, then k keys with a duplicate at the end */
+
+        p = s + sprintf(s, "{\"shipmentId\":\"s\"");
+
+        for (i = 0; i < k; i++) {
+            p += sprintf(p, ",\"k%zu\":%zu", i, i);
+        }
+
+        p += sprintf(p, "}");
+        same_as_reference(s, p - s);
+
+        p[-1] = '\0';
+        p += sprintf(p - 1, ",\"k%zu\":0}", k / 2) - 1;
+        same_as_reference(s, p - s);
+    }
+
+    /* 300 keys open at once across nested objects */
+
+    p = s;
+
+    for (i = 0; i < 30; i++) {
+        p += sprintf(p, "{");
+
+        for (k = 0; k < 10; k++) {
+            p += sprintf(p, "\"k%zu\":%zu,", k, k);
+        }
+
+        p += sprintf(p, "\"n\":");
+    }
+
+    p += sprintf(p, "{\"k1\":1,\"k1\":2}");
+
+    for (i = 0; i < 30; i++) {
+        p += sprintf(p, "}");
+    }
+
+    same_as_reference(s, p - s);
+
+    /* depth 31, 32, 33 with arrays and objects */
+
+    for (k = 30; k <= 34; k++) {
+        p = s;
+
+        for (i = 0; i < k; i++) {
+            p += sprintf(p, (i % 2) ? "[" : "{\"a\":");
+        }
+
+        p += sprintf(p, "1");
+
+        for (i = k; i-- > 0; ) {
+            p += sprintf(p, (i % 2) ? "]" : "}");
+        }
+
+        same_as_reference(s, p - s);
+    }
+
+    free(s);
+}
+
+
+/*
+ * Deterministic mutations of the seed body and of bodies with problems:
+ * every byte replaced by one of a few interesting bytes, deleted or
+ * doubled, and pieces inserted; each variant must give what the
+ * reference gives.
+ */
+
+static void
+test_reference_mutations(void **state)
+{
+    char          *buf;
+    size_t         len, i, j, k, b;
+    const char    *base;
+    static const char  bytes[] = "\"\\{}[],:0 -1e.nu\x80\xc3\x01";
+    static const char *const  pieces[] = {
+        "\\u0000", "\\ud800", "\\u0041", "null", "{}", "[]", "\"\"", ",",
+        "1e400", "\\\"", "\xf0\x9f\x98\x80", "\"a\":1,",
+    };
+    const char   *bases[3];
+    size_t        lens[3];
+
+    (void) state;
+
+    bases[0] = seed_body;
+    lens[0] = sizeof(seed_body) - 1;
+    bases[1] = minimal_body;
+    lens[1] = sizeof(minimal_body) - 1;
+    bases[2] = multi_body;
+    lens[2] = sizeof(multi_body) - 1;
+
+    buf = malloc(4096);
+    assert_non_null(buf);
+
+    for (b = 0; b < 3; b++) {
+        base = bases[b];
+        len = lens[b];
+
+        for (i = 0; i < len; i++) {
+
+            for (j = 0; j < sizeof(bytes) - 1; j++) {
+                memcpy(buf, base, len);
+                buf[i] = bytes[j];
+                compare_reference(buf, len, 0);
+            }
+
+            /* deleted */
+            memcpy(buf, base, i);
+            memcpy(buf + i, base + i + 1, len - i - 1);
+            compare_reference(buf, len - 1, 0);
+
+            /* doubled */
+            memcpy(buf, base, i + 1);
+            memcpy(buf + i + 1, base + i, len - i);
+            compare_reference(buf, len + 1, 0);
+
+            if (i % 3 != 0) {
+                continue;
+            }
+
+            for (j = 0; j < sizeof(pieces) / sizeof(pieces[0]); j++) {
+                k = strlen(pieces[j]);
+                memcpy(buf, base, i);
+                memcpy(buf + i, pieces[j], k);
+                memcpy(buf + i + k, base + i, len - i);
+                compare_reference(buf, len + k, 0);
+            }
+        }
+
+        /* every prefix */
+
+        for (i = 0; i <= len; i++) {
+            same_as_reference(base, i);
+        }
+    }
+
+    free(buf);
+}
+
+
+static void
+test_order_number(void **state)
+{
+    char    id[300];
+    size_t  n;
+
+    (void) state;
+
+#define ORDER(body, size, expected)                                           \
+    n = sf_ship_order_number(body, sizeof(body) - 1, id, size);               \
+    assert_int_equal(n, sizeof(expected) - 1);                                \
+    assert_memory_equal(id, expected, n)
+
+    ORDER("{\"orderNumber\":\"A-1\"}", sizeof(id), "A-1");
+    ORDER("{\"orderNumber\":\"A-1\"}", 2, "A-");
+    ORDER("{\"orderNumber\":42}", sizeof(id), "42");
+    ORDER("{\"orderNumber\":-0}", sizeof(id), "0");
+    ORDER("{\"orderNumber\":-7}", sizeof(id), "-7");
+    ORDER("{\"orderNumber\":9223372036854775807}", sizeof(id),
+          "9223372036854775807");
+    ORDER("{\"orderNumber\":9223372036854775808}", sizeof(id), "");
+    ORDER("{\"orderNumber\":4.2}", sizeof(id), "");
+    ORDER("{\"orderNumber\":4e2}", sizeof(id), "");
+    ORDER("{\"orderNumber\":true}", sizeof(id), "");
+    ORDER("{\"orderNumber\":null}", sizeof(id), "");
+    ORDER("{\"orderNumber\":\"\"}", sizeof(id), "");
+    ORDER("{\"o\\u0072derNumber\":\"esc\\u00e9\\n\"}", sizeof(id),
+          "esc\xc3\xa9\n");
+    ORDER("{\"orderNumber\":\"a\",\"orderNumber\":\"b\"}", sizeof(id), "b");
+    ORDER("{\"x\":{\"orderNumber\":\"inner\"}}", sizeof(id), "");
+    ORDER("{\"orderNumber\":\"a\\u0000\"}", sizeof(id), "");
+    ORDER("{\"orderNumber\":\"a\"", sizeof(id), "");
+    ORDER("[{\"orderNumber\":\"a\"}]", sizeof(id), "");
+    ORDER("{\"orderNumber\":\"\\ud83d\\ude00\"}", sizeof(id),
+          "\xf0\x9f\x98\x80");
+
+    /* a valid shipment that is deeper than 32 levels: none */
+
+    ORDER("{\"orderNumber\":1,\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]"
+          "]]]]]]]]]]]]]]]]]]]]]]]]}", sizeof(id), "");
+    ORDER("{\"orderNumber\":1,\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]"
+          "]]]]]]]]]]]]]]]]]]]]]]}", sizeof(id), "1");
+
+    assert_int_equal(sf_ship_order_number(NULL, 0, id, sizeof(id)), 0);
+    assert_int_equal(sf_ship_order_number("{}", 2, id, 0), 0);
+
+#undef ORDER
+}
+
+
 static void
 expect_escape(const char *in, size_t len, const char *expected)
 {
@@ -940,6 +1413,10 @@ main(void)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_huge),
+        cmocka_unit_test(test_reference_cases),
+        cmocka_unit_test(test_reference_shapes),
+        cmocka_unit_test(test_reference_mutations),
+        cmocka_unit_test(test_order_number),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_truncation),
     };
