@@ -13,7 +13,6 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
-#include "ngx_http_siteflow_queue_int.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_mapping.h"
 #include "sf_path.h"

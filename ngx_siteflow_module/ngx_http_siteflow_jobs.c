@@ -12,7 +12,6 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
-#include "ngx_http_siteflow_queue_int.h"
 #include "sf_job.h"
 #include "sf_path.h"
 #include "sf_qrec.h"
