@@ -47,6 +47,10 @@
  */
 
 
+static ngx_int_t ngx_http_siteflow_queue_copy(ngx_pool_t *pool,
+    ngx_str_t *dst, ngx_str_t *src);
+
+
 /* process start and exit */
 
 ngx_int_t
@@ -331,38 +335,19 @@ ngx_http_siteflow_storefront(ngx_str_t *name)
 }
 
 
-/* the admin API */
-
-static json_t *
-ngx_http_siteflow_time_json(uint64_t ms)
-{
-    u_char     buf[32];
-    ngx_tm_t   tm;
-
-    if (ms == 0) {
-        return json_null();
-    }
-
-    ngx_gmtime((time_t) (ms / 1000), &tm);
-
-    ngx_snprintf(buf, sizeof(buf), "%4d-%02d-%02dT%02d:%02d:%02d.%03dZ%Z",
-                 tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                 tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
-                 (int) (ms % 1000));
-
-    return json_string((char *) buf);
-}
-
+/*
+ * The jobs that match, newest first, copied into the pool with the zone
+ * locked; the caller builds its answer from the copies after the lock is
+ * released.
+ */
 
 ngx_int_t
-ngx_http_siteflow_queue_list(json_t *jobs,
-    ngx_http_siteflow_queue_filter_t *f)
+ngx_http_siteflow_queue_list(ngx_pool_t *pool,
+    ngx_http_siteflow_queue_filter_t *f, ngx_array_t *out)
 {
-    u_char                           idbuf[NGX_INT64_LEN + 1];
-    json_t                          *o;
-    ngx_uint_t                       n;
     ngx_queue_t                     *q;
     ngx_http_siteflow_job_t         *job;
+    ngx_http_siteflow_queue_item_t  *it;
     ngx_http_siteflow_queue_conf_t  *qc;
 
     qc = ngx_http_siteflow_qc;
@@ -371,7 +356,12 @@ ngx_http_siteflow_queue_list(json_t *jobs,
         return NGX_DECLINED;
     }
 
-    n = 0;
+    if (ngx_array_init(out, pool, f->limit ? f->limit : 64,
+                       sizeof(ngx_http_siteflow_queue_item_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_shmtx_lock(&qc->shpool->mutex);
 
@@ -401,41 +391,64 @@ ngx_http_siteflow_queue_list(json_t *jobs,
             continue;
         }
 
-        if (f->limit && n >= f->limit) {
+        if (f->limit && out->nelts >= f->limit) {
             break;
         }
 
-        ngx_sprintf(idbuf, "%uL%Z", job->id);
-
-        o = json_pack("{s:s, s:s, s:s#, s:s#, s:s, s:i, s:o, s:s#, s:o}",
-                      "id", (char *) idbuf,
-                      "kind", ngx_http_siteflow_kind_name(job->kind),
-                      "storefront", job->storefront.data,
-                      (int) job->storefront.len,
-                      "order_id", job->order_id.data,
-                      (int) job->order_id.len,
-                      "state", sf_qstate_name(job->state),
-                      "attempts", (json_int_t) job->attempts,
-                      "next_attempt",
-                      (job->state == SF_QSTATE_PENDING
-                       || job->state == SF_QSTATE_RETRYING)
-                      ? ngx_http_siteflow_time_json(job->next_ms)
-                      : json_null(),
-                      "last_error", job->error.len
-                                    ? (char *) job->error.data : "",
-                      (int) job->error.len,
-                      "created",
-                      ngx_http_siteflow_time_json(job->created_ms));
-
-        if (o == NULL || json_array_append_new(jobs, o) != 0) {
-            ngx_shmtx_unlock(&qc->shpool->mutex);
-            return NGX_ERROR;
+        it = ngx_array_push(out);
+        if (it == NULL) {
+            goto failed;
         }
 
-        n++;
+        it->id = job->id;
+        it->kind = job->kind;
+        it->state = job->state;
+        it->attempts = job->attempts;
+        it->next_ms = job->next_ms;
+        it->created_ms = job->created_ms;
+
+        if (ngx_http_siteflow_queue_copy(pool, &it->storefront,
+                                         &job->storefront)
+               != NGX_OK
+            || ngx_http_siteflow_queue_copy(pool, &it->order_id,
+                                            &job->order_id)
+               != NGX_OK
+            || ngx_http_siteflow_queue_copy(pool, &it->error, &job->error)
+               != NGX_OK)
+        {
+            goto failed;
+        }
     }
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_queue_copy(ngx_pool_t *pool, ngx_str_t *dst,
+    ngx_str_t *src)
+{
+    dst->len = src->len;
+    dst->data = (u_char *) "";
+
+    if (src->len == 0) {
+        return NGX_OK;
+    }
+
+    dst->data = ngx_pnalloc(pool, src->len);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src->data, src->len);
 
     return NGX_OK;
 }
@@ -638,34 +651,20 @@ ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes)
 }
 
 
-typedef struct {
-    ngx_http_request_t            *request;
-    uint64_t                       id;
-} ngx_http_siteflow_retry_ctx_t;
-
-
-static void ngx_http_siteflow_admin_retried(void *data, ngx_int_t rc,
-    uint64_t id);
-
+/* a failed job back to pending (the admin's retry) */
 
 ngx_int_t
-ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id)
+ngx_http_siteflow_queue_retry(uint64_t id,
+    ngx_http_siteflow_enqueue_pt handler, void *data)
 {
-    ngx_int_t                        rc;
     ngx_http_siteflow_op_t           op;
     ngx_http_siteflow_job_t         *job;
-    ngx_http_siteflow_retry_ctx_t   *ctx;
     ngx_http_siteflow_queue_conf_t  *qc;
 
     qc = ngx_http_siteflow_qc;
 
     if (qc == NULL) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
+        return NGX_ABORT;
     }
 
     ngx_shmtx_lock(&qc->shpool->mutex);
@@ -674,15 +673,12 @@ ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id)
 
     if (job == NULL) {
         ngx_shmtx_unlock(&qc->shpool->mutex);
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_NOT_FOUND,
-                                           "{\"error\":\"no such job\"}");
+        return NGX_DECLINED;
     }
 
     if (job->state != SF_QSTATE_FAILED) {
         ngx_shmtx_unlock(&qc->shpool->mutex);
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_CONFLICT,
-                                           "{\"error\":\"only a failed job "
-                                           "can be retried\"}");
+        return NGX_BUSY;
     }
 
     (void) ngx_http_siteflow_state_op(job, &op);
@@ -691,52 +687,10 @@ ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id)
 
     op.state = SF_QSTATE_PENDING;
     op.next_ms = 0;
+    op.handler = handler;
+    op.data = data;
 
-    ctx = ngx_palloc(r->pool, sizeof(ngx_http_siteflow_retry_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->request = r;
-    ctx->id = id;
-
-    op.handler = ngx_http_siteflow_admin_retried;
-    op.data = ctx;
-
-    if (ngx_http_siteflow_append(&op) != NGX_OK) {
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "{\"error\":\"the spool cannot "
-                                           "take the change now\"}");
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_http_siteflow_admin_retried(void *data, ngx_int_t rc, uint64_t id)
-{
-    ngx_http_siteflow_retry_ctx_t  *ctx = data;
-
-    u_char  buf[64];
-
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(ctx->request,
-            ngx_http_siteflow_send_json(ctx->request,
-                                        NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "{\"error\":\"the spool could not "
-                                        "write the change\"}"));
-        return;
-    }
-
-    ngx_sprintf(buf, "{\"job\":\"%uL\",\"state\":\"pending\"}%Z",
-                ctx->id);
-
-    ngx_http_finalize_request(ctx->request,
-        ngx_http_siteflow_send_json(ctx->request, NGX_HTTP_ACCEPTED,
-                                    (char *) buf));
+    return ngx_http_siteflow_append(&op);
 }
 
 

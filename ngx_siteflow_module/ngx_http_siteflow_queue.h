@@ -36,6 +36,9 @@
 #define NGX_HTTP_SITEFLOW_JOB_CANCEL    2   /* cancel a SiteFlow order */
 #define NGX_HTTP_SITEFLOW_JOB_UPDATE    3   /* SiteFlow event -> PrintNow */
 
+/* the longest PrintNow order id the hook and the admin take */
+#define NGX_HTTP_SITEFLOW_ORDER_ID_MAX  128
+
 
 /* called once the job is durable (rc NGX_OK, id set) or not (NGX_ERROR) */
 typedef void (*ngx_http_siteflow_enqueue_pt)(void *data, ngx_int_t rc,
@@ -63,10 +66,30 @@ ngx_int_t ngx_http_siteflow_queue_enqueue(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id, json_t *job,
     ngx_http_siteflow_enqueue_pt handler, void *data);
 
-/* appends {"id","kind","storefront","order_id","state","attempts",
-   "next_attempt","last_error","created"} objects, newest first */
-ngx_int_t ngx_http_siteflow_queue_list(json_t *jobs,
-    ngx_http_siteflow_queue_filter_t *f);
+/* a job as the listing copies it (strings in the caller's pool) */
+typedef struct {
+    uint64_t                       id;
+    ngx_uint_t                     kind;         /* NGX_HTTP_SITEFLOW_JOB_* */
+    ngx_str_t                      storefront;
+    ngx_str_t                      order_id;
+    ngx_uint_t                     state;        /* SF_QSTATE_* */
+    ngx_uint_t                     attempts;
+    uint64_t                       next_ms;
+    ngx_str_t                      error;        /* last_error */
+    uint64_t                       created_ms;
+} ngx_http_siteflow_queue_item_t;
+
+/* list: the jobs that match f, newest first, into out (an array of
+   ngx_http_siteflow_queue_item_t initialized here); NGX_DECLINED without
+   a spool */
+ngx_int_t ngx_http_siteflow_queue_list(ngx_pool_t *pool,
+    ngx_http_siteflow_queue_filter_t *f, ngx_array_t *out);
+
+/* reschedule a failed job now: NGX_OK (handler is called once it is
+   durable), NGX_DECLINED no such job, NGX_BUSY the job has not failed,
+   NGX_ABORT no spool, NGX_ERROR the spool cannot take it now */
+ngx_int_t ngx_http_siteflow_queue_retry(uint64_t id,
+    ngx_http_siteflow_enqueue_pt handler, void *data);
 
 /* jobs by SF_QSTATE_* (5 slots); NGX_DECLINED without a spool */
 ngx_int_t ngx_http_siteflow_queue_stats(ngx_uint_t counts[5]);
@@ -100,16 +123,6 @@ ngx_str_t *ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc);
 
 /* damaged stretches and their bytes skipped when nginx started */
 void ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes);
-
-/*
- * admin calls that take over the request: they read or discard the body,
- * answer it themselves (JSON) and return NGX_DONE, or return an HTTP
- * status for the caller to send
- */
-ngx_int_t ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id);
-ngx_int_t ngx_http_siteflow_admin_send(ngx_http_request_t *r,
-    ngx_str_t *printnow_order_id, ngx_uint_t force);
-
 
 /* the sent-orders index entry, as the handlers and runners see it */
 #define NGX_HTTP_SITEFLOW_IDX_QUEUED     0   /* a create is queued */
