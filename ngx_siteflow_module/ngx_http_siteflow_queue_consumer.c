@@ -45,7 +45,7 @@ typedef struct {
 #define NGX_HTTP_SITEFLOW_SCAN_MAX     1000
 
 typedef struct {
-    u_char                         name[SF_QJOB_STOREFRONT_LEN];
+    u_char                         name[NGX_HTTP_SITEFLOW_NAME_LEN];
     size_t                         len;
     ngx_uint_t                     failures;
     uint64_t                       until;
@@ -268,8 +268,8 @@ ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
     ngx_uint_t                    i;
     ngx_http_siteflow_breaker_t  *b;
 
-    if (len > SF_QJOB_STOREFRONT_LEN) {
-        len = SF_QJOB_STOREFRONT_LEN;
+    if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
+        len = NGX_HTTP_SITEFLOW_NAME_LEN;
     }
 
     for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {

@@ -36,6 +36,8 @@ static void ngx_http_siteflow_sync_task(void *data, ngx_log_t *log);
 #endif
 static void ngx_http_siteflow_synced(ngx_event_t *ev);
 static void ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b);
+static void ngx_http_siteflow_payload(ngx_http_siteflow_op_t *op,
+    sf_qpay_t *p);
 static void ngx_http_siteflow_flush_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b);
 static void ngx_http_siteflow_sync(void *data, ngx_log_t *log);
@@ -591,83 +593,19 @@ ngx_http_siteflow_encode(ngx_http_siteflow_op_t *op,
     char       *text;
     size_t      len, size, cap;
     u_char     *p;
-    json_t     *root, *v;
+    sf_qpay_t   pay;
     sf_qrec_t   r;
     ngx_str_t  *s[8];
     ngx_uint_t  i, n;
 
-    root = json_object();
-    if (root == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_siteflow_payload(op, &pay);
 
-#define sf_set(key, value)                                                   \
-    if ((v = (value)) == NULL || json_object_set_new(root, key, v) != 0) {   \
-        goto failed;                                                         \
-    }
-#define sf_jstr(str)  json_stringn((const char *) (str).data, (str).len)
-
-    switch (op->type) {
-
-    case SF_QREC_JOB:
-        sf_set("k", json_integer(op->kind));
-        sf_set("s", sf_jstr(op->storefront));
-        sf_set("o", sf_jstr(op->order_id));
-        sf_set("c", json_integer(op->created_ms));
-        sf_set("j", json_loadb((const char *) op->payload.data,
-                               op->payload.len, 0, NULL));
-        break;
-
-    case SF_QREC_STATE:
-        sf_set("v", json_integer(op->version));
-        sf_set("st", json_integer(op->state));
-        sf_set("a", json_integer(op->attempts));
-        sf_set("n", json_integer(op->next_ms));
-        sf_set("ms", json_integer(op->maybe_sent));
-
-        if (op->error.len) {
-            sf_set("e", sf_jstr(op->error));
-        }
-
-        if (op->results.len) {
-            sf_set("r", json_loadb((const char *) op->results.data,
-                                   op->results.len, 0, NULL));
-        }
-
-        break;
-
-    default: /* SF_QREC_INDEX */
-        sf_set("pb", json_integer(op->postback));
-        sf_set("v", json_integer(op->version));
-        sf_set("s", sf_jstr(op->idx.storefront));
-        sf_set("p", sf_jstr(op->idx.order_id));
-
-        if (op->postback) {
-            sf_set("rk", json_integer(op->idx.rank));
-            sf_set("fp", json_integer(op->idx.fingerprint));
-
-        } else {
-            sf_set("src", sf_jstr(op->idx.source_id));
-            sf_set("sf", sf_jstr(op->idx.siteflow_id));
-            sf_set("st", json_integer(op->idx.state));
-            sf_set("u", json_integer(op->idx.updated_ms));
-            sf_set("t", json_integer(op->idx.sent_ms));
-        }
-
-        break;
-    }
-
-#undef sf_set
-#undef sf_jstr
-
-    text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    text = sf_qpay_encode(&pay, &len);
 
     if (text == NULL) {
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(text);
     size = sf_qrec_size(len);
 
     if (size == 0) {
@@ -745,12 +683,48 @@ ngx_http_siteflow_encode(ngx_http_siteflow_op_t *op,
     }
 
     return NGX_OK;
-
-failed:
-
-    json_decref(root);
-    return NGX_ERROR;
 }
+
+/* the record payload of an op (sf_qpay_encode()) */
+
+static void
+ngx_http_siteflow_payload(ngx_http_siteflow_op_t *op, sf_qpay_t *p)
+{
+    ngx_memzero(p, sizeof(sf_qpay_t));
+
+    p->type = (int) op->type;
+
+    if (op->type == SF_QREC_INDEX) {
+        ngx_http_siteflow_qstr(&p->storefront, &op->idx.storefront);
+        ngx_http_siteflow_qstr(&p->order_id, &op->idx.order_id);
+        p->state = op->idx.state;
+
+    } else {
+        ngx_http_siteflow_qstr(&p->storefront, &op->storefront);
+        ngx_http_siteflow_qstr(&p->order_id, &op->order_id);
+        p->state = op->state;
+    }
+
+    p->kind = op->kind;
+    p->created_ms = op->created_ms;
+    ngx_http_siteflow_qstr(&p->job, &op->payload);
+
+    p->version = op->version;
+    p->attempts = op->attempts;
+    p->next_ms = op->next_ms;
+    p->maybe_sent = op->maybe_sent;
+    ngx_http_siteflow_qstr(&p->error, &op->error);
+    ngx_http_siteflow_qstr(&p->results, &op->results);
+
+    p->postback = op->postback;
+    p->rank = op->idx.rank;
+    p->fingerprint = op->idx.fingerprint;
+    ngx_http_siteflow_qstr(&p->source_id, &op->idx.source_id);
+    ngx_http_siteflow_qstr(&p->siteflow_id, &op->idx.siteflow_id);
+    p->updated_ms = op->idx.updated_ms;
+    p->sent_ms = op->idx.sent_ms;
+}
+
 
 
 static void

@@ -656,16 +656,13 @@ ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data)
 {
     ngx_http_siteflow_load_t  *ld = data;
 
-    json_t                   *root, *v;
-    json_error_t              err;
+    sf_qpay_t                 pay;
     ngx_http_siteflow_op_t    op;
 
-    root = json_loadb((const char *) r->payload, r->len, 0, &err);
-    if (root == NULL || !json_is_object(root)) {
+    if (sf_qpay_decode(r->type, r->payload, r->len, &pay) != 0) {
         ngx_log_error(NGX_LOG_WARN, ld->log, 0,
                       "siteflow: a spool record of job %uL is not valid "
                       "JSON, ignored", r->job_id);
-        json_decref(root);
         return 0;
     }
 
@@ -674,34 +671,19 @@ ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data)
     op.type = r->type;
     op.id = r->job_id;
 
-#define sf_str(dst, key)                                                     \
-    v = json_object_get(root, key);                                          \
-    if (json_is_string(v)) {                                                 \
-        (dst).data = (u_char *) json_string_value(v);                        \
-        (dst).len = json_string_length(v);                                   \
-    }
-#define sf_int(dst, key)                                                     \
-    v = json_object_get(root, key);                                          \
-    if (json_is_integer(v)) {                                                \
-        (dst) = json_integer_value(v);                                       \
-    }
-
     switch (r->type) {
 
     case SF_QREC_JOB:
-        sf_int(op.kind, "k");
-        sf_str(op.storefront, "s");
-        sf_str(op.order_id, "o");
-        sf_int(op.created_ms, "c");
+        op.kind = pay.kind;
+        ngx_http_siteflow_nstr(&op.storefront, &pay.storefront);
+        ngx_http_siteflow_nstr(&op.order_id, &pay.order_id);
+        op.created_ms = pay.created_ms;
 
-        v = json_object_get(root, "j");
-        op.payload.data = (u_char *) json_dumps(v, JSON_COMPACT);
-
-        if (op.payload.data == NULL) {
+        if (pay.job.data == NULL) {
             break;
         }
 
-        op.payload.len = ngx_strlen(op.payload.data);
+        ngx_http_siteflow_nstr(&op.payload, &pay.job);
 
         if (op.id >= ld->qc->sh->next_id) {
             ld->qc->sh->next_id = op.id + 1;
@@ -710,47 +692,36 @@ ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data)
         ngx_shmtx_lock(&ld->qc->shpool->mutex);
         ngx_http_siteflow_apply(ld->qc->sh, ld->qc->shpool, &op);
         ngx_shmtx_unlock(&ld->qc->shpool->mutex);
-
-        free(op.payload.data);
         break;
 
     case SF_QREC_STATE:
-        sf_int(op.version, "v");
-        sf_int(op.state, "st");
-        sf_int(op.attempts, "a");
-        sf_int(op.next_ms, "n");
-        sf_int(op.maybe_sent, "ms");
-        sf_str(op.error, "e");
-
-        v = json_object_get(root, "r");
-
-        if (v != NULL) {
-            op.results.data = (u_char *) json_dumps(v, JSON_COMPACT);
-            op.results.len = op.results.data
-                             ? ngx_strlen(op.results.data) : 0;
-        }
+        op.version = (uint32_t) pay.version;
+        op.state = pay.state;
+        op.attempts = pay.attempts;
+        op.next_ms = pay.next_ms;
+        op.maybe_sent = pay.maybe_sent;
+        ngx_http_siteflow_nstr(&op.error, &pay.error);
+        ngx_http_siteflow_nstr(&op.results, &pay.results);
 
         op.release = 1;
 
         ngx_shmtx_lock(&ld->qc->shpool->mutex);
         ngx_http_siteflow_apply(ld->qc->sh, ld->qc->shpool, &op);
         ngx_shmtx_unlock(&ld->qc->shpool->mutex);
-
-        free(op.results.data);
         break;
 
     case SF_QREC_INDEX:
-        sf_int(op.postback, "pb");
-        sf_int(op.version, "v");
-        sf_str(op.idx.storefront, "s");
-        sf_str(op.idx.order_id, "p");
-        sf_str(op.idx.source_id, "src");
-        sf_str(op.idx.siteflow_id, "sf");
-        sf_int(op.idx.state, "st");
-        sf_int(op.idx.rank, "rk");
-        sf_int(op.idx.fingerprint, "fp");
-        sf_int(op.idx.updated_ms, "u");
-        sf_int(op.idx.sent_ms, "t");
+        op.postback = pay.postback;
+        op.version = (uint32_t) pay.version;
+        ngx_http_siteflow_nstr(&op.idx.storefront, &pay.storefront);
+        ngx_http_siteflow_nstr(&op.idx.order_id, &pay.order_id);
+        ngx_http_siteflow_nstr(&op.idx.source_id, &pay.source_id);
+        ngx_http_siteflow_nstr(&op.idx.siteflow_id, &pay.siteflow_id);
+        op.idx.state = pay.state;
+        op.idx.rank = (ngx_int_t) pay.rank;
+        op.idx.fingerprint = (uint32_t) pay.fingerprint;
+        op.idx.updated_ms = pay.updated_ms;
+        op.idx.sent_ms = pay.sent_ms;
 
         ngx_shmtx_lock(&ld->qc->shpool->mutex);
         ngx_http_siteflow_idx_apply(ld->qc->sh, ld->qc->shpool, &op);
@@ -761,10 +732,8 @@ ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data)
         break;
     }
 
-#undef sf_str
-#undef sf_int
-
-    json_decref(root);
+    sf_qpay_free(&pay);
 
     return 0;
 }
+

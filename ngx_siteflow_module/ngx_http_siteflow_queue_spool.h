@@ -45,6 +45,7 @@
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
 #define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    3
 #define NGX_HTTP_SITEFLOW_SH_BREAKERS     64        /* published */
+#define NGX_HTTP_SITEFLOW_NAME_LEN        128       /* of a breaker */
 
 /* the sent-orders index forgets an order this long after its last use */
 #define NGX_HTTP_SITEFLOW_RETENTION       (ngx_msec_t) (30 * 86400000ULL)
@@ -156,7 +157,7 @@ typedef struct {
     /* the consumer's breakers, for the metrics (layout 2) */
     ngx_uint_t                     nbreakers;
     struct {
-        u_char                     name[SF_QJOB_STOREFRONT_LEN];
+        u_char                     name[NGX_HTTP_SITEFLOW_NAME_LEN];
         size_t                     len;
         ngx_uint_t                 failures;
     } breakers[NGX_HTTP_SITEFLOW_SH_BREAKERS];
@@ -235,6 +236,13 @@ typedef struct {
                                                     the segment */
 } ngx_http_siteflow_batch_t;
 
+
+
+/* an nginx string as a payload string and back */
+#define ngx_http_siteflow_qstr(dst, src)                                      \
+    (dst)->data = (const char *) (src)->data; (dst)->len = (src)->len
+#define ngx_http_siteflow_nstr(dst, src)                                      \
+    (dst)->data = (u_char *) (src)->data; (dst)->len = (src)->len
 
 
 /* the job table (ngx_http_siteflow_queue_table.c); the shpool mutex is
