@@ -43,11 +43,6 @@ ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id)
     ngx_int_t                       rc;
     ngx_http_siteflow_retry_ctx_t  *ctx;
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_siteflow_retry_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -55,6 +50,11 @@ ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id)
 
     ctx->request = r;
     ctx->id = id;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     rc = ngx_http_siteflow_queue_retry(id, ngx_http_siteflow_admin_retried,
                                        ctx);

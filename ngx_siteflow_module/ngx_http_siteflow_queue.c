@@ -47,6 +47,10 @@
  */
 
 
+static ngx_int_t ngx_http_siteflow_list_job(ngx_http_siteflow_job_t *job,
+    void *data);
+static ngx_int_t ngx_http_siteflow_oldest_job(ngx_http_siteflow_job_t *job,
+    void *data);
 static ngx_int_t ngx_http_siteflow_queue_copy(ngx_pool_t *pool,
     ngx_str_t *dst, ngx_str_t *src);
 
@@ -341,13 +345,114 @@ ngx_http_siteflow_storefront(ngx_str_t *name)
  * released.
  */
 
+typedef ngx_int_t (*ngx_http_siteflow_job_pt)(ngx_http_siteflow_job_t *job,
+    void *data);
+
+typedef struct {
+    ngx_pool_t                        *pool;
+    ngx_array_t                       *out;
+    ngx_http_siteflow_queue_filter_t  *filter;
+    ngx_uint_t                         newest_first;
+    ngx_http_siteflow_job_pt           handler;
+} ngx_http_siteflow_walk_t;
+
+
+static ngx_int_t ngx_http_siteflow_queue_walk(ngx_http_siteflow_walk_t *w,
+    ngx_uint_t n, size_t size);
+
+
 ngx_int_t
 ngx_http_siteflow_queue_list(ngx_pool_t *pool,
     ngx_http_siteflow_queue_filter_t *f, ngx_array_t *out)
 {
-    ngx_queue_t                     *q;
-    ngx_http_siteflow_job_t         *job;
-    ngx_http_siteflow_queue_item_t  *it;
+    ngx_http_siteflow_walk_t  w;
+
+    w.pool = pool;
+    w.out = out;
+    w.filter = f;
+    w.newest_first = 1;
+    w.handler = ngx_http_siteflow_list_job;
+
+    return ngx_http_siteflow_queue_walk(&w, f->limit ? f->limit : 64,
+                                        sizeof(ngx_http_siteflow_queue_item_t));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_list_job(ngx_http_siteflow_job_t *job, void *data)
+{
+    ngx_http_siteflow_walk_t  *w = data;
+
+    ngx_http_siteflow_queue_item_t    *it;
+    ngx_http_siteflow_queue_filter_t  *f;
+
+    f = w->filter;
+
+    if (f->state >= 0 && job->state != f->state) {
+        return NGX_OK;
+    }
+
+    if (f->storefront.len
+        && (f->storefront.len != job->storefront.len
+            || ngx_strncmp(f->storefront.data, job->storefront.data,
+                           job->storefront.len) != 0))
+    {
+        return NGX_OK;
+    }
+
+    if (f->order_id.len
+        && (f->order_id.len != job->order_id.len
+            || ngx_strncmp(f->order_id.data, job->order_id.data,
+                           job->order_id.len) != 0))
+    {
+        return NGX_OK;
+    }
+
+    if (f->limit && w->out->nelts >= f->limit) {
+        return NGX_DONE;
+    }
+
+    it = ngx_array_push(w->out);
+    if (it == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_siteflow_queue_copy(w->pool, &it->storefront,
+                                     &job->storefront)
+           != NGX_OK
+        || ngx_http_siteflow_queue_copy(w->pool, &it->order_id,
+                                        &job->order_id)
+           != NGX_OK
+        || ngx_http_siteflow_queue_copy(w->pool, &it->error, &job->error)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    it->id = job->id;
+    it->kind = job->kind;
+    it->state = job->state;
+    it->attempts = job->attempts;
+    it->next_ms = job->next_ms;
+    it->created_ms = job->created_ms;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Initializes w->out (n elements of size to start with) and calls
+ * w->handler for every job, oldest or newest first, with the zone locked:
+ * NGX_OK goes on, NGX_DONE stops, NGX_ERROR fails.  NGX_DECLINED without
+ * a spool.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_queue_walk(ngx_http_siteflow_walk_t *w, ngx_uint_t n,
+    size_t size)
+{
+    ngx_int_t                        rc;
+    ngx_queue_t                     *q, *all;
     ngx_http_siteflow_queue_conf_t  *qc;
 
     qc = ngx_http_siteflow_qc;
@@ -356,99 +461,43 @@ ngx_http_siteflow_queue_list(ngx_pool_t *pool,
         return NGX_DECLINED;
     }
 
-    if (ngx_array_init(out, pool, f->limit ? f->limit : 64,
-                       sizeof(ngx_http_siteflow_queue_item_t))
-        != NGX_OK)
-    {
+    if (ngx_array_init(w->out, w->pool, n, size) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    all = &qc->sh->all;
+    rc = NGX_OK;
+
     ngx_shmtx_lock(&qc->shpool->mutex);
 
-    for (q = ngx_queue_last(&qc->sh->all);
-         q != ngx_queue_sentinel(&qc->sh->all);
-         q = ngx_queue_prev(q))
-    {
-        job = ngx_queue_data(q, ngx_http_siteflow_job_t, all);
+    q = w->newest_first ? ngx_queue_last(all) : ngx_queue_head(all);
 
-        if (f->state >= 0 && job->state != f->state) {
-            continue;
-        }
-
-        if (f->storefront.len
-            && (f->storefront.len != job->storefront.len
-                || ngx_strncmp(f->storefront.data, job->storefront.data,
-                               job->storefront.len) != 0))
-        {
-            continue;
-        }
-
-        if (f->order_id.len
-            && (f->order_id.len != job->order_id.len
-                || ngx_strncmp(f->order_id.data, job->order_id.data,
-                               job->order_id.len) != 0))
-        {
-            continue;
-        }
-
-        if (f->limit && out->nelts >= f->limit) {
-            break;
-        }
-
-        it = ngx_array_push(out);
-        if (it == NULL) {
-            goto failed;
-        }
-
-        it->id = job->id;
-        it->kind = job->kind;
-        it->state = job->state;
-        it->attempts = job->attempts;
-        it->next_ms = job->next_ms;
-        it->created_ms = job->created_ms;
-
-        if (ngx_http_siteflow_queue_copy(pool, &it->storefront,
-                                         &job->storefront)
-               != NGX_OK
-            || ngx_http_siteflow_queue_copy(pool, &it->order_id,
-                                            &job->order_id)
-               != NGX_OK
-            || ngx_http_siteflow_queue_copy(pool, &it->error, &job->error)
-               != NGX_OK)
-        {
-            goto failed;
-        }
+    while (q != ngx_queue_sentinel(all) && rc == NGX_OK) {
+        rc = w->handler(ngx_queue_data(q, ngx_http_siteflow_job_t, all), w);
+        q = w->newest_first ? ngx_queue_prev(q) : ngx_queue_next(q);
     }
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
 
-    return NGX_OK;
-
-failed:
-
-    ngx_shmtx_unlock(&qc->shpool->mutex);
-
-    return NGX_ERROR;
+    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
 }
 
+
+/* a copy, NUL-terminated */
 
 static ngx_int_t
 ngx_http_siteflow_queue_copy(ngx_pool_t *pool, ngx_str_t *dst,
     ngx_str_t *src)
 {
     dst->len = src->len;
-    dst->data = (u_char *) "";
+    dst->data = ngx_pnalloc(pool, src->len + 1);
 
-    if (src->len == 0) {
-        return NGX_OK;
-    }
-
-    dst->data = ngx_pnalloc(pool, src->len);
     if (dst->data == NULL) {
         return NGX_ERROR;
     }
 
     ngx_memcpy(dst->data, src->data, src->len);
+    dst->data[src->len] = '\0';
 
     return NGX_OK;
 }
@@ -476,86 +525,60 @@ ngx_http_siteflow_queue_stats(ngx_uint_t counts[5])
 ngx_int_t
 ngx_http_siteflow_queue_oldest(ngx_pool_t *pool, ngx_array_t *out)
 {
+    ngx_http_siteflow_walk_t  w;
+
+    w.pool = pool;
+    w.out = out;
+    w.filter = NULL;
+    w.newest_first = 0;
+    w.handler = ngx_http_siteflow_oldest_job;
+
+    return ngx_http_siteflow_queue_walk(&w, 8,
+                                      sizeof(ngx_http_siteflow_queue_oldest_t));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_oldest_job(ngx_http_siteflow_job_t *job, void *data)
+{
+    ngx_http_siteflow_walk_t  *w = data;
+
     ngx_uint_t                         i;
-    ngx_queue_t                       *q;
-    ngx_http_siteflow_job_t           *job;
-    ngx_http_siteflow_queue_conf_t    *qc;
     ngx_http_siteflow_queue_oldest_t  *o;
 
-    qc = ngx_http_siteflow_qc;
-
-    if (qc == NULL) {
-        return NGX_DECLINED;
+    if (job->state != SF_QSTATE_PENDING
+        && job->state != SF_QSTATE_RETRYING
+        && job->state != SF_QSTATE_FAILED)
+    {
+        return NGX_OK;
     }
 
-    if (ngx_array_init(out, pool, 8, sizeof(ngx_http_siteflow_queue_oldest_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    o = w->out->elts;
 
-    ngx_shmtx_lock(&qc->shpool->mutex);
-
-    for (q = ngx_queue_head(&qc->sh->all);
-         q != ngx_queue_sentinel(&qc->sh->all);
-         q = ngx_queue_next(q))
-    {
-        job = ngx_queue_data(q, ngx_http_siteflow_job_t, all);
-
-        if (job->state != SF_QSTATE_PENDING
-            && job->state != SF_QSTATE_RETRYING
-            && job->state != SF_QSTATE_FAILED)
+    for (i = 0; i < w->out->nelts; i++) {
+        if (o[i].state == job->state
+            && o[i].storefront.len == job->storefront.len
+            && ngx_memcmp(o[i].storefront.data, job->storefront.data,
+                          job->storefront.len) == 0)
         {
-            continue;
-        }
-
-        o = out->elts;
-
-        for (i = 0; i < out->nelts; i++) {
-            if (o[i].state == job->state
-                && o[i].storefront.len == job->storefront.len
-                && ngx_memcmp(o[i].storefront.data, job->storefront.data,
-                              job->storefront.len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i < out->nelts) {
             if (job->created_ms < o[i].created_ms) {
                 o[i].created_ms = job->created_ms;
             }
 
-            continue;
+            return NGX_OK;
         }
-
-        o = ngx_array_push(out);
-        if (o == NULL) {
-            goto failed;
-        }
-
-        o->state = job->state;
-        o->created_ms = job->created_ms;
-        o->storefront.len = job->storefront.len;
-        o->storefront.data = ngx_pnalloc(pool, job->storefront.len + 1);
-        if (o->storefront.data == NULL) {
-            goto failed;
-        }
-
-        ngx_memcpy(o->storefront.data, job->storefront.data,
-                   job->storefront.len);
-        o->storefront.data[job->storefront.len] = '\0';
     }
 
-    ngx_shmtx_unlock(&qc->shpool->mutex);
+    o = ngx_array_push(w->out);
+    if (o == NULL) {
+        return NGX_ERROR;
+    }
 
-    return NGX_OK;
+    o->state = job->state;
+    o->created_ms = job->created_ms;
 
-failed:
-
-    ngx_shmtx_unlock(&qc->shpool->mutex);
-
-    return NGX_ERROR;
+    return ngx_http_siteflow_queue_copy(w->pool, &o->storefront,
+                                        &job->storefront);
 }
 
 

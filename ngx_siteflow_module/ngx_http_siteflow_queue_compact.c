@@ -42,7 +42,6 @@ typedef struct {
     ngx_queue_t                   *idx;          /* index cursor */
     uint64_t                       job;          /* job cursor */
     ngx_event_t                    event;
-    ngx_connection_t               dummy;
     ngx_fd_t                       fd;           /* the .tmp file */
     off_t                          bytes;        /* written so far */
 } ngx_http_siteflow_compaction_t;
@@ -162,12 +161,9 @@ ngx_http_siteflow_compact(void)
     /* the index is not pruned while the snapshot walks it */
     sh->snapshot_pid = ngx_pid;
 
-    ngx_http_siteflow_compaction.dummy.fd = (ngx_socket_t) -1;
-    ngx_http_siteflow_compaction.event.handler =
-                                       ngx_http_siteflow_compact_handler;
-    ngx_http_siteflow_compaction.event.data =
-                                        &ngx_http_siteflow_compaction.dummy;
-    ngx_http_siteflow_compaction.event.log = ngx_cycle->log;
+    ngx_http_siteflow_queue_event(&ngx_http_siteflow_compaction.event,
+                                  ngx_http_siteflow_compact_handler,
+                                  ngx_cycle->log);
 
     ngx_post_event(&ngx_http_siteflow_compaction.event,
                    &ngx_posted_next_events);

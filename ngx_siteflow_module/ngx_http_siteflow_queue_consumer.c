@@ -57,7 +57,6 @@ typedef struct {
 typedef struct {
     ngx_uint_t                     on;           /* this is the consumer */
     ngx_event_t                    event;
-    ngx_connection_t               dummy;
     ngx_uint_t                     runs;         /* jobs running */
     ngx_msec_t                     last_sweep;
     ngx_atomic_uint_t              seen_generation;
@@ -115,12 +114,9 @@ ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
     ngx_http_siteflow_consumer.on = 1;
     ngx_http_siteflow_journal_on_applied(ngx_http_siteflow_consumer_wake);
 
-    ngx_http_siteflow_consumer.dummy.fd = (ngx_socket_t) -1;
-
-    ngx_http_siteflow_consumer.event.handler =
-                                         ngx_http_siteflow_consumer_handler;
-    ngx_http_siteflow_consumer.event.data = &ngx_http_siteflow_consumer.dummy;
-    ngx_http_siteflow_consumer.event.log = cycle->log;
+    ngx_http_siteflow_queue_event(&ngx_http_siteflow_consumer.event,
+                                  ngx_http_siteflow_consumer_handler,
+                                  cycle->log);
     ngx_http_siteflow_consumer.event.cancelable = 1;
 
     /* jobs left running by a process that is gone are released first */

@@ -52,7 +52,7 @@ typedef struct {
     ngx_http_siteflow_batch_t     *flying;       /* being made durable */
     ngx_event_t                    flush_event;
     ngx_event_t                    hold_event;
-    ngx_connection_t               dummy;
+    ngx_connection_t               dummy;        /* for the queue's events */
 
     ngx_fd_t                       seg_fd;       /* the active segment */
     uint64_t                       seg_seq;
@@ -121,20 +121,28 @@ ngx_http_siteflow_journal_init_process(ngx_cycle_t *cycle,
                       &qc->path->name);
     }
 
-    ngx_http_siteflow_journal.dummy.fd = (ngx_socket_t) -1;
-
-    ngx_http_siteflow_journal.flush_event.handler =
-                                         ngx_http_siteflow_flush_handler;
-    ngx_http_siteflow_journal.flush_event.data =
-                                         &ngx_http_siteflow_journal.dummy;
-    ngx_http_siteflow_journal.flush_event.log = cycle->log;
+    ngx_http_siteflow_queue_event(&ngx_http_siteflow_journal.flush_event,
+                                  ngx_http_siteflow_flush_handler,
+                                  cycle->log);
 
     /* keeps an exiting worker alive while a batch is being made durable */
-    ngx_http_siteflow_journal.hold_event.handler =
-                                         ngx_http_siteflow_flush_handler;
-    ngx_http_siteflow_journal.hold_event.data =
-                                         &ngx_http_siteflow_journal.dummy;
-    ngx_http_siteflow_journal.hold_event.log = cycle->log;
+    ngx_http_siteflow_queue_event(&ngx_http_siteflow_journal.hold_event,
+                                  ngx_http_siteflow_flush_handler,
+                                  cycle->log);
+}
+
+
+/* the queue's own events (timers and posted) */
+
+void
+ngx_http_siteflow_queue_event(ngx_event_t *ev, ngx_event_handler_pt handler,
+    ngx_log_t *log)
+{
+    ngx_http_siteflow_journal.dummy.fd = (ngx_socket_t) -1;
+
+    ev->handler = handler;
+    ev->data = &ngx_http_siteflow_journal.dummy;
+    ev->log = log;
 }
 
 

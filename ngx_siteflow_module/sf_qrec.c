@@ -1071,9 +1071,7 @@ sf_qpay_string(const sf_qstr_t *s)
 static void
 sf_qpay_str(json_t *root, const char *key, sf_qstr_t *dst)
 {
-    json_t  *v;
-
-    v = json_object_get(root, key);
+    json_t  *v = json_object_get(root, key);
 
     if (json_is_string(v)) {
         dst->data = json_string_value(v);
@@ -1087,13 +1085,9 @@ sf_qpay_str(json_t *root, const char *key, sf_qstr_t *dst)
 static void
 sf_qpay_int(json_t *root, const char *key, uint64_t *dst)
 {
-    json_t  *v;
+    json_t  *v = json_object_get(root, key);
 
-    v = json_object_get(root, key);
-
-    if (json_is_integer(v)) {
-        *dst = (uint64_t) json_integer_value(v);
-    }
+    *dst = json_is_integer(v) ? (uint64_t) json_integer_value(v) : *dst;
 }
 
 
