@@ -28,6 +28,10 @@ ngx_int_t ngx_http_siteflow_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 
 
+/* content handler of "siteflow_admin" (ngx_http_siteflow_admin.c) */
+ngx_int_t ngx_http_siteflow_admin_handler(ngx_http_request_t *r);
+
+
 /*
  * postconfiguration: keeps each server{}'s server_name list (nginx keeps
  * it in the configuration's temporary pool only) for the admin's Host

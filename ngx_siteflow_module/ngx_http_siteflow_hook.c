@@ -13,6 +13,8 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_hook.h"
+#include "ngx_http_siteflow_log.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_mapping.h"
 #include "sf_path.h"

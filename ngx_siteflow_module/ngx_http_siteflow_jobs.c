@@ -12,6 +12,8 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_jobs.h"
+#include "ngx_http_siteflow_log.h"
 #include "sf_job.h"
 #include "sf_path.h"
 #include "sf_qrec.h"

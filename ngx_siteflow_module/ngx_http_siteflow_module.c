@@ -12,6 +12,8 @@
 #include "ngx_http_siteflow_admin.h"
 #include "ngx_http_siteflow_hmac.h"
 #include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_hook.h"
+#include "ngx_http_siteflow_jobs.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_sig.h"

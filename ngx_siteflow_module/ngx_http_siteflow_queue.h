@@ -214,42 +214,4 @@ const char *ngx_http_siteflow_kind_name(ngx_uint_t kind);
 uint64_t ngx_http_siteflow_now_ms(void);
 
 
-/* the Site Flow Log (ngx_http_siteflow_log.c) */
-typedef struct {
-    ngx_uint_t                     direction;    /* SF_RING_IN / _OUT */
-    ngx_str_t                      method;
-    ngx_str_t                      url;          /* token= is redacted */
-    ngx_uint_t                     status;       /* 0: no answer */
-    ngx_msec_t                     duration;
-    ngx_str_t                      order_id;
-    ngx_str_t                      request;      /* bodies, capped */
-    ngx_str_t                      response;
-} ngx_http_siteflow_log_entry_t;
-
-void ngx_http_siteflow_log_write(ngx_http_siteflow_srv_conf_t *sscf,
-    ngx_http_siteflow_log_entry_t *e);
-
-/* upstream latency histogram; upstream 0 SiteFlow, 1 PrintNow */
-void ngx_http_siteflow_observe_latency(ngx_uint_t upstream, ngx_msec_t ms);
-/* counter in the zone of the current cycle (no-op without a zone) */
-void ngx_http_siteflow_counter(ngx_http_siteflow_counter_e counter);
-
-/* content handlers of the hook and postback (ngx_http_siteflow_hook.c) */
-ngx_int_t ngx_http_siteflow_hook_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_siteflow_hook_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_siteflow_postback_handler(ngx_http_request_t *r);
-
-/* content handler of "siteflow_admin" (ngx_http_siteflow_admin.c) */
-ngx_int_t ngx_http_siteflow_admin_handler(ngx_http_request_t *r);
-
-/* a JSON body (a newline is added); the rc to finalize the request with
-   (ngx_http_siteflow_module.c) */
-ngx_int_t ngx_http_siteflow_send_json(ngx_http_request_t *r,
-    ngx_uint_t status, char *json);
-
-/* the job runner (ngx_http_siteflow_jobs.c) */
-void ngx_http_siteflow_job_start(ngx_http_siteflow_run_t *run);
-void ngx_http_siteflow_job_abort(ngx_http_siteflow_run_t *run);
-
-
 #endif /* _NGX_HTTP_SITEFLOW_QUEUE_H_INCLUDED_ */

@@ -289,6 +289,9 @@ void ngx_http_siteflow_journal_init_process(ngx_cycle_t *cycle,
     ngx_http_siteflow_queue_conf_t *qc);
 void ngx_http_siteflow_journal_exit_process(ngx_cycle_t *cycle);
 void ngx_http_siteflow_journal_close(void);
+/* sets up an event of the queue's (no connection of its own) */
+void ngx_http_siteflow_queue_event(ngx_event_t *ev,
+    ngx_event_handler_pt handler, ngx_log_t *log);
 /* called after each batch was applied (or refused) */
 void ngx_http_siteflow_journal_on_applied(void (*handler)(void));
 ngx_int_t ngx_http_siteflow_append(ngx_http_siteflow_op_t *op);
