@@ -177,7 +177,6 @@ typedef struct {
 } ngx_http_siteflow_outcome_t;
 
 
-
 /* the runner: starts a claimed job; it ends with queue_done() */
 typedef void (*ngx_http_siteflow_runner_pt)(ngx_http_siteflow_run_t *run);
 

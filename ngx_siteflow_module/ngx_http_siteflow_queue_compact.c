@@ -60,8 +60,6 @@ static ngx_int_t ngx_http_siteflow_snapshot_build(
 static ngx_http_siteflow_compaction_t  ngx_http_siteflow_compaction;
 
 
-
-
 /* compaction: a new segment, then a snapshot of what is live */
 
 typedef struct {

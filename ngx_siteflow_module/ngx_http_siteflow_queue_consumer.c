@@ -24,7 +24,6 @@
  */
 
 
-
 typedef struct {
     ngx_queue_t                    queue;
     ngx_http_siteflow_run_t       *run;
@@ -166,8 +165,6 @@ ngx_http_siteflow_consumer_prune(void)
                       "the next snapshot keeps it");
     }
 }
-
-
 
 
 /* the consumer (worker 0) */

@@ -734,7 +734,6 @@ ngx_http_siteflow_payload(ngx_http_siteflow_op_t *op, sf_qpay_t *p)
 }
 
 
-
 static void
 ngx_http_siteflow_flush_handler(ngx_event_t *ev)
 {

@@ -34,8 +34,6 @@ static ngx_int_t ngx_http_siteflow_queue_load(
 static int ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data);
 
 
-
-
 /* start-up: rebuild the table from the newest snapshot and the segments */
 
 ngx_int_t

@@ -237,7 +237,6 @@ typedef struct {
 } ngx_http_siteflow_batch_t;
 
 
-
 /* an nginx string as a payload string and back */
 #define ngx_http_siteflow_qstr(dst, src)                                      \
     (dst)->data = (const char *) (src)->data; (dst)->len = (src)->len

@@ -69,8 +69,6 @@ static const char  *ngx_http_siteflow_kinds[] = {
 };
 
 
-
-
 void
 ngx_http_siteflow_table_init(ngx_http_siteflow_queue_sh_t *sh)
 {

@@ -37,7 +37,6 @@
 #define SF_QREC_SEQ_DIGITS     16
 
 
-
 static uint16_t sf_qrec_get16(const unsigned char *p);
 static uint32_t sf_qrec_get32(const unsigned char *p);
 static uint64_t sf_qrec_get64(const unsigned char *p);

@@ -331,5 +331,4 @@ const char *sf_qstate_name(int state);
 int sf_qstate_parse(const char *name, size_t len);
 
 
-
 #endif /* _SF_QREC_H_INCLUDED_ */
