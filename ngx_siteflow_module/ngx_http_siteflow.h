@@ -170,4 +170,10 @@ typedef struct {
 extern ngx_module_t  ngx_http_siteflow_module;
 
 
+/* a JSON body (a newline is added); the rc to finalize the request with
+   (ngx_http_siteflow_module.c) */
+ngx_int_t ngx_http_siteflow_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, char *json);
+
+
 #endif /* _NGX_HTTP_SITEFLOW_H_INCLUDED_ */

@@ -90,6 +90,9 @@ static ngx_int_t ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_admin_switch_put(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, ngx_http_siteflow_srv_conf_t *sscf);
 static ngx_int_t ngx_http_siteflow_admin_queue(ngx_http_request_t *r);
+static ngx_int_t ngx_http_siteflow_admin_jobs(json_t *jobs,
+    ngx_array_t *items);
+static json_t *ngx_http_siteflow_admin_time(uint64_t ms);
 static ngx_int_t ngx_http_siteflow_admin_delegated(ngx_http_request_t *r,
     ngx_int_t rc, uint64_t id);
 static ngx_int_t ngx_http_siteflow_admin_metrics(ngx_http_request_t *r);
@@ -1026,6 +1029,7 @@ ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
     ngx_int_t                         rc;
     ngx_str_t                         state;
     json_t                           *root, *jobs;
+    ngx_array_t                       items;
     ngx_http_siteflow_queue_filter_t  f;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -1078,7 +1082,7 @@ ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_siteflow_queue_list(jobs, &f);
+    rc = ngx_http_siteflow_queue_list(r->pool, &f, &items);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_siteflow_admin_error(r,
@@ -1087,12 +1091,79 @@ ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
                                              "configured");
     }
 
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || ngx_http_siteflow_admin_jobs(jobs, &items) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_siteflow_admin_json(r, NGX_HTTP_OK, json_incref(root));
 }
+
+/* the listed jobs as {"id","kind","storefront","order_id","state",
+   "attempts","next_attempt","last_error","created"} objects */
+
+static ngx_int_t
+ngx_http_siteflow_admin_jobs(json_t *jobs, ngx_array_t *items)
+{
+    u_char                          *err, idbuf[NGX_INT64_LEN + 1];
+    json_t                          *o;
+    ngx_uint_t                       i;
+    ngx_http_siteflow_queue_item_t  *it;
+
+    it = items->elts;
+
+    for (i = 0; i < items->nelts; i++) {
+
+        ngx_sprintf(idbuf, "%uL%Z", it[i].id);
+
+        err = it[i].error.len ? it[i].error.data : (u_char *) "";
+
+        o = json_pack("{s:s, s:s, s:s#, s:s#, s:s, s:i, s:o, s:s#, s:o}",
+                      "id", (char *) idbuf,
+                      "kind", ngx_http_siteflow_kind_name(it[i].kind),
+                      "storefront", it[i].storefront.data,
+                      (int) it[i].storefront.len,
+                      "order_id", it[i].order_id.data,
+                      (int) it[i].order_id.len,
+                      "state", sf_qstate_name(it[i].state),
+                      "attempts", (json_int_t) it[i].attempts,
+                      "next_attempt",
+                      (it[i].state == SF_QSTATE_PENDING
+                       || it[i].state == SF_QSTATE_RETRYING)
+                      ? ngx_http_siteflow_admin_time(it[i].next_ms)
+                      : json_null(),
+                      "last_error", (char *) err, (int) it[i].error.len,
+                      "created",
+                      ngx_http_siteflow_admin_time(it[i].created_ms));
+
+        if (o == NULL || json_array_append_new(jobs, o) != 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_siteflow_admin_time(uint64_t ms)
+{
+    u_char     buf[32];
+    ngx_tm_t   tm;
+
+    if (ms == 0) {
+        return json_null();
+    }
+
+    ngx_gmtime((time_t) (ms / 1000), &tm);
+
+    ngx_snprintf(buf, sizeof(buf), "%4d-%02d-%02dT%02d:%02d:%02d.%03dZ%Z",
+                 tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                 tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                 (int) (ms % 1000));
+
+    return json_string((char *) buf);
+}
+
 
 
 /*

@@ -13,8 +13,9 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
-#include "ngx_http_siteflow_queue_int.h"
 #include "ngx_http_siteflow_order.h"
+#include "ngx_http_siteflow_hook.h"
+#include "ngx_http_siteflow_log.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_mapping.h"
 #include "sf_order.h"
@@ -32,7 +33,6 @@
  */
 
 
-#define NGX_HTTP_SITEFLOW_ORDER_ID_MAX  128
 
 
 /*
@@ -1017,146 +1017,6 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 
     return ngx_http_siteflow_postback_enqueue(r, ctx, &pb, items, per_item,
                                               &idx);
-}
-
-
-/* admin "send/{printnow_order_id}": fetch, transform, validate, create */
-
-
-static void
-ngx_http_siteflow_send_queued(void *data, ngx_int_t rc, uint64_t id)
-{
-    ngx_http_siteflow_hook_ctx_t  *ctx = data;
-
-    ngx_http_request_t  *r;
-    u_char               buf[64];
-
-    r = ctx->request;
-
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "{\"error\":\"the spool could not "
-                                        "write the job; nothing was "
-                                        "accepted, try again\"}"));
-        return;
-    }
-
-    ngx_sprintf(buf, "{\"job\":\"%uL\"}%Z", id);
-
-    ngx_http_finalize_request(r,
-        ngx_http_siteflow_send_json(r, NGX_HTTP_ACCEPTED, (char *) buf));
-}
-
-
-ngx_int_t
-ngx_http_siteflow_admin_send(ngx_http_request_t *r,
-    ngx_str_t *printnow_order_id, ngx_uint_t force)
-{
-    json_t                        *job;
-    ngx_int_t                      rc;
-    ngx_http_siteflow_index_t      idx;
-    ngx_http_siteflow_hook_ctx_t  *ctx;
-    ngx_http_siteflow_srv_conf_t  *sscf;
-    u_char                         buf[512];
-
-    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (printnow_order_id->len == 0
-        || printnow_order_id->len > NGX_HTTP_SITEFLOW_ORDER_ID_MAX)
-    {
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_BAD_REQUEST,
-                                           "{\"error\":\"the order id must "
-                                           "have 1 to 128 characters\"}");
-    }
-
-    if (sf_path_segment_check((const char *) printnow_order_id->data,
-                              printnow_order_id->len)
-        != SF_PATH_OK)
-    {
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_BAD_REQUEST,
-                                           "{\"error\":\"the order id of "
-                                           "send/{order_id} is \\\".\\\" "
-                                           "or \\\"..\\\", which is not "
-                                           "an id\"}");
-    }
-
-    if (sscf->mapping == NULL || sscf->api.base.len == 0
-        || sscf->printnow.authorization.len == 0)
-    {
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_CONFLICT,
-                                           "{\"error\":\"this server has no "
-                                           "siteflow_credentials, "
-                                           "siteflow_printnow_credentials "
-                                           "and siteflow_mapping to send "
-                                           "orders with\"}");
-    }
-
-    if (!force
-        && ngx_http_siteflow_index_get(&sscf->storefront, printnow_order_id,
-                                       NULL, r->pool, &idx)
-           == NGX_OK
-        && idx.state != NGX_HTTP_SITEFLOW_IDX_QUEUED)
-    {
-        json_t  *o;
-        char    *text;
-
-        ngx_snprintf(buf, sizeof(buf), "the order was already sent to "
-                     "SiteFlow as \"%V\"; add ?force=1 to send it again%Z",
-                     &idx.siteflow_id);
-
-        o = json_pack("{s:s}", "error", (char *) buf);
-        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-
-        if (text == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_cpystrn(buf, (u_char *) text, sizeof(buf));
-        free(text);
-
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_CONFLICT,
-                                           (char *) buf);
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_siteflow_hook_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->request = r;
-    ctx->kind = NGX_HTTP_SITEFLOW_JOB_ORDER;
-    ctx->order_id = *printnow_order_id;
-
-    job = json_pack("{s:s, s:s#, s:b, s:b}", "event", "manual_send",
-                    "order_id", printnow_order_id->data,
-                    (int) printnow_order_id->len,
-                    "manual", 1, "force", force ? 1 : 0);
-    if (job == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_siteflow_queue_enqueue(NGX_HTTP_SITEFLOW_JOB_ORDER,
-                                         &sscf->storefront,
-                                         printnow_order_id, job,
-                                         ngx_http_siteflow_send_queued, ctx);
-    json_decref(job);
-
-    if (rc != NGX_OK) {
-        return ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "{\"error\":\"the job could not "
-                                           "be queued; try again\"}");
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
 }
 
 

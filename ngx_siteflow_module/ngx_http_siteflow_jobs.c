@@ -12,8 +12,9 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
-#include "ngx_http_siteflow_queue_int.h"
 #include "ngx_http_siteflow_order.h"
+#include "ngx_http_siteflow_jobs.h"
+#include "ngx_http_siteflow_log.h"
 #include "sf_job.h"
 #include "sf_path.h"
 #include "sf_qrec.h"

@@ -12,6 +12,8 @@
 #include "ngx_http_siteflow_admin.h"
 #include "ngx_http_siteflow_hmac.h"
 #include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_hook.h"
+#include "ngx_http_siteflow_jobs.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_order.h"
@@ -46,8 +48,8 @@ static char *ngx_http_siteflow_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_siteflow_token(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_siteflow_storefront(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+static char *ngx_http_siteflow_storefront_block(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_siteflow_positive_size(ngx_conf_t *cf, void *post,
@@ -209,7 +211,7 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_storefront"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_http_siteflow_storefront,
+      ngx_http_siteflow_storefront_block,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_siteflow_srv_conf_t, storefront),
       NULL },
@@ -1205,7 +1207,8 @@ ngx_http_siteflow_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* the name must fit the admin's run-time log switch (and a job record) */
 
 static char *
-ngx_http_siteflow_storefront(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_siteflow_storefront_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
     char  *p = conf;
 
@@ -1660,6 +1663,9 @@ ngx_http_siteflow_give_up(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_siteflow_init_process(ngx_cycle_t *cycle)
 {
+    /* the consumer hands claimed jobs to the runner */
+    ngx_http_siteflow_queue_runner(ngx_http_siteflow_job_start);
+
     return ngx_http_siteflow_queue_init_process(cycle);
 }
 
@@ -1705,4 +1711,51 @@ ngx_http_siteflow_check_url(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    char *json)
+{
+    size_t        len;
+    ngx_buf_t    *b;
+    ngx_int_t     rc;
+    ngx_chain_t   out;
+
+    len = ngx_strlen(json);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len + 1;
+
+    if (status == 422) {
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, &out);
 }

@@ -13,7 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_siteflow.h"
-#include "ngx_http_siteflow_queue_int.h"
+#include "ngx_http_siteflow_queue.h"
 #include "sf_order.h"
 
 

@@ -18,16 +18,26 @@
 
 
 /*
- * The durable job queue ("siteflow_spool"): journal files in the spool
- * directory, the job table and the sent-orders index in a shared memory
- * zone of their own, one consumer (worker 0) delivering through libcurl.
- * See docs/internals/delivery.md.
+ * The durable job queue ("siteflow_spool"): the one interface the
+ * handlers (hook, postback, admin) and the job runner (jobs.c) use.  Its
+ * backend today is the spool (journal files in the spool directory, the
+ * job table and the sent-orders index in a shared memory zone of their
+ * own, one consumer in worker 0): ngx_http_siteflow_queue*.c.  A second
+ * backend implements the same functions; ngx_http_siteflow_queue.c is
+ * the thin dispatch to it.  See docs/internals/delivery.md, "Layout".
+ *
+ * Calls go down only: the consumer hands a claimed job to the runner
+ * registered with ngx_http_siteflow_queue_runner(), and the runner gives
+ * the outcome back with ngx_http_siteflow_queue_done().
  */
 
 
 #define NGX_HTTP_SITEFLOW_JOB_ORDER     1   /* PrintNow order -> SiteFlow */
 #define NGX_HTTP_SITEFLOW_JOB_CANCEL    2   /* cancel a SiteFlow order */
 #define NGX_HTTP_SITEFLOW_JOB_UPDATE    3   /* SiteFlow event -> PrintNow */
+
+/* the longest PrintNow order id the hook and the admin take */
+#define NGX_HTTP_SITEFLOW_ORDER_ID_MAX  128
 
 
 /* called once the job is durable (rc NGX_OK, id set) or not (NGX_ERROR) */
@@ -56,10 +66,30 @@ ngx_int_t ngx_http_siteflow_queue_enqueue(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id, json_t *job,
     ngx_http_siteflow_enqueue_pt handler, void *data);
 
-/* appends {"id","kind","storefront","order_id","state","attempts",
-   "next_attempt","last_error","created"} objects, newest first */
-ngx_int_t ngx_http_siteflow_queue_list(json_t *jobs,
-    ngx_http_siteflow_queue_filter_t *f);
+/* a job as the listing copies it (strings in the caller's pool) */
+typedef struct {
+    uint64_t                       id;
+    ngx_uint_t                     kind;         /* NGX_HTTP_SITEFLOW_JOB_* */
+    ngx_str_t                      storefront;
+    ngx_str_t                      order_id;
+    ngx_uint_t                     state;        /* SF_QSTATE_* */
+    ngx_uint_t                     attempts;
+    uint64_t                       next_ms;
+    ngx_str_t                      error;        /* last_error */
+    uint64_t                       created_ms;
+} ngx_http_siteflow_queue_item_t;
+
+/* list: the jobs that match f, newest first, into out (an array of
+   ngx_http_siteflow_queue_item_t initialized here); NGX_DECLINED without
+   a spool */
+ngx_int_t ngx_http_siteflow_queue_list(ngx_pool_t *pool,
+    ngx_http_siteflow_queue_filter_t *f, ngx_array_t *out);
+
+/* reschedule a failed job now: NGX_OK (handler is called once it is
+   durable), NGX_DECLINED no such job, NGX_BUSY the job has not failed,
+   NGX_ABORT no spool, NGX_ERROR the spool cannot take it now */
+ngx_int_t ngx_http_siteflow_queue_retry(uint64_t id,
+    ngx_http_siteflow_enqueue_pt handler, void *data);
 
 /* jobs by SF_QSTATE_* (5 slots); NGX_DECLINED without a spool */
 ngx_int_t ngx_http_siteflow_queue_stats(ngx_uint_t counts[5]);
@@ -94,43 +124,93 @@ ngx_str_t *ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc);
 /* damaged stretches and their bytes skipped when nginx started */
 void ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes);
 
-/*
- * admin calls that take over the request: they read or discard the body,
- * answer it themselves (JSON) and return NGX_DONE, or return an HTTP
- * status for the caller to send
- */
-ngx_int_t ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id);
-ngx_int_t ngx_http_siteflow_admin_send(ngx_http_request_t *r,
-    ngx_str_t *printnow_order_id, ngx_uint_t force);
+/* the sent-orders index entry, as the handlers and runners see it */
+#define NGX_HTTP_SITEFLOW_IDX_QUEUED     0   /* a create is queued */
+#define NGX_HTTP_SITEFLOW_IDX_SENT       1   /* created in SiteFlow */
+#define NGX_HTTP_SITEFLOW_IDX_CANCELLED  2
 
-
-/* the Site Flow Log (ngx_http_siteflow_log.c) */
 typedef struct {
-    ngx_uint_t                     direction;    /* SF_RING_IN / _OUT */
-    ngx_str_t                      method;
-    ngx_str_t                      url;          /* token= is redacted */
-    ngx_uint_t                     status;       /* 0: no answer */
-    ngx_msec_t                     duration;
+    ngx_str_t                      storefront;
+    ngx_str_t                      order_id;      /* PrintNow's */
+    ngx_str_t                      source_id;     /* sourceOrderId */
+    ngx_str_t                      siteflow_id;   /* SiteFlow _id */
+    ngx_uint_t                     state;         /* NGX_HTTP_SITEFLOW_IDX_* */
+    ngx_int_t                      rank;          /* of the last event */
+    uint32_t                       fingerprint;   /* of the last postback */
+    uint64_t                       updated_ms;    /* our last PrintNow
+                                                     update */
+    uint64_t                       sent_ms;
+} ngx_http_siteflow_index_t;
+
+
+/* one running job, owned by the consumer (worker 0) */
+typedef struct ngx_http_siteflow_run_s  ngx_http_siteflow_run_t;
+
+struct ngx_http_siteflow_run_s {
+    ngx_pool_t                    *pool;
+    ngx_log_t                     *log;
+    uint64_t                       id;
+    ngx_uint_t                     kind;
+    ngx_str_t                      storefront;
     ngx_str_t                      order_id;
-    ngx_str_t                      request;      /* bodies, capped */
-    ngx_str_t                      response;
-} ngx_http_siteflow_log_entry_t;
+    json_t                        *job;           /* the job's object */
+    json_t                        *results;       /* step results, owned */
+    ngx_uint_t                     attempts;      /* before this one */
+    uint64_t                       created_ms;
+    unsigned                       maybe_sent:1;  /* a create may be out */
+    unsigned                       probe:1;       /* breaker's probe */
 
-void ngx_http_siteflow_log_write(ngx_http_siteflow_srv_conf_t *sscf,
-    ngx_http_siteflow_log_entry_t *e);
+    ngx_http_siteflow_srv_conf_t  *sscf;
+    ngx_http_siteflow_xfer_t      *xfer;
+    ngx_queue_t                    ready;         /* answered, to go on */
+    ngx_uint_t                     step;
+    void                          *data;          /* the runner's */
+};
 
-/* upstream latency histogram; upstream 0 SiteFlow, 1 PrintNow */
-void ngx_http_siteflow_observe_latency(ngx_uint_t upstream, ngx_msec_t ms);
-/* counter in the zone of the current cycle (no-op without a zone) */
-void ngx_http_siteflow_counter(ngx_http_siteflow_counter_e counter);
 
-/* content handlers of the hook and postback (ngx_http_siteflow_hook.c) */
-ngx_int_t ngx_http_siteflow_hook_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_siteflow_hook_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_siteflow_postback_handler(ngx_http_request_t *r);
+/* what a run ends with */
+typedef struct {
+    ngx_int_t                      state;        /* SF_QSTATE_* */
+    ngx_str_t                      error;        /* last_error */
+    ngx_uint_t                     maybe_sent;
+    ngx_http_siteflow_index_t     *index;        /* to store, or NULL */
+} ngx_http_siteflow_outcome_t;
 
-/* content handler of "siteflow_admin" (ngx_http_siteflow_admin.c) */
-ngx_int_t ngx_http_siteflow_admin_handler(ngx_http_request_t *r);
+
+/* the runner: starts a claimed job; it ends with queue_done() */
+typedef void (*ngx_http_siteflow_runner_pt)(ngx_http_siteflow_run_t *run);
+
+/* registers the runner (before the worker processes start) */
+void ngx_http_siteflow_queue_runner(ngx_http_siteflow_runner_pt runner);
+
+/* complete: ends the run with its outcome (written, then applied); run
+   is freed */
+void ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_outcome_t *out);
+
+/* an upstream of the run's storefront answered (ok) or not: the breaker
+   (reschedules the storefront's other jobs) */
+void ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
+    ngx_uint_t ok);
+
+/* the sent-orders index */
+ngx_int_t ngx_http_siteflow_index_get(ngx_str_t *storefront,
+    ngx_str_t *order_id, ngx_str_t *source_id, ngx_pool_t *pool,
+    ngx_http_siteflow_index_t *idx);
+/* enqueue, and store idx (if not NULL) in the same batch */
+ngx_int_t ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
+    ngx_str_t *storefront, ngx_str_t *order_id, json_t *job,
+    ngx_http_siteflow_index_t *idx, ngx_http_siteflow_enqueue_pt handler,
+    void *data);
+/* the index forgot this order id (index_retention): look it up first */
+ngx_uint_t ngx_http_siteflow_index_forgot(ngx_str_t *order_id);
+/* an unfinished job of this kind for this order exists */
+ngx_int_t ngx_http_siteflow_queue_pending(ngx_uint_t kind,
+    ngx_str_t *storefront, ngx_str_t *order_id);
+
+ngx_http_siteflow_srv_conf_t *ngx_http_siteflow_storefront(ngx_str_t *name);
+const char *ngx_http_siteflow_kind_name(ngx_uint_t kind);
+uint64_t ngx_http_siteflow_now_ms(void);
 
 
 #endif /* _NGX_HTTP_SITEFLOW_QUEUE_H_INCLUDED_ */

@@ -5,19 +5,19 @@
 
 
 /*
- * The spool record codec, recovery scan and job payload JSON; the format
- * and the rules are described in sf_qrec.h.
+ * The spool record codec, the recovery scan and the record payloads the
+ * module writes (sf_qpay_*); the format and the rules are described in
+ * sf_qrec.h and docs/internals/delivery.md.
  */
 
 
-#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "sf_qrec.h"
-#include "sf_json.h"
 
 
 #define SF_QREC_OFF_TYPE       4
@@ -36,12 +36,6 @@
 #define SF_QREC_SUFFIX_LEN     (sizeof(SF_QREC_SUFFIX) - 1)
 #define SF_QREC_SEQ_DIGITS     16
 
-#define SF_QREC_ELLIPSIS       "..."
-#define SF_QREC_ELLIPSIS_LEN   (sizeof(SF_QREC_ELLIPSIS) - 1)
-
-/* the largest JSON integer written: jansson's json_int_t is 64-bit */
-#define SF_QREC_JSON_INT_MAX   ((uint64_t) INT64_MAX)
-
 
 static uint16_t sf_qrec_get16(const unsigned char *p);
 static uint32_t sf_qrec_get32(const unsigned char *p);
@@ -49,24 +43,13 @@ static uint64_t sf_qrec_get64(const unsigned char *p);
 static void sf_qrec_put16(unsigned char *p, uint16_t v);
 static void sf_qrec_put32(unsigned char *p, uint32_t v);
 static void sf_qrec_put64(unsigned char *p, uint64_t v);
+static int sf_qpay_set(json_t *root, const char *key, json_t *v);
+static json_t *sf_qpay_string(const sf_qstr_t *s);
+static void sf_qpay_str(json_t *root, const char *key, sf_qstr_t *dst);
+static void sf_qpay_int(json_t *root, const char *key, uint64_t *dst);
+static char *sf_qpay_dump(json_t *v, sf_qstr_t *dst);
 static uint32_t sf_qrec_record_crc(const unsigned char *hdr,
     const unsigned char *payload, size_t len);
-static int sf_qrec_depth_ok(json_t *v, unsigned level);
-static json_t *sf_qrec_load(const unsigned char *p, size_t len,
-    sf_qjson_rc_t *rc);
-static sf_qjson_rc_t sf_qrec_dump(json_t *root, char *out, size_t out_size,
-    size_t *len);
-static int sf_qrec_get_string(json_t *obj, const char *key, char *dst,
-    size_t size, int required);
-static int sf_qrec_get_uint(json_t *obj, const char *key, uint64_t max,
-    uint64_t *value);
-static int sf_qrec_kind_ok(const char *s, size_t size);
-static int sf_qrec_text_ok(const char *s, size_t size);
-static int sf_qrec_steps_ok(json_t *steps);
-static int sf_qrec_results_ok(json_t *results);
-static size_t sf_qrec_utf8_char(const unsigned char *p, size_t n);
-static void sf_qrec_utf8_copy(char *dst, size_t size, const char *src,
-    size_t len);
 
 
 static const char *const  sf_qstate_names[] = {
@@ -874,236 +857,254 @@ sf_qrec_segment_parse(const char *name, size_t len, uint64_t *seq)
 }
 
 
-sf_qjson_rc_t
-sf_qjob_encode(const sf_qjob_t *j, char *out, size_t out_size, size_t *len)
+/*
+ * The payloads: one compact JSON object with short keys, built and read
+ * with jansson in the same key order as the module always wrote them.
+ */
+
+char *
+sf_qpay_encode(const sf_qpay_t *p, size_t *len)
 {
-    json_t         *root;
-    sf_qjson_rc_t   rc;
-
-    *len = 0;
-
-    if (j == NULL
-        || !sf_qrec_kind_ok(j->kind, sizeof(j->kind))
-        || !sf_qrec_text_ok(j->storefront, sizeof(j->storefront))
-        || !sf_qrec_text_ok(j->order_key, sizeof(j->order_key))
-        || !sf_qrec_steps_ok(j->steps))
-    {
-        return SF_QJSON_INVALID;
-    }
+    char    *text;
+    json_t  *root;
 
     root = json_object();
     if (root == NULL) {
-        return SF_QJSON_ERROR;
+        return NULL;
     }
 
-    if (json_object_set_new(root, "kind", json_string(j->kind)) != 0
-        || json_object_set_new(root, "storefront",
-                               json_string(j->storefront))
-           != 0
-        || json_object_set_new(root, "order_key", json_string(j->order_key))
-           != 0
-        || json_object_set(root, "steps", j->steps) != 0)
-    {
-        json_decref(root);
-        return SF_QJSON_ERROR;
-    }
+    switch (p->type) {
 
-    rc = sf_qrec_dump(root, out, out_size, len);
-
-    json_decref(root);
-
-    return rc;
-}
-
-
-sf_qjson_rc_t
-sf_qjob_decode(const unsigned char *p, size_t len, sf_qjob_t *j)
-{
-    json_t         *root, *steps;
-    sf_qjson_rc_t   rc;
-
-    memset(j, 0, sizeof(sf_qjob_t));
-
-    root = sf_qrec_load(p, len, &rc);
-    if (root == NULL) {
-        return rc;
-    }
-
-    if (sf_qrec_get_string(root, "kind", j->kind, sizeof(j->kind), 1) != 0
-        || !sf_qrec_kind_ok(j->kind, sizeof(j->kind))
-        || sf_qrec_get_string(root, "storefront", j->storefront,
-                              sizeof(j->storefront), 1)
-           != 0
-        || sf_qrec_get_string(root, "order_key", j->order_key,
-                              sizeof(j->order_key), 1)
-           != 0)
-    {
-        goto invalid;
-    }
-
-    steps = json_object_get(root, "steps");
-
-    if (!sf_qrec_steps_ok(steps)) {
-        goto invalid;
-    }
-
-    j->steps = json_incref(steps);
-
-    json_decref(root);
-
-    return SF_QJSON_OK;
-
-invalid:
-
-    json_decref(root);
-    memset(j, 0, sizeof(sf_qjob_t));
-
-    return SF_QJSON_INVALID;
-}
-
-
-sf_qjson_rc_t
-sf_qstate_encode(const sf_qstate_t *s, char *out, size_t out_size,
-    size_t *len)
-{
-    char            err[SF_QSTATE_ERROR_LEN];
-    json_t         *root;
-    sf_qjson_rc_t   rc;
-
-    *len = 0;
-
-    if (s == NULL
-        || s->state < SF_QSTATE_PENDING || s->state > SF_QSTATE_SKIPPED
-        || s->step > SF_QJOB_MAX_STEPS
-        || s->next_attempt_ms > SF_QREC_JSON_INT_MAX
-        || (s->results != NULL && !sf_qrec_results_ok(s->results)))
-    {
-        return SF_QJSON_INVALID;
-    }
-
-    sf_qrec_utf8_copy(err, sizeof(err), s->last_error,
-                      strnlen(s->last_error, sizeof(s->last_error)));
-
-    root = json_object();
-    if (root == NULL) {
-        return SF_QJSON_ERROR;
-    }
-
-    if (json_object_set_new(root, "state",
-                            json_string(sf_qstate_names[s->state]))
-        != 0
-        || json_object_set_new(root, "attempts",
-                               json_integer((json_int_t) s->attempts))
-           != 0
-        || json_object_set_new(root, "step",
-                               json_integer((json_int_t) s->step))
-           != 0
-        || json_object_set_new(root, "next_attempt_ms",
-                               json_integer((json_int_t)
-                                            s->next_attempt_ms))
-           != 0
-        || (err[0] != '\0'
-            && json_object_set_new(root, "last_error", json_string(err))
-               != 0)
-        || (s->started
-            && json_object_set_new(root, "started", json_true()) != 0)
-        || (s->results != NULL
-            && json_object_set(root, "results", s->results) != 0))
-    {
-        json_decref(root);
-        return SF_QJSON_ERROR;
-    }
-
-    rc = sf_qrec_dump(root, out, out_size, len);
-
-    json_decref(root);
-
-    return rc;
-}
-
-
-sf_qjson_rc_t
-sf_qstate_decode(const unsigned char *p, size_t len, sf_qstate_t *s)
-{
-    int             state;
-    json_t         *root, *v;
-    uint64_t        attempts, step, next;
-    sf_qjson_rc_t   rc;
-
-    memset(s, 0, sizeof(sf_qstate_t));
-
-    root = sf_qrec_load(p, len, &rc);
-    if (root == NULL) {
-        return rc;
-    }
-
-    v = json_object_get(root, "state");
-
-    if (v == NULL || !json_is_string(v)) {
-        goto invalid;
-    }
-
-    state = sf_qstate_parse(json_string_value(v), json_string_length(v));
-
-    if (state < 0
-        || sf_qrec_get_uint(root, "attempts", UINT_MAX, &attempts) != 0
-        || sf_qrec_get_uint(root, "step", SF_QJOB_MAX_STEPS, &step) != 0
-        || sf_qrec_get_uint(root, "next_attempt_ms", SF_QREC_JSON_INT_MAX,
-                            &next)
-           != 0
-        || sf_qrec_get_string(root, "last_error", s->last_error,
-                              sizeof(s->last_error), 0)
-           != 0)
-    {
-        goto invalid;
-    }
-
-    s->state = state;
-    s->attempts = (unsigned) attempts;
-    s->step = (unsigned) step;
-    s->next_attempt_ms = next;
-
-    v = json_object_get(root, "started");
-
-    if (v != NULL && !json_is_null(v)) {
-        if (!json_is_boolean(v)) {
-            goto invalid;
+    case SF_QREC_JOB:
+        if (sf_qpay_set(root, "k", json_integer((json_int_t) p->kind))
+            || sf_qpay_set(root, "s", sf_qpay_string(&p->storefront))
+            || sf_qpay_set(root, "o", sf_qpay_string(&p->order_id))
+            || sf_qpay_set(root, "c",
+                           json_integer((json_int_t) p->created_ms))
+            || sf_qpay_set(root, "j",
+                           p->job.data
+                           ? json_loadb(p->job.data, p->job.len, 0, NULL)
+                           : NULL))
+        {
+            goto failed;
         }
 
-        s->started = json_is_true(v);
-    }
+        break;
 
-    v = json_object_get(root, "results");
-
-    if (v != NULL && !json_is_null(v)) {
-        if (!sf_qrec_results_ok(v)) {
-            goto invalid;
+    case SF_QREC_STATE:
+        if (sf_qpay_set(root, "v", json_integer((json_int_t) p->version))
+            || sf_qpay_set(root, "st", json_integer((json_int_t) p->state))
+            || sf_qpay_set(root, "a",
+                           json_integer((json_int_t) p->attempts))
+            || sf_qpay_set(root, "n", json_integer((json_int_t) p->next_ms))
+            || sf_qpay_set(root, "ms",
+                           json_integer((json_int_t) p->maybe_sent)))
+        {
+            goto failed;
         }
 
-        s->results = json_incref(v);
+        if (p->error.len
+            && sf_qpay_set(root, "e", sf_qpay_string(&p->error)))
+        {
+            goto failed;
+        }
+
+        if (p->results.len
+            && sf_qpay_set(root, "r", json_loadb(p->results.data,
+                                                 p->results.len, 0, NULL)))
+        {
+            goto failed;
+        }
+
+        break;
+
+    case SF_QREC_INDEX:
+        if (sf_qpay_set(root, "pb", json_integer((json_int_t) p->postback))
+            || sf_qpay_set(root, "v", json_integer((json_int_t) p->version))
+            || sf_qpay_set(root, "s", sf_qpay_string(&p->storefront))
+            || sf_qpay_set(root, "p", sf_qpay_string(&p->order_id)))
+        {
+            goto failed;
+        }
+
+        if (p->postback) {
+            if (sf_qpay_set(root, "rk", json_integer((json_int_t) p->rank))
+                || sf_qpay_set(root, "fp",
+                               json_integer((json_int_t) p->fingerprint)))
+            {
+                goto failed;
+            }
+
+        } else if (sf_qpay_set(root, "src", sf_qpay_string(&p->source_id))
+                   || sf_qpay_set(root, "sf",
+                                  sf_qpay_string(&p->siteflow_id))
+                   || sf_qpay_set(root, "st",
+                                  json_integer((json_int_t) p->state))
+                   || sf_qpay_set(root, "u",
+                                  json_integer((json_int_t) p->updated_ms))
+                   || sf_qpay_set(root, "t",
+                                  json_integer((json_int_t) p->sent_ms)))
+        {
+            goto failed;
+        }
+
+        break;
+
+    default:
+        goto failed;
     }
 
+    text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
 
-    return SF_QJSON_OK;
+    if (text != NULL && len != NULL) {
+        *len = strlen(text);
+    }
 
-invalid:
+    return text;
+
+failed:
 
     json_decref(root);
-    memset(s, 0, sizeof(sf_qstate_t));
+    return NULL;
+}
 
-    return SF_QJSON_INVALID;
+
+int
+sf_qpay_decode(int type, const unsigned char *buf, size_t len, sf_qpay_t *p)
+{
+    json_t  *root, *v;
+
+    memset(p, 0, sizeof(sf_qpay_t));
+
+    p->type = type;
+
+    root = json_loadb((const char *) buf, len, 0, NULL);
+    if (root == NULL || !json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+
+    p->root = root;
+
+    switch (type) {
+
+    case SF_QREC_JOB:
+        sf_qpay_int(root, "k", &p->kind);
+        sf_qpay_str(root, "s", &p->storefront);
+        sf_qpay_str(root, "o", &p->order_id);
+        sf_qpay_int(root, "c", &p->created_ms);
+
+        p->job_text = sf_qpay_dump(json_object_get(root, "j"), &p->job);
+        break;
+
+    case SF_QREC_STATE:
+        sf_qpay_int(root, "v", &p->version);
+        sf_qpay_int(root, "st", &p->state);
+        sf_qpay_int(root, "a", &p->attempts);
+        sf_qpay_int(root, "n", &p->next_ms);
+        sf_qpay_int(root, "ms", &p->maybe_sent);
+        sf_qpay_str(root, "e", &p->error);
+
+        v = json_object_get(root, "r");
+
+        if (v != NULL) {
+            p->results_text = sf_qpay_dump(v, &p->results);
+        }
+
+        break;
+
+    case SF_QREC_INDEX:
+        sf_qpay_int(root, "pb", &p->postback);
+        sf_qpay_int(root, "v", &p->version);
+        sf_qpay_str(root, "s", &p->storefront);
+        sf_qpay_str(root, "p", &p->order_id);
+        sf_qpay_str(root, "src", &p->source_id);
+        sf_qpay_str(root, "sf", &p->siteflow_id);
+        sf_qpay_int(root, "st", &p->state);
+        sf_qpay_int(root, "rk", (uint64_t *) &p->rank);
+        sf_qpay_int(root, "fp", &p->fingerprint);
+        sf_qpay_int(root, "u", &p->updated_ms);
+        sf_qpay_int(root, "t", &p->sent_ms);
+        break;
+
+    default:
+        break;
+    }
+
+    return 0;
 }
 
 
 void
-sf_qstate_set_error(sf_qstate_t *s, const char *msg, size_t len)
+sf_qpay_free(sf_qpay_t *p)
 {
-    if (msg == NULL) {
-        len = 0;
+    free(p->job_text);
+    free(p->results_text);
+    json_decref(p->root);
+
+    p->job_text = NULL;
+    p->results_text = NULL;
+    p->root = NULL;
+}
+
+
+/* non-zero if v is NULL or cannot be set; v is taken over */
+
+static int
+sf_qpay_set(json_t *root, const char *key, json_t *v)
+{
+    return v == NULL || json_object_set_new(root, key, v) != 0;
+}
+
+
+static json_t *
+sf_qpay_string(const sf_qstr_t *s)
+{
+    return json_stringn(s->len ? s->data : "", s->len);
+}
+
+
+/* a string member, pointing into root; left alone if not a string */
+
+static void
+sf_qpay_str(json_t *root, const char *key, sf_qstr_t *dst)
+{
+    json_t  *v = json_object_get(root, key);
+
+    if (json_is_string(v)) {
+        dst->data = json_string_value(v);
+        dst->len = json_string_length(v);
+    }
+}
+
+
+/* an integer member, as its 64 bits; left alone if not an integer */
+
+static void
+sf_qpay_int(json_t *root, const char *key, uint64_t *dst)
+{
+    json_t  *v = json_object_get(root, key);
+
+    *dst = json_is_integer(v) ? (uint64_t) json_integer_value(v) : *dst;
+}
+
+
+/* the compact JSON text of an object or array (malloc()ed), or NULL */
+
+static char *
+sf_qpay_dump(json_t *v, sf_qstr_t *dst)
+{
+    char  *text;
+
+    text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+
+    if (text != NULL) {
+        dst->data = text;
+        dst->len = strlen(text);
     }
 
-    sf_qrec_utf8_copy(s->last_error, sizeof(s->last_error), msg, len);
+    return text;
 }
 
 
@@ -1136,28 +1137,6 @@ sf_qstate_parse(const char *name, size_t len)
     }
 
     return -1;
-}
-
-
-const char *
-sf_qjson_strerror(sf_qjson_rc_t rc)
-{
-    switch (rc) {
-
-    case SF_QJSON_OK:
-        return "ok";
-
-    case SF_QJSON_INVALID:
-        return "invalid";
-
-    case SF_QJSON_TOO_LARGE:
-        return "too large";
-
-    case SF_QJSON_ERROR:
-        return "error";
-    }
-
-    return "unknown";
 }
 
 
@@ -1223,378 +1202,4 @@ sf_qrec_record_crc(const unsigned char *hdr, const unsigned char *payload,
                          SF_QREC_HEADER_SIZE - SF_QREC_OFF_JOB_ID);
 
     return sf_qrec_crc32c(crc, payload, len);
-}
-
-
-/*
- * 1 if v, found at nesting level "level" (the top object is level 1),
- * keeps every object/array in it within SF_QJOB_MAX_DEPTH levels; the
- * recursion stops there, so a deep or cyclic tree costs little
- */
-
-static int
-sf_qrec_depth_ok(json_t *v, unsigned level)
-{
-    size_t       i;
-    json_t      *e;
-    const char  *key;
-
-    if (!json_is_object(v) && !json_is_array(v)) {
-        return 1;
-    }
-
-    if (level > SF_QJOB_MAX_DEPTH) {
-        return 0;
-    }
-
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, e) {
-            if (!sf_qrec_depth_ok(e, level + 1)) {
-                return 0;
-            }
-        }
-
-        return 1;
-    }
-
-    json_object_foreach(v, key, e) {
-        if (!sf_qrec_depth_ok(e, level + 1)) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static json_t *
-sf_qrec_load(const unsigned char *p, size_t len, sf_qjson_rc_t *rc)
-{
-    json_t        *root;
-    json_error_t   err;
-
-    *rc = SF_QJSON_INVALID;
-
-    if (p == NULL || len == 0 || len > SF_QREC_MAX_PAYLOAD
-        || sf_json_too_deep(p, len, SF_QJOB_MAX_DEPTH, NULL, NULL))
-    {
-        return NULL;
-    }
-
-    /*
-     * NUL is allowed in strings so that opaque step data round-trips;
-     * our own string fields are checked for it
-     */
-
-    root = json_loadb((const char *) p, len,
-                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-
-    if (root == NULL) {
-        if (json_error_code(&err) == json_error_out_of_memory) {
-            *rc = SF_QJSON_ERROR;
-        }
-
-        return NULL;
-    }
-
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return NULL;
-    }
-
-    *rc = SF_QJSON_OK;
-
-    return root;
-}
-
-
-static sf_qjson_rc_t
-sf_qrec_dump(json_t *root, char *out, size_t out_size, size_t *len)
-{
-    size_t  n;
-
-    if (out == NULL) {
-        out_size = 0;
-    }
-
-    n = json_dumpb(root, out, out_size, JSON_COMPACT);
-
-    if (n == 0) {
-        return SF_QJSON_ERROR;
-    }
-
-    *len = n;
-
-    if (n > out_size || n > SF_QREC_MAX_PAYLOAD) {
-        return SF_QJSON_TOO_LARGE;
-    }
-
-    return SF_QJSON_OK;
-}
-
-
-/*
- * A string of at most size - 1 bytes without NUL: 0 and dst set ("" when
- * absent or null and not required), -1 if absent and required, of
- * another type, too long or holding a NUL
- */
-
-static int
-sf_qrec_get_string(json_t *obj, const char *key, char *dst, size_t size,
-    int required)
-{
-    size_t       n;
-    json_t      *v;
-    const char  *s;
-
-    dst[0] = '\0';
-
-    v = json_object_get(obj, key);
-
-    if (v == NULL || json_is_null(v)) {
-        return required ? -1 : 0;
-    }
-
-    if (!json_is_string(v)) {
-        return -1;
-    }
-
-    s = json_string_value(v);
-    n = json_string_length(v);
-
-    if (n >= size || memchr(s, '\0', n) != NULL) {
-        return -1;
-    }
-
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-
-    return 0;
-}
-
-
-/* a required integer in 0..max */
-
-static int
-sf_qrec_get_uint(json_t *obj, const char *key, uint64_t max,
-    uint64_t *value)
-{
-    json_t      *v;
-    json_int_t   n;
-
-    v = json_object_get(obj, key);
-
-    if (v == NULL || !json_is_integer(v)) {
-        return -1;
-    }
-
-    n = json_integer_value(v);
-
-    if (n < 0 || (uint64_t) n > max) {
-        return -1;
-    }
-
-    *value = (uint64_t) n;
-
-    return 0;
-}
-
-
-/* 1..size - 1 bytes of [A-Za-z0-9._-], NUL-terminated within size */
-
-static int
-sf_qrec_kind_ok(const char *s, size_t size)
-{
-    char    c;
-    size_t  i, n;
-
-    n = strnlen(s, size);
-
-    if (n == 0 || n == size) {
-        return 0;
-    }
-
-    for (i = 0; i < n; i++) {
-        c = s[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.' || c == '_'
-              || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* valid UTF-8, NUL-terminated within size */
-
-static int
-sf_qrec_text_ok(const char *s, size_t size)
-{
-    size_t                i, n, k;
-    const unsigned char  *p;
-
-    n = strnlen(s, size);
-
-    if (n == size) {
-        return 0;
-    }
-
-    p = (const unsigned char *) s;
-
-    for (i = 0; i < n; i += k) {
-        k = sf_qrec_utf8_char(p + i, n - i);
-
-        if (k == 0) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* an array of at most SF_QJOB_MAX_STEPS objects, within the depth */
-
-static int
-sf_qrec_steps_ok(json_t *steps)
-{
-    size_t   i;
-    json_t  *v;
-
-    if (steps == NULL || !json_is_array(steps)
-        || json_array_size(steps) > SF_QJOB_MAX_STEPS)
-    {
-        return 0;
-    }
-
-    json_array_foreach(steps, i, v) {
-        if (!json_is_object(v)) {
-            return 0;
-        }
-    }
-
-    /* the steps array sits at level 2, in the top object */
-
-    return sf_qrec_depth_ok(steps, 2);
-}
-
-
-/* an array of at most SF_QJOB_MAX_STEPS values, within the depth */
-
-static int
-sf_qrec_results_ok(json_t *results)
-{
-    return json_is_array(results)
-           && json_array_size(results) <= SF_QJOB_MAX_STEPS
-           && sf_qrec_depth_ok(results, 2);
-}
-
-
-/*
- * The length (1..4) of the well-formed UTF-8 character (RFC 3629) that
- * starts p[0 .. n - 1], n > 0, or 0 if none does
- */
-
-static size_t
-sf_qrec_utf8_char(const unsigned char *p, size_t n)
-{
-    size_t         i, len;
-    uint32_t       cp, min;
-    unsigned char  c;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        return 1;
-    }
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-        min = 0x80;
-
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-        min = 0x800;
-
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if (n < len) {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-
-    return len;
-}
-
-
-/*
- * Copies src[0 .. len - 1] to dst as NUL-terminated valid UTF-8 of at
- * most size - 1 bytes (size > 0): NUL and bytes that start no
- * well-formed character become '?'; what does not fit is cut at a
- * character boundary and marked with "..." (when size allows it)
- */
-
-static void
-sf_qrec_utf8_copy(char *dst, size_t size, const char *src, size_t len)
-{
-    size_t                i, k, n, cap, mark;
-    const unsigned char  *p;
-
-    p = (const unsigned char *) src;
-    cap = size - 1;
-    n = 0;
-    mark = 0;
-
-    for (i = 0; i < len; i += k) {
-        k = (p[i] == '\0') ? 0 : sf_qrec_utf8_char(p + i, len - i);
-
-        if (n + (k == 0 ? 1 : k) > cap) {
-
-            if (cap >= SF_QREC_ELLIPSIS_LEN) {
-                memcpy(dst + mark, SF_QREC_ELLIPSIS, SF_QREC_ELLIPSIS_LEN);
-                n = mark + SF_QREC_ELLIPSIS_LEN;
-            }
-
-            break;
-        }
-
-        if (k == 0) {
-            dst[n++] = '?';
-            k = 1;
-
-        } else {
-            memcpy(dst + n, p + i, k);
-            n += k;
-        }
-
-        if (n + SF_QREC_ELLIPSIS_LEN <= cap) {
-            mark = n;
-        }
-    }
-
-    dst[n] = '\0';
 }

@@ -15,7 +15,8 @@
 
 
 /*
- * The durable job spool: record codec, recovery scan and job payloads.
+ * The durable job spool: record codec, recovery scan and the record
+ * payloads the module writes (sf_qpay_*).
  * Pure C: libc and jansson only, never nginx headers; caller-provided
  * buffers, no global state (the CRC tables are constant), safe to call
  * from any thread.
@@ -26,7 +27,8 @@
  * A record, all integers little-endian, 8-byte aligned:
  *
  *    offset  size  field
- *      0      4    magic    "SFQ1" (0x31514653)
+ *      0      4    magic    "SFQ1" (0x31514653); its last byte is the
+ *                           format version (SF_QREC_VERSION, '1')
  *      4      2    type     SF_QREC_JOB, SF_QREC_STATE, SF_QREC_FORGET or
  *                           SF_QREC_INDEX
  *      6      2    flags    0
@@ -34,12 +36,7 @@
  *     12      4    crc      CRC-32C of bytes 0..11, 16..31 and the payload
  *     16      8    job_id
  *     24      8    time_ms  wall clock (ms since the epoch) when written
- *     32    length payload  JSON text; the module writes its own short
- *                           keys (ngx_http_siteflow_queue.c: JOB
- *                           k/s/o/c/j, STATE v/st/a/n/ms/e/r, INDEX
- *                           pb/v/s/p/...); sf_qjob_encode() and
- *                           sf_qstate_encode() below are a richer,
- *                           validated form kept for other backends
+ *     32    length payload  JSON text, sf_qpay_encode() (below)
  *      .     0..7  padding  zero bytes up to a multiple of 8
  *
  * The padding is not covered by the CRC, so decoding requires it to be
@@ -79,14 +76,15 @@
 
 
 #define SF_QREC_MAGIC          0x31514653        /* "SFQ1" little-endian */
+#define SF_QREC_VERSION        '1'               /* magic's last byte */
 #define SF_QREC_HEADER_SIZE    32
 #define SF_QREC_ALIGN          8
 #define SF_QREC_MAX_PAYLOAD    (1024 * 1024)
 #define SF_QREC_MAX_SIZE       (SF_QREC_HEADER_SIZE + SF_QREC_MAX_PAYLOAD)
 
-#define SF_QREC_JOB            1     /* a new job, payload sf_qjob_encode() */
-#define SF_QREC_STATE          2     /* a job's state, sf_qstate_encode() */
-#define SF_QREC_FORGET         3     /* job finished and compacted away */
+#define SF_QREC_JOB            1     /* a new job */
+#define SF_QREC_STATE          2     /* a job's state */
+#define SF_QREC_FORGET         3     /* reserved, never written */
 #define SF_QREC_INDEX          4     /* a sent-orders index entry */
 
 /* "journal-" + 16 hex digits + ".sfq", without the NUL */
@@ -235,71 +233,88 @@ int sf_qrec_segment_parse(const char *name, size_t len, uint64_t *seq);
 
 
 /*
- * Job payloads: compact JSON built and parsed with jansson.
+ * Record payloads: one compact JSON object with short keys, written in
+ * this order (sf_qpay_encode()).  Integers are JSON integers (64-bit);
+ * strings are UTF-8 (jansson refuses anything else, so a string that is
+ * not UTF-8 makes the record unwritable, never garbled).
  *
- * SF_QREC_JOB payload (all four keys required):
+ *   JOB    k kind (1 order, 2 cancel, 3 update), s storefront, o PrintNow
+ *          order id, c created (ms since the epoch), j the job object
+ *   STATE  v version (per job, grows), st state (SF_QSTATE_*), a
+ *          attempts, n next attempt (ms), ms a create may have been sent
+ *          (0/1), e last error (only if not empty), r results object
+ *          (only if any)
+ *   INDEX  pb (0 the order half, 1 the postback half), v version, s
+ *          storefront, p PrintNow order id; then for pb 1: rk rank of
+ *          the last event, fp fingerprint of the last postback; for pb 0:
+ *          src sourceOrderId, sf SiteFlow _id, st (0 queued, 1 sent, 2
+ *          cancelled), u last PrintNow update (ms), t sent (ms).  The
+ *          entry with s and p empty is the index's horizon: t the highest
+ *          numeric order id forgotten, u 1 if another id was forgotten
  *
- *   {"kind":"order.create","storefront":"shop","order_key":"1042",
- *    "steps":[{...},{...}]}
- *
- *   kind        string, 1..31 bytes of [A-Za-z0-9._-]
- *   storefront  string, 0..127 bytes of UTF-8 without NUL
- *   order_key   string, 0..255 bytes of UTF-8 without NUL; jobs with the
- *               same (storefront, order_key) are delivered in order
- *   steps       array of 0..SF_QJOB_MAX_STEPS objects, opaque here
- *
- * SF_QREC_STATE payload:
- *
- *   {"state":"retrying","attempts":2,"step":1,
- *    "next_attempt_ms":1700000000000,"last_error":"HTTP 503",
- *    "started":true,"results":[...]}
- *
- *   state            required; "pending", "retrying", "done", "failed" or
- *                    "skipped" (exactly, lowercase)
- *   attempts         required; integer 0..UINT_MAX
- *   step             required; integer 0..SF_QJOB_MAX_STEPS (the index
- *                    of the step to perform next; the step count when
- *                    all are done)
- *   next_attempt_ms  required; integer 0..2^63-1
- *   last_error       optional, written only when not empty; string of
- *                    0..SF_QSTATE_ERROR_LEN - 1 bytes, UTF-8, no NUL
- *   started          optional, written only when true; boolean: the
- *                    request of "step" may have been sent when this
- *                    record was written (the glue writes it before a
- *                    non-idempotent request, so that recovery resolves
- *                    the step as ambiguous instead of sending it again)
- *   results          optional, written only when not NULL; an array of
- *                    0..SF_QJOB_MAX_STEPS values (any JSON), opaque here;
- *                    null reads as absent
- *
- * Both decoders: the payload is at most SF_QREC_MAX_PAYLOAD bytes, one
- * JSON object, no duplicate key anywhere, at most SF_QJOB_MAX_DEPTH
- * nested objects/arrays (the top object is level 1; checked on the raw
- * bytes before jansson builds anything); the listed keys must have the
- * listed types and bounds, a JSON null counts as absent; unknown keys
- * are ignored (a newer writer may add some; copy payload bytes, not
- * re-encoded structs, when compacting).  The encoders check the same
- * bounds, so whatever they write decodes.
+ * sf_qpay_decode() is lenient as the module always was: a member that is
+ * missing or of another type leaves its field 0 (empty), unknown members
+ * are ignored (a newer writer may add some); only a payload that is not
+ * a JSON object fails.  j and r are given back as compact JSON text
+ * (re-encoded); a JOB without an object or array j has job.data NULL.
  */
 
-#define SF_QJOB_KIND_LEN        32      /* with the NUL */
-#define SF_QJOB_STOREFRONT_LEN  128
-#define SF_QJOB_ORDER_KEY_LEN   256
-#define SF_QJOB_MAX_STEPS       64
-#define SF_QJOB_MAX_DEPTH       16
-#define SF_QSTATE_ERROR_LEN     512
+typedef struct {
+    const char           *data;      /* not NUL-terminated */
+    size_t                len;
+} sf_qstr_t;
+
+typedef struct {
+    int                   type;      /* SF_QREC_JOB, _STATE or _INDEX */
+
+    uint64_t              kind;      /* JOB */
+    sf_qstr_t             storefront;    /* JOB, INDEX */
+    sf_qstr_t             order_id;      /* JOB, INDEX */
+    uint64_t              created_ms;
+    sf_qstr_t             job;       /* JSON text */
+
+    uint64_t              version;   /* STATE, INDEX */
+    uint64_t              state;     /* STATE, INDEX */
+    uint64_t              attempts;
+    uint64_t              next_ms;
+    uint64_t              maybe_sent;
+    sf_qstr_t             error;
+    sf_qstr_t             results;   /* JSON text; len 0: none */
+
+    uint64_t              postback;  /* INDEX */
+    int64_t               rank;
+    uint64_t              fingerprint;
+    sf_qstr_t             source_id;
+    sf_qstr_t             siteflow_id;
+    uint64_t              updated_ms;
+    uint64_t              sent_ms;
+
+    /* owned by a decoded payload: sf_qpay_free() */
+    json_t               *root;
+    char                 *job_text;
+    char                 *results_text;
+} sf_qpay_t;
 
 
-typedef enum {
-    SF_QJSON_OK = 0,
-    SF_QJSON_INVALID,        /* a bound or a type is wrong, not JSON */
-    SF_QJSON_TOO_LARGE,      /* encode: out_size or SF_QREC_MAX_PAYLOAD
-                                exceeded, *len is the size needed */
-    SF_QJSON_ERROR           /* jansson allocation failure */
-} sf_qjson_rc_t;
+/*
+ * The payload of p as compact JSON (malloc()ed, free() it, *len its
+ * length if len is not NULL), or NULL: an unknown type, job or results
+ * text that is not JSON, a string that is not UTF-8, no memory.
+ */
+char *sf_qpay_encode(const sf_qpay_t *p, size_t *len);
+
+/*
+ * Reads buf[0 .. len - 1] as the payload of a record of the type: 0 and
+ * *p filled (its strings point into what sf_qpay_free() releases), or -1
+ * if it is not a JSON object (*p is zeroed but for type).
+ */
+int sf_qpay_decode(int type, const unsigned char *buf, size_t len,
+    sf_qpay_t *p);
+
+void sf_qpay_free(sf_qpay_t *p);
 
 
-/* job states; a zeroed sf_qstate_t is pending */
+/* job states */
 #define SF_QSTATE_PENDING       0
 #define SF_QSTATE_RETRYING      1
 #define SF_QSTATE_DONE          2
@@ -308,77 +323,12 @@ typedef enum {
                                           last_error */
 
 
-/* the durable description of a job */
-typedef struct {
-    char        kind[SF_QJOB_KIND_LEN];           /* "order.create" */
-    char        storefront[SF_QJOB_STOREFRONT_LEN];
-    char        order_key[SF_QJOB_ORDER_KEY_LEN];
-    json_t     *steps;     /* array of step objects, caller owns */
-} sf_qjob_t;
-
-
-/* the state of a job */
-typedef struct {
-    int         state;                /* SF_QSTATE_* */
-    unsigned    attempts;
-    unsigned    step;                 /* index of the step to perform next */
-    int         started;              /* request of "step" may be out */
-    uint64_t    next_attempt_ms;
-    char        last_error[SF_QSTATE_ERROR_LEN];  /* NUL-terminated */
-    json_t     *results;   /* per-step results, caller owns; may be NULL */
-} sf_qstate_t;
-
-
-/*
- * Writes the compact JSON of j to out (not NUL-terminated) and its length
- * to *len.  INVALID if a string is not NUL-terminated within its array,
- * is out of bounds, or steps is not a valid steps array; TOO_LARGE (with
- * *len set to the size needed) if out_size or SF_QREC_MAX_PAYLOAD is too
- * small; *len is 0 for the other failures.
- */
-sf_qjson_rc_t sf_qjob_encode(const sf_qjob_t *j, char *out, size_t out_size,
-    size_t *len);
-
-/*
- * Parses p[0 .. len - 1] into *j.  On OK, j->steps is a new reference
- * that the caller json_decref()s; on failure *j is zeroed (steps NULL).
- */
-sf_qjson_rc_t sf_qjob_decode(const unsigned char *p, size_t len,
-    sf_qjob_t *j);
-
-/*
- * As sf_qjob_encode().  last_error is written as sf_qstate_set_error()
- * would store it (invalid UTF-8 replaced, so an odd error text never
- * makes a state unwritable); INVALID for an unknown state, a step above
- * SF_QJOB_MAX_STEPS, next_attempt_ms above 2^63-1, or results that is
- * not an array of at most SF_QJOB_MAX_STEPS values within the depth.
- */
-sf_qjson_rc_t sf_qstate_encode(const sf_qstate_t *s, char *out,
-    size_t out_size, size_t *len);
-
-/* as sf_qjob_decode(); s->results is a new reference or NULL */
-sf_qjson_rc_t sf_qstate_decode(const unsigned char *p, size_t len,
-    sf_qstate_t *s);
-
-/*
- * Stores msg[0 .. len - 1] in s->last_error, NUL-terminated: each byte
- * that does not start a well-formed UTF-8 character (RFC 3629: no
- * overlongs, surrogates or values above U+10FFFF) and each NUL becomes
- * '?'; if the result is longer than SF_QSTATE_ERROR_LEN - 1 bytes it is
- * cut at a character boundary and ends with "..." (at most
- * SF_QSTATE_ERROR_LEN - 1 bytes in all).  msg may be NULL if len is 0.
- */
-void sf_qstate_set_error(sf_qstate_t *s, const char *msg, size_t len);
-
 /* "pending", "retrying", "done", "failed", "skipped"; "unknown" for
    anything else, never NULL */
 const char *sf_qstate_name(int state);
 
 /* the SF_QSTATE_* of a name above (exact, case-sensitive), or -1 */
 int sf_qstate_parse(const char *name, size_t len);
-
-/* "ok", "invalid", "too large", "error"; never NULL */
-const char *sf_qjson_strerror(sf_qjson_rc_t rc);
 
 
 #endif /* _SF_QREC_H_INCLUDED_ */

@@ -146,7 +146,8 @@ $out = `$bin -c $prefix/conf/nginx.conf 2>&1`;
 is($?, 0, 'nginx starts') or diag $out;
 is(wait_until('nginx answers', sub {
        http_request(port => $port, method => 'GET', path => '/admin/metrics',
-                    timeout => 1)->{status} == 200 }, 10), '',
+                    host => '127.0.0.1', timeout => 1)->{status} == 200 },
+       10), '',
    'admin metrics answer');
 
 my $nonce = Siteflow::Sign::nonce();
@@ -162,7 +163,8 @@ $r = http_request(port => $port, method => 'POST', path => '/ship/x',
                   body => '{}', headers => {
                       'Content-Type' => 'application/json' });
 isnt($r->{status}, 200, 'an unsigned one is refused');
-$r = http_request(port => $port, method => 'GET', path => '/admin/metrics');
+$r = http_request(port => $port, method => 'GET', path => '/admin/metrics',
+                  host => '127.0.0.1');
 like($r->{body}, qr/^siteflow_signature_checks_total\{result="ok"\} 1$/m,
      'the metrics count the signed call');
 like($r->{body}, qr/^siteflow_signature_checks_total\{result="missing"\} 1$/m,

@@ -759,7 +759,8 @@ sub worker0 {
 
 sub queue_jobs {
     my $r = Siteflow::Flow::http_request(port => $PORT, method => 'GET',
-        path => '/admin/queue?limit=10000', timeout => 3);
+        path => '/admin/queue?limit=10000', timeout => 3,
+        host => '127.0.0.1');
     return undef unless $r->{status} == 200;
     my $d = Siteflow::Flow::json_of($r->{body});
     return ref $d eq 'HASH' && ref $d->{jobs} eq 'ARRAY' ? $d->{jobs} : undef;

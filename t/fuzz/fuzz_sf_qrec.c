@@ -20,13 +20,13 @@
  * SHORT; the flipped one stops at the damaged record with BAD, or SHORT
  * only when the damaged length field points past the end.
  *
- * The bytes as JSON: sf_qjob_decode() and sf_qstate_decode(), directly,
- * wrapped as step / result values, and cut at NUL bytes into values of
- * the known keys (the first byte of each piece picks the key) so that
- * the fuzzer reaches the checks of every field without a dictionary.
- * A decoded payload must encode, decode again, and encode to the same
- * bytes; sf_qstate_set_error() of the bytes must be valid UTF-8 within
- * bounds; segment names must parse only in the form
+ * The bytes as a record payload (sf_qpay_decode()) of each type the
+ * module writes: directly, wrapped as the job object ("j") and the
+ * results ("r"), and cut at NUL bytes into values of the payload keys
+ * (the first byte of each piece picks the key) so that the fuzzer reaches
+ * every field without a dictionary.  A decoded payload must encode
+ * (unless a JOB has no job object), decode again to the same fields, and
+ * encode to the same bytes; segment names must parse only in the form
  * sf_qrec_segment_name() writes.
  */
 
@@ -73,11 +73,12 @@ static void fuzz_resync_gap(size_t off, size_t len, void *data);
 static void fuzz_resync(const unsigned char *data, size_t size);
 static int fuzz_match_record(const sf_qrec_t *r, void *data);
 static void fuzz_built(const unsigned char *data, size_t size);
-static void fuzz_job(const unsigned char *data, size_t size);
-static void fuzz_state(const unsigned char *data, size_t size);
+static void fuzz_payload(const unsigned char *data, size_t size);
+static void fuzz_payload_type(int type, const unsigned char *data,
+    size_t size);
+static void fuzz_same(const sf_qpay_t *a, const sf_qpay_t *b);
 static void fuzz_wrapped(const unsigned char *data, size_t size);
 static void fuzz_keyed(const unsigned char *data, size_t size);
-static void fuzz_error_text(const unsigned char *data, size_t size);
 static void fuzz_segment_name(const unsigned char *data, size_t size);
 
 
@@ -90,11 +91,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_raw(data, size);
     fuzz_resync(data, size);
     fuzz_built(data, size);
-    fuzz_job(data, size);
-    fuzz_state(data, size);
+    fuzz_payload(data, size);
     fuzz_wrapped(data, size);
     fuzz_keyed(data, size);
-    fuzz_error_text(data, size);
     fuzz_segment_name(data, size);
 
     return 0;
@@ -319,6 +318,8 @@ fuzz_match_record(const sf_qrec_t *r, void *data)
 }
 
 
+
+
 static void
 fuzz_built(const unsigned char *data, size_t size)
 {
@@ -455,150 +456,118 @@ fuzz_built(const unsigned char *data, size_t size)
 
 
 static void
-fuzz_job(const unsigned char *data, size_t size)
+fuzz_payload(const unsigned char *data, size_t size)
 {
-    char           *out, *again;
-    size_t          len, len2, out_size;
-    sf_qjob_t       j, d;
-    sf_qjson_rc_t   rc;
-
-    rc = sf_qjob_decode(data, size, &j);
-
-    if (rc != SF_QJSON_OK) {
-        if (j.steps != NULL || j.kind[0] != '\0') {
-            abort();
-        }
-
-        return;
-    }
-
-    if (j.steps == NULL || strlen(j.kind) == 0
-        || strlen(j.kind) >= sizeof(j.kind))
-    {
-        abort();
-    }
-
-    /* re-encoded JSON may be longer than the input (numbers, escapes) */
-
-    out_size = 4 * size + 1024;
-    out = malloc(out_size);
-    again = malloc(out_size);
-
-    if (out == NULL || again == NULL) {
-        goto done;
-    }
-
-    rc = sf_qjob_encode(&j, out, out_size, &len);
-
-    if (rc == SF_QJSON_TOO_LARGE && len > SF_QREC_MAX_PAYLOAD) {
-        goto done;
-    }
-
-    if (rc != SF_QJSON_OK) {
-        abort();
-    }
-
-    if (sf_qjob_decode((unsigned char *) out, len, &d) != SF_QJSON_OK) {
-        abort();
-    }
-
-    if (strcmp(d.kind, j.kind) != 0 || strcmp(d.storefront, j.storefront)
-        || strcmp(d.order_key, j.order_key) != 0
-        || !json_equal(d.steps, j.steps))
-    {
-        abort();
-    }
-
-    if (sf_qjob_encode(&d, again, out_size, &len2) != SF_QJSON_OK
-        || len2 != len || memcmp(again, out, len) != 0)
-    {
-        abort();
-    }
-
-    json_decref(d.steps);
-
-done:
-
-    free(out);
-    free(again);
-    json_decref(j.steps);
+    fuzz_payload_type(SF_QREC_JOB, data, size);
+    fuzz_payload_type(SF_QREC_STATE, data, size);
+    fuzz_payload_type(SF_QREC_INDEX, data, size);
 }
 
 
 static void
-fuzz_state(const unsigned char *data, size_t size)
+fuzz_payload_type(int type, const unsigned char *data, size_t size)
 {
-    char           *out, *again;
-    size_t          len, len2, out_size;
-    sf_qstate_t     s, d;
-    sf_qjson_rc_t   rc;
+    char       *text, *again;
+    size_t      len, len2;
+    sf_qpay_t   p, d;
 
-    rc = sf_qstate_decode(data, size, &s);
-
-    if (rc != SF_QJSON_OK) {
-        if (s.results != NULL || s.last_error[0] != '\0') {
+    if (sf_qpay_decode(type, data, size, &p) != 0) {
+        if (p.root != NULL || p.type != type) {
             abort();
         }
 
         return;
     }
 
-    if (s.state < SF_QSTATE_PENDING || s.state > SF_QSTATE_SKIPPED
-        || s.step > SF_QJOB_MAX_STEPS
-        || strlen(s.last_error) >= sizeof(s.last_error)
-        || strcmp(sf_qstate_name(s.state), "unknown") == 0)
+    text = sf_qpay_encode(&p, &len);
+
+    if (text == NULL) {
+        /* only a job without a job object cannot be written back */
+        if (type != SF_QREC_JOB || p.job.data != NULL) {
+            abort();
+        }
+
+        sf_qpay_free(&p);
+        return;
+    }
+
+    if (len != strlen(text)
+        || sf_qpay_decode(type, (unsigned char *) text, len, &d) != 0)
     {
         abort();
     }
 
-    out_size = 4 * size + 1024;
-    out = malloc(out_size);
-    again = malloc(out_size);
+    fuzz_same(&p, &d);
 
-    if (out == NULL || again == NULL) {
-        goto done;
-    }
+    again = sf_qpay_encode(&d, &len2);
 
-    rc = sf_qstate_encode(&s, out, out_size, &len);
-
-    if (rc == SF_QJSON_TOO_LARGE && len > SF_QREC_MAX_PAYLOAD) {
-        goto done;
-    }
-
-    if (rc != SF_QJSON_OK) {
+    if (again == NULL || len2 != len || memcmp(again, text, len) != 0) {
         abort();
     }
 
-    if (sf_qstate_decode((unsigned char *) out, len, &d) != SF_QJSON_OK) {
-        abort();
-    }
-
-    if (d.state != s.state || d.attempts != s.attempts || d.step != s.step
-        || d.started != s.started || d.next_attempt_ms != s.next_attempt_ms
-        || strcmp(d.last_error, s.last_error) != 0
-        || (s.results == NULL) != (d.results == NULL)
-        || (s.results != NULL && !json_equal(d.results, s.results)))
-    {
-        abort();
-    }
-
-    if (sf_qstate_encode(&d, again, out_size, &len2) != SF_QJSON_OK
-        || len2 != len || memcmp(again, out, len) != 0)
-    {
-        abort();
-    }
-
-    json_decref(d.results);
-
-done:
-
-    free(out);
     free(again);
-    json_decref(s.results);
+    free(text);
+    sf_qpay_free(&d);
+    sf_qpay_free(&p);
 }
 
 
-/* the bytes as a step and as results, inside valid outer objects */
+static int
+fuzz_str_differs(sf_qstr_t a, sf_qstr_t b)
+{
+    return a.len != b.len || (a.len && memcmp(a.data, b.data, a.len) != 0);
+}
+
+
+/* what the type writes is read back as it was */
+
+static void
+fuzz_same(const sf_qpay_t *a, const sf_qpay_t *b)
+{
+    int  bad;
+
+    switch (a->type) {
+
+    case SF_QREC_JOB:
+        bad = a->kind != b->kind || a->created_ms != b->created_ms
+              || fuzz_str_differs(a->storefront, b->storefront)
+              || fuzz_str_differs(a->order_id, b->order_id)
+              || fuzz_str_differs(a->job, b->job);
+        break;
+
+    case SF_QREC_STATE:
+        bad = a->version != b->version || a->state != b->state
+              || a->attempts != b->attempts || a->next_ms != b->next_ms
+              || a->maybe_sent != b->maybe_sent
+              || fuzz_str_differs(a->error, b->error)
+              || fuzz_str_differs(a->results, b->results);
+        break;
+
+    default:
+        bad = a->postback != b->postback || a->version != b->version
+              || fuzz_str_differs(a->storefront, b->storefront)
+              || fuzz_str_differs(a->order_id, b->order_id);
+
+        if (a->postback) {
+            bad = bad || a->rank != b->rank
+                  || a->fingerprint != b->fingerprint;
+
+        } else {
+            bad = bad || a->state != b->state
+                  || a->updated_ms != b->updated_ms
+                  || a->sent_ms != b->sent_ms
+                  || fuzz_str_differs(a->source_id, b->source_id)
+                  || fuzz_str_differs(a->siteflow_id, b->siteflow_id);
+        }
+    }
+
+    if (bad) {
+        abort();
+    }
+}
+
+
+/* the bytes as the job object and as the results, in valid payloads */
 
 static void
 fuzz_wrapped(const unsigned char *data, size_t size)
@@ -606,11 +575,9 @@ fuzz_wrapped(const unsigned char *data, size_t size)
     size_t          n;
     unsigned char  *buf;
     static const char  job_head[] =
-        "{\"kind\":\"order.create\",\"storefront\":\"s\",\"order_key\":\"1\","
-        "\"steps\":[";
+        "{\"k\":1,\"s\":\"shop\",\"o\":\"1042\",\"c\":1,\"j\":";
     static const char  state_head[] =
-        "{\"state\":\"retrying\",\"attempts\":1,\"step\":0,"
-        "\"next_attempt_ms\":0,\"results\":[";
+        "{\"v\":1,\"st\":1,\"a\":1,\"n\":0,\"ms\":0,\"r\":";
 
     buf = malloc(sizeof(job_head) + sizeof(state_head) + size + 2);
     if (buf == NULL) {
@@ -620,56 +587,48 @@ fuzz_wrapped(const unsigned char *data, size_t size)
     n = sizeof(job_head) - 1;
     memcpy(buf, job_head, n);
     memcpy(buf + n, data, size);
-    memcpy(buf + n + size, "]}", 2);
+    buf[n + size] = '}';
 
-    fuzz_job(buf, n + size + 2);
+    fuzz_payload_type(SF_QREC_JOB, buf, n + size + 1);
 
     n = sizeof(state_head) - 1;
     memcpy(buf, state_head, n);
     memcpy(buf + n, data, size);
-    memcpy(buf + n + size, "]}", 2);
+    buf[n + size] = '}';
 
-    fuzz_state(buf, n + size + 2);
+    fuzz_payload_type(SF_QREC_STATE, buf, n + size + 1);
 
     free(buf);
 }
 
 
 /*
- * "\x06" "123" "\0" "\x00" "\"done\"" gives the values of "step" and
- * "state"; each decoder gets them in an object completed with valid
- * values of its other required keys
+ * "\x05" "\"shop\"" "\0" "\x03" "12" gives the values of "s" and "c":
+ * each piece's first byte picks the key, the rest is its value text
  */
 
 static void
 fuzz_keyed(const unsigned char *data, size_t size)
 {
-    size_t                i, n, len, head;
-    unsigned              used;
+    size_t                i, n, len;
     unsigned char        *buf, *p;
     const unsigned char  *piece, *end, *nul;
     static const char    *keys[] = {
-        "kind", "storefront", "order_key", "steps",
-        "state", "attempts", "step", "next_attempt_ms",
-        "last_error", "started", "results", "x"
-    };
-    static const char    *defaults[] = {
-        "\"k\"", "\"\"", "\"\"", "[]",
-        "\"done\"", "0", "0", "0"
+        "k", "s", "o", "c", "j", "v", "st", "a", "n", "ms", "e", "r",
+        "pb", "p", "src", "sf", "rk", "fp", "u", "t", "x"
     };
 
     n = sizeof(keys) / sizeof(keys[0]);
 
-    /* a piece or a default adds at most a key, quotes, ':' and ',' */
+    /* a piece adds at most a key, quotes, ':' and ',' */
 
-    buf = malloc(2 + (size + 8) * (2 + 16 + 4) + 64);
+    buf = malloc(2 + (size + 1) * (3 + 4 + 2) + 2);
     if (buf == NULL) {
         return;
     }
 
     p = buf;
     *p++ = '{';
-    used = 0;
 
     piece = data;
     end = data + size;
@@ -688,7 +647,6 @@ fuzz_keyed(const unsigned char *data, size_t size)
             }
 
             i = piece[0] % n;
-            used |= 1u << i;
 
             p += sprintf((char *) p, "\"%s\":", keys[i]);
             memcpy(p, piece + 1, len - 1);
@@ -698,72 +656,11 @@ fuzz_keyed(const unsigned char *data, size_t size)
         piece = nul + 1;
     }
 
-    head = (size_t) (p - buf);
+    *p++ = '}';
 
-    /* keys 0..3 are the job's, 4..7 the state's */
-
-    for (n = 0; n <= 4; n += 4) {
-        p = buf + head;
-
-        for (i = n; i < n + 4; i++) {
-            if (!(used & (1u << i))) {
-                p += sprintf((char *) p, "%s\"%s\":%s",
-                             (p > buf + 1) ? "," : "", keys[i],
-                             defaults[i]);
-            }
-        }
-
-        *p++ = '}';
-
-        if (n == 0) {
-            fuzz_job(buf, (size_t) (p - buf));
-
-        } else {
-            fuzz_state(buf, (size_t) (p - buf));
-        }
-    }
+    fuzz_payload(buf, (size_t) (p - buf));
 
     free(buf);
-}
-
-
-static void
-fuzz_error_text(const unsigned char *data, size_t size)
-{
-    size_t        len;
-    json_t       *j;
-    sf_qstate_t   s;
-
-    sf_qstate_set_error(&s, (const char *) data, size);
-
-    len = strnlen(s.last_error, sizeof(s.last_error));
-
-    if (len >= sizeof(s.last_error) || (size > 0 && len == 0)) {
-        abort();
-    }
-
-    /* jansson's json_stringn() rejects invalid UTF-8 */
-
-    j = json_stringn(s.last_error, len);
-    if (j == NULL) {
-        abort();
-    }
-
-    json_decref(j);
-
-    /* short valid text is kept as is */
-
-    if (size < sizeof(s.last_error) && memchr(data, '\0', size) == NULL) {
-        j = json_stringn((const char *) data, size);
-
-        if (j != NULL) {
-            if (len != size || memcmp(s.last_error, data, size) != 0) {
-                abort();
-            }
-
-            json_decref(j);
-        }
-    }
 }
 
 

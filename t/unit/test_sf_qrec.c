@@ -1090,917 +1090,497 @@ test_segment_names(void **state)
 }
 
 
-static json_t *
-steps_new(void)
+
+/*
+ * The record payloads the module writes (sf_qpay_*): the exact text of
+ * every type, round trips of every field, lenient decoding, corrupt and
+ * truncated input.
+ */
+
+#define JOB_TEXT    "{\"event\":\"order\",\"n\":[1,2.5,null,true],\"u\":\"\xc3\xa9\"}"
+#define RES_TEXT    "{\"fetch\":{\"status\":200},\"_call\":\"x\"}"
+
+
+static sf_qstr_t
+qs(const char *s)
 {
-    json_t        *steps;
-    json_error_t   err;
+    sf_qstr_t  q;
 
-    steps = json_loads("[{\"do\":\"fetch\",\"url\":\"https://x/\\u00e9\"},"
-                       "{\"do\":\"create\",\"n\":[1,2.5,null,true]}]",
-                       0, &err);
-    assert_non_null(steps);
+    q.data = s;
+    q.len = s ? strlen(s) : 0;
 
-    return steps;
+    return q;
 }
 
 
 static void
-job_fill(sf_qjob_t *j, const char *kind, const char *storefront,
-    const char *order_key)
+pay_job(sf_qpay_t *p)
 {
-    memset(j, 0, sizeof(sf_qjob_t));
+    memset(p, 0, sizeof(sf_qpay_t));
 
-    strcpy(j->kind, kind);
-    strcpy(j->storefront, storefront);
-    strcpy(j->order_key, order_key);
-}
-
-
-static sf_qjson_rc_t
-job_decode_str(const char *text, sf_qjob_t *j)
-{
-    return sf_qjob_decode((const unsigned char *) text, strlen(text), j);
+    p->type = SF_QREC_JOB;
+    p->kind = 1;
+    p->storefront = qs("shop");
+    p->order_id = qs("1042");
+    p->created_ms = 1700000000000ULL;
+    p->job = qs(JOB_TEXT);
 }
 
 
 static void
-test_job_round_trip(void **state)
+pay_state(sf_qpay_t *p)
 {
-    char        out[4096], again[4096];
-    size_t      len, len2;
-    sf_qjob_t   j, d;
+    memset(p, 0, sizeof(sf_qpay_t));
 
-    (void) state;
-
-    /* UTF-8: Latin-1 range, CJK, an astral character (emoji) */
-
-    job_fill(&j, "order.create", "Caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac",
-             "PN-\xf0\x9f\x8e\x89-\"quoted\"\\/\n");
-    j.steps = steps_new();
-
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len), SF_QJSON_OK);
-    assert_int_equal(sf_qjob_decode((unsigned char *) out, len, &d),
-                     SF_QJSON_OK);
-
-    assert_string_equal(d.kind, j.kind);
-    assert_string_equal(d.storefront, j.storefront);
-    assert_string_equal(d.order_key, j.order_key);
-    assert_non_null(d.steps);
-    assert_true(json_equal(d.steps, j.steps));
-
-    assert_int_equal(sf_qjob_encode(&d, again, sizeof(again), &len2),
-                     SF_QJSON_OK);
-    assert_int_equal(len2, len);
-    assert_memory_equal(again, out, len);
-
-    json_decref(d.steps);
-
-    /* the encoder did not take the caller's reference */
-
-    assert_int_equal(j.steps->refcount, 1);
-    json_decref(j.steps);
-}
-
-
-/* the format, byte for byte */
-
-static void
-test_job_exact_format(void **state)
-{
-    char        out[256];
-    size_t      len;
-    sf_qjob_t   j;
-    json_t     *steps;
-    static const char  want[] =
-        "{\"kind\":\"postback.status\",\"storefront\":\"shop\","
-        "\"order_key\":\"1042\",\"steps\":[{\"a\":1}]}";
-
-    (void) state;
-
-    steps = json_loads("[{\"a\":1}]", 0, NULL);
-    assert_non_null(steps);
-
-    job_fill(&j, "postback.status", "shop", "1042");
-    j.steps = steps;
-
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len), SF_QJSON_OK);
-    assert_int_equal(len, sizeof(want) - 1);
-    assert_memory_equal(out, want, len);
-
-    /* a buffer of exactly that size, one byte less, none */
-
-    assert_int_equal(sf_qjob_encode(&j, out, len, &len), SF_QJSON_OK);
-    assert_int_equal(sf_qjob_encode(&j, out, len - 1, &len),
-                     SF_QJSON_TOO_LARGE);
-    assert_int_equal(len, sizeof(want) - 1);
-    assert_int_equal(sf_qjob_encode(&j, NULL, 0, &len), SF_QJSON_TOO_LARGE);
-    assert_int_equal(len, sizeof(want) - 1);
-
-    /* empty storefront and order key, no steps */
-
-    json_decref(steps);
-    steps = json_array();
-    job_fill(&j, "k", "", "");
-    j.steps = steps;
-
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len), SF_QJSON_OK);
-    assert_int_equal(len, strlen("{\"kind\":\"k\",\"storefront\":\"\","
-                                 "\"order_key\":\"\",\"steps\":[]}"));
-
-    json_decref(steps);
+    p->type = SF_QREC_STATE;
+    p->version = 3;
+    p->state = SF_QSTATE_RETRYING;
+    p->attempts = 2;
+    p->next_ms = 1700000001000ULL;
+    p->maybe_sent = 1;
+    p->error = qs("HTTP 503 \xc3\xa9");
+    p->results = qs(RES_TEXT);
 }
 
 
 static void
-test_job_decode_invalid(void **state)
+pay_index(sf_qpay_t *p, int postback)
 {
-    size_t      i;
-    sf_qjob_t   j;
-    static const char  *bad[] = {
-        "",
-        " ",
-        "null",
-        "[]",
-        "\"x\"",
-        "{}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\"}",
-        "{\"storefront\":\"s\",\"order_key\":\"o\",\"steps\":[]}",
-        "{\"kind\":\"a\",\"order_key\":\"o\",\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"steps\":[]}",
-        "{\"kind\":null,\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":null,\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":null}",
-        "{\"kind\":1,\"storefront\":\"s\",\"order_key\":\"o\",\"steps\":[]}",
-        "{\"kind\":\"\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"a b\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"caf\\u00e9\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":5,\"order_key\":\"o\",\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":[],"
-            "\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":{}}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[1]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[{},[]]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\\u0000\",\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[],\"kind\":\"b\"}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[{\"x\":1,\"x\":2}]}",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[]} x",
-        "{\"kind\":\"a\",\"storefront\":\"s\",\"order_key\":\"o\","
-            "\"steps\":[]",
-        "{\"kind\":\"a\",\"storefront\":\"\xff\",\"order_key\":\"o\","
-            "\"steps\":[]}",
-        "{\"kind\":\"a\",\"storefront\":\"\xed\xa0\x80\",\"order_key\":"
-            "\"o\",\"steps\":[]}",
-        NULL
-    };
+    memset(p, 0, sizeof(sf_qpay_t));
 
-    (void) state;
+    p->type = SF_QREC_INDEX;
+    p->postback = postback;
+    p->version = 4;
+    p->storefront = qs("shop");
+    p->order_id = qs("1042");
 
-    for (i = 0; bad[i] != NULL; i++) {
-        memset(&j, 0x55, sizeof(j));
+    if (postback) {
+        p->rank = -7;
+        p->fingerprint = 4294967295ULL;
 
-        if (job_decode_str(bad[i], &j) != SF_QJSON_INVALID) {
-            fail_msg("accepted: %s", bad[i]);
-        }
-
-        assert_null(j.steps);
-        assert_int_equal(j.kind[0], '\0');
+    } else {
+        p->source_id = qs("PN-1042");
+        p->siteflow_id = qs("5f1e0c");
+        p->state = 1;
+        p->updated_ms = 1700000002000ULL;
+        p->sent_ms = 1700000003000ULL;
     }
-
-    assert_int_equal(sf_qjob_decode(NULL, 0, &j), SF_QJSON_INVALID);
-
-    /* unknown keys are ignored, null optional-free fields are fine */
-
-    assert_int_equal(job_decode_str("{\"v\":2,\"kind\":\"a-b_c.9Z\","
-                                    "\"storefront\":\"\",\"order_key\":\"\","
-                                    "\"steps\":[],\"future\":{\"x\":[1]}}",
-                                    &j),
-                     SF_QJSON_OK);
-    assert_string_equal(j.kind, "a-b_c.9Z");
-    assert_int_equal(json_array_size(j.steps), 0);
-    json_decref(j.steps);
-
-    /* NUL inside opaque step data is kept */
-
-    assert_int_equal(job_decode_str("{\"kind\":\"a\",\"storefront\":\"s\","
-                                    "\"order_key\":\"o\","
-                                    "\"steps\":[{\"b\":\"x\\u0000y\"}]}",
-                                    &j),
-                     SF_QJSON_OK);
-    assert_int_equal(json_string_length(json_object_get(
-                         json_array_get(j.steps, 0), "b")), 3);
-    json_decref(j.steps);
-}
-
-
-static char *
-job_text(size_t kind_len, size_t storefront_len, size_t order_key_len,
-    size_t nsteps, size_t depth)
-{
-    char    *p, *s;
-    size_t   i;
-
-    s = malloc(8192);
-    assert_non_null(s);
-
-    p = s;
-    p += sprintf(p, "{\"kind\":\"");
-    memset(p, 'k', kind_len);
-    p += kind_len;
-    p += sprintf(p, "\",\"storefront\":\"");
-
-    /* two-byte characters where they fit, to count bytes not characters */
-
-    for (i = 0; i + 2 <= storefront_len; i += 2) {
-        p += sprintf(p, "\xc3\xa9");
-    }
-
-    if (i < storefront_len) {
-        *p++ = 's';
-    }
-
-    p += sprintf(p, "\",\"order_key\":\"");
-    memset(p, 'o', order_key_len);
-    p += order_key_len;
-    p += sprintf(p, "\",\"steps\":[");
-
-    for (i = 0; i < nsteps; i++) {
-        p += sprintf(p, "%s{}", i ? "," : "");
-    }
-
-    /* depth: the top object (1), steps (2), then nested objects */
-
-    if (depth > 2) {
-        if (nsteps > 0) {
-            p += sprintf(p, ",");
-        }
-
-        for (i = 2; i < depth; i++) {
-            p += sprintf(p, "{\"d\":");
-        }
-
-        p += sprintf(p, "1");
-
-        for (i = 2; i < depth; i++) {
-            *p++ = '}';
-        }
-    }
-
-    p += sprintf(p, "]}");
-
-    return s;
 }
 
 
 static void
-check_job_text(char *text, sf_qjson_rc_t want)
+check_str(sf_qstr_t a, sf_qstr_t b)
 {
-    sf_qjob_t  j;
+    assert_int_equal(a.len, b.len);
 
-    assert_int_equal(job_decode_str(text, &j), want);
-
-    if (want == SF_QJSON_OK) {
-        json_decref(j.steps);
+    if (a.len) {
+        assert_memory_equal(a.data, b.data, a.len);
     }
-
-    free(text);
 }
 
+
+/* every field the type writes is read back as it was */
 
 static void
-test_job_bounds(void **state)
+check_same(const sf_qpay_t *a, const sf_qpay_t *b)
 {
-    char        out[8192];
-    size_t      len;
-    sf_qjob_t   j;
-    json_t     *deep, *inner, *steps;
-    unsigned    i;
-
-    (void) state;
-
-    check_job_text(job_text(31, 1, 1, 0, 0), SF_QJSON_OK);
-    check_job_text(job_text(32, 1, 1, 0, 0), SF_QJSON_INVALID);
-    check_job_text(job_text(1, 127, 1, 0, 0), SF_QJSON_OK);
-    check_job_text(job_text(1, 128, 1, 0, 0), SF_QJSON_INVALID);
-    check_job_text(job_text(1, 126, 1, 0, 0), SF_QJSON_OK);
-    check_job_text(job_text(1, 1, 255, 0, 0), SF_QJSON_OK);
-    check_job_text(job_text(1, 1, 256, 0, 0), SF_QJSON_INVALID);
-    check_job_text(job_text(1, 1, 1, 64, 0), SF_QJSON_OK);
-    check_job_text(job_text(1, 1, 1, 65, 0), SF_QJSON_INVALID);
-    check_job_text(job_text(1, 1, 1, 0, 16), SF_QJSON_OK);
-    check_job_text(job_text(1, 1, 1, 0, 17), SF_QJSON_INVALID);
-    check_job_text(job_text(1, 1, 1, 63, 16), SF_QJSON_OK);
-
-    /* brackets inside strings do not count */
-
-    assert_int_equal(job_decode_str("{\"kind\":\"a\",\"storefront\":"
-                                    "\"[[[[[[[[[[[[[[[[[[[[\","
-                                    "\"order_key\":\"{{{{{{{{{{{{{{{{{{{\\\"\","
-                                    "\"steps\":[]}", &j),
-                     SF_QJSON_OK);
-    json_decref(j.steps);
-
-    /* the encoder applies the same depth: 16 levels in all */
-
-    job_fill(&j, "a", "s", "o");
-
-    for (i = 16; i <= 17; i++) {
-        deep = json_object();
-        inner = deep;
-
-        /* top (1), steps (2), step object (3), then nested objects */
-
-        for (len = 3; len < i; len++) {
-            json_t  *o = json_object();
-
-            assert_int_equal(json_object_set_new(inner, "d", o), 0);
-            inner = o;
-        }
-
-        steps = json_array();
-        assert_int_equal(json_array_append_new(steps, deep), 0);
-        j.steps = steps;
-
-        assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                         i == 16 ? SF_QJSON_OK : SF_QJSON_INVALID);
-
-        if (i == 16) {
-            sf_qjob_t  d;
-
-            assert_int_equal(sf_qjob_decode((unsigned char *) out, len, &d),
-                             SF_QJSON_OK);
-            json_decref(d.steps);
-        }
-
-        json_decref(steps);
-    }
-
-    /* too many steps, a step that is not an object, no steps */
-
-    steps = json_array();
-
-    for (i = 0; i < 65; i++) {
-        assert_int_equal(json_array_append_new(steps, json_object()), 0);
-    }
-
-    j.steps = steps;
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-    assert_int_equal(len, 0);
-
-    assert_int_equal(json_array_remove(steps, 0), 0);
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_OK);
-
-    assert_int_equal(json_array_set_new(steps, 3, json_integer(1)), 0);
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    json_decref(steps);
-
-    j.steps = NULL;
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    j.steps = json_object();
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-    json_decref(j.steps);
-}
-
-
-static void
-test_job_encode_invalid(void **state)
-{
-    char        out[1024];
-    size_t      len;
-    sf_qjob_t   j;
-    json_t     *steps;
-
-    (void) state;
-
-    steps = json_array();
-
-    /* fields that are not NUL-terminated within their arrays */
-
-    job_fill(&j, "a", "s", "o");
-    j.steps = steps;
-    memset(j.kind, 'k', sizeof(j.kind));
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    job_fill(&j, "a", "s", "o");
-    j.steps = steps;
-    memset(j.storefront, 's', sizeof(j.storefront));
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    job_fill(&j, "a", "s", "o");
-    j.steps = steps;
-    memset(j.order_key, 'o', sizeof(j.order_key));
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    /* bad kind, invalid UTF-8 */
-
-    job_fill(&j, "", "s", "o");
-    j.steps = steps;
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    job_fill(&j, "a/b", "s", "o");
-    j.steps = steps;
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    job_fill(&j, "a", "\xc3", "o");
-    j.steps = steps;
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    job_fill(&j, "a", "s", "\xc0\xaf");
-    j.steps = steps;
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    /* the longest fields fit */
-
-    job_fill(&j, "a", "s", "o");
-    j.steps = steps;
-    memset(j.kind, 'k', sizeof(j.kind) - 1);
-    memset(j.storefront, 's', sizeof(j.storefront) - 1);
-    memset(j.order_key, 'o', sizeof(j.order_key) - 1);
-    assert_int_equal(sf_qjob_encode(&j, out, sizeof(out), &len),
-                     SF_QJSON_OK);
-
-    assert_int_equal(sf_qjob_encode(NULL, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    json_decref(steps);
-
-    assert_string_equal(sf_qjson_strerror(SF_QJSON_OK), "ok");
-    assert_string_equal(sf_qjson_strerror(SF_QJSON_INVALID), "invalid");
-    assert_string_equal(sf_qjson_strerror(SF_QJSON_TOO_LARGE), "too large");
-    assert_string_equal(sf_qjson_strerror(SF_QJSON_ERROR), "error");
-    assert_string_equal(sf_qjson_strerror((sf_qjson_rc_t) 9), "unknown");
-}
-
-
-/* a payload over SF_QREC_MAX_PAYLOAD is refused both ways */
-
-static void
-test_json_max_payload(void **state)
-{
-    char        *out, *big;
-    size_t       len;
-    json_t      *steps, *step;
-    sf_qjob_t    j;
-
-    (void) state;
-
-    big = malloc(SF_QREC_MAX_PAYLOAD + 1);
-    out = malloc(SF_QREC_MAX_PAYLOAD + 4096);
-    assert_non_null(big);
-    assert_non_null(out);
-
-    memset(big, 'x', SF_QREC_MAX_PAYLOAD);
-    big[SF_QREC_MAX_PAYLOAD] = '\0';
-
-    step = json_object();
-    assert_int_equal(json_object_set_new(step, "blob", json_string(big)), 0);
-    steps = json_array();
-    assert_int_equal(json_array_append_new(steps, step), 0);
-
-    job_fill(&j, "a", "s", "o");
-    j.steps = steps;
-
-    assert_int_equal(sf_qjob_encode(&j, out, SF_QREC_MAX_PAYLOAD + 4096,
-                                    &len),
-                     SF_QJSON_TOO_LARGE);
-    assert_true(len > SF_QREC_MAX_PAYLOAD);
-
-    /* exactly SF_QREC_MAX_PAYLOAD bytes is fine */
-
-    big[SF_QREC_MAX_PAYLOAD - (len - SF_QREC_MAX_PAYLOAD)] = '\0';
-    assert_int_equal(json_object_set_new(step, "blob", json_string(big)), 0);
-
-    assert_int_equal(sf_qjob_encode(&j, out, SF_QREC_MAX_PAYLOAD + 4096,
-                                    &len),
-                     SF_QJSON_OK);
-    assert_int_equal(len, SF_QREC_MAX_PAYLOAD);
-
-    json_decref(steps);
-
-    assert_int_equal(sf_qjob_decode((unsigned char *) out, len, &j),
-                     SF_QJSON_OK);
-    json_decref(j.steps);
-
-    /* one more byte of whitespace: refused before parsing */
-
-    out[len] = ' ';
-    assert_int_equal(sf_qjob_decode((unsigned char *) out, len + 1, &j),
-                     SF_QJSON_INVALID);
-
-    free(big);
-    free(out);
-}
-
-
-static sf_qjson_rc_t
-state_decode_str(const char *text, sf_qstate_t *s)
-{
-    return sf_qstate_decode((const unsigned char *) text, strlen(text), s);
-}
-
-
-static void
-test_state_round_trip(void **state)
-{
-    int           st;
-    char          out[4096], again[4096];
-    size_t        len, len2;
-    sf_qstate_t   s, d;
-    static const char  err[] = "HTTP 503: \xe2\x80\x9c" "busy"
-                               "\xe2\x80\x9d \xf0\x9f\x98\xb4\n\t\"x\"";
-
-    (void) state;
-
-    for (st = SF_QSTATE_PENDING; st <= SF_QSTATE_SKIPPED; st++) {
-        memset(&s, 0, sizeof(s));
-
-        s.state = st;
-        s.attempts = (st == SF_QSTATE_FAILED) ? UINT_MAX : (unsigned) st;
-        s.step = (st == SF_QSTATE_DONE) ? SF_QJOB_MAX_STEPS : 1;
-        s.started = (st == SF_QSTATE_RETRYING);
-        s.next_attempt_ms = (st == SF_QSTATE_SKIPPED)
-                            ? (uint64_t) INT64_MAX : 1700000000123ULL;
-
-        if (st != SF_QSTATE_PENDING) {
-            sf_qstate_set_error(&s, err, strlen(err));
-        }
-
-        if (st == SF_QSTATE_DONE || st == SF_QSTATE_RETRYING) {
-            s.results = json_loads("[{\"id\":\"sf-1\"},null,\"\\u00fc\"]",
-                                   0, NULL);
-            assert_non_null(s.results);
-        }
-
-        assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                         SF_QJSON_OK);
-        assert_int_equal(sf_qstate_decode((unsigned char *) out, len, &d),
-                         SF_QJSON_OK);
-
-        assert_int_equal(d.state, s.state);
-        assert_int_equal(d.attempts, s.attempts);
-        assert_int_equal(d.step, s.step);
-        assert_int_equal(d.started, s.started);
-        assert_true(d.next_attempt_ms == s.next_attempt_ms);
-        assert_string_equal(d.last_error, s.last_error);
-
-        if (s.results != NULL) {
-            assert_non_null(d.results);
-            assert_true(json_equal(d.results, s.results));
+    assert_int_equal(a->type, b->type);
+
+    switch (a->type) {
+
+    case SF_QREC_JOB:
+        assert_true(a->kind == b->kind);
+        check_str(a->storefront, b->storefront);
+        check_str(a->order_id, b->order_id);
+        assert_true(a->created_ms == b->created_ms);
+        check_str(a->job, b->job);
+        break;
+
+    case SF_QREC_STATE:
+        assert_true(a->version == b->version);
+        assert_true(a->state == b->state);
+        assert_true(a->attempts == b->attempts);
+        assert_true(a->next_ms == b->next_ms);
+        assert_true(a->maybe_sent == b->maybe_sent);
+        check_str(a->error, b->error);
+        check_str(a->results, b->results);
+        break;
+
+    default:
+        assert_true(a->postback == b->postback);
+        assert_true(a->version == b->version);
+        check_str(a->storefront, b->storefront);
+        check_str(a->order_id, b->order_id);
+
+        if (a->postback) {
+            assert_true(a->rank == b->rank);
+            assert_true(a->fingerprint == b->fingerprint);
 
         } else {
-            assert_null(d.results);
+            check_str(a->source_id, b->source_id);
+            check_str(a->siteflow_id, b->siteflow_id);
+            assert_true(a->state == b->state);
+            assert_true(a->updated_ms == b->updated_ms);
+            assert_true(a->sent_ms == b->sent_ms);
         }
-
-        assert_int_equal(sf_qstate_encode(&d, again, sizeof(again), &len2),
-                         SF_QJSON_OK);
-        assert_int_equal(len2, len);
-        assert_memory_equal(again, out, len);
-
-        json_decref(s.results);
-        json_decref(d.results);
     }
 }
 
 
-static void
-test_state_exact_format(void **state)
-{
-    char          out[1024];
-    size_t        len;
-    sf_qstate_t   s, d;
-    static const char  minimal[] =
-        "{\"state\":\"pending\",\"attempts\":0,\"step\":0,"
-        "\"next_attempt_ms\":0}";
-    static const char  full[] =
-        "{\"state\":\"retrying\",\"attempts\":2,\"step\":1,"
-        "\"next_attempt_ms\":1700000000000,\"last_error\":\"HTTP 503\","
-        "\"started\":true,\"results\":[{\"a\":1}]}";
-
-    (void) state;
-
-    memset(&s, 0, sizeof(s));
-
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_OK);
-    assert_int_equal(len, sizeof(minimal) - 1);
-    assert_memory_equal(out, minimal, len);
-
-    s.state = SF_QSTATE_RETRYING;
-    s.attempts = 2;
-    s.step = 1;
-    s.next_attempt_ms = 1700000000000ULL;
-    s.started = 1;
-    strcpy(s.last_error, "HTTP 503");
-    s.results = json_loads("[{\"a\":1}]", 0, NULL);
-
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_OK);
-    assert_int_equal(len, sizeof(full) - 1);
-    assert_memory_equal(out, full, len);
-
-    assert_int_equal(sf_qstate_encode(&s, out, len - 1, &len),
-                     SF_QJSON_TOO_LARGE);
-    assert_int_equal(len, sizeof(full) - 1);
-
-    json_decref(s.results);
-
-    /* optional keys: absent, null, false */
-
-    assert_int_equal(state_decode_str("{\"state\":\"done\",\"attempts\":1,"
-                                      "\"step\":2,\"next_attempt_ms\":5,"
-                                      "\"last_error\":null,\"started\":false,"
-                                      "\"results\":null,\"new\":[]}", &d),
-                     SF_QJSON_OK);
-    assert_int_equal(d.state, SF_QSTATE_DONE);
-    assert_int_equal(d.started, 0);
-    assert_null(d.results);
-    assert_string_equal(d.last_error, "");
-}
-
+/* encode, decode, compare, encode again: the same text */
 
 static void
-test_state_decode_invalid(void **state)
+round_trip(const sf_qpay_t *p, const char *want)
 {
-    size_t        i;
-    sf_qstate_t   s;
-    char         *text;
-    static const char  *bad[] = {
-        "{}",
-        "[]",
-        "{\"attempts\":0,\"step\":0,\"next_attempt_ms\":0}",
-        "{\"state\":\"Pending\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"running\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done \",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done\\u0000\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":2,\"attempts\":0,\"step\":0,\"next_attempt_ms\":0}",
-        "{\"state\":null,\"attempts\":0,\"step\":0,\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"step\":0,\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":0,\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0}",
-        "{\"state\":\"done\",\"attempts\":-1,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":1.0,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":\"1\",\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":4294967296,\"step\":0,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":65,"
-            "\"next_attempt_ms\":0}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":-5}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":9223372036854775808}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":1e3}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"last_error\":5}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"last_error\":\"a\\u0000b\"}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"started\":1}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"started\":\"true\"}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"results\":{}}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"results\":\"x\"}",
-        "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-            "\"next_attempt_ms\":0,\"state\":\"failed\"}",
-        NULL
-    };
+    char       *text, *again;
+    size_t      len, len2;
+    sf_qpay_t   d;
 
-    (void) state;
-
-    for (i = 0; bad[i] != NULL; i++) {
-        memset(&s, 0x55, sizeof(s));
-
-        if (state_decode_str(bad[i], &s) != SF_QJSON_INVALID) {
-            fail_msg("accepted: %s", bad[i]);
-        }
-
-        assert_null(s.results);
-        assert_int_equal(s.state, 0);
-        assert_int_equal(s.last_error[0], '\0');
-    }
-
-    /* last_error: 511 bytes fit, 512 do not */
-
-    text = malloc(1024);
+    text = sf_qpay_encode(p, &len);
     assert_non_null(text);
+    assert_int_equal(len, strlen(text));
 
-    for (i = 511; i <= 512; i++) {
-        sprintf(text, "{\"state\":\"failed\",\"attempts\":3,\"step\":0,"
-                "\"next_attempt_ms\":0,\"last_error\":\"%0*d\"}", (int) i, 0);
-
-        assert_int_equal(state_decode_str(text, &s),
-                         i == 511 ? SF_QJSON_OK : SF_QJSON_INVALID);
+    if (want != NULL) {
+        assert_string_equal(text, want);
     }
 
-    /* results: 64 entries fit, 65 do not */
+    assert_int_equal(sf_qpay_decode(p->type, (unsigned char *) text, len,
+                                    &d),
+                     0);
+    check_same(p, &d);
 
-    strcpy(text, "{\"state\":\"done\",\"attempts\":0,\"step\":0,"
-           "\"next_attempt_ms\":0,\"results\":[0");
+    again = sf_qpay_encode(&d, &len2);
+    assert_non_null(again);
+    assert_string_equal(again, text);
 
-    for (i = 1; i < 64; i++) {
-        strcat(text, ",0");
-    }
-
-    strcat(text, "]}");
-    assert_int_equal(state_decode_str(text, &s), SF_QJSON_OK);
-    json_decref(s.results);
-
-    text[strlen(text) - 2] = '\0';
-    strcat(text, ",0]}");
-    assert_int_equal(state_decode_str(text, &s), SF_QJSON_INVALID);
-
+    sf_qpay_free(&d);
+    free(again);
     free(text);
 }
 
 
 static void
-test_state_encode_invalid(void **state)
+test_qpay_golden(void **state)
 {
-    char          out[2048];
-    size_t        len;
-    unsigned      i;
-    sf_qstate_t   s, d;
+    sf_qpay_t  p;
 
     (void) state;
 
-    memset(&s, 0, sizeof(s));
+    pay_job(&p);
+    round_trip(&p, "{\"k\":1,\"s\":\"shop\",\"o\":\"1042\","
+                   "\"c\":1700000000000,\"j\":" JOB_TEXT "}");
 
-    s.state = -1;
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-    s.state = 5;
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
+    pay_state(&p);
+    round_trip(&p, "{\"v\":3,\"st\":1,\"a\":2,\"n\":1700000001000,\"ms\":1,"
+                   "\"e\":\"HTTP 503 \xc3\xa9\",\"r\":" RES_TEXT "}");
 
-    s.state = SF_QSTATE_DONE;
-    s.step = SF_QJOB_MAX_STEPS + 1;
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
+    /* no error and no results: the keys are left out */
 
-    s.step = 0;
-    s.next_attempt_ms = (uint64_t) INT64_MAX + 1;
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
+    p.error = qs(NULL);
+    p.results = qs(NULL);
+    round_trip(&p, "{\"v\":3,\"st\":1,\"a\":2,\"n\":1700000001000,"
+                   "\"ms\":1}");
 
-    s.next_attempt_ms = 0;
-    s.results = json_object();
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-    json_decref(s.results);
+    pay_index(&p, 0);
+    round_trip(&p, "{\"pb\":0,\"v\":4,\"s\":\"shop\",\"p\":\"1042\","
+                   "\"src\":\"PN-1042\",\"sf\":\"5f1e0c\",\"st\":1,"
+                   "\"u\":1700000002000,\"t\":1700000003000}");
 
-    s.results = json_array();
+    pay_index(&p, 1);
+    round_trip(&p, "{\"pb\":1,\"v\":4,\"s\":\"shop\",\"p\":\"1042\","
+                   "\"rk\":-7,\"fp\":4294967295}");
 
-    for (i = 0; i < 65; i++) {
-        assert_int_equal(json_array_append_new(s.results, json_null()), 0);
-    }
+    /* the index's horizon: storefront and order id empty */
 
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-    json_decref(s.results);
-    s.results = NULL;
-
-    assert_int_equal(sf_qstate_encode(NULL, out, sizeof(out), &len),
-                     SF_QJSON_INVALID);
-
-    /*
-     * a last_error that never went through sf_qstate_set_error(): not
-     * terminated, invalid UTF-8; written sanitized rather than refused
-     */
-
-    memset(s.last_error, 'e', sizeof(s.last_error));
-    s.last_error[10] = (char) 0xff;
-    s.last_error[11] = (char) 0xc3;
-
-    assert_int_equal(sf_qstate_encode(&s, out, sizeof(out), &len),
-                     SF_QJSON_OK);
-    assert_int_equal(sf_qstate_decode((unsigned char *) out, len, &d),
-                     SF_QJSON_OK);
-    assert_int_equal(strlen(d.last_error), SF_QSTATE_ERROR_LEN - 1);
-    assert_memory_equal(d.last_error, "eeeeeeeeee??eee", 15);
-    assert_string_equal(d.last_error + SF_QSTATE_ERROR_LEN - 4, "...");
+    pay_index(&p, 0);
+    p.storefront = qs("");
+    p.order_id = qs("");
+    p.source_id = qs("");
+    p.siteflow_id = qs("");
+    p.sent_ms = 99123;
+    p.updated_ms = 1;
+    round_trip(&p, "{\"pb\":0,\"v\":4,\"s\":\"\",\"p\":\"\",\"src\":\"\","
+                   "\"sf\":\"\",\"st\":1,\"u\":1,\"t\":99123}");
 }
 
 
 static void
-test_state_set_error(void **state)
+test_qpay_round_trip_values(void **state)
 {
-    char          msg[2048];
-    size_t        i, len;
-    sf_qstate_t   s;
-    static const char  mixed[] = "a\0b\xff" "c\xc3(\xe2\x82" "d\xed\xa0\x80"
-                                 "e\xf4\x90\x80\x80" "f\xc0\xaf";
+    int         i;
+    uint64_t    v;
+    sf_qpay_t   p;
+    static const uint64_t  values[] = {
+        0, 1, 127, 128, 4294967295ULL, 4294967296ULL,
+        9007199254740993ULL, (uint64_t) INT64_MAX
+    };
 
     (void) state;
 
-    memset(&s, 0x55, sizeof(s));
+    for (i = 0; i < (int) (sizeof(values) / sizeof(values[0])); i++) {
+        v = values[i];
 
-    sf_qstate_set_error(&s, NULL, 0);
-    assert_string_equal(s.last_error, "");
+        pay_job(&p);
+        p.kind = v;
+        p.created_ms = v;
+        round_trip(&p, NULL);
 
-    sf_qstate_set_error(&s, "timeout", 7);
-    assert_string_equal(s.last_error, "timeout");
+        pay_state(&p);
+        p.version = v;
+        p.state = v;
+        p.attempts = v;
+        p.next_ms = v;
+        p.maybe_sent = v;
+        round_trip(&p, NULL);
 
-    /* only len bytes are read */
+        pay_index(&p, 0);
+        p.version = v;
+        p.state = v;
+        p.updated_ms = v;
+        p.sent_ms = v;
+        round_trip(&p, NULL);
 
-    sf_qstate_set_error(&s, "timeout", 4);
-    assert_string_equal(s.last_error, "time");
+        pay_index(&p, 1);
+        p.rank = (int64_t) v;
+        p.fingerprint = v;
+        round_trip(&p, NULL);
 
-    /* NUL and invalid UTF-8 become '?' */
+        pay_index(&p, 1);
+        p.rank = -(int64_t) v;
+        round_trip(&p, NULL);
+    }
 
-    sf_qstate_set_error(&s, mixed, sizeof(mixed) - 1);
-    assert_string_equal(s.last_error, "a?b?c?(??d???e????f??");
+    /* strings with quotes, escapes, NUL-free UTF-8, and long ones */
 
-    /* exactly 511 bytes: kept whole */
+    pay_job(&p);
+    p.storefront = qs("sh\"op\\\t\xe2\x82\xac");
+    p.order_id = qs("\xf0\x9f\x98\x80/1042?x=1&y");
+    round_trip(&p, NULL);
 
-    memset(msg, 'x', sizeof(msg));
-    sf_qstate_set_error(&s, msg, 511);
-    assert_int_equal(strlen(s.last_error), 511);
-    assert_int_equal(s.last_error[510], 'x');
+    {
+        char  big[70000];
 
-    /* 512: cut, "..." at the end, 511 bytes in all */
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
 
-    sf_qstate_set_error(&s, msg, 512);
-    assert_int_equal(strlen(s.last_error), 511);
-    assert_string_equal(s.last_error + 508, "...");
-    assert_int_equal(s.last_error[507], 'x');
-
-    /*
-     * multi-byte characters are never split: for each alignment of a
-     * 2-, 3- and 4-byte character around the cut, the result is valid
-     * UTF-8 and ends with "..."
-     */
-
-    for (len = 2; len <= 4; len++) {
-        for (i = 0; i < 8; i++) {
-            size_t   n, out;
-            json_t  *j;
-
-            memset(msg, 'x', i);
-            n = i;
-
-            while (n + len < sizeof(msg)) {
-                static const char  *chars[] = {
-                    NULL, NULL, "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x8e\x89"
-                };
-
-                memcpy(msg + n, chars[len], len);
-                n += len;
-            }
-
-            sf_qstate_set_error(&s, msg, n);
-
-            out = strlen(s.last_error);
-            assert_true(out <= 511);
-            assert_true(out >= 511 - len - 3);
-            assert_string_equal(s.last_error + out - 3, "...");
-            assert_int_equal((out - 3 - i) % len, 0);
-            assert_memory_equal(s.last_error, msg, out - 3);
-
-            /* jansson agrees it is valid UTF-8 */
-
-            j = json_string(s.last_error);
-            assert_non_null(j);
-            json_decref(j);
-        }
+        pay_state(&p);
+        p.error = qs(big);
+        round_trip(&p, NULL);
     }
 }
 
+
+static void
+test_qpay_encode_errors(void **state)
+{
+    sf_qpay_t  p;
+    size_t     len;
+
+    (void) state;
+
+    pay_job(&p);
+    p.type = SF_QREC_FORGET;
+    assert_null(sf_qpay_encode(&p, &len));
+
+    p.type = 0;
+    assert_null(sf_qpay_encode(&p, &len));
+
+    pay_job(&p);
+    p.job = qs("{\"a\":");
+    assert_null(sf_qpay_encode(&p, &len));
+
+    p.job = qs(NULL);
+    assert_null(sf_qpay_encode(&p, &len));
+
+    pay_job(&p);
+    p.storefront = qs("sh\xffop");
+    assert_null(sf_qpay_encode(&p, &len));
+
+    pay_state(&p);
+    p.results = qs("[1,");
+    assert_null(sf_qpay_encode(&p, &len));
+
+    pay_state(&p);
+    p.error = qs("\xc3");
+    assert_null(sf_qpay_encode(&p, &len));
+
+    pay_index(&p, 0);
+    p.siteflow_id = qs("\xed\xa0\x80");     /* a surrogate */
+    assert_null(sf_qpay_encode(&p, &len));
+
+    /* len may be NULL */
+
+    pay_job(&p);
+    {
+        char  *text = sf_qpay_encode(&p, NULL);
+
+        assert_non_null(text);
+        free(text);
+    }
+}
+
+
+static int
+decode_str(int type, const char *text, sf_qpay_t *p)
+{
+    return sf_qpay_decode(type, (const unsigned char *) text, strlen(text),
+                          p);
+}
+
+
+static void
+test_qpay_decode_lenient(void **state)
+{
+    sf_qpay_t  p;
+
+    (void) state;
+
+    /* not a JSON object: refused, *p zeroed but for the type */
+
+    assert_int_equal(decode_str(SF_QREC_JOB, "", &p), -1);
+    assert_int_equal(decode_str(SF_QREC_JOB, "[]", &p), -1);
+    assert_int_equal(decode_str(SF_QREC_JOB, "\"k\"", &p), -1);
+    assert_int_equal(decode_str(SF_QREC_JOB, "{\"k\":1}x", &p), -1);
+    assert_int_equal(decode_str(SF_QREC_STATE, "{\"v\":1", &p), -1);
+    assert_int_equal(p.type, SF_QREC_STATE);
+    assert_null(p.root);
+    assert_true(p.version == 0);
+    assert_int_equal(sf_qpay_decode(SF_QREC_JOB, NULL, 0, &p), -1);
+
+    /* an empty object: every field 0, no job text */
+
+    assert_int_equal(decode_str(SF_QREC_JOB, "{}", &p), 0);
+    assert_true(p.kind == 0 && p.created_ms == 0);
+    assert_int_equal(p.storefront.len, 0);
+    assert_null(p.job.data);
+    sf_qpay_free(&p);
+
+    /* members of another type are left 0, unknown ones ignored */
+
+    assert_int_equal(decode_str(SF_QREC_JOB,
+                                "{\"k\":\"1\",\"s\":7,\"o\":\"9\","
+                                "\"c\":1.5,\"j\":\"text\",\"new\":[1]}",
+                                &p),
+                     0);
+    assert_true(p.kind == 0 && p.created_ms == 0);
+    assert_int_equal(p.storefront.len, 0);
+    check_str(p.order_id, qs("9"));
+    assert_null(p.job.data);
+    sf_qpay_free(&p);
+
+    /* j as an array is kept; as null it is absent */
+
+    assert_int_equal(decode_str(SF_QREC_JOB, "{\"j\":[1, 2]}", &p), 0);
+    check_str(p.job, qs("[1,2]"));
+    sf_qpay_free(&p);
+
+    assert_int_equal(decode_str(SF_QREC_JOB, "{\"j\":null}", &p), 0);
+    assert_null(p.job.data);
+    sf_qpay_free(&p);
+
+    /* results: null, a scalar and a missing key all read as none */
+
+    assert_int_equal(decode_str(SF_QREC_STATE, "{\"r\":null,\"e\":null}",
+                                &p),
+                     0);
+    assert_int_equal(p.results.len, 0);
+    assert_int_equal(p.error.len, 0);
+    sf_qpay_free(&p);
+
+    assert_int_equal(decode_str(SF_QREC_STATE, "{\"r\":5}", &p), 0);
+    assert_int_equal(p.results.len, 0);
+    sf_qpay_free(&p);
+
+    /* negative integers are kept as their 64 bits */
+
+    assert_int_equal(decode_str(SF_QREC_INDEX,
+                                "{\"rk\":-3,\"fp\":-1,\"pb\":1}", &p),
+                     0);
+    assert_true(p.rank == -3);
+    assert_true(p.fingerprint == UINT64_MAX);
+    assert_true(p.postback == 1);
+    sf_qpay_free(&p);
+
+    /* another type's members are not read */
+
+    assert_int_equal(decode_str(SF_QREC_STATE, "{\"k\":1,\"s\":\"x\"}", &p),
+                     0);
+    assert_true(p.kind == 0);
+    assert_int_equal(p.storefront.len, 0);
+    sf_qpay_free(&p);
+
+    /* a type the module does not write: nothing read, no failure */
+
+    assert_int_equal(decode_str(SF_QREC_FORGET, "{\"k\":1}", &p), 0);
+    assert_true(p.kind == 0);
+    sf_qpay_free(&p);
+
+    /* sf_qpay_free() twice is harmless */
+
+    sf_qpay_free(&p);
+}
+
+
+/* every cut of a payload fails cleanly; every changed byte is harmless */
+
+static void
+test_qpay_truncated_corrupt(void **state)
+{
+    int          type, k;
+    char        *text;
+    size_t       len, i, n;
+    sf_qpay_t    p, d;
+    unsigned char  buf[1024];
+    static const unsigned char  subst[] = {
+        0x00, '"', '\\', '{', '}', '[', ']', ',', ':', '0', '-', 'x',
+        0x80, 0xc3, 0xff
+    };
+
+    (void) state;
+
+    for (k = 0; k < 4; k++) {
+
+        switch (k) {
+        case 0:
+            pay_job(&p);
+            break;
+        case 1:
+            pay_state(&p);
+            break;
+        default:
+            pay_index(&p, k - 2);
+        }
+
+        type = p.type;
+
+        text = sf_qpay_encode(&p, &len);
+        assert_non_null(text);
+        assert_true(len < sizeof(buf));
+
+        for (n = 0; n < len; n++) {
+            memcpy(buf, text, n);
+            assert_int_equal(sf_qpay_decode(type, buf, n, &d), -1);
+            assert_null(d.root);
+        }
+
+        for (i = 0; i < len; i++) {
+            for (n = 0; n < sizeof(subst); n++) {
+                memcpy(buf, text, len);
+                buf[i] = subst[n];
+
+                if (sf_qpay_decode(type, buf, len, &d) == 0) {
+                    assert_non_null(d.root);
+                    sf_qpay_free(&d);
+
+                } else {
+                    assert_null(d.root);
+                }
+            }
+        }
+
+        free(text);
+    }
+}
 
 static void
 test_state_names(void **state)
@@ -2032,118 +1612,114 @@ test_state_names(void **state)
 }
 
 
-/* a whole spool segment: job + states + forget, scanned and decoded */
+
+/* a whole spool segment: the module's records, scanned and decoded */
 
 typedef struct {
     unsigned   jobs;
     unsigned   states;
+    unsigned   index;
     unsigned   forgets;
-    int        last_state;
+    uint64_t   last_state;
 } apply_t;
 
 
 static int
 apply(const sf_qrec_t *r, void *data)
 {
-    apply_t      *a;
-    sf_qjob_t     j;
-    sf_qstate_t   s;
+    apply_t    *a;
+    sf_qpay_t   p;
 
     a = data;
+
+    if (r->type == SF_QREC_FORGET) {
+        assert_int_equal(r->len, 0);
+        a->forgets++;
+        return 0;
+    }
+
+    assert_int_equal(sf_qpay_decode(r->type, r->payload, r->len, &p), 0);
 
     switch (r->type) {
 
     case SF_QREC_JOB:
-        assert_int_equal(sf_qjob_decode(r->payload, r->len, &j),
-                         SF_QJSON_OK);
-        assert_string_equal(j.kind, "order.create");
-        json_decref(j.steps);
+        check_str(p.order_id, qs("1042"));
+        check_str(p.job, qs(JOB_TEXT));
         a->jobs++;
         break;
 
     case SF_QREC_STATE:
-        assert_int_equal(sf_qstate_decode(r->payload, r->len, &s),
-                         SF_QJSON_OK);
-        a->last_state = s.state;
-        json_decref(s.results);
+        a->last_state = p.state;
         a->states++;
         break;
 
     default:
-        assert_int_equal(r->len, 0);
-        a->forgets++;
+        check_str(p.siteflow_id, qs("5f1e0c"));
+        a->index++;
         break;
     }
 
+    sf_qpay_free(&p);
+
     return 0;
+}
+
+
+static size_t
+put_record(unsigned char *seg, size_t off, size_t size, const sf_qpay_t *p,
+    uint64_t id)
+{
+    char      *text;
+    size_t     len, n;
+    sf_qrec_t  r;
+
+    text = sf_qpay_encode(p, &len);
+    assert_non_null(text);
+
+    r.type = (uint16_t) p->type;
+    r.job_id = id;
+    r.time_ms = 1000 + off;
+    r.payload = (const unsigned char *) text;
+    r.len = len;
+
+    n = sf_qrec_encode(&r, seg + off, size - off);
+    assert_int_equal(n, sf_qrec_size(len));
+
+    free(text);
+
+    return off + n;
 }
 
 
 static void
 test_segment_end_to_end(void **state)
 {
-    size_t          off, len, end;
+    size_t          off, end;
     apply_t         a;
-    sf_qjob_t       j;
+    sf_qpay_t       p;
     sf_qrec_t       r;
-    sf_qstate_t     s;
     unsigned char   seg[4096];
 
     (void) state;
 
     off = 0;
 
-    job_fill(&j, "order.create", "shop", "1042");
-    j.steps = steps_new();
+    pay_job(&p);
+    off = put_record(seg, off, sizeof(seg), &p, 1);
 
-    /* built in place: JSON at seg + off + header, then the record */
+    pay_index(&p, 0);
+    off = put_record(seg, off, sizeof(seg), &p, 0);
 
-    assert_int_equal(sf_qjob_encode(&j, (char *) seg + off
-                                        + SF_QREC_HEADER_SIZE,
-                                    sizeof(seg) - off - SF_QREC_HEADER_SIZE,
-                                    &len),
-                     SF_QJSON_OK);
-    json_decref(j.steps);
+    pay_state(&p);
+    off = put_record(seg, off, sizeof(seg), &p, 1);
 
-    r.type = SF_QREC_JOB;
-    r.job_id = 1;
-    r.time_ms = 1000;
-    r.payload = seg + off + SF_QREC_HEADER_SIZE;
-    r.len = len;
-    off += sf_qrec_encode(&r, seg + off, sizeof(seg) - off);
-
-    memset(&s, 0, sizeof(s));
-    s.state = SF_QSTATE_RETRYING;
-    s.attempts = 1;
-    sf_qstate_set_error(&s, "HTTP 503", 8);
-
-    assert_int_equal(sf_qstate_encode(&s, (char *) seg + off
-                                          + SF_QREC_HEADER_SIZE,
-                                      sizeof(seg) - off
-                                      - SF_QREC_HEADER_SIZE, &len),
-                     SF_QJSON_OK);
-
-    r.type = SF_QREC_STATE;
-    r.time_ms = 2000;
-    r.payload = seg + off + SF_QREC_HEADER_SIZE;
-    r.len = len;
-    off += sf_qrec_encode(&r, seg + off, sizeof(seg) - off);
-
-    s.state = SF_QSTATE_DONE;
-    s.step = 2;
-
-    assert_int_equal(sf_qstate_encode(&s, (char *) seg + off
-                                          + SF_QREC_HEADER_SIZE,
-                                      sizeof(seg) - off
-                                      - SF_QREC_HEADER_SIZE, &len),
-                     SF_QJSON_OK);
-
-    r.time_ms = 3000;
-    r.payload = seg + off + SF_QREC_HEADER_SIZE;
-    r.len = len;
-    off += sf_qrec_encode(&r, seg + off, sizeof(seg) - off);
+    p.state = SF_QSTATE_DONE;
+    p.version++;
+    off = put_record(seg, off, sizeof(seg), &p, 1);
 
     r.type = SF_QREC_FORGET;
+    r.job_id = 1;
+    r.time_ms = 1;
     r.payload = NULL;
     r.len = 0;
     off += sf_qrec_encode(&r, seg + off, sizeof(seg) - off);
@@ -2154,8 +1730,13 @@ test_segment_end_to_end(void **state)
     assert_int_equal(end, off);
     assert_int_equal(a.jobs, 1);
     assert_int_equal(a.states, 2);
+    assert_int_equal(a.index, 1);
     assert_int_equal(a.forgets, 1);
-    assert_int_equal(a.last_state, SF_QSTATE_DONE);
+    assert_true(a.last_state == SF_QSTATE_DONE);
+
+    /* the version byte is the magic's last byte */
+
+    assert_int_equal(seg[3], SF_QREC_VERSION);
 }
 
 
@@ -2179,17 +1760,11 @@ main(void)
         cmocka_unit_test(test_resync_every_flipped_byte),
         cmocka_unit_test(test_resync_shapes),
         cmocka_unit_test(test_segment_names),
-        cmocka_unit_test(test_job_round_trip),
-        cmocka_unit_test(test_job_exact_format),
-        cmocka_unit_test(test_job_decode_invalid),
-        cmocka_unit_test(test_job_bounds),
-        cmocka_unit_test(test_job_encode_invalid),
-        cmocka_unit_test(test_json_max_payload),
-        cmocka_unit_test(test_state_round_trip),
-        cmocka_unit_test(test_state_exact_format),
-        cmocka_unit_test(test_state_decode_invalid),
-        cmocka_unit_test(test_state_encode_invalid),
-        cmocka_unit_test(test_state_set_error),
+        cmocka_unit_test(test_qpay_golden),
+        cmocka_unit_test(test_qpay_round_trip_values),
+        cmocka_unit_test(test_qpay_encode_errors),
+        cmocka_unit_test(test_qpay_decode_lenient),
+        cmocka_unit_test(test_qpay_truncated_corrupt),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_segment_end_to_end),
     };

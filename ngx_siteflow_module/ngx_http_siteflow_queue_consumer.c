@@ -1,0 +1,805 @@
+
+/*
+ * Copyright (C) ngx_siteflow_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_siteflow.h"
+#include "ngx_http_siteflow_queue.h"
+#include "ngx_http_siteflow_queue_spool.h"
+#include "sf_job.h"
+
+
+/*
+ * The consumer (worker 0): it claims due jobs, hands each to the runner
+ * registered with ngx_http_siteflow_queue_runner() and writes the outcome
+ * the runner gives back (ngx_http_siteflow_queue_done()).  Breakers, the
+ * sweep of jobs claimed by dead processes and index pruning run here.
+ */
+
+
+typedef struct {
+    ngx_queue_t                    queue;
+    ngx_http_siteflow_run_t       *run;
+    ngx_http_siteflow_outcome_t    out;
+    ngx_str_t                      error;
+    ngx_http_siteflow_index_t      idx;
+    ngx_event_t                    retry;
+} ngx_http_siteflow_finish_t;
+
+/*
+ * A storefront whose upstream keeps failing is not hammered by its whole
+ * backlog: after a retryable failure only one job (a probe) is started
+ * after the breaker's backoff, and the rest wait for its result.  Jobs
+ * then drain oldest first.  Consumer-local.
+ */
+
+#define NGX_HTTP_SITEFLOW_BREAKERS     64
+#define NGX_HTTP_SITEFLOW_SCAN_MAX     1000
+
+typedef struct {
+    u_char                         name[NGX_HTTP_SITEFLOW_NAME_LEN];
+    size_t                         len;
+    ngx_uint_t                     failures;
+    uint64_t                       until;
+    ngx_uint_t                     probing;
+} ngx_http_siteflow_breaker_t;
+
+/* the consumer's state (worker 0) */
+
+typedef struct {
+    ngx_uint_t                     on;           /* this is the consumer */
+    ngx_event_t                    event;
+    ngx_uint_t                     runs;         /* jobs running */
+    ngx_msec_t                     last_sweep;
+    ngx_atomic_uint_t              seen_generation;
+    ngx_queue_t                   *prune_cur;    /* index pruning cursor */
+    ngx_http_siteflow_runner_pt    runner;       /* starts a job */
+
+    ngx_http_siteflow_breaker_t    breakers[NGX_HTTP_SITEFLOW_BREAKERS];
+    ngx_uint_t                     nbreakers;
+} ngx_http_siteflow_consumer_t;
+
+
+static void ngx_http_siteflow_finished(void *data, ngx_int_t rc,
+    uint64_t id);
+static ngx_http_siteflow_run_t *ngx_http_siteflow_claim(uint64_t now,
+    uint64_t *next);
+static void ngx_http_siteflow_sweep(void);
+static void ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f);
+static void ngx_http_siteflow_finish_retry(ngx_event_t *ev);
+static void ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run);
+static void ngx_http_siteflow_breaker_publish(
+    ngx_http_siteflow_breaker_t *b);
+static void ngx_http_siteflow_consumer_wake(void);
+static void ngx_http_siteflow_consumer_prune(void);
+static void ngx_http_siteflow_consumer_handler(ngx_event_t *ev);
+
+
+static ngx_http_siteflow_consumer_t  ngx_http_siteflow_consumer;
+
+
+/* the runner (ngx_http_siteflow_jobs.c) registers itself */
+
+void
+ngx_http_siteflow_queue_runner(ngx_http_siteflow_runner_pt runner)
+{
+    ngx_http_siteflow_consumer.runner = runner;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
+    ngx_uint_t concurrency)
+{
+    if (ngx_http_siteflow_consumer.runner == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "siteflow: no job runner registered");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_siteflow_curl_init_process(cycle, concurrency, 0)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_siteflow_consumer.on = 1;
+    ngx_http_siteflow_journal_on_applied(ngx_http_siteflow_consumer_wake);
+
+    ngx_http_siteflow_queue_event(&ngx_http_siteflow_consumer.event,
+                                  ngx_http_siteflow_consumer_handler,
+                                  cycle->log);
+    ngx_http_siteflow_consumer.event.cancelable = 1;
+
+    /* jobs left running by a process that is gone are released first */
+    ngx_http_siteflow_consumer.last_sweep = 0;
+
+    ngx_add_timer(&ngx_http_siteflow_consumer.event, 1);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_siteflow_consumer_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_siteflow_consumer.on) {
+        ngx_http_siteflow_curl_exit_process(cycle);
+    }
+}
+
+
+/*
+ * The sent-orders index forgets what is older than index_retention
+ * (ngx_http_siteflow_index_prune()); the new horizon is journaled.
+ */
+
+static void
+ngx_http_siteflow_consumer_prune(void)
+{
+    ngx_http_siteflow_op_t  op;
+
+    if (ngx_http_siteflow_index_prune(ngx_http_siteflow_qc,
+                                      &ngx_http_siteflow_consumer.prune_cur,
+                                      &op)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    /*
+     * if this write fails, the forgotten orders' records are still in
+     * the spool until a snapshot replaces them
+     */
+
+    if (ngx_http_siteflow_append(&op) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "siteflow: cannot journal what the index forgot; "
+                      "the next snapshot keeps it");
+    }
+}
+
+
+/* the consumer (worker 0) */
+
+static void
+ngx_http_siteflow_consumer_wake(void)
+{
+    if (!ngx_http_siteflow_consumer.on) {
+        return;
+    }
+
+    if (ngx_http_siteflow_consumer.event.timer_set) {
+        ngx_del_timer(&ngx_http_siteflow_consumer.event);
+    }
+
+    if (!ngx_http_siteflow_consumer.event.posted) {
+        ngx_post_event(&ngx_http_siteflow_consumer.event, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
+{
+    uint64_t                         now, next;
+    ngx_uint_t                       n;
+    ngx_msec_t                       wait;
+    ngx_http_siteflow_run_t         *run;
+    ngx_http_siteflow_main_conf_t   *smcf;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;     /* runs in flight finish; nothing new starts */
+    }
+
+    if (ngx_current_msec - ngx_http_siteflow_consumer.last_sweep
+        >= NGX_HTTP_SITEFLOW_SWEEP
+        || ngx_http_siteflow_consumer.last_sweep == 0)
+    {
+        ngx_http_siteflow_consumer.last_sweep = ngx_current_msec;
+        ngx_http_siteflow_sweep();
+        ngx_http_siteflow_consumer_prune();
+        ngx_http_siteflow_compact();
+    }
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+
+    ngx_http_siteflow_consumer.seen_generation =
+                                       ngx_http_siteflow_qc->sh->generation;
+
+    now = ngx_http_siteflow_now_ms();
+    next = 0;
+
+    for (n = 0; ngx_http_siteflow_consumer.runs < smcf->concurrency; n++) {
+
+        if (n == NGX_HTTP_SITEFLOW_CLAIM_BATCH) {
+            /* more after nginx has looked at its other connections */
+            if (!ev->posted) {
+                ngx_post_event(ev, &ngx_posted_next_events);
+            }
+
+            return;
+        }
+
+        run = ngx_http_siteflow_claim(now, &next);
+        if (run == NULL) {
+            break;
+        }
+
+        ngx_http_siteflow_consumer.runs++;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "siteflow: job %uL (%s) starts",
+                       run->id, ngx_http_siteflow_kind_name(run->kind));
+
+        ngx_http_siteflow_consumer.runner(run);
+    }
+
+    wait = NGX_HTTP_SITEFLOW_POLL;
+
+    if (next && next > now && next - now < wait) {
+        wait = (ngx_msec_t) (next - now);
+    }
+
+    if (!ev->timer_set && !ev->posted) {
+        ngx_add_timer(ev, wait);
+    }
+}
+
+
+static ngx_http_siteflow_breaker_t *
+ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
+{
+    ngx_uint_t                    i;
+    ngx_http_siteflow_breaker_t  *b;
+
+    if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
+        len = NGX_HTTP_SITEFLOW_NAME_LEN;
+    }
+
+    for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
+        b = &ngx_http_siteflow_consumer.breakers[i];
+
+        if (b->len == len && ngx_memcmp(b->name, name, len) == 0) {
+            return b;
+        }
+    }
+
+    if (!create
+        || ngx_http_siteflow_consumer.nbreakers == NGX_HTTP_SITEFLOW_BREAKERS)
+    {
+        return NULL;
+    }
+
+    b = &ngx_http_siteflow_consumer.breakers[
+                                      ngx_http_siteflow_consumer.nbreakers++];
+    ngx_memzero(b, sizeof(ngx_http_siteflow_breaker_t));
+    ngx_memcpy(b->name, name, len);
+    b->len = len;
+
+    return b;
+}
+
+
+void
+ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
+    ngx_uint_t ok)
+{
+    ngx_uint_t                      probe;
+    ngx_http_siteflow_breaker_t    *b;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    b = ngx_http_siteflow_breaker(run->storefront.data, run->storefront.len,
+                                  !ok);
+    if (b == NULL) {
+        return;
+    }
+
+    probe = run->probe;
+
+    b->probing = 0;
+    run->probe = 0;
+
+    if (ok) {
+        if (b->failures) {
+            ngx_log_error(NGX_LOG_NOTICE, run->log, 0,
+                          "siteflow: the upstreams of storefront \"%V\" "
+                          "answer again; its queue resumes",
+                          &run->storefront);
+        }
+
+        b->failures = 0;
+        b->until = 0;
+        ngx_http_siteflow_breaker_publish(b);
+        return;
+    }
+
+    /*
+     * The backoff grows with the failed probes, not with every run that
+     * fails: the runs started together before the breaker opened (up to
+     * siteflow_queue_concurrency of them, e.g. when a new worker 0 starts
+     * after a crash or a reload) are one failure.  Counting each of them
+     * took the breaker to siteflow_retry_backoff's maximum at once, and
+     * the queue waited that long (150 to 300 s by default) after the
+     * upstream was back.
+     */
+
+    if (b->failures != 0 && !probe) {
+        return;
+    }
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+
+    b->failures++;
+    b->until = ngx_http_siteflow_now_ms()
+               + sf_job_backoff_ms(b->failures, smcf->retry_base,
+                                   smcf->retry_max, (uint32_t) ngx_random());
+
+    ngx_http_siteflow_breaker_publish(b);
+}
+
+
+/* a copy in the zone for the metrics, which any worker may serve */
+
+static void
+ngx_http_siteflow_breaker_publish(ngx_http_siteflow_breaker_t *b)
+{
+    ngx_uint_t                     i;
+    ngx_http_siteflow_queue_sh_t  *sh;
+
+    sh = ngx_http_siteflow_qc->sh;
+
+    ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
+
+    for (i = 0; i < sh->nbreakers; i++) {
+        if (sh->breakers[i].len == b->len
+            && ngx_memcmp(sh->breakers[i].name, b->name, b->len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == sh->nbreakers && i < NGX_HTTP_SITEFLOW_SH_BREAKERS) {
+        ngx_memcpy(sh->breakers[i].name, b->name, b->len);
+        sh->breakers[i].len = b->len;
+        sh->nbreakers++;
+    }
+
+    if (i < sh->nbreakers) {
+        sh->breakers[i].failures = b->failures;
+    }
+
+    ngx_shmtx_unlock(&ngx_http_siteflow_qc->shpool->mutex);
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
+    ngx_uint_t *probe)
+{
+    ngx_http_siteflow_breaker_t  *b;
+
+    *probe = 0;
+
+    b = ngx_http_siteflow_breaker(job->storefront.data, job->storefront.len,
+                                  0);
+
+    if (b == NULL || b->failures == 0) {
+        return 1;
+    }
+
+    if (b->probing || now < b->until) {
+        return 0;
+    }
+
+    b->probing = 1;
+    *probe = 1;
+
+    return 1;
+}
+
+
+static ngx_http_siteflow_run_t *
+ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
+{
+    ngx_uint_t                       n, probe;
+    json_error_t                     err;
+    ngx_pool_t                      *pool;
+    ngx_rbtree_node_t               *node;
+    ngx_http_siteflow_job_t         *job;
+    ngx_http_siteflow_run_t         *run;
+    ngx_http_siteflow_queue_sh_t    *sh;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+    sh = qc->sh;
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    /* jobs whose backoff is over join the due jobs, which go oldest first */
+
+    while (sh->waiting.root != sh->waiting.sentinel) {
+        node = ngx_rbtree_min(sh->waiting.root, sh->waiting.sentinel);
+
+        if ((uint64_t) node->key > now) {
+            *next = (uint64_t) node->key;
+            break;
+        }
+
+        job = ngx_rbtree_data(node, ngx_http_siteflow_job_t, due);
+
+        ngx_rbtree_delete(&sh->waiting, node);
+        job->in_waiting = 0;
+
+        job->due.key = (ngx_rbtree_key_t) job->id;
+        ngx_rbtree_insert(&sh->due, &job->due);
+        job->in_due = 1;
+    }
+
+    if (sh->due.root == sh->due.sentinel) {
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+        return NULL;
+    }
+
+    /* the oldest due job whose storefront's breaker lets it go */
+
+    node = ngx_rbtree_min(sh->due.root, sh->due.sentinel);
+    probe = 0;
+
+    for (n = 0; node; n++) {
+        job = ngx_rbtree_data(node, ngx_http_siteflow_job_t, due);
+
+        if (ngx_http_siteflow_breaker_allows(job, now, &probe)) {
+            break;
+        }
+
+        if (n == NGX_HTTP_SITEFLOW_SCAN_MAX) {
+            node = NULL;
+            break;
+        }
+
+        node = ngx_rbtree_next(&sh->due, node);
+    }
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+        return NULL;
+    }
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+        return NULL;
+    }
+
+    run = ngx_pcalloc(pool, sizeof(ngx_http_siteflow_run_t));
+    if (run == NULL) {
+        goto failed;
+    }
+
+    run->pool = pool;
+    run->log = ngx_cycle->log;
+    run->id = job->id;
+    run->kind = job->kind;
+    run->attempts = job->attempts;
+    run->created_ms = job->created_ms;
+    run->maybe_sent = job->maybe_sent;
+    run->probe = probe;
+
+    run->storefront.len = job->storefront.len;
+    run->storefront.data = ngx_pstrdup(pool, &job->storefront);
+    run->order_id.len = job->order_id.len;
+    run->order_id.data = ngx_pstrdup(pool, &job->order_id);
+
+    if (run->storefront.data == NULL || run->order_id.data == NULL) {
+        goto failed;
+    }
+
+    run->job = json_loadb((const char *) job->payload.data, job->payload.len,
+                          0, &err);
+
+    if (job->results.len) {
+        run->results = json_loadb((const char *) job->results.data,
+                                  job->results.len, 0, &err);
+    }
+
+    if (run->results == NULL) {
+        run->results = json_object();
+    }
+
+    if (run->job == NULL || run->results == NULL) {
+        json_decref(run->job);
+        json_decref(run->results);
+        goto failed;
+    }
+
+    ngx_rbtree_delete(&sh->due, node);
+    job->in_due = 0;
+    job->running = 1;
+    job->owner = ngx_pid;
+    ngx_queue_insert_tail(&sh->running, &job->run_link);
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    return run;
+
+failed:
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
+/* jobs claimed by a process that is gone are released */
+
+static void
+ngx_http_siteflow_sweep(void)
+{
+    ngx_pid_t                        pid;
+    ngx_queue_t                     *q, *next;
+    ngx_http_siteflow_job_t         *job;
+    ngx_http_siteflow_queue_sh_t    *sh;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+    sh = qc->sh;
+
+    /* a process killed in the middle of its write() leaves the lock */
+
+    pid = (ngx_pid_t) sh->write_lock.lock;
+
+    if (pid && pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH)
+    {
+        if (ngx_shmtx_force_unlock(qc->write_lock, pid)) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "siteflow: process %P died holding the spool "
+                          "write lock; released", pid);
+        }
+    }
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->running);
+         q != ngx_queue_sentinel(&sh->running);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        job = ngx_queue_data(q, ngx_http_siteflow_job_t, run_link);
+
+        if (job->owner == ngx_pid
+            || kill(job->owner, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "siteflow: job %uL was being delivered by process "
+                      "%P, which is gone; it is resumed", job->id,
+                      job->owner);
+
+        ngx_queue_remove(q);
+        job->running = 0;
+        job->owner = 0;
+
+        if (job->kind == NGX_HTTP_SITEFLOW_JOB_ORDER) {
+            job->maybe_sent = 1;
+        }
+
+        if (job->order) {
+            ngx_http_siteflow_chain_sync(sh, job->order);
+
+        } else {
+            job->due.key = (ngx_rbtree_key_t) job->id;
+            ngx_rbtree_insert(&sh->due, &job->due);
+            job->in_due = 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+}
+
+
+/* the runner is done with a job: its outcome is written, then applied */
+
+void
+ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_outcome_t *out)
+{
+    ngx_http_siteflow_finish_t  *f;
+
+    f = ngx_pcalloc(run->pool, sizeof(ngx_http_siteflow_finish_t));
+    if (f == NULL) {
+        /* the job stays claimed by this process; a restart resumes it */
+        ngx_log_error(NGX_LOG_ALERT, run->log, 0,
+                      "siteflow: out of memory finishing job %uL", run->id);
+        return;
+    }
+
+    f->run = run;
+    f->out = *out;
+
+    if (run->probe) {
+        /* the probe ended without an answer either way */
+        ngx_http_siteflow_breaker_t  *b;
+
+        b = ngx_http_siteflow_breaker(run->storefront.data,
+                                      run->storefront.len, 0);
+        if (b) {
+            b->probing = 0;
+        }
+
+        run->probe = 0;
+    }
+
+    if (out->error.len > NGX_HTTP_SITEFLOW_ERROR_MAX) {
+        f->out.error.len = NGX_HTTP_SITEFLOW_ERROR_MAX;
+    }
+
+    /* the caller's buffers are gone when a write has to be tried again */
+
+    if (f->out.error.len) {
+        f->out.error.data = ngx_pstrdup(run->pool, &f->out.error);
+        if (f->out.error.data == NULL) {
+            f->out.error.len = 0;
+        }
+    }
+
+    if (out->index) {
+        f->idx = *out->index;
+        f->out.index = &f->idx;
+
+        /* strings of the index entry live in the run's pool or longer */
+    }
+
+    f->retry.handler = ngx_http_siteflow_finish_retry;
+    f->retry.data = f;
+    f->retry.log = run->log;
+
+    if (run->xfer) {
+        ngx_http_siteflow_xfer_destroy(run->xfer);
+        run->xfer = NULL;
+    }
+
+    ngx_http_siteflow_finish_write(f);
+}
+
+
+static void
+ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f)
+{
+    char                            *results;
+    uint64_t                         now;
+    ngx_http_siteflow_op_t           op;
+    ngx_http_siteflow_run_t         *run;
+    ngx_http_siteflow_job_t         *job;
+    ngx_http_siteflow_main_conf_t   *smcf;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+    run = f->run;
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    job = ngx_http_siteflow_job_find(qc->sh, run->id);
+
+    if (job == NULL) {
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+        ngx_http_siteflow_consumer.runs--;
+        ngx_http_siteflow_run_free(run);
+        return;
+    }
+
+    (void) ngx_http_siteflow_state_op(job, &op);
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    now = ngx_http_siteflow_now_ms();
+
+    op.state = f->out.state;
+    op.attempts = run->attempts + 1;
+    op.error = f->out.error;
+    op.maybe_sent = f->out.maybe_sent;
+    op.release = 1;
+    op.next_ms = 0;
+
+    if (op.state == SF_QSTATE_RETRYING) {
+        if (smcf->give_up
+            && sf_job_give_up(run->created_ms, now, smcf->give_up))
+        {
+            op.state = SF_QSTATE_FAILED;
+
+        } else {
+            op.next_ms = now + sf_job_backoff_ms(op.attempts,
+                                                 smcf->retry_base,
+                                                 smcf->retry_max,
+                                                 (uint32_t) ngx_random());
+        }
+    }
+
+    results = json_dumps(run->results, JSON_COMPACT);
+
+    if (results) {
+        op.results.data = (u_char *) results;
+        op.results.len = ngx_strlen(results);
+    }
+
+    if (f->out.index) {
+        ngx_http_siteflow_op_t  iop;
+
+        ngx_memzero(&iop, sizeof(ngx_http_siteflow_op_t));
+        iop.type = SF_QREC_INDEX;
+        iop.postback = 0;
+        iop.idx = *f->out.index;
+        iop.version = ngx_http_siteflow_idx_version(f->out.index, 0);
+
+        if (ngx_http_siteflow_append(&iop) != NGX_OK) {
+            free(results);
+            ngx_add_timer(&f->retry, 1000);
+            return;
+        }
+    }
+
+    op.handler = ngx_http_siteflow_finished;
+    op.data = f;
+
+    if (ngx_http_siteflow_append(&op) != NGX_OK) {
+        free(results);
+        ngx_add_timer(&f->retry, 1000);
+        return;
+    }
+
+    free(results);
+}
+
+
+static void
+ngx_http_siteflow_finished(void *data, ngx_int_t rc, uint64_t id)
+{
+    ngx_http_siteflow_finish_t  *f = data;
+
+    if (rc != NGX_OK) {
+        /* the outcome is kept here until the spool takes it */
+        ngx_add_timer(&f->retry, 1000);
+        return;
+    }
+
+    ngx_http_siteflow_consumer.runs--;
+    ngx_http_siteflow_run_free(f->run);
+
+    ngx_http_siteflow_consumer_wake();
+}
+
+
+static void
+ngx_http_siteflow_finish_retry(ngx_event_t *ev)
+{
+    ngx_http_siteflow_finish_write(ev->data);
+}
+
+
+static void
+ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run)
+{
+    if (run->xfer) {
+        ngx_http_siteflow_xfer_destroy(run->xfer);
+    }
+
+    json_decref(run->job);
+    json_decref(run->results);
+
+    ngx_destroy_pool(run->pool);
+}
