@@ -17,7 +17,6 @@
 
 /* registered with ngx_http_siteflow_queue_runner() */
 void ngx_http_siteflow_job_start(ngx_http_siteflow_run_t *run);
-void ngx_http_siteflow_job_abort(ngx_http_siteflow_run_t *run);
 
 
 #endif /* _NGX_HTTP_SITEFLOW_JOBS_H_INCLUDED_ */

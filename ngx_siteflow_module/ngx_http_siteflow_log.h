@@ -20,7 +20,7 @@
 size_t ngx_http_siteflow_log_body_max(ngx_http_request_t *r);
 
 
-/* the Site Flow Log (ngx_http_siteflow_log.c) */
+/* the Site Flow Log (written in ngx_http_siteflow_shmlog.c) */
 typedef struct {
     ngx_uint_t                     direction;    /* SF_RING_IN / _OUT */
     ngx_str_t                      method;
