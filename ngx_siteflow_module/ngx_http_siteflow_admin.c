@@ -14,7 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_log.h"
-#include "ngx_http_siteflow_hmac.h"
+#include "ngx_http_siteflow_guard.h"
 #include "ngx_http_siteflow_admin.h"
 #include "sf_admin.h"
 #include "sf_json.h"

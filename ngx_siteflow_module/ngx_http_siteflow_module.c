@@ -10,7 +10,7 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_admin.h"
-#include "ngx_http_siteflow_hmac.h"
+#include "ngx_http_siteflow_guard.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_hook.h"
 #include "ngx_http_siteflow_jobs.h"
@@ -410,7 +410,7 @@ ngx_http_siteflow_postconfiguration(ngx_conf_t *cf)
     }
 
     if (smcf->requires_guard) {
-        if (ngx_http_siteflow_hmac_init(cf) != NGX_OK) {
+        if (ngx_http_siteflow_guard_init(cf) != NGX_OK) {
             return NGX_ERROR;
         }
     }

@@ -9,7 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_siteflow.h"
-#include "ngx_http_siteflow_hmac.h"
+#include "ngx_http_siteflow_guard.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_admin.h"
 

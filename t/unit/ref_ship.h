@@ -684,7 +684,7 @@ ref_ship_check_items(ref_ship_ctx_t *ctx, json_t *pkg, const char *prefix)
 
 /*
  * The order id of the Site Flow Log entry of a Ship API request as
- * ngx_http_siteflow_hmac.c found it at commit 0903028 (a jansson tree,
+ * ngx_http_siteflow_hmac.c (now _guard.c) found it at commit 0903028 (a jansson tree,
  * duplicate keys allowed).
  */
 

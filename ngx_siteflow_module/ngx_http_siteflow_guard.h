@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_SITEFLOW_HMAC_H_INCLUDED_
-#define _NGX_HTTP_SITEFLOW_HMAC_H_INCLUDED_
+#ifndef _NGX_HTTP_SITEFLOW_GUARD_H_INCLUDED_
+#define _NGX_HTTP_SITEFLOW_GUARD_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -15,9 +15,9 @@
 #include "ngx_http_siteflow.h"
 
 
-ngx_int_t ngx_http_siteflow_hmac_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_siteflow_guard_init(ngx_conf_t *cf);
 const char *ngx_http_siteflow_sig_result_name(ngx_uint_t result);
 ngx_http_siteflow_ctx_t *ngx_http_siteflow_get_ctx(ngx_http_request_t *r);
 
 
-#endif /* _NGX_HTTP_SITEFLOW_HMAC_H_INCLUDED_ */
+#endif /* _NGX_HTTP_SITEFLOW_GUARD_H_INCLUDED_ */

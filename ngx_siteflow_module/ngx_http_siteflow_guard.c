@@ -9,7 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_siteflow.h"
-#include "ngx_http_siteflow_hmac.h"
+#include "ngx_http_siteflow_guard.h"
 #include "ngx_http_siteflow_shmlog.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_log.h"
@@ -122,7 +122,7 @@ static const char  *ngx_http_siteflow_sig_results[] = {
 
 
 ngx_int_t
-ngx_http_siteflow_hmac_init(ngx_conf_t *cf)
+ngx_http_siteflow_guard_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
