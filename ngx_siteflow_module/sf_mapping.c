@@ -414,6 +414,29 @@ sf_mapping_parse(const char *text, size_t len, const char *name, char *err,
 }
 
 
+json_t *
+sf_map_field_scalar(const sf_map_field_t *f)
+{
+    switch (f->type) {
+
+    case SF_VAL_INTEGER:
+        return json_integer(f->integer);
+
+    case SF_VAL_REAL:
+        return json_real(f->real);
+
+    case SF_VAL_TRUE:
+        return json_true();
+
+    case SF_VAL_FALSE:
+        return json_false();
+
+    default: /* SF_VAL_NULL; a template is rendered by its caller */
+        return json_null();
+    }
+}
+
+
 void
 sf_mapping_free(sf_mapping_t *m)
 {

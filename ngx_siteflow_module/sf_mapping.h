@@ -188,6 +188,10 @@ typedef struct {
 } sf_map_field_t;
 
 
+/* the JSON value of a field that is not a template (a new reference) */
+json_t *sf_map_field_scalar(const sf_map_field_t *f);
+
+
 typedef struct {
     const char         *key;       /* NUL-terminated UTF-8 */
     size_t              key_len;

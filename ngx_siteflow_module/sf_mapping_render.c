@@ -75,24 +75,8 @@ sf_mapping_printnow_body(const sf_mapping_t *m, sf_pn_call_t call,
             v = json_stringn(buf, len);
             break;
 
-        case SF_VAL_INTEGER:
-            v = json_integer(f->integer);
-            break;
-
-        case SF_VAL_REAL:
-            v = json_real(f->real);
-            break;
-
-        case SF_VAL_TRUE:
-            v = json_true();
-            break;
-
-        case SF_VAL_FALSE:
-            v = json_false();
-            break;
-
-        default: /* SF_VAL_NULL */
-            v = json_null();
+        default:
+            v = sf_map_field_scalar(f);
             break;
         }
 

@@ -1330,24 +1330,8 @@ sf_tr_component(sf_tr_ctx_t *ctx, const sf_map_component_t *c,
             v = json_stringn(ctx->buf, len);
             break;
 
-        case SF_VAL_INTEGER:
-            v = json_integer(f->integer);
-            break;
-
-        case SF_VAL_REAL:
-            v = json_real(f->real);
-            break;
-
-        case SF_VAL_TRUE:
-            v = json_true();
-            break;
-
-        case SF_VAL_FALSE:
-            v = json_false();
-            break;
-
         default:
-            v = json_null();
+            v = sf_map_field_scalar(f);
             break;
         }
 
