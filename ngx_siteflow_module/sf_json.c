@@ -253,3 +253,35 @@ sf_json_utf8_cut(const char *p, size_t n, size_t max)
 
     return i;
 }
+
+
+size_t
+sf_json_utf8_trim(const char *p, size_t n)
+{
+    size_t          i, k, need;
+    unsigned char   c;
+
+    /* the start of the last character: back over continuation bytes */
+
+    i = n;
+
+    for (k = 0; k < 3 && i > 0 && ((unsigned char) p[i - 1] & 0xc0) == 0x80;
+         k++)
+    {
+        i--;
+    }
+
+    if (i == 0) {
+        return n;
+    }
+
+    c = (unsigned char) p[i - 1];
+
+    if (c < 0xc0) {
+        return n;               /* ASCII, or no lead byte: nothing to do */
+    }
+
+    need = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : 2;
+
+    return (n - (i - 1) < need) ? i - 1 : n;
+}

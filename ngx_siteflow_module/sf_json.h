@@ -73,5 +73,13 @@ int sf_json_utf8_valid(const unsigned char *p, size_t len);
 
 size_t sf_json_utf8_cut(const char *p, size_t n, size_t max);
 
+/*
+ * The length of p[0 .. n - 1] without a last character that is cut short
+ * (a lead byte whose continuation bytes are not all there), for text that
+ * something else truncated at a byte count, such as vsnprintf().
+ */
+
+size_t sf_json_utf8_trim(const char *p, size_t n);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

@@ -508,11 +508,7 @@ sf_pb_fail(sf_pb_ctx_t *ctx, sf_pb_rc_t rc, const char *fmt, ...)
     }
 
     if ((size_t) n >= sizeof(text)) {
-        n = sizeof(text) - 1;
-
-        while (n > 0 && ((unsigned char) text[n] & 0xc0) == 0x80) {
-            n--;
-        }
+        n = (int) sf_json_utf8_trim(text, sizeof(text) - 1);
     }
 
     sf_json_copy_cut(ctx->err, ctx->err_size, text, (size_t) n);

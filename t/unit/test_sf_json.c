@@ -126,6 +126,29 @@ test_valid(void **state)
 
 
 static void
+test_utf8_trim(void **state)
+{
+    const char  *s = "ab\xc3\xa9" "cd\xe2\x82\xac" "e\xf0\x9f\x98\x80";
+
+    (void) state;
+
+    assert_int_equal(sf_json_utf8_trim(s, 0), 0);
+    assert_int_equal(sf_json_utf8_trim(s, 2), 2);
+    assert_int_equal(sf_json_utf8_trim(s, 3), 2);      /* lead byte alone */
+    assert_int_equal(sf_json_utf8_trim(s, 4), 4);
+    assert_int_equal(sf_json_utf8_trim(s, 7), 6);      /* 1 of 3 */
+    assert_int_equal(sf_json_utf8_trim(s, 8), 6);      /* 2 of 3 */
+    assert_int_equal(sf_json_utf8_trim(s, 9), 9);
+    assert_int_equal(sf_json_utf8_trim(s, 11), 10);    /* 1 of 4 */
+    assert_int_equal(sf_json_utf8_trim(s, 13), 10);    /* 3 of 4 */
+    assert_int_equal(sf_json_utf8_trim(s, 14), 14);
+
+    /* stray continuation bytes are left for the sanitiser */
+    assert_int_equal(sf_json_utf8_trim("a\x80\x80", 3), 3);
+}
+
+
+static void
 test_utf8_cut(void **state)
 {
     const char  *s = "ab\xc3\xa9" "cd\xe2\x82\xac";
@@ -182,6 +205,7 @@ main(void)
         cmocka_unit_test(test_clean_cut),
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_utf8_cut),
+        cmocka_unit_test(test_utf8_trim),
         cmocka_unit_test(test_copy_cut),
     };
 
