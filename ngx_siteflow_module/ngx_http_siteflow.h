@@ -18,7 +18,7 @@
 #include "ngx_http_siteflow_upstream.h"
 
 
-#define NGX_HTTP_SITEFLOW_VERSION  "0.2.0"
+#define NGX_HTTP_SITEFLOW_VERSION  "0.3.0"
 
 /* the shortest siteflow_token accepted */
 #define NGX_HTTP_SITEFLOW_TOKEN_MIN  16
