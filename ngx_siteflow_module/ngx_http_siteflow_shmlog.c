@@ -104,12 +104,13 @@ typedef struct {
 
 
 /*
- * The replay cache survives a restart: every nonce stored is appended to
- * "nonces.sfn" in the spool (siteflow_spool), 24 bytes (the 16 bytes of
- * the entry and its expiry as wall-clock ms, little-endian) with one
- * small O_APPEND write(), not synced; when the zone is made (start, not
- * reload) the unexpired entries are loaded and the file is rewritten
- * with only them.
+ * The replay cache survives a restart: "nonces.sfn" in the spool
+ * (siteflow_spool) mirrors the cache's ring of slots, 24 bytes a slot (the
+ * 16 bytes of the entry and its expiry as wall-clock ms, little-endian).
+ * Every nonce stored is written over its slot with one small pwrite(),
+ * not synced, so the file never grows beyond the ring (nonce_max slots);
+ * when the zone is made (start, not reload) the unexpired entries are
+ * loaded and the file is rewritten as the new ring.
  */
 
 #define NGX_HTTP_SITEFLOW_NONCE_REC   (NGX_HTTP_SITEFLOW_DIGEST_LEN + 8)
@@ -131,8 +132,10 @@ static ngx_http_siteflow_shm_t *ngx_http_siteflow_shm(
     ngx_shm_zone_t *shm_zone);
 static void ngx_http_siteflow_nonce_store(ngx_http_siteflow_shm_t *sh,
     u_char *digest, ngx_msec_t expires);
-static void ngx_http_siteflow_nonce_append(ngx_http_siteflow_zone_ctx_t *ctx,
-    u_char *digest, ngx_msec_t ttl);
+static void ngx_http_siteflow_nonce_write(ngx_http_siteflow_zone_ctx_t *ctx,
+    uint32_t slot, u_char *digest, ngx_msec_t ttl);
+static void ngx_http_siteflow_nonce_record(u_char *rec, u_char *digest,
+    uint64_t expires);
 static ngx_int_t ngx_http_siteflow_nonce_load(ngx_shm_zone_t *shm_zone,
     ngx_http_siteflow_zone_ctx_t *ctx);
 
@@ -431,7 +434,7 @@ ngx_http_siteflow_nonce_rc_e
 ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
     ngx_msec_t ttl)
 {
-    uint32_t                       b, n;
+    uint32_t                       b, n, slot;
     ngx_uint_t                     evicted;
     ngx_msec_t                     now;
     ngx_http_siteflow_shm_t       *sh;
@@ -468,7 +471,8 @@ ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
         break;
     }
 
-    e = &sh->nonces[sh->nonce_head];
+    slot = sh->nonce_head;
+    e = &sh->nonces[slot];
 
     evicted = e->used && (ngx_msec_int_t) (e->expires - now) > 0;
 
@@ -476,7 +480,7 @@ ngx_http_siteflow_nonce_check(ngx_shm_zone_t *shm_zone, u_char *digest,
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    ngx_http_siteflow_nonce_append(ctx, digest, ttl);
+    ngx_http_siteflow_nonce_write(ctx, slot, digest, ttl);
 
     if (evicted) {
         (void) ngx_atomic_fetch_add(
@@ -517,15 +521,12 @@ ngx_http_siteflow_nonce_store(ngx_http_siteflow_shm_t *sh, u_char *digest,
 }
 
 
-/* one small write() in the worker: the page cache takes it */
+/* one small pwrite() over the slot in the worker: the page cache takes it */
 
 static void
-ngx_http_siteflow_nonce_append(ngx_http_siteflow_zone_ctx_t *ctx,
-    u_char *digest, ngx_msec_t ttl)
+ngx_http_siteflow_nonce_write(ngx_http_siteflow_zone_ctx_t *ctx,
+    uint32_t slot, u_char *digest, ngx_msec_t ttl)
 {
-    u_char      *p;
-    uint64_t     expires;
-    ngx_uint_t   i;
     ngx_time_t  *tp;
     u_char       rec[NGX_HTTP_SITEFLOW_NONCE_REC];
 
@@ -535,26 +536,21 @@ ngx_http_siteflow_nonce_append(ngx_http_siteflow_zone_ctx_t *ctx,
 
     if (ngx_http_siteflow_nonce_fd == NGX_INVALID_FILE) {
         ngx_http_siteflow_nonce_fd = open((char *) ctx->nonce_file.data,
-                                          O_WRONLY|O_APPEND|O_CREAT
-                                          |O_NONBLOCK|O_CLOEXEC, 0600);
+                                          O_WRONLY|O_CREAT|O_NONBLOCK
+                                          |O_CLOEXEC, 0600);
 
         if (ngx_http_siteflow_nonce_fd == NGX_INVALID_FILE) {
             goto failed;
         }
     }
 
-    ngx_time_update();
-
     tp = ngx_timeofday();
-    expires = (uint64_t) tp->sec * 1000 + tp->msec + ttl;
 
-    p = ngx_cpymem(rec, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
+    ngx_http_siteflow_nonce_record(rec, digest,
+                                   (uint64_t) tp->sec * 1000 + tp->msec + ttl);
 
-    for (i = 0; i < 8; i++) {
-        *p++ = (u_char) (expires >> (8 * i));
-    }
-
-    if (write(ngx_http_siteflow_nonce_fd, rec, sizeof(rec))
+    if (pwrite(ngx_http_siteflow_nonce_fd, rec, sizeof(rec),
+               (off_t) slot * NGX_HTTP_SITEFLOW_NONCE_REC)
         == (ssize_t) sizeof(rec))
     {
         ngx_http_siteflow_nonce_failed = 0;
@@ -574,22 +570,37 @@ failed:
 }
 
 
-/* at start: the unexpired nonces back in the cache, the file compacted */
+static void
+ngx_http_siteflow_nonce_record(u_char *rec, u_char *digest, uint64_t expires)
+{
+    ngx_uint_t  i;
+
+    rec = ngx_cpymem(rec, digest, NGX_HTTP_SITEFLOW_DIGEST_LEN);
+
+    for (i = 0; i < 8; i++) {
+        *rec++ = (u_char) (expires >> (8 * i));
+    }
+}
+
+
+/* at start: the unexpired nonces back in the cache, the file rewritten as
+   the new ring (slot by slot, up to the last slot in use) */
 
 static ngx_int_t
 ngx_http_siteflow_nonce_load(ngx_shm_zone_t *shm_zone,
     ngx_http_siteflow_zone_ctx_t *ctx)
 {
-    u_char           *buf, *p, *w;
-    size_t            size;
-    ssize_t           n;
-    uint64_t          now, expires;
-    ngx_fd_t          fd;
-    ngx_uint_t        i, kept;
-    ngx_time_t       *tp;
-    ngx_file_info_t   fi;
-    ngx_core_conf_t  *ccf;
-    u_char            tmp[NGX_MAX_PATH];
+    u_char                     *buf, *p, *w;
+    size_t                      size;
+    ssize_t                     n;
+    uint64_t                    now, expires;
+    ngx_fd_t                    fd;
+    ngx_uint_t                  i, kept;
+    ngx_time_t                 *tp;
+    ngx_file_info_t             fi;
+    ngx_core_conf_t            *ccf;
+    ngx_http_siteflow_nonce_t  *e;
+    u_char                      tmp[NGX_MAX_PATH];
 
     if (ctx->nonce_file.len == 0 || ngx_test_config) {
         return NGX_OK;
@@ -662,13 +673,22 @@ ngx_http_siteflow_nonce_load(ngx_shm_zone_t *shm_zone,
         ngx_http_siteflow_nonce_store(ctx->sh, p,
                                       ngx_current_msec
                                       + (ngx_msec_t) (expires - now));
-
-        if (w != p) {
-            ngx_memmove(w, p, NGX_HTTP_SITEFLOW_NONCE_REC);
-        }
-
-        w += NGX_HTTP_SITEFLOW_NONCE_REC;
         kept++;
+    }
+
+    /* the ring as it is now, slot by slot: the file the workers write on */
+
+    w = buf;
+
+    for (i = 0; i < kept && i < ctx->sh->nonce_max; i++) {
+        e = &ctx->sh->nonces[i];
+
+        expires = e->used ? now + (ngx_msec_int_t) (e->expires
+                                                    - ngx_current_msec)
+                          : 0;
+
+        ngx_http_siteflow_nonce_record(w, e->digest, expires);
+        w += NGX_HTTP_SITEFLOW_NONCE_REC;
     }
 
     /* only the unexpired ones are kept, owned by the worker user */
