@@ -1370,8 +1370,8 @@ ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
     ngx_array_t *oldest, ngx_array_t *breakers, size_t zsize, size_t zfree)
 {
     char                                state[64];
-    uint64_t                            now, damaged_bytes;
-    ngx_uint_t                          i, damaged;
+    uint64_t                            now, damaged_bytes, forgotten;
+    ngx_uint_t                          i, damaged, index_entries;
     ngx_time_t                         *tp;
     ngx_http_siteflow_queue_oldest_t   *o;
     ngx_http_siteflow_queue_breaker_t  *b;
@@ -1450,6 +1450,20 @@ ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
                    "started.");
     sf_prom_sample(p, "siteflow_spool_damaged_bytes_total", NULL, NULL,
                    damaged_bytes);
+
+    ngx_http_siteflow_queue_index(&index_entries, &forgotten);
+
+    sf_prom_family(p, "siteflow_index_entries", "gauge",
+                   "Entries of the sent-orders index in the siteflow_spool "
+                   "shared memory (orders queued or sent, and the "
+                   "horizon of what it forgot).");
+    sf_prom_sample(p, "siteflow_index_entries", NULL, NULL, index_entries);
+    sf_prom_family(p, "siteflow_index_forgotten_total", "counter",
+                   "Orders the sent-orders index forgot (index_retention) "
+                   "since nginx started; a forgotten order is looked up "
+                   "in SiteFlow before it is created again.");
+    sf_prom_sample(p, "siteflow_index_forgotten_total", NULL, NULL,
+                   forgotten);
 }
 
 

@@ -674,6 +674,25 @@ ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes)
 }
 
 
+void
+ngx_http_siteflow_queue_index(ngx_uint_t *orders, uint64_t *forgotten)
+{
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    *orders = 0;
+    *forgotten = 0;
+
+    qc = ngx_http_siteflow_qc;
+
+    if (qc != NULL) {
+        ngx_shmtx_lock(&qc->shpool->mutex);
+        *orders = qc->sh->nindex;
+        *forgotten = qc->sh->npruned;
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+    }
+}
+
+
 /* a failed job back to pending (the admin's retry) */
 
 ngx_int_t

@@ -124,6 +124,10 @@ ngx_str_t *ngx_http_siteflow_queue_dir(ngx_http_siteflow_queue_conf_t *qc);
 /* damaged stretches and their bytes skipped when nginx started */
 void ngx_http_siteflow_queue_damage(ngx_uint_t *places, uint64_t *bytes);
 
+/* the orders in the sent-orders index, and how many it forgot
+   (index_retention) since nginx started */
+void ngx_http_siteflow_queue_index(ngx_uint_t *orders, uint64_t *forgotten);
+
 /* the sent-orders index entry, as the handlers and runners see it */
 #define NGX_HTTP_SITEFLOW_IDX_QUEUED     0   /* a create is queued */
 #define NGX_HTTP_SITEFLOW_IDX_SENT       1   /* created in SiteFlow */
