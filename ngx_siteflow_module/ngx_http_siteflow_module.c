@@ -27,6 +27,8 @@ static char *ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_siteflow_check_storefront(ngx_conf_t *cf,
+    ngx_http_siteflow_srv_conf_t *conf);
 static void *ngx_http_siteflow_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -42,6 +44,8 @@ static char *ngx_http_siteflow_verify_signature(ngx_conf_t *cf,
 static void *ngx_http_siteflow_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_siteflow_check_storefront(ngx_conf_t *cf,
+    ngx_http_siteflow_srv_conf_t *conf);
 static char *ngx_http_siteflow_set_string(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_siteflow_url(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -923,7 +927,6 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_siteflow_srv_conf_t *prev = parent;
     ngx_http_siteflow_srv_conf_t *conf = child;
 
-    ngx_str_t                       *name;
     ngx_http_siteflow_srv_conf_t   **sp;
     ngx_http_core_srv_conf_t        *cscf;
     ngx_http_siteflow_main_conf_t   *smcf;
@@ -990,6 +993,35 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     /* a server{} with a hook, postback or admin location: a storefront */
+
+    if (ngx_http_siteflow_check_storefront(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
+
+    sp = ngx_array_push(&smcf->storefronts);
+    if (sp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *sp = conf;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A storefront (a server{} with a hook, postback or admin location) has
+ * what its locations need: checked at "nginx -t", each error naming the
+ * directive and where the first such location is.
+ */
+
+static char *
+ngx_http_siteflow_check_storefront(ngx_conf_t *cf,
+    ngx_http_siteflow_srv_conf_t *conf)
+{
+    ngx_str_t  *name;
 
     name = conf->uses_file;
 
@@ -1070,15 +1102,6 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         return NGX_CONF_ERROR;
     }
-
-    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
-
-    sp = ngx_array_push(&smcf->storefronts);
-    if (sp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *sp = conf;
 
     return NGX_CONF_OK;
 }

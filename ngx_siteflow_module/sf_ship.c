@@ -526,10 +526,9 @@ sf_ship_bad_json(char *msg, size_t msg_size, unsigned *nproblems,
     json_error_t *err)
 {
     int            rc;
-    char           text[SF_SHIP_TEXT_LEN];
-    size_t         n, i, k, skip, max;
-    const char    *reason;
-    unsigned char  c;
+    char         text[SF_SHIP_TEXT_LEN];
+    size_t       n, max;
+    const char  *reason;
 
     if (err->line >= 0 && err->column >= 0) {
         rc = snprintf(text, sizeof(text),
@@ -555,32 +554,8 @@ sf_ship_bad_json(char *msg, size_t msg_size, unsigned *nproblems,
     /* copy the reason: valid UTF-8 kept, control bytes and bad UTF-8 -> '?' */
 
     max = strnlen(reason, sizeof(err->text));
-
-    for (i = 0; i < max && n < sizeof(text) - 1; /* void */ ) {
-        c = (unsigned char) reason[i];
-
-        if (c < 0x20 || c == 0x7f) {
-            text[n++] = '?';
-            i++;
-            continue;
-        }
-
-        k = sf_json_utf8((const unsigned char *) reason + i, max - i, &skip);
-
-        if (k == 0) {
-            text[n++] = '?';
-            i += skip;
-            continue;
-        }
-
-        if (n + k > sizeof(text) - 1) {
-            break;
-        }
-
-        memcpy(text + n, reason + i, k);
-        n += k;
-        i += k;
-    }
+    n += sf_json_clean(text + n, sizeof(text) - 1 - n, reason, max,
+                       SF_JSON_CLEAN_QMARK | SF_JSON_CLEAN_CONTROL);
 
     text[n] = '\0';
 
