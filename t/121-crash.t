@@ -53,7 +53,8 @@ sub start {
               . "    siteflow_spool $ENV{TEST_NGINX_SPOOL}"
               . ($o{spool_args} ? " $o{spool_args}" : '') . ";\n"
               . "    siteflow_retry_backoff "
-              . ($o{backoff} // '100ms 500ms') . ";\n",
+              . ($o{backoff} // '100ms 500ms') . ";\n"
+              . ($o{http} // ''),
         server => $server);
 }
 
@@ -683,6 +684,46 @@ EOC
          'the nonces loaded at start are logged');
     nginx_stop($p);
     no_alerts($p, 'nonce persistence');
+};
+
+# ---------------------------------------------------------------------------
+# the nonce file mirrors the replay cache's ring: it never grows beyond
+# siteflow_nonce_cache slots of 24 bytes, however many nonces are verified
+subtest 'the nonce file stays as large as the replay cache' => sub {
+    require Siteflow::Sign;
+    my %o = (http => "    siteflow_nonce_cache 16;\n", extra => <<"EOC");
+    location /ship/ {
+        siteflow_verify_signature on;
+        siteflow_partner p1 $Siteflow::Sign::KEY;
+        proxy_pass http://127.0.0.1:$PORT/ok200;
+    }
+    location /ok200 {
+        return 200 "ok\\n";
+    }
+EOC
+    my $p = scenario(%o);
+    my $file = "$ENV{TEST_NGINX_SPOOL}/nonces.sfn";
+    my (%st, @sizes);
+    for my $i (1 .. 60) {
+        my $nonce = Siteflow::Sign::nonce();
+        my $r = http_request(method => 'POST', path => '/ship/shipment',
+            body => '{}', headers => {
+                'Content-Type' => 'application/json',
+                'X-SiteFlow-Nonce' => $nonce,
+                'X-SiteFlow-Signature' => 'p1:'
+                    . Siteflow::Sign::sig($Siteflow::Sign::KEY, $nonce) });
+        $st{$r->{status}}++;
+        push @sizes, -s $file // 0 if $i % 20 == 0;
+    }
+    is(join(' ', map { "$_ x$st{$_}" } sort keys %st), '200 x60',
+       '60 fresh nonces accepted');
+    is("@sizes", join(' ', (16 * 24) x 3),
+       'after 20, 40 and 60 nonces the file holds 16 slots of 24 bytes');
+    is(nginx_stop($p), '', 'nginx stopped');
+    ok(eval { start($p, %o) }, 'started again') or diag $@;
+    is(-s $file, 16 * 24, 'rewritten at start as the same ring');
+    nginx_stop($p);
+    no_alerts($p, 'nonce file size');
 };
 
 # ---------------------------------------------------------------------------
