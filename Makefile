@@ -120,6 +120,7 @@ asan:
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan \
 	TEST_NGINX_BINARY=$(CURDIR)/$(ASAN_BUILD)/nginx \
 	TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(ASAN_BUILD)/ngx_http_siteflow_module.so \
+	TEST_NGINX_TIMEOUT=$${TEST_NGINX_TIMEOUT:-15} \
 	SITEFLOW_TEST_STRICT=1 $(PROVE) $(TESTS)
 	@if ls $(ASAN_BUILD)/asan.* >/dev/null 2>&1; then \
 	    cat $(ASAN_BUILD)/asan.*; echo "asan: sanitizer reports found"; exit 1; \
@@ -128,6 +129,7 @@ asan:
 
 valgrind: build
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 \
+	TEST_NGINX_TIMEOUT=$${TEST_NGINX_TIMEOUT:-15} \
 	TEST_NGINX_VALGRIND_SUPPRESSIONS=$(CURDIR)/t/valgrind.suppress \
 	SITEFLOW_TEST_STRICT=1 \
 	$(PROVE) $(TESTS)
