@@ -91,6 +91,8 @@ ok($link && -l $link && readlink($link) eq $avail,
 ok(-f "/usr/share/doc/$PKG/examples/printnow-siteflow.conf",
    'conf-examples under /usr/share/doc/');
 ok(-f "/usr/share/doc/$PKG/directives.md.gz", 'docs under /usr/share/doc/');
+ok(-f "/usr/share/doc/$PKG/img/dashboard.png",
+   'the pictures of the docs beside them (admin-api.md: img/dashboard.png)');
 
 # run Debian's nginx with a configuration without load_module
 my $port = MockUpstream::free_port();

@@ -102,6 +102,12 @@ sandbox=
     "file://$tmp/page/dashboard.html" > "$tmp/chromium.log" 2>&1 \
     || { cat "$tmp/chromium.log"; exit 1; }
 [ -s "$tmp/shot.png" ] || { cat "$tmp/chromium.log"; exit 1; }
+# its helper processes may outlive it for a moment: wait (bounded) until
+# none uses the profile, so that removing it cannot race their writes
+for i in $(seq 100); do
+    pgrep -f -- "--user-data-dir=$tmp/profile" >/dev/null || break
+    sleep 0.1
+done
 
 mkdir -p "$(dirname "$out")"
 cp "$tmp/shot.png" "$out"
