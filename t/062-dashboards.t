@@ -294,7 +294,8 @@ SKIP: {
             "--web.listen-address=127.0.0.1:$pport";
         exit 127;
     }
-    my $http = HTTP::Tiny->new(timeout => 2);
+    my $http = HTTP::Tiny->new(timeout => 2, proxy => undef,
+                               http_proxy => undef);
     my %up;
     my $e = wait_until('Prometheus scraped both targets', sub {
         my $r = $http->get("http://127.0.0.1:$pport/api/v1/query?query="

@@ -35,7 +35,8 @@ GetOptions(\%o, 'order=s', 'out=s', 'seconds=i', 'interval=f', 'base=s',
     or die "usage: $0 --order FILE --out FILE [--seconds N] [--interval S]\n";
 
 my $json = JSON::PP->new->canonical;
-my $http = HTTP::Tiny->new(timeout => 5);
+# direct to 127.0.0.1, whatever http_proxy says
+my $http = HTTP::Tiny->new(timeout => 5, proxy => undef, http_proxy => undef);
 my $order = do {
     open my $fh, '<', $o{order} or die "$o{order}: $!";
     local $/;
