@@ -21,6 +21,10 @@
 #                   upstream faults and a full disk; SEED=N replays
 #                   (make check runs make torture-short: 2 rounds of 15 s)
 #   make style      nginx style checks (t/tools/style.sh)
+#   make dashboard-png
+#                   docs/img/dashboard.png: the Grafana dashboard drawn
+#                   from the demo's metrics (t/tools/dashboard-png.sh,
+#                   about 5 minutes; the demo's ports must be free)
 #   make deb        t/build-deb/libnginx-mod-http-siteflow_<version>_<arch>.deb
 #                   (debhelper + dh_nginx, packaging in t/tools/debian/),
 #                   checked with lintian
@@ -54,7 +58,7 @@ ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CU
 
 .PHONY: all deps build test test-real check demo asan valgrind fuzz bench \
         style unit runner-selftest mock-selftest prove clean deb torture \
-        torture-short
+        torture-short dashboard-png
 
 all: build
 
@@ -142,6 +146,9 @@ bench: build
 
 style:
 	t/tools/style.sh
+
+dashboard-png: build
+	t/tools/dashboard-png.sh docs/img/dashboard.png
 
 deb:
 	t/tools/build-deb.sh t/build-deb

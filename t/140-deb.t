@@ -7,7 +7,8 @@
 # runs a configuration that uses the module with no load_module line of its
 # own (only "include /etc/nginx/modules-enabled/*.conf;"): a signed Ship
 # API call passes the guard, an unsigned one is refused, and the admin
-# metrics count both.  Purged, it leaves nothing enabled and nginx still
+# metrics count both; t/020-hmac.t and t/060-admin.t pass against the
+# installed module.  Purged, it leaves nothing enabled and nginx still
 # starts.
 #
 # The machine's packages change only for the duration of the test: it
@@ -91,6 +92,8 @@ ok($link && -l $link && readlink($link) eq $avail,
 ok(-f "/usr/share/doc/$PKG/examples/printnow-siteflow.conf",
    'conf-examples under /usr/share/doc/');
 ok(-f "/usr/share/doc/$PKG/directives.md.gz", 'docs under /usr/share/doc/');
+ok(-f "/usr/share/doc/$PKG/img/dashboard.png",
+   'the pictures of the docs beside them (admin-api.md: img/dashboard.png)');
 
 # run Debian's nginx with a configuration without load_module
 my $port = MockUpstream::free_port();
@@ -170,6 +173,15 @@ like($r->{body}, qr/^siteflow_signature_checks_total\{result="ok"\} 1$/m,
 like($r->{body}, qr/^siteflow_signature_checks_total\{result="missing"\} 1$/m,
      'and the unsigned one');
 nginx_stop_prefix($prefix);
+
+# a part of the suite against the installed module (the suite's own
+# configurations, which load it by path: the installed .so, not t/build's)
+my $so = '/usr/lib/nginx/modules/ngx_http_siteflow_module.so';
+my @part = map { "t/$_.t" } qw(020-hmac 060-admin);
+my $inc = join ' ', map { "-I$_" } grep { !ref && -d } @INC;
+$out = `cd $top && TEST_NGINX_BINARY=$bin TEST_NGINX_LOAD_MODULES=$so \\
+        prove $inc @part 2>&1`;
+is($?, 0, "@part pass against the installed $so") or diag $out;
 
 # remove
 ($ok, $out) = apt('purge', $PKG);
