@@ -81,5 +81,26 @@ size_t sf_json_utf8_cut(const char *p, size_t n, size_t max);
 
 size_t sf_json_utf8_trim(const char *p, size_t n);
 
+/*
+ * 1 if p[0 .. len - 1] is an object or array in the compact form jansson
+ * writes (json_dumps(json_loadb(p, 0), JSON_COMPACT) would give the same
+ * bytes back, duplicate keys aside), 0 if not or if unsure (very deep,
+ * long integers, reals that do not print back the same, \u0000).  A
+ * writer copies such text as it is instead of parsing and dumping it.
+ */
+
+int sf_json_compact(const unsigned char *p, size_t len);
+
+/*
+ * Writes src[0 .. len - 1] (UTF-8, checked by the caller) as a JSON
+ * string, quotes included, escaped as jansson writes it without flags;
+ * dst has room for sf_json_escaped_max(len) bytes.  Returns the bytes
+ * written.
+ */
+
+#define sf_json_escaped_max(len)  ((len) * 6 + 2)
+
+size_t sf_json_escape(char *dst, const char *src, size_t len);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

@@ -17,7 +17,10 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "sf_json.h"
 
@@ -196,6 +199,162 @@ test_copy_cut(void **state)
 }
 
 
+/*
+ * sf_json_compact(): when it says yes, jansson writes the text back the
+ * same (the writers copy it instead); the cases where it must say no or
+ * may say no (it is never looser than jansson)
+ */
+
+static void
+compact_is(const char *text, size_t len, int want)
+{
+    char    *back;
+    json_t  *v;
+    int      got;
+
+    got = sf_json_compact((const unsigned char *) text, len);
+
+    if (want >= 0) {
+        if (got != want) {
+            fail_msg("sf_json_compact(\"%.*s\") = %d, want %d",
+                     (int) len, text, got, want);
+        }
+    }
+
+    if (!got) {
+        return;
+    }
+
+    /* a key twice: the one case documented to differ */
+
+    v = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (v == NULL && want < 0) {
+        return;
+    }
+
+    json_decref(v);
+
+    v = json_loadb(text, len, 0, NULL);
+    assert_non_null(v);
+    back = json_dumps(v, JSON_COMPACT);
+    assert_non_null(back);
+
+    if (strlen(back) != len || memcmp(back, text, len) != 0) {
+        fail_msg("\"%.*s\" comes back as \"%s\"", (int) len, text, back);
+    }
+
+    free(back);
+    json_decref(v);
+}
+
+
+static void
+test_compact(void **state)
+{
+    size_t        i, n, k;
+    char          buf[256];
+    static const char  *yes[] = {
+        "{}", "[]", "{\"a\":1}", "[1,-2,0,true,false,null]",
+        "{\"a\":{\"b\":[{},[]]},\"c\":\"x\"}",
+        "{\"p\":12.99,\"q\":0.5,\"r\":-3.25}",
+        "[\"\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001F\"]",
+        "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80/\x7f\"]",
+        "[123456789012345678]", "{\"event\":\"order\",\"n\":[1,2.5]}"
+    };
+    static const char  *no[] = {
+        "", "{", "}", "[", "1", "\"a\"", "{ }", "[1, 2]", "{\"a\" :1}",
+        "[1,]", "{\"a\":1,}", "[01]", "[-0]", "[1.0]", "[1e2]", "[1E2]",
+        "[0.0]", "[1.]", "[.5]", "[+1]", "[1234567890123456789]",
+        "[\"\\/\"]", "[\"\\u00e9\"]", "[\"\\u0000\"]",
+        "[\"\\u000a\"]", "[\"\\u000A\"]", "[\"\\u001f\"]",
+        "[\"\x01\"]", "[\"\xc3\"]", "[\"\xed\xa0\x80\"]", "[tru]",
+        "[nul]", "{\"a\"}", "{1:2}", "[1]x", "[1] ", " [1]",
+        "[0.30000000000000001]", "[\"a]", "{\"a\":}", "[[]"
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        compact_is(yes[i], strlen(yes[i]), 1);
+    }
+
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        compact_is(no[i], strlen(no[i]), 0);
+    }
+
+    /* 64 levels are read, 65 are not */
+
+    for (k = 64; k <= 65; k++) {
+        n = 0;
+
+        for (i = 0; i < k; i++) {
+            buf[n++] = '[';
+        }
+
+        for (i = 0; i < k; i++) {
+            buf[n++] = ']';
+        }
+
+        compact_is(buf, n, k == 64);
+    }
+
+    /* every prefix and every byte changed of a yes: jansson agrees */
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        n = strlen(yes[i]);
+
+        for (k = 0; k < n; k++) {
+            compact_is(yes[i], k, -1);
+        }
+
+        for (k = 0; k < n; k++) {
+            unsigned  c;
+
+            for (c = 0; c < 256; c += 7) {
+                memcpy(buf, yes[i], n);
+                buf[k] = (char) c;
+                compact_is(buf, n, -1);
+            }
+        }
+    }
+}
+
+
+/* sf_json_escape(): jansson's escapes */
+
+static void
+test_escape(void **state)
+{
+    char     in[256], out[sf_json_escaped_max(256)], *back;
+    size_t   i, n;
+    json_t  *v;
+
+    (void) state;
+
+    for (i = 0; i < 128; i++) {
+        in[i] = (char) i;
+    }
+
+    memcpy(in + 128, "\xc3\xa9\xf0\x9f\x98\x80", 6);
+
+    n = sf_json_escape(out, in, 134);
+    assert_true(n <= sf_json_escaped_max(134));
+
+    v = json_stringn(in, 134);
+    assert_non_null(v);
+    back = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(back);
+    assert_int_equal(strlen(back), n);
+    assert_memory_equal(back, out, n);
+
+    free(back);
+    json_decref(v);
+
+    assert_int_equal(sf_json_escape(out, "", 0), 2);
+    assert_memory_equal(out, "\"\"", 2);
+}
+
+
 int
 main(void)
 {
@@ -207,6 +366,8 @@ main(void)
         cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_utf8_trim),
         cmocka_unit_test(test_copy_cut),
+        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_escape),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
