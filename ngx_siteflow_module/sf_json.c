@@ -702,3 +702,544 @@ sf_json_escape(char *dst, const char *src, size_t len)
 
     return (size_t) (d - dst);
 }
+
+
+/*
+ * The strict reader of request bodies (sf_json_strict()): an object that
+ * jansson reads with JSON_REJECT_DUPLICATES, for sure, copied without the
+ * whitespace between tokens.  Unsure (0) past SF_JSON_STRICT_DEPTH
+ * levels, with more than SF_JSON_STRICT_KEYS keys open at once, a key
+ * with an escape, an integer of more than 18 digits, a real of more than
+ * 40 characters, a \u0000 or a lone surrogate escape.
+ */
+
+#define SF_JSON_STRICT_DEPTH  32
+#define SF_JSON_STRICT_KEYS   256
+
+typedef struct {
+    const unsigned char  *p;
+    const unsigned char  *end;
+    unsigned char        *out;
+    unsigned              depth;
+    unsigned              nkeys;
+    const unsigned char  *keys[SF_JSON_STRICT_KEYS];     /* in out */
+    unsigned              key_len[SF_JSON_STRICT_KEYS];
+} sf_json_strict_t;
+
+
+static int sf_json_strict_value(sf_json_strict_t *s);
+static int sf_json_strict_string(sf_json_strict_t *s, int key);
+static int sf_json_strict_number(sf_json_strict_t *s);
+static int sf_json_hex4(const unsigned char *p, unsigned *v);
+
+
+#define sf_json_ws(s)                                                        \
+    while ((s)->p < (s)->end                                                 \
+           && (*(s)->p == ' ' || *(s)->p == '\n' || *(s)->p == '\r'          \
+               || *(s)->p == '\t'))                                          \
+    {                                                                        \
+        (s)->p++;                                                            \
+    }
+
+
+int
+sf_json_strict(const unsigned char *p, size_t len, unsigned char *out,
+    size_t *out_len)
+{
+    unsigned char     *start;
+    sf_json_strict_t   s;
+
+    s.p = p;
+    s.end = p + len;
+    s.out = out;
+    s.depth = 0;
+    s.nkeys = 0;
+    start = out;
+
+    sf_json_ws(&s);
+
+    if (s.p == s.end || *s.p != '{' || !sf_json_strict_value(&s)) {
+        return 0;
+    }
+
+    sf_json_ws(&s);
+
+    if (s.p != s.end) {
+        return 0;
+    }
+
+    *out_len = (size_t) (s.out - start);
+
+    return 1;
+}
+
+
+/* s->p at a value (no whitespace before it) */
+
+static int
+sf_json_strict_value(sf_json_strict_t *s)
+{
+    size_t          n;
+    unsigned        i, first;
+    const char     *word;
+    unsigned char   open, close;
+
+    switch (*s->p) {
+
+    case '"':
+        return sf_json_strict_string(s, 0);
+
+    case '{':
+    case '[':
+        break;
+
+    case 't':
+        word = "true";
+        n = 4;
+        goto word;
+
+    case 'f':
+        word = "false";
+        n = 5;
+        goto word;
+
+    case 'n':
+        word = "null";
+        n = 4;
+        goto word;
+
+    default:
+        return sf_json_strict_number(s);
+    }
+
+    if (s->depth == SF_JSON_STRICT_DEPTH) {
+        return 0;
+    }
+
+    s->depth++;
+    open = *s->p++;
+    close = (open == '{') ? '}' : ']';
+    *s->out++ = open;
+    first = s->nkeys;
+
+    sf_json_ws(s);
+
+    if (s->p < s->end && *s->p == close) {
+        goto closed;
+    }
+
+    for ( ;; ) {
+        if (s->p == s->end) {
+            return 0;
+        }
+
+        if (open == '{') {
+            if (*s->p != '"' || !sf_json_strict_string(s, 1)) {
+                return 0;
+            }
+
+            /* a key twice in this object: jansson refuses the body */
+
+            for (i = first; i < s->nkeys - 1; i++) {
+                if (s->key_len[i] == s->key_len[s->nkeys - 1]
+                    && memcmp(s->keys[i], s->keys[s->nkeys - 1],
+                              s->key_len[i]) == 0)
+                {
+                    return 0;
+                }
+            }
+
+            sf_json_ws(s);
+
+            if (s->p == s->end || *s->p != ':') {
+                return 0;
+            }
+
+            s->p++;
+            *s->out++ = ':';
+
+            sf_json_ws(s);
+
+            if (s->p == s->end) {
+                return 0;
+            }
+        }
+
+        if (!sf_json_strict_value(s)) {
+            return 0;
+        }
+
+        sf_json_ws(s);
+
+        if (s->p == s->end) {
+            return 0;
+        }
+
+        if (*s->p == close) {
+            break;
+        }
+
+        if (*s->p != ',') {
+            return 0;
+        }
+
+        s->p++;
+        *s->out++ = ',';
+
+        sf_json_ws(s);
+    }
+
+closed:
+
+    s->p++;
+    *s->out++ = close;
+    s->nkeys = first;
+    s->depth--;
+
+    return 1;
+
+word:
+
+    if ((size_t) (s->end - s->p) < n || memcmp(s->p, word, n) != 0) {
+        return 0;
+    }
+
+    memcpy(s->out, s->p, n);
+    s->p += n;
+    s->out += n;
+
+    return 1;
+}
+
+
+/* s->p at '"' */
+
+static int
+sf_json_strict_string(sf_json_strict_t *s, int key)
+{
+    size_t                n;
+    unsigned              c, lo;
+    const unsigned char  *p, *start;
+
+    start = s->p;
+    p = s->p + 1;
+
+    for ( ;; ) {
+        if (p == s->end) {
+            return 0;
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            break;
+        }
+
+        if (c < 0x20) {
+            return 0;
+        }
+
+        if (c >= 0x80) {
+            n = sf_json_utf8(p, (size_t) (s->end - p), NULL);
+            if (n == 0) {
+                return 0;
+            }
+
+            p += n;
+            continue;
+        }
+
+        if (c != '\\') {
+            p++;
+            continue;
+        }
+
+        if (key || s->end - p < 2) {
+            return 0;
+        }
+
+        switch (p[1]) {
+
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            p += 2;
+            continue;
+
+        case 'u':
+            if (s->end - p < 6 || !sf_json_hex4(p + 2, &c) || c == 0) {
+                return 0;
+            }
+
+            p += 6;
+
+            if (c >= 0xdc00 && c <= 0xdfff) {
+                return 0;
+            }
+
+            if (c >= 0xd800 && c <= 0xdbff) {
+                if (s->end - p < 6 || p[0] != '\\' || p[1] != 'u'
+                    || !sf_json_hex4(p + 2, &lo) || lo < 0xdc00
+                    || lo > 0xdfff)
+                {
+                    return 0;
+                }
+
+                p += 6;
+            }
+
+            continue;
+
+        default:
+            return 0;
+        }
+    }
+
+    p++;
+    n = (size_t) (p - start);
+
+    if (key) {
+        if (s->nkeys == SF_JSON_STRICT_KEYS) {
+            return 0;
+        }
+
+        s->keys[s->nkeys] = s->out + 1;
+        s->key_len[s->nkeys] = (unsigned) (n - 2);
+        s->nkeys++;
+    }
+
+    memcpy(s->out, start, n);
+    s->out += n;
+    s->p = p;
+
+    return 1;
+}
+
+
+static int
+sf_json_strict_number(sf_json_strict_t *s)
+{
+    int                   real;
+    char                 *e;
+    size_t                n, digits;
+    double                d;
+    const unsigned char  *p, *start;
+    char                  token[48];
+
+    start = s->p;
+    p = start;
+    real = 0;
+
+    if (p < s->end && *p == '-') {
+        p++;
+    }
+
+    if (p == s->end || *p < '0' || *p > '9') {
+        return 0;
+    }
+
+    if (*p == '0' && p + 1 < s->end && p[1] >= '0' && p[1] <= '9') {
+        return 0;
+    }
+
+    digits = 0;
+
+    while (p < s->end && *p >= '0' && *p <= '9') {
+        p++;
+        digits++;
+    }
+
+    if (p < s->end && *p == '.') {
+        real = 1;
+        p++;
+
+        if (p == s->end || *p < '0' || *p > '9') {
+            return 0;
+        }
+
+        while (p < s->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < s->end && (*p == 'e' || *p == 'E')) {
+        real = 1;
+        p++;
+
+        if (p < s->end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == s->end || *p < '0' || *p > '9') {
+            return 0;
+        }
+
+        while (p < s->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    n = (size_t) (p - start);
+
+    if (!real) {
+        if (digits > 18) {
+            return 0;
+        }
+
+    } else {
+        /* jansson refuses a real that overflows */
+
+        if (n > 40) {
+            return 0;
+        }
+
+        memcpy(token, start, n);
+        token[n] = '\0';
+
+        d = strtod(token, &e);
+
+        if (e != token + n || !(d - d == 0)) {
+            return 0;
+        }
+    }
+
+    memcpy(s->out, start, n);
+    s->out += n;
+    s->p = p;
+
+    return 1;
+}
+
+
+static int
+sf_json_hex4(const unsigned char *p, unsigned *v)
+{
+    unsigned  i, c;
+
+    *v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+
+        } else if (c >= 'a' && c <= 'f') {
+            c -= 'a' - 10;
+
+        } else if (c >= 'A' && c <= 'F') {
+            c -= 'A' - 10;
+
+        } else {
+            return 0;
+        }
+
+        *v = (*v << 4) | c;
+    }
+
+    return 1;
+}
+
+
+/*
+ * The members of an object in text that is valid JSON without whitespace
+ * between tokens (what sf_json_strict() writes): up to max of them into
+ * m; returns how many the object has, or -1 if a key has an escape (the
+ * caller cannot match it by its bytes).
+ */
+
+int
+sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
+    size_t max)
+{
+    int                   n;
+    unsigned              depth;
+    const unsigned char  *end, *v;
+
+    end = p + len;
+
+    if (len < 2 || *p != '{') {
+        return -1;
+    }
+
+    p++;
+    n = 0;
+
+    while (p < end && *p == '"') {
+
+        /* the key */
+
+        v = ++p;
+
+        while (p < end && *p != '"') {
+            if (*p == '\\') {
+                return -1;
+            }
+
+            p++;
+        }
+
+        if (p + 1 >= end) {
+            return -1;
+        }
+
+        if ((size_t) n < max) {
+            m[n].key = v;
+            m[n].key_len = (size_t) (p - v);
+        }
+
+        p += 2;     /* '"' ':' */
+
+        /* the value, up to the ',' or '}' at depth 0 */
+
+        v = p;
+        depth = 0;
+
+        while (p < end) {
+            if (*p == '"') {
+                for (p++; p < end && *p != '"'; p++) {
+                    if (*p == '\\') {
+                        p++;
+                    }
+                }
+
+            } else if (*p == '{' || *p == '[') {
+                depth++;
+
+            } else if (*p == '}' || *p == ']') {
+                if (depth == 0) {
+                    break;
+                }
+
+                depth--;
+
+            } else if (*p == ',' && depth == 0) {
+                break;
+            }
+
+            p++;
+        }
+
+        if (p >= end) {
+            return -1;
+        }
+
+        if ((size_t) n < max) {
+            m[n].value = v;
+            m[n].value_len = (size_t) (p - v);
+        }
+
+        n++;
+
+        if (*p == ',') {
+            p++;
+        }
+    }
+
+    return n;
+}

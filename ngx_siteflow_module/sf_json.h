@@ -102,5 +102,29 @@ int sf_json_compact(const unsigned char *p, size_t len);
 
 size_t sf_json_escape(char *dst, const char *src, size_t len);
 
+/*
+ * sf_json_strict(): 1 if p[0 .. len - 1] is, for sure, a JSON object
+ * jansson reads with JSON_REJECT_DUPLICATES; then out (len bytes of room)
+ * holds the same text without the whitespace between tokens, *out_len
+ * bytes.  0 if it is not, or if unsure (deeper than 32, a key with an
+ * escape, an integer of more than 18 digits, a real of more than 40
+ * characters, ...): the caller then asks jansson.
+ *
+ * sf_json_members(): the members of an object in such text, up to max
+ * into m; returns how many there are, or -1 if a key has an escape.
+ */
+
+typedef struct {
+    const unsigned char  *key;       /* without the quotes */
+    size_t                key_len;
+    const unsigned char  *value;     /* its JSON text */
+    size_t                value_len;
+} sf_json_member_t;
+
+int sf_json_strict(const unsigned char *p, size_t len, unsigned char *out,
+    size_t *out_len);
+int sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
+    size_t max);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

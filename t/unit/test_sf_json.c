@@ -355,6 +355,122 @@ test_escape(void **state)
 }
 
 
+/*
+ * sf_json_strict(): never looser than jansson with JSON_REJECT_DUPLICATES
+ * (when it says yes, jansson reads the body, and reads the copy as the
+ * same value); sf_json_members() finds what jansson finds
+ */
+
+static void
+strict_is(const char *text, size_t len, int want)
+{
+    int            got;
+    char           key[64];
+    size_t         out_len, i;
+    json_t        *a, *b, *v;
+    unsigned char  out[4096];
+    sf_json_member_t  m[64];
+    int            n;
+
+    assert_true(len <= sizeof(out));
+
+    got = sf_json_strict((const unsigned char *) text, len, out, &out_len);
+
+    if (want >= 0 && got != want) {
+        fail_msg("sf_json_strict(\"%.*s\") = %d, want %d", (int) len, text,
+                 got, want);
+    }
+
+    if (!got) {
+        return;
+    }
+
+    a = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (a == NULL) {
+        fail_msg("\"%.*s\": strict yes, jansson no", (int) len, text);
+    }
+
+    b = json_loadb((char *) out, out_len, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(b);
+    assert_true(json_equal(a, b));
+
+    n = sf_json_members(out, out_len, m, 64);
+    assert_int_equal(n, (int) json_object_size(a));
+
+    for (i = 0; i < (size_t) n && i < 64; i++) {
+        assert_true(m[i].key_len < sizeof(key));
+        memcpy(key, m[i].key, m[i].key_len);
+        key[m[i].key_len] = '\0';
+        v = json_loadb((char *) m[i].value, m[i].value_len, JSON_DECODE_ANY,
+                       NULL);
+        assert_non_null(v);
+        assert_true(json_equal(v, json_object_get(a, key)));
+        json_decref(v);
+    }
+
+    json_decref(a);
+    json_decref(b);
+}
+
+
+static void
+test_strict(void **state)
+{
+    size_t        i, k, n;
+    unsigned      c;
+    char          buf[4096];
+    FILE         *f;
+    static const char  *yes[] = {
+        "{}", " { } ", "{\"a\":1}", "{ \"a\" : [ 1 , -2.5e3 , true ] }\n",
+        "{\"a\":{\"a\":1},\"b\":\"\\u00e9\\/\\ud83d\\ude00\"}",
+        "{\"x\":null,\"y\":false,\"z\":\"\xc3\xa9\"}",
+        "{\"n\":123456789012345678,\"r\":0.1,\"e\":1E-400}"
+    };
+    static const char  *no[] = {
+        "", "[]", "1", "{", "{\"a\":1,\"a\":2}", "{\"a\":{\"b\":1,\"b\":1}}",
+        "{\"a\\u0062\":1}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}", "{\"a\":1e400}", "{\"a\":01}", "{\"a\":1.}",
+        "{\"a\":1234567890123456789}", "{\"a\":\"\x01\"}", "{\"a\":\"\xff\"}",
+        "{\"a\":tru}", "{\"a\":1}x", "{\"a\" 1}", "{\"a\":1,}", "{,}",
+        "{\"a\":\"\\x\"}", "{\"a\":[1,]}"
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        strict_is(yes[i], strlen(yes[i]), 1);
+    }
+
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        strict_is(no[i], strlen(no[i]), 0);
+    }
+
+    /* a PrintNow order: yes; every prefix, every byte changed: agree */
+
+    f = fopen("transform/01-single-item.order.json", "r");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+
+    strict_is(buf, n, 1);
+
+    for (k = 0; k < n; k++) {
+        strict_is(buf, k, -1);
+    }
+
+    for (k = 0; k < n; k++) {
+        char  save = buf[k];
+
+        for (c = 0; c < 256; c += 5) {
+            buf[k] = (char) c;
+            strict_is(buf, n, -1);
+        }
+
+        buf[k] = save;
+    }
+}
+
+
 int
 main(void)
 {
@@ -368,6 +484,7 @@ main(void)
         cmocka_unit_test(test_copy_cut),
         cmocka_unit_test(test_compact),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_strict),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
