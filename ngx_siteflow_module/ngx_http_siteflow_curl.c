@@ -13,6 +13,7 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_curl.h"
+#include "sf_json.h"
 
 
 /*
@@ -106,6 +107,10 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
     }
 
     ngx_http_siteflow_curl_clear_ssl();
+
+    /* the delivering worker builds and drops a tree per call */
+
+    sf_json_alloc_install();
 
     ctx = ngx_pcalloc(cycle->pool, sizeof(ngx_http_siteflow_curl_t));
     if (ctx == NULL) {

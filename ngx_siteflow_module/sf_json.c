@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+
+#include <jansson.h>
 
 #include "sf_json.h"
 
@@ -1242,4 +1245,91 @@ sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
     }
 
     return n;
+}
+
+
+/*
+ * jansson's allocator in a worker (sf_json_alloc_install()): jansson
+ * allocates and frees a great many small blocks for every tree (a job's
+ * order is a few hundred), more than glibc's per-size caches hold, so
+ * most of them went through malloc's slow paths.  Blocks of up to
+ * SF_JSON_ALLOC_MAX bytes freed by jansson are kept here instead, on a
+ * list per 16-byte size class, up to SF_JSON_ALLOC_KEEP per class, and
+ * handed out again.  Every block is a block of the C library's malloc(),
+ * found its class by malloc_usable_size(): so free() may release any of
+ * them (json_dumps() text is freed with free() all over the module), and
+ * blocks allocated before the allocator was installed are freed here
+ * correctly.  Process-wide, as jansson's hooks are; not for threads (the
+ * module calls jansson only from the event loop).
+ */
+
+#define SF_JSON_ALLOC_MAX      256
+#define SF_JSON_ALLOC_CLASSES  (SF_JSON_ALLOC_MAX / 16)
+#define SF_JSON_ALLOC_KEEP     4096
+
+
+static void *sf_json_alloc(size_t size);
+static void sf_json_alloc_free(void *p);
+
+
+static void      *sf_json_alloc_lists[SF_JSON_ALLOC_CLASSES];
+static unsigned   sf_json_alloc_kept[SF_JSON_ALLOC_CLASSES];
+
+
+void
+sf_json_alloc_install(void)
+{
+    json_set_alloc_funcs(sf_json_alloc, sf_json_alloc_free);
+}
+
+
+static void *
+sf_json_alloc(size_t size)
+{
+    void    *p;
+    size_t   c;
+
+    if (size > SF_JSON_ALLOC_MAX) {
+        return malloc(size);
+    }
+
+    c = (size == 0) ? 0 : (size - 1) >> 4;
+
+    p = sf_json_alloc_lists[c];
+
+    if (p != NULL) {
+        sf_json_alloc_lists[c] = *(void **) p;
+        sf_json_alloc_kept[c]--;
+        return p;
+    }
+
+    return malloc((c + 1) << 4);
+}
+
+
+static void
+sf_json_alloc_free(void *p)
+{
+    size_t  n, c;
+
+    if (p == NULL) {
+        return;
+    }
+
+    n = malloc_usable_size(p);
+
+    if (n >= 16) {
+        c = (n >> 4) - 1;
+
+        if (c < SF_JSON_ALLOC_CLASSES
+            && sf_json_alloc_kept[c] < SF_JSON_ALLOC_KEEP)
+        {
+            *(void **) p = sf_json_alloc_lists[c];
+            sf_json_alloc_lists[c] = p;
+            sf_json_alloc_kept[c]++;
+            return;
+        }
+    }
+
+    free(p);
 }

@@ -127,4 +127,14 @@ int sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
     size_t max);
 
 
+/*
+ * Gives jansson an allocator that keeps small blocks for reuse (see
+ * sf_json.c); every block stays one of malloc(), so free() of jansson's
+ * output (json_dumps()) remains right.  Once per process, before or
+ * after trees exist.
+ */
+
+void sf_json_alloc_install(void);
+
+
 #endif /* _SF_JSON_H_INCLUDED_ */

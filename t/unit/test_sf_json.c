@@ -471,6 +471,54 @@ test_strict(void **state)
 }
 
 
+/*
+ * sf_json_alloc_install(): trees built before and after it are freed
+ * right, json_dumps() text is freed with free(), blocks come back
+ */
+
+static void
+test_alloc(void **state)
+{
+    int      i;
+    char    *text;
+    json_t  *before, *after, *v;
+    void    *seen;
+
+    (void) state;
+
+    before = json_pack("{s:s, s:[i, f, s]}", "a", "some text long enough",
+                       "b", 1, 2.5, "x");
+    assert_non_null(before);
+
+    sf_json_alloc_install();
+
+    for (i = 0; i < 3; i++) {
+        after = json_loadb("{\"k\":[1,2,{\"z\":\"a string of some length\"}],"
+                           "\"m\":\"\\u00e9\"}", 56, 0, NULL);
+        assert_non_null(after);
+
+        text = json_dumps(after, JSON_COMPACT);
+        assert_non_null(text);
+        assert_string_equal(text, "{\"k\":[1,2,{\"z\":\"a string of some "
+                                  "length\"}],\"m\":\"\xc3\xa9\"}");
+        free(text);
+
+        assert_int_equal(json_object_set_new(before, "c", after), 0);
+    }
+
+    json_decref(before);
+
+    /* a freed small block is the next one of its size */
+
+    v = json_integer(1);
+    seen = v;
+    json_decref(v);
+    v = json_integer(2);
+    assert_ptr_equal(v, seen);
+    json_decref(v);
+}
+
+
 int
 main(void)
 {
@@ -485,6 +533,7 @@ main(void)
         cmocka_unit_test(test_compact),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_strict),
+        cmocka_unit_test(test_alloc),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
