@@ -88,13 +88,14 @@ end
 LUA
 sb_hook_lua
 
-cpu_ticks() {  # utime + stime of the workers, clock ticks
-    local p t=0 s
+cpu_ticks() {  # "utime stime" of the workers, clock ticks
+    local p u=0 k=0 s
     for p in $(sb_workers); do
         s=$(sed 's/.*) //' "/proc/$p/stat")
-        t=$(( t + $(echo "$s" | awk '{ print $12 + $13 }') ))
+        u=$(( u + $(echo "$s" | awk '{ print $12 }') ))
+        k=$(( k + $(echo "$s" | awk '{ print $13 }') ))
     done
-    echo "$t"
+    echo "$u $k"
 }
 
 run() {  # run NAME MODULE FETCH(on|off)
@@ -126,10 +127,13 @@ run() {  # run NAME MODULE FETCH(on|off)
         echo "$problems" >&2
         exit 1
     fi
-    awk -v name="$name" -v n="$n" -v t0="$t0" -v th="$th" -v t1="$t1" \
-        -v cpu="$((c1 - c0))" -v hz="$hz" 'BEGIN {
-        printf "%s %.1f %.0f %.0f %d\n", name, cpu * 1e6 / hz / n,
-               n / ((t1 - t0) / 1000), n / ((th - t0) / 1000), t1 - th
+    echo "$c0 $c1" | awk -v name="$name" -v n="$n" -v t0="$t0" -v th="$th" \
+        -v t1="$t1" -v hz="$hz" '{
+        u = $3 - $1; k = $4 - $2
+        printf "%s %.1f %.0f %.0f %d %.1f %.1f\n", name,
+               (u + k) * 1e6 / hz / n, n / ((t1 - t0) / 1000),
+               n / ((th - t0) / 1000), t1 - th,
+               u * 1e6 / hz / n, k * 1e6 / hz / n
     }'
 }
 
@@ -151,14 +155,15 @@ done
 echo "== order-cpu: $(date -u +%FT%TZ), $(nproc) CPUs, $n hooks x $rounds rounds, wrk -t1 -c64"
 echo "after:  $after"
 [ -n "$before" ] && echo "before: $before"
-printf "%-12s %14s %9s %9s %9s\n" run "cpu µs/order" orders/s hooks/s "drain ms"
-awk '{ printf "%-12s %14s %9s %9s %9s\n", $1, $2, $3, $4, $5 }' \
+printf "%-12s %14s %9s %9s %9s %7s %7s\n" run "cpu µs/order" orders/s \
+       hooks/s "drain ms" "user" "sys"
+awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }' \
     "$out/order-cpu-runs.txt"
 echo "medians:"
 for k in $(awk '{ sub(/[0-9]+$/, "", $1); print $1 }' \
                "$out/order-cpu-runs.txt" | sort -u); do
     line=$k
-    for f in 2 3 4 5; do
+    for f in 2 3 4 5 6 7; do
         line="$line $(awk -v k="$k" -v f="$f" '
                  { n = $1; sub(/[0-9]+$/, "", n) } n == k { print $f }' \
                  "$out/order-cpu-runs.txt" | sort -n | awk '
@@ -168,5 +173,5 @@ for k in $(awk '{ sub(/[0-9]+$/, "", $1); print $1 }' \
                        print m }')"
     done
     echo "$line"
-done | awk '{ printf "%-12s %14s %9s %9s %9s\n", $1, $2, $3, $4, $5 }'
+done | awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
 } | tee "$out/order-cpu.txt"
