@@ -13,6 +13,7 @@
 
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_curl.h"
+#include "sf_json.h"
 
 
 /*
@@ -55,6 +56,10 @@ typedef struct {
 } ngx_http_siteflow_curl_t;
 
 
+static size_t ngx_http_siteflow_curl_read(char *buf, size_t size, size_t n,
+    void *data);
+static int ngx_http_siteflow_curl_seek(void *data, curl_off_t offset,
+    int origin);
 static int ngx_http_siteflow_curl_socket(CURL *easy, curl_socket_t s,
     int what, void *userp, void *socketp);
 static int ngx_http_siteflow_curl_timer(CURLM *multi, long timeout_ms,
@@ -102,6 +107,10 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
     }
 
     ngx_http_siteflow_curl_clear_ssl();
+
+    /* the delivering worker builds and drops a tree per call */
+
+    sf_json_alloc_install();
 
     ctx = ngx_pcalloc(cycle->pool, sizeof(ngx_http_siteflow_curl_t));
     if (ctx == NULL) {
@@ -368,16 +377,78 @@ ngx_http_siteflow_xfer_cancel(ngx_http_siteflow_xfer_t *x)
 
 
 /*
- * A request that must not be sent twice goes on a new connection: libcurl
- * silently sends a request again when a reused connection turns out to be
- * closed before any answer, which for an order create would be a second
- * order.
+ * A request that must not be sent twice (an order create) may go on a
+ * kept-alive connection, but libcurl must never send it again by itself:
+ * when a reused connection turns out to be closed before any answer,
+ * libcurl silently sends the request again on a new one, which for a
+ * create would be a second order.  Its body is therefore given through a
+ * read callback that cannot rewind: a second sending of a body that went
+ * out, even in part, fails with CURLE_SEND_FAIL_REWIND, which counts as
+ * an error after the request was sent (ambiguous: looked up before any
+ * new create).  A connection that died before the body went out carries
+ * nothing that could be taken for an order.
  */
 
 void
 ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x)
 {
-    (void) curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+    CURL  *easy = x->easy;
+
+    if (x->body == NULL) {
+        (void) curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+        return;
+    }
+
+    x->body_read = 0;
+
+    if (curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_POST, 1L) != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) x->body_len)
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_READFUNCTION,
+                            ngx_http_siteflow_curl_read)
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_READDATA, x) != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION,
+                            ngx_http_siteflow_curl_seek)
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_SEEKDATA, x) != CURLE_OK)
+    {
+        /* cannot be sure: the old way, a new connection */
+        (void) curl_easy_setopt(easy, CURLOPT_POSTFIELDS, x->body);
+        (void) curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+    }
+}
+
+
+static size_t
+ngx_http_siteflow_curl_read(char *buf, size_t size, size_t n, void *data)
+{
+    ngx_http_siteflow_xfer_t  *x = data;
+
+    size_t  len;
+
+    len = ngx_min(size * n, x->body_len - x->body_read);
+
+    ngx_memcpy(buf, x->body + x->body_read, len);
+    x->body_read += len;
+
+    return len;
+}
+
+
+/* the body is never sent twice: see ngx_http_siteflow_xfer_fresh() */
+
+static int
+ngx_http_siteflow_curl_seek(void *data, curl_off_t offset, int origin)
+{
+    ngx_http_siteflow_xfer_t  *x = data;
+
+    if (offset == 0 && origin == SEEK_SET && x->body_read == 0) {
+        return CURL_SEEKFUNC_OK;
+    }
+
+    return CURL_SEEKFUNC_CANTSEEK;
 }
 
 
@@ -687,7 +758,10 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
 
         x->status = (ngx_uint_t) status;
         x->curl_code = (int) code;
-        x->sent = (sent > 0);
+
+        /* a body that cannot be sent again went out, at least in part */
+        x->sent = (sent > 0 || code == CURLE_SEND_FAIL_REWIND
+                   || x->body_read > 0);
         x->duration = ngx_current_msec - x->started;
         x->net = ngx_http_siteflow_curl_net(code, x);
 

@@ -60,6 +60,10 @@ struct ngx_http_siteflow_xfer_s {
 
     ngx_queue_t                      queue;     /* in flight */
 
+    u_char                          *body;      /* a POST's, in the pool */
+    size_t                           body_len;
+    size_t                           body_read;
+
     unsigned                         sent:1;    /* request went out */
     unsigned                         running:1;
     unsigned                         too_large:1;

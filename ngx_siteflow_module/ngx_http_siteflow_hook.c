@@ -17,6 +17,7 @@
 #include "ngx_http_siteflow_hook.h"
 #include "ngx_http_siteflow_log.h"
 #include "ngx_http_siteflow_variables.h"
+#include "sf_json.h"
 #include "sf_mapping.h"
 #include "sf_order.h"
 #include "sf_path.h"
@@ -52,6 +53,16 @@ typedef struct {
 } ngx_http_siteflow_hook_ctx_t;
 
 
+/* the order of a hook: a jansson tree, or compact JSON text */
+
+typedef struct {
+    json_t                        *order;        /* NULL: text */
+    ngx_str_t                      text;
+    ngx_uint_t                     archived;
+    ngx_str_t                      status;       /* data NULL: none */
+} ngx_http_siteflow_hook_order_t;
+
+
 static ngx_int_t ngx_http_siteflow_intake(ngx_http_request_t *r,
     ngx_uint_t postback, ngx_http_client_body_handler_pt handler);
 static ngx_int_t ngx_http_siteflow_check_token(ngx_http_request_t *r,
@@ -63,9 +74,15 @@ static void ngx_http_siteflow_hook_body(ngx_http_request_t *r);
 static void ngx_http_siteflow_postback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *root);
+static ngx_int_t ngx_http_siteflow_hook_text(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx);
+static json_t *ngx_http_siteflow_hook_member(sf_json_member_t *m, int n,
+    const char *name);
 static ngx_int_t ngx_http_siteflow_hook_order(ngx_http_request_t *r,
-    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event, json_t *order,
-    sf_order_deleted_t deleted);
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event,
+    ngx_http_siteflow_hook_order_t *o, sf_order_deleted_t deleted);
+static ngx_int_t ngx_http_siteflow_hook_send(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event, ngx_str_t *order);
 static ngx_int_t ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *job);
 static ngx_int_t ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
@@ -233,6 +250,15 @@ ngx_http_siteflow_hook_body(ngx_http_request_t *r)
         return;
     }
 
+    /* read without building the order's tree, if the body allows */
+
+    rc = ngx_http_siteflow_hook_text(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
     /* one JSON policy on every endpoint: a key twice is refused */
 
     root = json_loadb((const char *) ctx->body.data, ctx->body.len,
@@ -259,11 +285,12 @@ static ngx_int_t
 ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *root)
 {
-    json_t              *order, *v;
-    ngx_str_t            event, arg;
-    const char          *field, *prefix;
-    ngx_int_t            rc;
-    sf_order_deleted_t   deleted;
+    json_t                          *order, *v;
+    ngx_str_t                        event, arg;
+    const char                      *field, *prefix;
+    ngx_int_t                        rc;
+    sf_order_deleted_t               deleted;
+    ngx_http_siteflow_hook_order_t   o;
 
     if (!json_is_object(root)) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
@@ -367,7 +394,19 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
         deleted = SF_ORDER_DELETED_FLAG;
     }
 
-    return ngx_http_siteflow_hook_order(r, ctx, &event, order, deleted);
+    ngx_memzero(&o, sizeof(ngx_http_siteflow_hook_order_t));
+
+    o.order = order;
+    o.archived = json_is_true(json_object_get(order, "is_archived"));
+
+    v = json_object_get(order, "status");
+
+    if (json_is_string(v)) {
+        o.status.data = (u_char *) json_string_value(v);
+        o.status.len = json_string_length(v);
+    }
+
+    return ngx_http_siteflow_hook_order(r, ctx, &event, &o, deleted);
 }
 
 
@@ -423,10 +462,10 @@ static ngx_http_siteflow_hook_answer_t
 
 static ngx_int_t
 ngx_http_siteflow_hook_order(ngx_http_request_t *r,
-    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event, json_t *order,
-    sf_order_deleted_t deleted)
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event,
+    ngx_http_siteflow_hook_order_t *o, sf_order_deleted_t deleted)
 {
-    json_t                           *v, *job;
+    json_t                           *job;
     size_t                            len;
     sf_order_facts_t                  f;
     sf_order_decision_t               d;
@@ -451,7 +490,7 @@ ngx_http_siteflow_hook_order(ngx_http_request_t *r,
     ngx_http_siteflow_order_facts(&f, SF_ORDER_AT_HOOK, sscf, &idx);
 
     f.deleted = deleted;
-    f.archived = json_is_true(json_object_get(order, "is_archived"));
+    f.archived = o->archived;
     f.fetch = sscf->printnow_fetch ? 1 : 0;
     f.cancel_on_delete = sscf->cancel_on_delete ? 1 : 0;
 
@@ -469,11 +508,9 @@ ngx_http_siteflow_hook_order(ngx_http_request_t *r,
                                &sscf->storefront, &ctx->order_id) ? 1 : 0;
     }
 
-    v = json_object_get(order, "status");
-
-    if (json_is_string(v)) {
-        f.status = json_string_value(v);
-        f.status_len = json_string_length(v);
+    if (o->status.data != NULL) {
+        f.status = (const char *) o->status.data;
+        f.status_len = o->status.len;
     }
 
     d = sf_order_decide(&f, reason, sizeof(reason), &len);
@@ -510,13 +547,277 @@ ngx_http_siteflow_hook_order(ngx_http_request_t *r,
         break;
 
     default: /* SF_ORDER_SEND */
+        if (o->order == NULL) {
+            return ngx_http_siteflow_hook_send(r, ctx, event, &o->text);
+        }
+
         job = json_pack("{s:s#, s:s#, s:O}", "event", event->data,
                         (int) event->len, "order_id", ctx->order_id.data,
-                        (int) ctx->order_id.len, "order", order);
+                        (int) ctx->order_id.len, "order", o->order);
         break;
     }
 
     return ngx_http_siteflow_hook_enqueue(r, ctx, job);
+}
+
+
+/*
+ * The hook read as text: a body that sf_json_strict() vouches for (jansson
+ * would read it with JSON_REJECT_DUPLICATES) is decided from its members,
+ * the few values it needs read by jansson one by one, and the order
+ * stored as the body's text without whitespace: no tree of the order is
+ * built and dumped again.  NGX_DECLINED: anything else, to
+ * ngx_http_siteflow_hook_decide() on jansson's tree, which answers the
+ * same way for what both read.
+ */
+
+#define NGX_HTTP_SITEFLOW_HOOK_MEMBERS  64
+
+static ngx_int_t
+ngx_http_siteflow_hook_text(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx)
+{
+    int                              nr, no;
+    size_t                           len;
+    u_char                          *text;
+    json_t                          *ev, *id, *status, *v;
+    ngx_str_t                        event, arg, order;
+    ngx_int_t                        rc;
+    const char                      *field, *prefix;
+    sf_order_deleted_t               deleted;
+    sf_json_member_t                *root, *m;
+    ngx_http_siteflow_hook_order_t   o;
+    sf_json_member_t                 rm[NGX_HTTP_SITEFLOW_HOOK_MEMBERS];
+    sf_json_member_t                 om[NGX_HTTP_SITEFLOW_HOOK_MEMBERS];
+
+    text = ngx_pnalloc(r->pool, ctx->body.len);
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!sf_json_strict(ctx->body.data, ctx->body.len, text, &len)) {
+        return NGX_DECLINED;
+    }
+
+    nr = sf_json_members(text, len, rm, NGX_HTTP_SITEFLOW_HOOK_MEMBERS);
+
+    if (nr < 0 || nr > NGX_HTTP_SITEFLOW_HOOK_MEMBERS) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "siteflow hook: body read as text, %uz bytes", len);
+
+    root = rm;
+    v = NULL;
+
+    /* the order: "order" or "data" if an object, else the body */
+
+    order.data = text;
+    order.len = len;
+    prefix = "";
+
+    for (m = root; m < root + nr; m++) {
+        if (m->key_len == 5 && ngx_strncmp(m->key, "order", 5) == 0
+            && m->value[0] == '{')
+        {
+            break;
+        }
+    }
+
+    if (m == root + nr) {
+        for (m = root; m < root + nr; m++) {
+            if (m->key_len == 4 && ngx_strncmp(m->key, "data", 4) == 0
+                && m->value[0] == '{')
+            {
+                break;
+            }
+        }
+    }
+
+    if (m < root + nr) {
+        order.data = (u_char *) m->value;
+        order.len = m->value_len;
+        prefix = (m->key_len == 5) ? "order." : "data.";
+
+        no = sf_json_members(order.data, order.len, om,
+                             NGX_HTTP_SITEFLOW_HOOK_MEMBERS);
+
+        if (no < 0 || no > NGX_HTTP_SITEFLOW_HOOK_MEMBERS) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ngx_memcpy(om, rm, nr * sizeof(sf_json_member_t));
+        no = nr;
+    }
+
+    /* the values, each read by jansson */
+
+    ev = ngx_http_siteflow_hook_member(root, nr, "event");
+    status = ngx_http_siteflow_hook_member(om, no, "status");
+    field = "id";
+    id = ngx_http_siteflow_hook_member(om, no, "id");
+
+    if (id == NULL) {
+        field = "order_id";
+        id = ngx_http_siteflow_hook_member(om, no, "order_id");
+    }
+
+    if (id == NULL) {
+        id = ngx_http_siteflow_hook_member(root, nr, "order_id");
+        prefix = "";
+    }
+
+    if (json_is_string(ev)) {
+        event.data = (u_char *) json_string_value(ev);
+        event.len = json_string_length(ev);
+
+    } else if (ngx_http_siteflow_arg(r, "event", 5, &arg) == NGX_OK) {
+        event = arg;
+
+    } else {
+        ngx_str_set(&event, "order_updated");
+    }
+
+    deleted = SF_ORDER_LIVE;
+
+    if (event.len == 13 && ngx_strncmp(event.data, "order_deleted", 13) == 0)
+    {
+        deleted = SF_ORDER_DELETED_EVENT;
+
+    } else if (!((event.len == 13
+                  && ngx_strncmp(event.data, "order_created", 13) == 0)
+                 || (event.len == 13
+                     && ngx_strncmp(event.data, "order_updated", 13) == 0)))
+    {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
+        rc = ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
+                                     "event \"%V\" is not an order event",
+                                     &event);
+        goto done;
+    }
+
+    rc = ngx_http_siteflow_order_id(id, r->pool, &ctx->order_id);
+
+    if (rc == NGX_ABORT) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        rc = ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                     "\"%s%s\": the order id %s",
+                                     prefix, field,
+                                     sf_path_rc_text(SF_PATH_DOT));
+        goto done;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        rc = ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                     rc == NGX_DECLINED
+                                     ? "no order id in the body (\"id\", "
+                                       "\"order_id\", \"order.id\" or "
+                                       "\"data.id\")"
+                                     : "\"%s%s\": the order id is not a "
+                                       "string or number of 1 to 128 "
+                                       "printable characters",
+                                     prefix, field);
+        goto done;
+    }
+
+    v = ngx_http_siteflow_hook_member(om, no, "is_deleted");
+
+    if (deleted == SF_ORDER_LIVE && json_is_true(v)) {
+        deleted = SF_ORDER_DELETED_FLAG;
+    }
+
+    json_decref(v);
+
+    ngx_memzero(&o, sizeof(ngx_http_siteflow_hook_order_t));
+
+    o.text = order;
+
+    v = ngx_http_siteflow_hook_member(om, no, "is_archived");
+    o.archived = json_is_true(v);
+    json_decref(v);
+
+    if (json_is_string(status)) {
+        o.status.data = (u_char *) json_string_value(status);
+        o.status.len = json_string_length(status);
+    }
+
+    rc = ngx_http_siteflow_hook_order(r, ctx, &event, &o, deleted);
+
+done:
+
+    json_decref(ev);
+    json_decref(id);
+    json_decref(status);
+
+    return rc;
+}
+
+
+/* the value of a member, read by jansson, or NULL if there is none */
+
+static json_t *
+ngx_http_siteflow_hook_member(sf_json_member_t *m, int n, const char *name)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    for ( /* void */ ; n > 0; m++, n--) {
+        if (m->key_len == len && ngx_strncmp(m->key, name, len) == 0) {
+            return json_loadb((const char *) m->value, m->value_len,
+                              JSON_DECODE_ANY, NULL);
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * the order job of an order read as text:
+ * {"event":...,"order_id":...,"order":{...}}, what json_pack() and
+ * json_dumps() wrote for the tree
+ */
+
+static ngx_int_t
+ngx_http_siteflow_hook_send(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event, ngx_str_t *order)
+{
+    u_char                        *p;
+    ngx_str_t                      job;
+    ngx_int_t                      rc;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    job.data = ngx_pnalloc(r->pool,
+                           sizeof("{\"event\":,\"order_id\":,\"order\":}")
+                           + sf_json_escaped_max(event->len)
+                           + sf_json_escaped_max(ctx->order_id.len)
+                           + order->len);
+    if (job.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(job.data, "{\"event\":", sizeof("{\"event\":") - 1);
+    p += sf_json_escape((char *) p, (char *) event->data, event->len);
+    p = ngx_cpymem(p, ",\"order_id\":", sizeof(",\"order_id\":") - 1);
+    p += sf_json_escape((char *) p, (char *) ctx->order_id.data,
+                        ctx->order_id.len);
+    p = ngx_cpymem(p, ",\"order\":", sizeof(",\"order\":") - 1);
+    p = ngx_cpymem(p, order->data, order->len);
+    *p++ = '}';
+
+    job.len = p - job.data;
+
+    rc = ngx_http_siteflow_queue_enqueue_text(ctx->kind, &sscf->storefront,
+                                              &ctx->order_id, &job, NULL,
+                                              ngx_http_siteflow_queued, ctx);
+
+    return ngx_http_siteflow_enqueued(r, ctx, rc);
 }
 
 

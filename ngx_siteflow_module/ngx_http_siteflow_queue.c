@@ -185,7 +185,7 @@ ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
 {
     char                            *text;
     ngx_int_t                        rc;
-    ngx_http_siteflow_op_t           op;
+    ngx_str_t                        s;
     ngx_http_siteflow_queue_conf_t  *qc;
 
     qc = ngx_http_siteflow_qc;
@@ -199,59 +199,12 @@ ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
         return NGX_ERROR;
     }
 
-    if (idx) {
-        ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+    s.data = (u_char *) text;
+    s.len = ngx_strlen(text);
 
-        op.type = SF_QREC_INDEX;
-        op.postback = 1;
-        op.idx = *idx;
-        op.version = ngx_http_siteflow_idx_version(idx, 1);
-
-        if (ngx_http_siteflow_append(&op) != NGX_OK) {
-            free(text);
-            return NGX_ERROR;
-        }
-    }
-
-    ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
-
-    op.type = SF_QREC_JOB;
-    op.id = ngx_atomic_fetch_add((ngx_atomic_t *) &qc->sh->next_id, 1);
-    op.kind = kind;
-    op.storefront = *storefront;
-    op.order_id = *order_id;
-    op.payload.data = (u_char *) text;
-    op.payload.len = ngx_strlen(text);
-    op.created_ms = ngx_http_siteflow_now_ms();
-    op.handler = handler;
-    op.data = data;
-
-    /* room in the table is taken now: a full zone refuses the job */
-
-    ngx_shmtx_lock(&qc->shpool->mutex);
-    op.job = ngx_http_siteflow_job_new(qc->shpool, &op);
-    ngx_shmtx_unlock(&qc->shpool->mutex);
-
-    if (op.job == NULL) {
-        free(text);
-
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "siteflow: the \"siteflow_spool\" zone is full "
-                      "(%uz bytes); a job of order \"%V\" was refused",
-                      qc->size, order_id);
-
-        return NGX_DECLINED;
-    }
-
-    rc = ngx_http_siteflow_append(&op);
-
+    rc = ngx_http_siteflow_queue_enqueue_text(kind, storefront, order_id, &s,
+                                              idx, handler, data);
     free(text);
-
-    if (rc != NGX_OK) {
-        ngx_shmtx_lock(&qc->shpool->mutex);
-        ngx_slab_free_locked(qc->shpool, op.job);
-        ngx_shmtx_unlock(&qc->shpool->mutex);
-    }
 
     return rc;
 }
@@ -764,4 +717,76 @@ ngx_http_siteflow_index_forgot(ngx_str_t *order_id)
     }
 
     return order_id->len && sh->pruned_max && id <= sh->pruned_max;
+}
+
+
+/*
+ * the job as compact JSON text (the hook writes it without a jansson
+ * tree); kept by the spool as it is
+ */
+
+ngx_int_t
+ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
+    ngx_str_t *order_id, ngx_str_t *text, ngx_http_siteflow_index_t *idx,
+    ngx_http_siteflow_enqueue_pt handler, void *data)
+{
+    ngx_int_t                        rc;
+    ngx_http_siteflow_op_t           op;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+
+    if (qc == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (idx) {
+        ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+
+        op.type = SF_QREC_INDEX;
+        op.postback = 1;
+        op.idx = *idx;
+        op.version = ngx_http_siteflow_idx_version(idx, 1);
+
+        if (ngx_http_siteflow_append(&op) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+
+    op.type = SF_QREC_JOB;
+    op.id = ngx_atomic_fetch_add((ngx_atomic_t *) &qc->sh->next_id, 1);
+    op.kind = kind;
+    op.storefront = *storefront;
+    op.order_id = *order_id;
+    op.payload = *text;
+    op.created_ms = ngx_http_siteflow_now_ms();
+    op.handler = handler;
+    op.data = data;
+
+    /* room in the table is taken now: a full zone refuses the job */
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+    op.job = ngx_http_siteflow_job_new(qc->shpool, &op);
+    ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (op.job == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "siteflow: the \"siteflow_spool\" zone is full "
+                      "(%uz bytes); a job of order \"%V\" was refused",
+                      qc->size, order_id);
+
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_siteflow_append(&op);
+
+    if (rc != NGX_OK) {
+        ngx_shmtx_lock(&qc->shpool->mutex);
+        ngx_slab_free_locked(qc->shpool, op.job);
+        ngx_shmtx_unlock(&qc->shpool->mutex);
+    }
+
+    return rc;
 }

@@ -206,6 +206,11 @@ ngx_int_t ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id, json_t *job,
     ngx_http_siteflow_index_t *idx, ngx_http_siteflow_enqueue_pt handler,
     void *data);
+/* the same with the job as compact JSON text (idx as _indexed()) */
+ngx_int_t ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind,
+    ngx_str_t *storefront, ngx_str_t *order_id, ngx_str_t *text,
+    ngx_http_siteflow_index_t *idx, ngx_http_siteflow_enqueue_pt handler,
+    void *data);
 /* the index forgot this order id (index_retention): look it up first */
 ngx_uint_t ngx_http_siteflow_index_forgot(ngx_str_t *order_id);
 /* an unfinished job of this kind for this order exists */

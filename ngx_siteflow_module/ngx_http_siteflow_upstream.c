@@ -245,6 +245,9 @@ ngx_http_siteflow_upstream_request(ngx_http_siteflow_xfer_t *x,
         ngx_memcpy(copy, body->data, body->len);
         copy[body->len] = '\0';
 
+        x->body = copy;
+        x->body_len = body->len;
+
         if (curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, (long) body->len)
             != CURLE_OK
             || curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, copy)

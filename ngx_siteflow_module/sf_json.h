@@ -81,5 +81,60 @@ size_t sf_json_utf8_cut(const char *p, size_t n, size_t max);
 
 size_t sf_json_utf8_trim(const char *p, size_t n);
 
+/*
+ * 1 if p[0 .. len - 1] is an object or array in the compact form jansson
+ * writes (json_dumps(json_loadb(p, 0), JSON_COMPACT) would give the same
+ * bytes back, duplicate keys aside), 0 if not or if unsure (very deep,
+ * long integers, reals that do not print back the same, \u0000).  A
+ * writer copies such text as it is instead of parsing and dumping it.
+ */
+
+int sf_json_compact(const unsigned char *p, size_t len);
+
+/*
+ * Writes src[0 .. len - 1] (UTF-8, checked by the caller) as a JSON
+ * string, quotes included, escaped as jansson writes it without flags;
+ * dst has room for sf_json_escaped_max(len) bytes.  Returns the bytes
+ * written.
+ */
+
+#define sf_json_escaped_max(len)  ((len) * 6 + 2)
+
+size_t sf_json_escape(char *dst, const char *src, size_t len);
+
+/*
+ * sf_json_strict(): 1 if p[0 .. len - 1] is, for sure, a JSON object
+ * jansson reads with JSON_REJECT_DUPLICATES; then out (len bytes of room)
+ * holds the same text without the whitespace between tokens, *out_len
+ * bytes.  0 if it is not, or if unsure (deeper than 32, a key with an
+ * escape, an integer of more than 18 digits, a real of more than 40
+ * characters, ...): the caller then asks jansson.
+ *
+ * sf_json_members(): the members of an object in such text, up to max
+ * into m; returns how many there are, or -1 if a key has an escape.
+ */
+
+typedef struct {
+    const unsigned char  *key;       /* without the quotes */
+    size_t                key_len;
+    const unsigned char  *value;     /* its JSON text */
+    size_t                value_len;
+} sf_json_member_t;
+
+int sf_json_strict(const unsigned char *p, size_t len, unsigned char *out,
+    size_t *out_len);
+int sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
+    size_t max);
+
+
+/*
+ * Gives jansson an allocator that keeps small blocks for reuse (see
+ * sf_json.c); every block stays one of malloc(), so free() of jansson's
+ * output (json_dumps()) remains right.  Once per process, before or
+ * after trees exist.
+ */
+
+void sf_json_alloc_install(void);
+
 
 #endif /* _SF_JSON_H_INCLUDED_ */

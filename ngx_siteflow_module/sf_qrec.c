@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "sf_json.h"
 #include "sf_qrec.h"
 
 
@@ -43,8 +44,6 @@ static uint64_t sf_qrec_get64(const unsigned char *p);
 static void sf_qrec_put16(unsigned char *p, uint16_t v);
 static void sf_qrec_put32(unsigned char *p, uint32_t v);
 static void sf_qrec_put64(unsigned char *p, uint64_t v);
-static int sf_qpay_set(json_t *root, const char *key, json_t *v);
-static json_t *sf_qpay_string(const sf_qstr_t *s);
 static void sf_qpay_str(json_t *root, const char *key, sf_qstr_t *dst);
 static void sf_qpay_int(json_t *root, const char *key, uint64_t *dst);
 static char *sf_qpay_dump(json_t *v, sf_qstr_t *dst);
@@ -858,33 +857,82 @@ sf_qrec_segment_parse(const char *name, size_t len, uint64_t *seq)
 
 
 /*
- * The payloads: one compact JSON object with short keys, built and read
- * with jansson in the same key order as the module always wrote them.
+ * The payloads: one compact JSON object with short keys, in the same key
+ * order and the same bytes as the module always wrote them with jansson
+ * (json_dumps(..., JSON_COMPACT)), written here directly: strings escaped
+ * as jansson escapes them, integers as json_int_t, and the job and
+ * results objects copied as they are when they are already in jansson's
+ * compact form (sf_json_compact(): they always are when the module wrote
+ * them), else read and written back through jansson as before.  Read
+ * with jansson (sf_qpay_decode()).
  */
+
+typedef struct {
+    char                 *p;
+    char                 *end;
+    char                 *start;
+} sf_qpay_out_t;
+
+
+static int sf_qpay_key(sf_qpay_out_t *o, const char *key);
+static int sf_qpay_put_int(sf_qpay_out_t *o, const char *key, int64_t v);
+static int sf_qpay_put_str(sf_qpay_out_t *o, const char *key,
+    const sf_qstr_t *s);
+static int sf_qpay_put_json(sf_qpay_out_t *o, const char *key,
+    const sf_qstr_t *s);
+
 
 char *
 sf_qpay_encode(const sf_qpay_t *p, size_t *len)
 {
-    char    *text;
-    json_t  *root;
-
-    root = json_object();
-    if (root == NULL) {
-        return NULL;
-    }
+    size_t          size;
+    sf_qpay_out_t   o;
 
     switch (p->type) {
 
     case SF_QREC_JOB:
-        if (sf_qpay_set(root, "k", json_integer((json_int_t) p->kind))
-            || sf_qpay_set(root, "s", sf_qpay_string(&p->storefront))
-            || sf_qpay_set(root, "o", sf_qpay_string(&p->order_id))
-            || sf_qpay_set(root, "c",
-                           json_integer((json_int_t) p->created_ms))
-            || sf_qpay_set(root, "j",
-                           p->job.data
-                           ? json_loadb(p->job.data, p->job.len, 0, NULL)
-                           : NULL))
+        if (p->job.data == NULL) {
+            return NULL;
+        }
+
+        break;
+
+    case SF_QREC_STATE:
+    case SF_QREC_INDEX:
+        break;
+
+    default:
+        return NULL;
+    }
+
+    /* room: 13 keys and integers, 5 escaped strings, job and results */
+
+    size = 13 * (6 + 21) + 16
+           + sf_json_escaped_max(p->storefront.len)
+           + sf_json_escaped_max(p->order_id.len)
+           + sf_json_escaped_max(p->error.len)
+           + sf_json_escaped_max(p->source_id.len)
+           + sf_json_escaped_max(p->siteflow_id.len)
+           + p->job.len + p->results.len;
+
+    o.start = malloc(size);
+    if (o.start == NULL) {
+        return NULL;
+    }
+
+    o.p = o.start;
+    o.end = o.start + size;
+
+    *o.p++ = '{';
+
+    switch (p->type) {
+
+    case SF_QREC_JOB:
+        if (sf_qpay_put_int(&o, "k", (int64_t) p->kind)
+            || sf_qpay_put_str(&o, "s", &p->storefront)
+            || sf_qpay_put_str(&o, "o", &p->order_id)
+            || sf_qpay_put_int(&o, "c", (int64_t) p->created_ms)
+            || sf_qpay_put_json(&o, "j", &p->job))
         {
             goto failed;
         }
@@ -892,80 +940,69 @@ sf_qpay_encode(const sf_qpay_t *p, size_t *len)
         break;
 
     case SF_QREC_STATE:
-        if (sf_qpay_set(root, "v", json_integer((json_int_t) p->version))
-            || sf_qpay_set(root, "st", json_integer((json_int_t) p->state))
-            || sf_qpay_set(root, "a",
-                           json_integer((json_int_t) p->attempts))
-            || sf_qpay_set(root, "n", json_integer((json_int_t) p->next_ms))
-            || sf_qpay_set(root, "ms",
-                           json_integer((json_int_t) p->maybe_sent)))
+        if (sf_qpay_put_int(&o, "v", (int64_t) p->version)
+            || sf_qpay_put_int(&o, "st", (int64_t) p->state)
+            || sf_qpay_put_int(&o, "a", (int64_t) p->attempts)
+            || sf_qpay_put_int(&o, "n", (int64_t) p->next_ms)
+            || sf_qpay_put_int(&o, "ms", (int64_t) p->maybe_sent))
         {
             goto failed;
         }
 
-        if (p->error.len
-            && sf_qpay_set(root, "e", sf_qpay_string(&p->error)))
-        {
+        if (p->error.len && sf_qpay_put_str(&o, "e", &p->error)) {
             goto failed;
         }
 
-        if (p->results.len
-            && sf_qpay_set(root, "r", json_loadb(p->results.data,
-                                                 p->results.len, 0, NULL)))
-        {
+        if (p->results.len && sf_qpay_put_json(&o, "r", &p->results)) {
             goto failed;
         }
 
         break;
 
-    case SF_QREC_INDEX:
-        if (sf_qpay_set(root, "pb", json_integer((json_int_t) p->postback))
-            || sf_qpay_set(root, "v", json_integer((json_int_t) p->version))
-            || sf_qpay_set(root, "s", sf_qpay_string(&p->storefront))
-            || sf_qpay_set(root, "p", sf_qpay_string(&p->order_id)))
+    default: /* SF_QREC_INDEX */
+        if (sf_qpay_put_int(&o, "pb", (int64_t) p->postback)
+            || sf_qpay_put_int(&o, "v", (int64_t) p->version)
+            || sf_qpay_put_str(&o, "s", &p->storefront)
+            || sf_qpay_put_str(&o, "p", &p->order_id))
         {
             goto failed;
         }
 
         if (p->postback) {
-            if (sf_qpay_set(root, "rk", json_integer((json_int_t) p->rank))
-                || sf_qpay_set(root, "fp",
-                               json_integer((json_int_t) p->fingerprint)))
+            if (sf_qpay_put_int(&o, "rk", p->rank)
+                || sf_qpay_put_int(&o, "fp", (int64_t) p->fingerprint))
             {
                 goto failed;
             }
 
-        } else if (sf_qpay_set(root, "src", sf_qpay_string(&p->source_id))
-                   || sf_qpay_set(root, "sf",
-                                  sf_qpay_string(&p->siteflow_id))
-                   || sf_qpay_set(root, "st",
-                                  json_integer((json_int_t) p->state))
-                   || sf_qpay_set(root, "u",
-                                  json_integer((json_int_t) p->updated_ms))
-                   || sf_qpay_set(root, "t",
-                                  json_integer((json_int_t) p->sent_ms)))
+        } else if (sf_qpay_put_str(&o, "src", &p->source_id)
+                   || sf_qpay_put_str(&o, "sf", &p->siteflow_id)
+                   || sf_qpay_put_int(&o, "st", (int64_t) p->state)
+                   || sf_qpay_put_int(&o, "u", (int64_t) p->updated_ms)
+                   || sf_qpay_put_int(&o, "t", (int64_t) p->sent_ms))
         {
             goto failed;
         }
 
         break;
+    }
 
-    default:
+    if (o.end - o.p < 2) {
         goto failed;
     }
 
-    text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    *o.p++ = '}';
+    *o.p = '\0';
 
-    if (text != NULL && len != NULL) {
-        *len = strlen(text);
+    if (len != NULL) {
+        *len = (size_t) (o.p - o.start);
     }
 
-    return text;
+    return o.start;
 
 failed:
 
-    json_decref(root);
+    free(o.start);
     return NULL;
 }
 
@@ -1049,19 +1086,140 @@ sf_qpay_free(sf_qpay_t *p)
 }
 
 
-/* non-zero if v is NULL or cannot be set; v is taken over */
+/* '"key":' after a comma unless first; non-zero if there is no room */
 
 static int
-sf_qpay_set(json_t *root, const char *key, json_t *v)
+sf_qpay_key(sf_qpay_out_t *o, const char *key)
 {
-    return v == NULL || json_object_set_new(root, key, v) != 0;
+    size_t  n;
+
+    n = strlen(key);
+
+    if ((size_t) (o->end - o->p) < n + 4) {
+        return 1;
+    }
+
+    if (o->p[-1] != '{') {
+        *o->p++ = ',';
+    }
+
+    *o->p++ = '"';
+    memcpy(o->p, key, n);
+    o->p += n;
+    *o->p++ = '"';
+    *o->p++ = ':';
+
+    return 0;
 }
 
 
-static json_t *
-sf_qpay_string(const sf_qstr_t *s)
+static int
+sf_qpay_put_int(sf_qpay_out_t *o, const char *key, int64_t v)
 {
-    return json_stringn(s->len ? s->data : "", s->len);
+    int  n;
+
+    if (sf_qpay_key(o, key)) {
+        return 1;
+    }
+
+    n = snprintf(o->p, (size_t) (o->end - o->p), "%lld", (long long) v);
+
+    if (n < 0 || n >= o->end - o->p) {
+        return 1;
+    }
+
+    o->p += n;
+
+    return 0;
+}
+
+
+/* a string, UTF-8 only (jansson refuses anything else) */
+
+static int
+sf_qpay_put_str(sf_qpay_out_t *o, const char *key, const sf_qstr_t *s)
+{
+    if (s->len && !sf_json_utf8_valid((const unsigned char *) s->data,
+                                      s->len))
+    {
+        return 1;
+    }
+
+    if (sf_qpay_key(o, key)
+        || (size_t) (o->end - o->p) < sf_json_escaped_max(s->len))
+    {
+        return 1;
+    }
+
+    o->p += sf_json_escape(o->p, s->len ? s->data : "", s->len);
+
+    return 0;
+}
+
+
+/*
+ * a job or results object (or array): copied if in jansson's compact
+ * form, else read and written back by jansson (the buffer grows if that
+ * is longer: "1e2" becomes "100.0")
+ */
+
+static int
+sf_qpay_put_json(sf_qpay_out_t *o, const char *key, const sf_qstr_t *s)
+{
+    char    *text, *p;
+    size_t   n, used, size;
+    json_t  *v;
+
+    if (sf_qpay_key(o, key)) {
+        return 1;
+    }
+
+    if (sf_json_compact((const unsigned char *) s->data, s->len)) {
+        if ((size_t) (o->end - o->p) < s->len) {
+            return 1;
+        }
+
+        memcpy(o->p, s->data, s->len);
+        o->p += s->len;
+
+        return 0;
+    }
+
+    v = json_loadb(s->data, s->len, 0, NULL);
+    if (v == NULL) {
+        return 1;
+    }
+
+    text = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+
+    if (text == NULL) {
+        return 1;
+    }
+
+    n = strlen(text);
+
+    if ((size_t) (o->end - o->p) < n + 64) {
+        used = (size_t) (o->p - o->start);
+        size = (size_t) (o->end - o->start) + n + 64;
+
+        p = realloc(o->start, size);
+        if (p == NULL) {
+            free(text);
+            return 1;
+        }
+
+        o->start = p;
+        o->p = p + used;
+        o->end = p + size;
+    }
+
+    memcpy(o->p, text, n);
+    o->p += n;
+
+    free(text);
+
+    return 0;
 }
 
 

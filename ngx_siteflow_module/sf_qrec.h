@@ -234,7 +234,10 @@ int sf_qrec_segment_parse(const char *name, size_t len, uint64_t *seq);
 
 /*
  * Record payloads: one compact JSON object with short keys, written in
- * this order (sf_qpay_encode()).  Integers are JSON integers (64-bit);
+ * this order (sf_qpay_encode(), directly: the same bytes jansson's
+ * json_dumps() wrote; j and r are copied as they are when already in
+ * jansson's compact form, so a key that is twice in them stays
+ * twice).  Integers are JSON integers (64-bit);
  * strings are UTF-8 (jansson refuses anything else, so a string that is
  * not UTF-8 makes the record unwritable, never garbled).
  *

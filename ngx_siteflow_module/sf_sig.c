@@ -62,6 +62,9 @@ struct sf_sig_key_s {
 #define SF_SIG_RAND_CHUNK    32
 
 
+static int sf_sig_request_hmac(const EVP_MD *md,
+    const unsigned char *secret, size_t secret_len, const char *msg,
+    size_t msg_len, unsigned char *mac, unsigned int *mac_len);
 static int sf_sig_partner_char(unsigned char c);
 static int sf_sig_b64_value(unsigned char c);
 static int sf_sig_hex_value(unsigned char c);
@@ -799,9 +802,8 @@ sf_sig_request(sf_scheme_t scheme, sf_hash_t hash,
 
     memcpy(p, timestamp, tlen);
 
-    if (HMAC(md, secret, (int) secret_len, (const unsigned char *) sts, len,
-             mac, &mac_len)
-        == NULL)
+    if (sf_sig_request_hmac(md, secret, secret_len, sts, len, mac, &mac_len)
+        != 0)
     {
         return -1;
     }
@@ -814,6 +816,77 @@ sf_sig_request(sf_scheme_t scheme, sf_hash_t hash,
     out_hex[mac_len * 2] = '\0';
 
     return (int) mac_len * 2;
+}
+
+
+/*
+ * The HMAC of a request signature.  A worker signs every call with the
+ * same one or two secrets: the HMAC context of the last secret and
+ * algorithm is kept, its key set once (HMAC() fetched the digest and set
+ * the key up on every call, about three times the work).  Not for
+ * threads: the module signs from the event loop only.
+ */
+
+#define SF_SIG_CACHED_KEY_MAX  256
+
+static HMAC_CTX       *sf_sig_cached_ctx;
+static const EVP_MD   *sf_sig_cached_md;
+static size_t          sf_sig_cached_len;
+static unsigned char   sf_sig_cached_key[SF_SIG_CACHED_KEY_MAX];
+
+
+static int
+sf_sig_request_hmac(const EVP_MD *md, const unsigned char *secret,
+    size_t secret_len, const char *msg, size_t msg_len, unsigned char *mac,
+    unsigned int *mac_len)
+{
+    if (secret_len > SF_SIG_CACHED_KEY_MAX) {
+        return HMAC(md, secret, (int) secret_len,
+                    (const unsigned char *) msg, msg_len, mac, mac_len)
+               == NULL ? -1 : 0;
+    }
+
+    if (sf_sig_cached_ctx == NULL) {
+        sf_sig_cached_ctx = HMAC_CTX_new();
+        if (sf_sig_cached_ctx == NULL) {
+            return -1;
+        }
+    }
+
+    if (sf_sig_cached_md == md && sf_sig_cached_len == secret_len
+        && CRYPTO_memcmp(sf_sig_cached_key, secret, secret_len) == 0)
+    {
+        /* the same key: HMAC_Init_ex() with NULL keeps it */
+
+        if (HMAC_Init_ex(sf_sig_cached_ctx, NULL, 0, NULL, NULL) != 1) {
+            sf_sig_cached_md = NULL;
+            return -1;
+        }
+
+    } else {
+        sf_sig_cached_md = NULL;
+
+        if (HMAC_Init_ex(sf_sig_cached_ctx, secret, (int) secret_len, md,
+                         NULL)
+            != 1)
+        {
+            return -1;
+        }
+
+        memcpy(sf_sig_cached_key, secret, secret_len);
+        sf_sig_cached_len = secret_len;
+        sf_sig_cached_md = md;
+    }
+
+    if (HMAC_Update(sf_sig_cached_ctx, (const unsigned char *) msg, msg_len)
+        != 1
+        || HMAC_Final(sf_sig_cached_ctx, mac, mac_len) != 1)
+    {
+        sf_sig_cached_md = NULL;
+        return -1;
+    }
+
+    return 0;
 }
 
 

@@ -114,3 +114,60 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 4: siteflow_printnow_fetch off: a body jansson would read is read as text (no tree of the order at the hook), and the order sent is the hook's
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
+--- request eval
+"POST /hook?token=hook-9f3b2c7d-not-real&event=order_created\n"
+. Siteflow::Flow::_slurp("$Siteflow::Flow::ROOT/t/fixtures/orders/5004.json")
+--- more_headers
+Content-Type: application/json
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]])
+--- response_body
+answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-5004 fields-ok -> 200
+SF POST /api/order oneflow PN-5004 fields-ok -> 201
+--- error_log eval
+[qr/siteflow hook: body read as text, \d+ bytes/,
+ qr/siteflow hook: order "5004" send: $/m,
+ qr/siteflow job: \d+ ends done: ""/]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 5: a body the text reader cannot vouch for (a key with an escape) goes to jansson, with the same answer and the same order sent
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
+--- request eval
+my $o = Siteflow::Flow::_slurp("$Siteflow::Flow::ROOT/t/fixtures/orders/5004.json");
+$o =~ s/"status"/"st\\u0061tus"/ or die "no status in 5004.json";
+"POST /hook?token=hook-9f3b2c7d-not-real&event=order_created\n$o"
+--- more_headers
+Content-Type: application/json
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]])
+--- response_body
+answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-5004 fields-ok -> 200
+SF POST /api/order oneflow PN-5004 fields-ok -> 201
+--- error_log eval
+[qr/siteflow hook: order "5004" send: $/m,
+ qr/siteflow job: \d+ ends done: ""/]
+--- no_error_log
+siteflow hook: body read as text
+[alert]
+[crit]

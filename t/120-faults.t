@@ -264,3 +264,41 @@ answer pong
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 8: creates on kept-alive connections: SiteFlow takes a create in and closes the reused connection without a byte of answer: libcurl does not send it again by itself, the look-up finds it; one create per order
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::stateful({ on => 'POST /api/order', action => 'close', times => 3,
+             remember => '{{json.orderData.sourceOrderId}}' });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my @l = ::run_orders(ids => [6011 .. 6015], wait => 0);
+    my $e = Siteflow::Flow::_idle(timeout => 30);
+    push @l, $e if $e;
+    my (%n, $looked);
+    for my $q (@{ ::mock_requests('siteflow') }) {
+        $looked++ if $q->{path} =~ m{/bysourceid/};
+        next unless $q->{method} eq 'POST' && $q->{path} =~ m{/order$};
+        $n{ (::json_of($q->{body}) // {})->{orderData}{sourceOrderId} // '?' }++;
+    }
+    (@l, map({ "$_: $n{$_}" } sort keys %n), 'looked up: ' . ($looked >= 3 ? '3 or more' : $looked // 0)) })
+--- response_body
+answer pong
+answers: 202 x5
+PN-6011: 1
+PN-6012: 1
+PN-6013: 1
+PN-6014: 1
+PN-6015: 1
+looked up: 3 or more
+--- no_error_log
+[alert]
+[crit]

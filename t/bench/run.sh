@@ -16,3 +16,7 @@ cd "$(dirname "$0")"
 ./hook-e2e.sh
 ./postback-bench.sh
 ./spool-stall.sh
+# the order path (issue 13): CPU per order, orders/s, drain; instructions
+./order-cpu.sh
+./order-callgrind.sh
+FETCH=on ./order-callgrind.sh

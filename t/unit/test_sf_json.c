@@ -17,7 +17,10 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "sf_json.h"
 
@@ -196,6 +199,326 @@ test_copy_cut(void **state)
 }
 
 
+/*
+ * sf_json_compact(): when it says yes, jansson writes the text back the
+ * same (the writers copy it instead); the cases where it must say no or
+ * may say no (it is never looser than jansson)
+ */
+
+static void
+compact_is(const char *text, size_t len, int want)
+{
+    char    *back;
+    json_t  *v;
+    int      got;
+
+    got = sf_json_compact((const unsigned char *) text, len);
+
+    if (want >= 0) {
+        if (got != want) {
+            fail_msg("sf_json_compact(\"%.*s\") = %d, want %d",
+                     (int) len, text, got, want);
+        }
+    }
+
+    if (!got) {
+        return;
+    }
+
+    /* a key twice: the one case documented to differ */
+
+    v = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (v == NULL && want < 0) {
+        return;
+    }
+
+    json_decref(v);
+
+    v = json_loadb(text, len, 0, NULL);
+    assert_non_null(v);
+    back = json_dumps(v, JSON_COMPACT);
+    assert_non_null(back);
+
+    if (strlen(back) != len || memcmp(back, text, len) != 0) {
+        fail_msg("\"%.*s\" comes back as \"%s\"", (int) len, text, back);
+    }
+
+    free(back);
+    json_decref(v);
+}
+
+
+static void
+test_compact(void **state)
+{
+    size_t        i, n, k;
+    char          buf[256];
+    static const char  *yes[] = {
+        "{}", "[]", "{\"a\":1}", "[1,-2,0,true,false,null]",
+        "{\"a\":{\"b\":[{},[]]},\"c\":\"x\"}",
+        "{\"p\":12.99,\"q\":0.5,\"r\":-3.25}",
+        "[\"\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001F\"]",
+        "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80/\x7f\"]",
+        "[123456789012345678]", "{\"event\":\"order\",\"n\":[1,2.5]}"
+    };
+    static const char  *no[] = {
+        "", "{", "}", "[", "1", "\"a\"", "{ }", "[1, 2]", "{\"a\" :1}",
+        "[1,]", "{\"a\":1,}", "[01]", "[-0]", "[1.0]", "[1e2]", "[1E2]",
+        "[0.0]", "[1.]", "[.5]", "[+1]", "[1234567890123456789]",
+        "[\"\\/\"]", "[\"\\u00e9\"]", "[\"\\u0000\"]",
+        "[\"\\u000a\"]", "[\"\\u000A\"]", "[\"\\u001f\"]",
+        "[\"\x01\"]", "[\"\xc3\"]", "[\"\xed\xa0\x80\"]", "[tru]",
+        "[nul]", "{\"a\"}", "{1:2}", "[1]x", "[1] ", " [1]",
+        "[0.30000000000000001]", "[\"a]", "{\"a\":}", "[[]"
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        compact_is(yes[i], strlen(yes[i]), 1);
+    }
+
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        compact_is(no[i], strlen(no[i]), 0);
+    }
+
+    /* 64 levels are read, 65 are not */
+
+    for (k = 64; k <= 65; k++) {
+        n = 0;
+
+        for (i = 0; i < k; i++) {
+            buf[n++] = '[';
+        }
+
+        for (i = 0; i < k; i++) {
+            buf[n++] = ']';
+        }
+
+        compact_is(buf, n, k == 64);
+    }
+
+    /* every prefix and every byte changed of a yes: jansson agrees */
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        n = strlen(yes[i]);
+
+        for (k = 0; k < n; k++) {
+            compact_is(yes[i], k, -1);
+        }
+
+        for (k = 0; k < n; k++) {
+            unsigned  c;
+
+            for (c = 0; c < 256; c += 7) {
+                memcpy(buf, yes[i], n);
+                buf[k] = (char) c;
+                compact_is(buf, n, -1);
+            }
+        }
+    }
+}
+
+
+/* sf_json_escape(): jansson's escapes */
+
+static void
+test_escape(void **state)
+{
+    char     in[256], out[sf_json_escaped_max(256)], *back;
+    size_t   i, n;
+    json_t  *v;
+
+    (void) state;
+
+    for (i = 0; i < 128; i++) {
+        in[i] = (char) i;
+    }
+
+    memcpy(in + 128, "\xc3\xa9\xf0\x9f\x98\x80", 6);
+
+    n = sf_json_escape(out, in, 134);
+    assert_true(n <= sf_json_escaped_max(134));
+
+    v = json_stringn(in, 134);
+    assert_non_null(v);
+    back = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(back);
+    assert_int_equal(strlen(back), n);
+    assert_memory_equal(back, out, n);
+
+    free(back);
+    json_decref(v);
+
+    assert_int_equal(sf_json_escape(out, "", 0), 2);
+    assert_memory_equal(out, "\"\"", 2);
+}
+
+
+/*
+ * sf_json_strict(): never looser than jansson with JSON_REJECT_DUPLICATES
+ * (when it says yes, jansson reads the body, and reads the copy as the
+ * same value); sf_json_members() finds what jansson finds
+ */
+
+static void
+strict_is(const char *text, size_t len, int want)
+{
+    int            got;
+    char           key[64];
+    size_t         out_len, i;
+    json_t        *a, *b, *v;
+    unsigned char  out[4096];
+    sf_json_member_t  m[64];
+    int            n;
+
+    assert_true(len <= sizeof(out));
+
+    got = sf_json_strict((const unsigned char *) text, len, out, &out_len);
+
+    if (want >= 0 && got != want) {
+        fail_msg("sf_json_strict(\"%.*s\") = %d, want %d", (int) len, text,
+                 got, want);
+    }
+
+    if (!got) {
+        return;
+    }
+
+    a = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (a == NULL) {
+        fail_msg("\"%.*s\": strict yes, jansson no", (int) len, text);
+    }
+
+    b = json_loadb((char *) out, out_len, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(b);
+    assert_true(json_equal(a, b));
+
+    n = sf_json_members(out, out_len, m, 64);
+    assert_int_equal(n, (int) json_object_size(a));
+
+    for (i = 0; i < (size_t) n && i < 64; i++) {
+        assert_true(m[i].key_len < sizeof(key));
+        memcpy(key, m[i].key, m[i].key_len);
+        key[m[i].key_len] = '\0';
+        v = json_loadb((char *) m[i].value, m[i].value_len, JSON_DECODE_ANY,
+                       NULL);
+        assert_non_null(v);
+        assert_true(json_equal(v, json_object_get(a, key)));
+        json_decref(v);
+    }
+
+    json_decref(a);
+    json_decref(b);
+}
+
+
+static void
+test_strict(void **state)
+{
+    size_t        i, k, n;
+    unsigned      c;
+    char          buf[4096];
+    FILE         *f;
+    static const char  *yes[] = {
+        "{}", " { } ", "{\"a\":1}", "{ \"a\" : [ 1 , -2.5e3 , true ] }\n",
+        "{\"a\":{\"a\":1},\"b\":\"\\u00e9\\/\\ud83d\\ude00\"}",
+        "{\"x\":null,\"y\":false,\"z\":\"\xc3\xa9\"}",
+        "{\"n\":123456789012345678,\"r\":0.1,\"e\":1E-400}"
+    };
+    static const char  *no[] = {
+        "", "[]", "1", "{", "{\"a\":1,\"a\":2}", "{\"a\":{\"b\":1,\"b\":1}}",
+        "{\"a\\u0062\":1}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}", "{\"a\":1e400}", "{\"a\":01}", "{\"a\":1.}",
+        "{\"a\":1234567890123456789}", "{\"a\":\"\x01\"}", "{\"a\":\"\xff\"}",
+        "{\"a\":tru}", "{\"a\":1}x", "{\"a\" 1}", "{\"a\":1,}", "{,}",
+        "{\"a\":\"\\x\"}", "{\"a\":[1,]}"
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        strict_is(yes[i], strlen(yes[i]), 1);
+    }
+
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        strict_is(no[i], strlen(no[i]), 0);
+    }
+
+    /* a PrintNow order: yes; every prefix, every byte changed: agree */
+
+    f = fopen("transform/01-single-item.order.json", "r");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+
+    strict_is(buf, n, 1);
+
+    for (k = 0; k < n; k++) {
+        strict_is(buf, k, -1);
+    }
+
+    for (k = 0; k < n; k++) {
+        char  save = buf[k];
+
+        for (c = 0; c < 256; c += 5) {
+            buf[k] = (char) c;
+            strict_is(buf, n, -1);
+        }
+
+        buf[k] = save;
+    }
+}
+
+
+/*
+ * sf_json_alloc_install(): trees built before and after it are freed
+ * right, json_dumps() text is freed with free(), blocks come back
+ */
+
+static void
+test_alloc(void **state)
+{
+    int      i;
+    char    *text;
+    json_t  *before, *after, *v;
+    void    *seen;
+
+    (void) state;
+
+    before = json_pack("{s:s, s:[i, f, s]}", "a", "some text long enough",
+                       "b", 1, 2.5, "x");
+    assert_non_null(before);
+
+    sf_json_alloc_install();
+
+    for (i = 0; i < 3; i++) {
+        after = json_loadb("{\"k\":[1,2,{\"z\":\"a string of some length\"}],"
+                           "\"m\":\"\\u00e9\"}", 56, 0, NULL);
+        assert_non_null(after);
+
+        text = json_dumps(after, JSON_COMPACT);
+        assert_non_null(text);
+        assert_string_equal(text, "{\"k\":[1,2,{\"z\":\"a string of some "
+                                  "length\"}],\"m\":\"\xc3\xa9\"}");
+        free(text);
+
+        assert_int_equal(json_object_set_new(before, "c", after), 0);
+    }
+
+    json_decref(before);
+
+    /* a freed small block is the next one of its size */
+
+    v = json_integer(1);
+    seen = v;
+    json_decref(v);
+    v = json_integer(2);
+    assert_ptr_equal(v, seen);
+    json_decref(v);
+}
+
+
 int
 main(void)
 {
@@ -207,6 +530,10 @@ main(void)
         cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_utf8_trim),
         cmocka_unit_test(test_copy_cut),
+        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_strict),
+        cmocka_unit_test(test_alloc),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

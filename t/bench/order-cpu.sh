@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Benchmark: the order path, PrintNow hook -> order validated and created
+# at SiteFlow (issue 13), for two builds of the module in the same run.
+#
+# For each build and each of `siteflow_printnow_fetch off` (the hook body
+# carries the whole order: validate + create) and `on` (the hook carries
+# the id: fetch + validate + create), in a fresh nginx (2 workers, spool on
+# disk) and a fresh spool: N hooks with unique order ids sent by wrk -c64
+# (1 thread, pinned to CPU 1, as the mock nginx of spool-lib.sh), then
+# wait for the Nth create at the mock.  Figures per run:
+#   cpu/order  sum of utime+stime of every worker (/proc/PID/stat, whole
+#              thread group) from just before the first hook to the Nth
+#              create, divided by N (the machine may be shared: this is
+#              the figure that does not depend on the neighbours)
+#   orders/s   N / (first hook sent .. Nth create seen)
+#   hooks/s    N / (first hook sent .. Nth hook answered 202), durable
+#              (each 202 after the group commit's fdatasync)
+#   drain      Nth hook answered .. Nth create seen, ms
+# Rounds alternate the builds; the summary gives medians over the rounds.
+#
+#   t/bench/order-cpu.sh [HOOKS] [ROUNDS]       (default 20000 3)
+#   BEFORE_MODULE=/path/to/old.so   the build to compare with (optional)
+#   SITEFLOW_MODULE=...             the build under test (t/build/...)
+#
+# Figures: t/bench/out/order-cpu.txt
+
+set -euo pipefail
+. "$(dirname "$0")/spool-lib.sh"
+
+n=${1:-${BENCH_JOBS:-20000}}
+rounds=${2:-${BENCH_ROUNDS:-3}}
+timeout=${BENCH_TIMEOUT:-300}
+after=$module
+before=${BEFORE_MODULE:-}
+hz=$(getconf CLK_TCK)
+
+sb_mock_start
+
+# the hook script for fetch off: the whole order in the body, its id
+# unique (the same scheme as sb_hook_lua)
+order_lua=$(tr -d '\n' < "$order_json" \
+            | sed 's/"id": 5001/"id": ORDERID/; s/\\/\\\\/g; s/"/\\"/g')
+cat > "$SB/hook-order.lua" <<LUA
+local threads = {}
+local tid = 0
+local tmpl = "{\"event\":\"order_created\",\"order\":$order_lua}"
+function setup(thread)
+    thread:set("tid", tid)
+    tid = tid + 1
+    table.insert(threads, thread)
+end
+function init(args)
+    path = args[1]
+    base = tonumber(args[2]) + tid * 10000000
+    quota = tonumber(args[3])
+    flag = args[4]
+    sent = 0
+    answered = 0
+    s2xx = 0
+    other = 0
+    ok = wrk.format("GET", "/ok")
+    verify = (tid == 0)
+end
+function request()
+    if verify then verify = false; return ok end
+    if quota > 0 and sent >= quota then return ok end
+    sent = sent + 1
+    local body = string.gsub(tmpl, "ORDERID", tostring(base + sent))
+    return wrk.format("POST", path .. "?token=T0K-bench-not-real",
+        { ["Content-Type"] = "application/json" }, body)
+end
+function response(status, headers, body)
+    if #body == 2 then return end
+    answered = answered + 1
+    if status == 202 then s2xx = s2xx + 1 else other = other + 1 end
+    if quota > 0 and answered >= quota then
+        local f = io.open(flag, "w"); f:write("done\n"); f:close()
+        wrk.thread:stop()
+    end
+end
+function done(summary, latency, requests)
+    local a, o = 0, 0
+    for _, t in ipairs(threads) do
+        a = a + t:get("s2xx"); o = o + t:get("other")
+    end
+    io.write(string.format("accepted %d other %d\n", a, o))
+end
+LUA
+sb_hook_lua
+
+cpu_ticks() {  # "utime stime" of the workers, clock ticks
+    local p u=0 k=0 s
+    for p in $(sb_workers); do
+        s=$(sed 's/.*) //' "/proc/$p/stat")
+        u=$(( u + $(echo "$s" | awk '{ print $12 }') ))
+        k=$(( k + $(echo "$s" | awk '{ print $13 }') ))
+    done
+    echo "$u $k"
+}
+
+run() {  # run NAME MODULE FETCH(on|off)
+    local name=$1 so=$2 fetch=$3 script t0 th t1 c0 c1 acc lua
+    module=$so SF_EXTRA="siteflow_printnow_fetch $fetch;" sb_sf_conf
+    rm -rf "$SB/spool"; mkdir -p "$SB/spool"
+    : > "$SB/sf/logs/error.log"
+    sb_sf_start
+    # let both workers start (and worker 0 recover the empty spool)
+    sleep 0.3
+    : > "$SB/mock/logs/creates.log"
+    lua=$SB/hook.lua
+    [ "$fetch" = off ] && lua=$SB/hook-order.lua
+    c0=$(cpu_ticks)
+    t0=$(now_ms)
+    th=$(sb_wrk_quota "$out/order-$name.txt" "$SB/hooks.flag" -c64 \
+         -s "$lua" "http://127.0.0.1:$SF_PORT" -- /hook 0 "$n" \
+         "$SB/hooks.flag")
+    t1=$(sb_wait_lines "$SB/mock/logs/creates.log" "$n" "$timeout")
+    c1=$(cpu_ticks)
+    acc=$(awk '/^accepted/ { print $2 }' "$out/order-$name.txt")
+    sleep 0.3
+    creates=$(wc -l < "$SB/mock/logs/creates.log")
+    problems=$(sb_log_problems "$SB/sf/logs/error.log")
+    sb_sf_stop stop
+    if [ "$acc" != "$n" ] || [ "$creates" != "$n" ] || [ -n "$problems" ]
+    then
+        echo "bench: $name: accepted $acc creates $creates of $n" >&2
+        echo "$problems" >&2
+        exit 1
+    fi
+    echo "$c0 $c1" | awk -v name="$name" -v n="$n" -v t0="$t0" -v th="$th" \
+        -v t1="$t1" -v hz="$hz" '{
+        u = $3 - $1; k = $4 - $2
+        printf "%s %.1f %.0f %.0f %d %.1f %.1f\n", name,
+               (u + k) * 1e6 / hz / n, n / ((t1 - t0) / 1000),
+               n / ((th - t0) / 1000), t1 - th,
+               u * 1e6 / hz / n, k * 1e6 / hz / n
+    }'
+}
+
+builds="after"
+[ -n "$before" ] && builds="before after"
+
+{
+for r in $(seq 1 "$rounds"); do
+    for b in $builds; do
+        so=$after
+        [ "$b" = before ] && so=$before
+        run "$b-off$r" "$so" off
+        run "$b-on$r" "$so" on
+    done
+done
+} > "$out/order-cpu-runs.txt"
+
+{
+echo "== order-cpu: $(date -u +%FT%TZ), $(nproc) CPUs, $n hooks x $rounds rounds, wrk -t1 -c64"
+echo "after:  $after"
+[ -n "$before" ] && echo "before: $before"
+printf "%-12s %14s %9s %9s %9s %7s %7s\n" run "cpu µs/order" orders/s \
+       hooks/s "drain ms" "user" "sys"
+awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }' \
+    "$out/order-cpu-runs.txt"
+echo "medians:"
+for k in $(awk '{ sub(/[0-9]+$/, "", $1); print $1 }' \
+               "$out/order-cpu-runs.txt" | sort -u); do
+    line=$k
+    for f in 2 3 4 5 6 7; do
+        line="$line $(awk -v k="$k" -v f="$f" '
+                 { n = $1; sub(/[0-9]+$/, "", n) } n == k { print $f }' \
+                 "$out/order-cpu-runs.txt" | sort -n | awk '
+                 { a[NR] = $1 }
+                 END { m = a[(NR + 1) / 2]
+                       if (NR % 2 == 0) m = (a[NR / 2] + a[NR / 2 + 1]) / 2
+                       print m }')"
+    done
+    echo "$line"
+done | awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
+} | tee "$out/order-cpu.txt"
