@@ -74,6 +74,8 @@ static void ngx_http_siteflow_hook_body(ngx_http_request_t *r);
 static void ngx_http_siteflow_postback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *root);
+static ngx_int_t ngx_http_siteflow_hook_event(ngx_http_request_t *r,
+    json_t *v, ngx_str_t *event, sf_order_deleted_t *deleted);
 static ngx_int_t ngx_http_siteflow_hook_text(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx);
 static json_t *ngx_http_siteflow_hook_member(sf_json_member_t *m, int n,
@@ -286,7 +288,7 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *root)
 {
     json_t                          *order, *v;
-    ngx_str_t                        event, arg;
+    ngx_str_t                        event;
     const char                      *field, *prefix;
     ngx_int_t                        rc;
     sf_order_deleted_t               deleted;
@@ -302,28 +304,7 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
 
     v = json_object_get(root, "event");
 
-    if (json_is_string(v)) {
-        event.data = (u_char *) json_string_value(v);
-        event.len = json_string_length(v);
-
-    } else if (ngx_http_siteflow_arg(r, "event", 5, &arg) == NGX_OK) {
-        event = arg;
-
-    } else {
-        ngx_str_set(&event, "order_updated");
-    }
-
-    deleted = SF_ORDER_LIVE;
-
-    if (event.len == 13 && ngx_strncmp(event.data, "order_deleted", 13) == 0)
-    {
-        deleted = SF_ORDER_DELETED_EVENT;
-
-    } else if (!((event.len == 13
-                  && ngx_strncmp(event.data, "order_created", 13) == 0)
-                 || (event.len == 13
-                     && ngx_strncmp(event.data, "order_updated", 13) == 0)))
-    {
+    if (ngx_http_siteflow_hook_event(r, v, &event, &deleted) != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
         return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
                                        "event \"%V\" is not an order event",
@@ -581,7 +562,7 @@ ngx_http_siteflow_hook_text(ngx_http_request_t *r,
     size_t                           len;
     u_char                          *text;
     json_t                          *ev, *id, *status, *v;
-    ngx_str_t                        event, arg, order;
+    ngx_str_t                        event, order;
     ngx_int_t                        rc;
     const char                      *field, *prefix;
     sf_order_deleted_t               deleted;
@@ -669,28 +650,7 @@ ngx_http_siteflow_hook_text(ngx_http_request_t *r,
         prefix = "";
     }
 
-    if (json_is_string(ev)) {
-        event.data = (u_char *) json_string_value(ev);
-        event.len = json_string_length(ev);
-
-    } else if (ngx_http_siteflow_arg(r, "event", 5, &arg) == NGX_OK) {
-        event = arg;
-
-    } else {
-        ngx_str_set(&event, "order_updated");
-    }
-
-    deleted = SF_ORDER_LIVE;
-
-    if (event.len == 13 && ngx_strncmp(event.data, "order_deleted", 13) == 0)
-    {
-        deleted = SF_ORDER_DELETED_EVENT;
-
-    } else if (!((event.len == 13
-                  && ngx_strncmp(event.data, "order_created", 13) == 0)
-                 || (event.len == 13
-                     && ngx_strncmp(event.data, "order_updated", 13) == 0)))
-    {
+    if (ngx_http_siteflow_hook_event(r, ev, &event, &deleted) != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
         rc = ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
                                      "event \"%V\" is not an order event",
@@ -757,6 +717,51 @@ done:
 
 
 /* the value of a member, read by jansson, or NULL if there is none */
+
+
+/*
+ * The event: the body's, or ?event= (one target URL per event), else
+ * "order_updated".  NGX_DECLINED for an event that is not about an
+ * order's content (answered 200 "skipped").
+ */
+
+static ngx_int_t
+ngx_http_siteflow_hook_event(ngx_http_request_t *r, json_t *v,
+    ngx_str_t *event, sf_order_deleted_t *deleted)
+{
+    ngx_str_t  arg;
+
+    if (json_is_string(v)) {
+        event->data = (u_char *) json_string_value(v);
+        event->len = json_string_length(v);
+
+    } else if (ngx_http_siteflow_arg(r, "event", 5, &arg) == NGX_OK) {
+        *event = arg;
+
+    } else {
+        ngx_str_set(event, "order_updated");
+    }
+
+    *deleted = SF_ORDER_LIVE;
+
+    if (event->len != 13) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_strncmp(event->data, "order_deleted", 13) == 0) {
+        *deleted = SF_ORDER_DELETED_EVENT;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(event->data, "order_created", 13) == 0
+        || ngx_strncmp(event->data, "order_updated", 13) == 0)
+    {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
 
 static json_t *
 ngx_http_siteflow_hook_member(sf_json_member_t *m, int n, const char *name)
