@@ -542,6 +542,10 @@ subtest 'a flipped byte in the middle of the journal: resynchronised, nothing lo
     }
     is(wait_until('4 orders created', sub {
            tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', '4 orders created');
+    # the mock has the creates before the module has written their outcome
+    # (and so the index entry the postback needs)
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'the 4 jobs done');
     my $r = postback({ event => 'shipped', sourceOrderId => 'PN-6003',
                        trackingNumber => 'T6003', shipDate => '2024-05-02' });
     is($r->{status}, 200, 'shipped postback accepted');
