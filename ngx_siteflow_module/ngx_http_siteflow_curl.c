@@ -219,6 +219,10 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
 
     curl_global_cleanup();
     ngx_http_siteflow_curl_clear_ssl();
+
+    /* jansson's blocks kept for reuse (trees freed later go to free()) */
+
+    sf_json_alloc_release();
 }
 
 

@@ -1283,6 +1283,26 @@ sf_json_alloc_install(void)
 }
 
 
+void
+sf_json_alloc_release(void)
+{
+    void    *p;
+    size_t   c;
+
+    json_set_alloc_funcs(malloc, free);
+
+    for (c = 0; c < SF_JSON_ALLOC_CLASSES; c++) {
+        while (sf_json_alloc_lists[c] != NULL) {
+            p = sf_json_alloc_lists[c];
+            sf_json_alloc_lists[c] = *(void **) p;
+            free(p);
+        }
+
+        sf_json_alloc_kept[c] = 0;
+    }
+}
+
+
 static void *
 sf_json_alloc(size_t size)
 {
