@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_curl.h"
 #include "sf_json.h"
+#include "sf_sig.h"
 
 
 /*
@@ -223,6 +224,7 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
     /* jansson's blocks kept for reuse (trees freed later go to free()) */
 
     sf_json_alloc_release();
+    sf_sig_release();
 }
 
 

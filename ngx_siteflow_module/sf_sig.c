@@ -890,6 +890,17 @@ sf_sig_request_hmac(const EVP_MD *md, const unsigned char *secret,
 }
 
 
+void
+sf_sig_release(void)
+{
+    HMAC_CTX_free(sf_sig_cached_ctx);
+    sf_sig_cached_ctx = NULL;
+    sf_sig_cached_md = NULL;
+    sf_sig_cached_len = 0;
+    OPENSSL_cleanse(sf_sig_cached_key, sizeof(sf_sig_cached_key));
+}
+
+
 int
 sf_sig_timestamp(long long epoch_ms, char *out, size_t out_size)
 {

@@ -220,4 +220,11 @@ int sf_sig_request(sf_scheme_t scheme, sf_hash_t hash,
 int sf_sig_timestamp(long long epoch_ms, char *out, size_t out_size);
 
 
+/*
+ * Frees the HMAC context kept for request signatures (at process exit:
+ * its pointer goes with the module when nginx unloads it).
+ */
+void sf_sig_release(void);
+
+
 #endif /* _SF_SIG_H_INCLUDED_ */
