@@ -88,6 +88,7 @@ static ngx_int_t ngx_http_siteflow_call(ngx_http_siteflow_run_t *run,
     ngx_str_t *path, ngx_str_t *body);
 static void ngx_http_siteflow_call_done(ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_ready_handler(ngx_event_t *ev);
+static void ngx_http_siteflow_work_cleanup(void *data);
 static void ngx_http_siteflow_call_next(ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_call_log(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_xfer_t *x);
@@ -124,6 +125,7 @@ static ngx_int_t ngx_http_siteflow_json_str(json_t *v, ngx_str_t *s,
 void
 ngx_http_siteflow_job_start(ngx_http_siteflow_run_t *run)
 {
+    ngx_pool_cleanup_t        *cln;
     ngx_http_siteflow_work_t  *w;
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, run->log, 0,
@@ -145,6 +147,17 @@ ngx_http_siteflow_job_start(ngx_http_siteflow_run_t *run)
         ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
         return;
     }
+
+    cln = ngx_pool_cleanup_add(run->pool, 0);
+    if (cln == NULL) {
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return;
+    }
+
+    /* what the work holds goes with the run, also when it is dropped */
+
+    cln->handler = ngx_http_siteflow_work_cleanup;
+    cln->data = w;
 
     run->data = w;
 
@@ -1300,23 +1313,32 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
     }
 
     if (w) {
-        if (w->order) {
-            json_decref(w->order);
-            w->order = NULL;
-        }
-
-        if (w->siteflow) {
-            json_decref(w->siteflow);
-            w->siteflow = NULL;
-        }
-
-        if (w->body) {
-            free(w->body);
-            w->body = NULL;
-        }
+        ngx_http_siteflow_work_cleanup(w);
     }
 
     ngx_http_siteflow_queue_done(run, &out);
+}
+
+
+static void
+ngx_http_siteflow_work_cleanup(void *data)
+{
+    ngx_http_siteflow_work_t  *w = data;
+
+    if (w->order) {
+        json_decref(w->order);
+        w->order = NULL;
+    }
+
+    if (w->siteflow) {
+        json_decref(w->siteflow);
+        w->siteflow = NULL;
+    }
+
+    if (w->body) {
+        free(w->body);
+        w->body = NULL;
+    }
 }
 
 

@@ -167,6 +167,7 @@ struct ngx_http_siteflow_run_s {
     ngx_http_siteflow_srv_conf_t  *sscf;
     ngx_http_siteflow_xfer_t      *xfer;
     ngx_queue_t                    ready;         /* answered, to go on */
+    ngx_queue_t                    inflight;      /* the consumer's runs */
     ngx_uint_t                     step;
     void                          *data;          /* the runner's */
 };

@@ -57,6 +57,7 @@ typedef struct {
     ngx_uint_t                     on;           /* this is the consumer */
     ngx_event_t                    event;
     ngx_uint_t                     runs;         /* jobs running */
+    ngx_queue_t                    inflight;     /* their runs */
     ngx_msec_t                     last_sweep;
     ngx_atomic_uint_t              seen_generation;
     ngx_queue_t                   *prune_cur;    /* index pruning cursor */
@@ -74,6 +75,7 @@ static ngx_http_siteflow_run_t *ngx_http_siteflow_claim(uint64_t now,
 static void ngx_http_siteflow_sweep(void);
 static void ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f);
 static void ngx_http_siteflow_finish_retry(ngx_event_t *ev);
+static void ngx_http_siteflow_finish_cleanup(void *data);
 static void ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run);
 static void ngx_http_siteflow_breaker_publish(
     ngx_http_siteflow_breaker_t *b);
@@ -111,6 +113,7 @@ ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
     }
 
     ngx_http_siteflow_consumer.on = 1;
+    ngx_queue_init(&ngx_http_siteflow_consumer.inflight);
     ngx_http_siteflow_journal_on_applied(ngx_http_siteflow_consumer_wake);
 
     ngx_http_siteflow_queue_event(&ngx_http_siteflow_consumer.event,
@@ -130,9 +133,33 @@ ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
 void
 ngx_http_siteflow_consumer_exit_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_siteflow_consumer.on) {
-        ngx_http_siteflow_curl_exit_process(cycle);
+    ngx_queue_t              *q;
+    ngx_http_siteflow_run_t  *run;
+
+    if (!ngx_http_siteflow_consumer.on) {
+        return;
     }
+
+    ngx_http_siteflow_consumer.on = 0;
+
+    /*
+     * Runs still in flight (nginx stopping fast, or a single process
+     * quitting) are dropped here, their transfers first: their jobs stay
+     * claimed by this pid in the zone and on disk as they were, and are
+     * released by the sweep of the next consumer or rebuilt at start.
+     * An outcome already written but not yet applied is versioned and
+     * is applied at the next start.
+     */
+
+    while (!ngx_queue_empty(&ngx_http_siteflow_consumer.inflight)) {
+        q = ngx_queue_head(&ngx_http_siteflow_consumer.inflight);
+        run = ngx_queue_data(q, ngx_http_siteflow_run_t, inflight);
+
+        ngx_http_siteflow_consumer.runs--;
+        ngx_http_siteflow_run_free(run);
+    }
+
+    ngx_http_siteflow_curl_exit_process(cycle);
 }
 
 
@@ -530,6 +557,9 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
 
+    ngx_queue_insert_tail(&ngx_http_siteflow_consumer.inflight,
+                          &run->inflight);
+
     return run;
 
 failed:
@@ -616,6 +646,7 @@ void
 ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_outcome_t *out)
 {
+    ngx_pool_cleanup_t          *cln;
     ngx_http_siteflow_finish_t  *f;
 
     f = ngx_pcalloc(run->pool, sizeof(ngx_http_siteflow_finish_t));
@@ -665,6 +696,13 @@ ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
     f->retry.handler = ngx_http_siteflow_finish_retry;
     f->retry.data = f;
     f->retry.log = run->log;
+
+    cln = ngx_pool_cleanup_add(run->pool, 0);
+    if (cln) {
+        /* a run dropped at exit may be waiting to write again */
+        cln->handler = ngx_http_siteflow_finish_cleanup;
+        cln->data = f;
+    }
 
     if (run->xfer) {
         ngx_http_siteflow_xfer_destroy(run->xfer);
@@ -792,10 +830,24 @@ ngx_http_siteflow_finish_retry(ngx_event_t *ev)
 
 
 static void
+ngx_http_siteflow_finish_cleanup(void *data)
+{
+    ngx_http_siteflow_finish_t  *f = data;
+
+    if (f->retry.timer_set) {
+        ngx_del_timer(&f->retry);
+    }
+}
+
+
+static void
 ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run)
 {
+    ngx_queue_remove(&run->inflight);
+
     if (run->xfer) {
         ngx_http_siteflow_xfer_destroy(run->xfer);
+        run->xfer = NULL;
     }
 
     json_decref(run->job);

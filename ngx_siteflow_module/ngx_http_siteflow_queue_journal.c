@@ -63,6 +63,7 @@ typedef struct {
     ngx_uint_t                     refusing;
 
     void                         (*applied)(void);
+    ngx_uint_t                     exiting;      /* exit_process ran */
 } ngx_http_siteflow_journal_t;
 
 
@@ -158,25 +159,33 @@ ngx_http_siteflow_journal_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_siteflow_batch_t  *b;
 
+    ngx_http_siteflow_journal.exiting = 1;
+
+    /*
+     * A batch handed to the thread pool is complete on disk by now: the
+     * thread pool module's exit (before this module's) waits for its
+     * threads.  Its completion event will not run: it is ended here.
+     */
+
+    if (ngx_http_siteflow_journal.flying != NULL) {
+        ngx_http_siteflow_batch_end(ngx_http_siteflow_journal.flying);
+    }
+
     /*
      * what is waiting for a write is written now, blocking: the process
      * is going away, and answers already sent must stay true
      */
 
-    /*
-     * (a batch still being synced in a thread is complete on disk when
-     * the thread pool lets the process go; it is not applied here, and
-     * need not be: the records are versioned)
-     */
-
     b = ngx_http_siteflow_journal.collecting;
 
-    if (b != NULL && b->len) {
+    if (b != NULL) {
         ngx_http_siteflow_journal.collecting = NULL;
 
-        if (ngx_http_siteflow_write(b) == NGX_OK) {
+        if (b->ops.nelts && ngx_http_siteflow_write(b) == NGX_OK) {
             ngx_http_siteflow_sync(b, cycle->log);
         }
+
+        ngx_http_siteflow_batch_end(b);
     }
 }
 
@@ -1076,6 +1085,17 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
 
     if (ngx_http_siteflow_journal.flying == b) {
         ngx_http_siteflow_journal.flying = NULL;
+    }
+
+    if (ngx_http_siteflow_journal.exiting) {
+        /*
+         * applied to the zone (a reload keeps it), but nobody waiting is
+         * called: the consumer drops its runs, and a hook or a postback
+         * not yet answered is not answered (its sender sends it again,
+         * and it is found already queued)
+         */
+        ngx_destroy_pool(b->pool);
+        return;
     }
 
     for (i = 0; i < b->ops.nelts; i++) {

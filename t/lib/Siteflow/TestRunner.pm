@@ -608,7 +608,8 @@ sub valgrind_cmd {
     my @cmd = ('valgrind');
     if ($UseValgrind =~ /^\d+$/) {
         push @cmd, qw(--num-callers=100 -q --tool=memcheck --leak-check=full
-                      --show-possibly-lost=no --gen-suppressions=all);
+                      --show-possibly-lost=no --gen-suppressions=all
+                      --keep-debuginfo=yes);
         push @cmd, '--suppressions=valgrind.suppress'
             if -f 'valgrind.suppress' && !$ENV{TEST_NGINX_VALGRIND_SUPPRESSIONS};
     } else {
