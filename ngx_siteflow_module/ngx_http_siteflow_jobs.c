@@ -838,7 +838,8 @@ static sf_job_outcome_t
 ngx_http_siteflow_call_outcome(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_xfer_t *x)
 {
-    sf_job_outcome_t  outcome;
+    sf_job_outcome_t           outcome;
+    ngx_http_siteflow_work_t  *w;
 
     outcome = sf_job_classify(x->status, x->net, x->sent);
 
@@ -857,7 +858,9 @@ ngx_http_siteflow_call_outcome(ngx_http_siteflow_run_t *run,
         break;
     }
 
-    ngx_http_siteflow_breaker_report(run,
+    w = run->data;
+
+    ngx_http_siteflow_breaker_report(run, w->call_out.upstream != 0,
         x->net == SF_NET_OK && x->status < 500 && x->status != 429);
 
     /*

@@ -162,7 +162,9 @@ struct ngx_http_siteflow_run_s {
     ngx_uint_t                     attempts;      /* before this one */
     uint64_t                       created_ms;
     unsigned                       maybe_sent:1;  /* a create may be out */
-    unsigned                       probe:1;       /* breaker's probe */
+    unsigned                       probe:2;       /* the breakers it
+                                                     probes: 1 SiteFlow,
+                                                     2 PrintNow */
 
     ngx_http_siteflow_srv_conf_t  *sscf;
     ngx_http_siteflow_xfer_t      *xfer;
@@ -193,10 +195,11 @@ void ngx_http_siteflow_queue_runner(ngx_http_siteflow_runner_pt runner);
 void ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_outcome_t *out);
 
-/* an upstream of the run's storefront answered (ok) or not: the breaker
-   (reschedules the storefront's other jobs) */
+/* SiteFlow (siteflow 1) or PrintNow (0) answered a call of the run's
+   storefront (ok) or not: that upstream's breaker (reschedules the
+   storefront's other jobs that need it) */
 void ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
-    ngx_uint_t ok);
+    ngx_uint_t siteflow, ngx_uint_t ok);
 
 /* the sent-orders index */
 ngx_int_t ngx_http_siteflow_index_get(ngx_str_t *storefront,

@@ -37,15 +37,22 @@ typedef struct {
  * A storefront whose upstream keeps failing is not hammered by its whole
  * backlog: after a retryable failure only one job (a probe) is started
  * after the breaker's backoff, and the rest wait for its result.  Jobs
- * then drain oldest first.  Consumer-local.
+ * then drain oldest first.  A breaker per storefront and upstream
+ * (SiteFlow, PrintNow): PrintNow answering a fetch does not close the
+ * breaker of a SiteFlow that is down, and a job waits only for the
+ * upstreams it calls.  Consumer-local.
  */
 
-#define NGX_HTTP_SITEFLOW_BREAKERS     64
+#define NGX_HTTP_SITEFLOW_UP_SITEFLOW  1     /* run->probe bits */
+#define NGX_HTTP_SITEFLOW_UP_PRINTNOW  2
+
+#define NGX_HTTP_SITEFLOW_BREAKERS     128   /* 2 per storefront */
 #define NGX_HTTP_SITEFLOW_SCAN_MAX     1000
 
 typedef struct {
     u_char                         name[NGX_HTTP_SITEFLOW_NAME_LEN];
     size_t                         len;
+    ngx_uint_t                     up;           /* NGX_HTTP_SITEFLOW_UP_* */
     ngx_uint_t                     failures;
     uint64_t                       until;
     ngx_uint_t                     probing;
@@ -283,7 +290,8 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
 
 
 static ngx_http_siteflow_breaker_t *
-ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
+ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t up,
+    ngx_uint_t create)
 {
     ngx_uint_t                    i;
     ngx_http_siteflow_breaker_t  *b;
@@ -295,7 +303,9 @@ ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
     for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
         b = &ngx_http_siteflow_consumer.breakers[i];
 
-        if (b->len == len && ngx_memcmp(b->name, name, len) == 0) {
+        if (b->up == up && b->len == len
+            && ngx_memcmp(b->name, name, len) == 0)
+        {
             return b;
         }
     }
@@ -311,6 +321,7 @@ ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
     ngx_memzero(b, sizeof(ngx_http_siteflow_breaker_t));
     ngx_memcpy(b->name, name, len);
     b->len = len;
+    b->up = up;
 
     return b;
 }
@@ -318,28 +329,34 @@ ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t create)
 
 void
 ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
-    ngx_uint_t ok)
+    ngx_uint_t siteflow, ngx_uint_t ok)
 {
-    ngx_uint_t                      probe;
+    ngx_uint_t                      probe, up;
     ngx_http_siteflow_breaker_t    *b;
     ngx_http_siteflow_main_conf_t  *smcf;
 
+    up = siteflow ? NGX_HTTP_SITEFLOW_UP_SITEFLOW
+                  : NGX_HTTP_SITEFLOW_UP_PRINTNOW;
+
     b = ngx_http_siteflow_breaker(run->storefront.data, run->storefront.len,
-                                  !ok);
+                                  up, !ok);
     if (b == NULL) {
         return;
     }
 
-    probe = run->probe;
+    probe = run->probe & up;
 
-    b->probing = 0;
-    run->probe = 0;
+    if (probe) {
+        b->probing = 0;
+        run->probe &= ~up;
+    }
 
     if (ok) {
         if (b->failures) {
             ngx_log_error(NGX_LOG_NOTICE, run->log, 0,
-                          "siteflow: the upstreams of storefront \"%V\" "
-                          "answer again; its queue resumes",
+                          "siteflow: %s answers storefront \"%V\" again; "
+                          "its queue resumes",
+                          siteflow ? "SiteFlow" : "PrintNow",
                           &run->storefront);
         }
 
@@ -380,10 +397,25 @@ ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
 static void
 ngx_http_siteflow_breaker_publish(ngx_http_siteflow_breaker_t *b)
 {
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, failures;
+    ngx_http_siteflow_breaker_t   *o;
     ngx_http_siteflow_queue_sh_t  *sh;
 
     sh = ngx_http_siteflow_qc->sh;
+
+    /* the storefront's gauge: open while any of its upstreams' is */
+
+    failures = 0;
+
+    for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
+        o = &ngx_http_siteflow_consumer.breakers[i];
+
+        if (o->len == b->len && ngx_memcmp(o->name, b->name, b->len) == 0
+            && o->failures > failures)
+        {
+            failures = o->failures;
+        }
+    }
 
     ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
 
@@ -402,7 +434,7 @@ ngx_http_siteflow_breaker_publish(ngx_http_siteflow_breaker_t *b)
     }
 
     if (i < sh->nbreakers) {
-        sh->breakers[i].failures = b->failures;
+        sh->breakers[i].failures = failures;
     }
 
     ngx_shmtx_unlock(&ngx_http_siteflow_qc->shpool->mutex);
@@ -413,23 +445,87 @@ static ngx_int_t
 ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
     ngx_uint_t *probe)
 {
-    ngx_http_siteflow_breaker_t  *b;
+    ngx_uint_t                     i, up, open;
+    ngx_http_siteflow_breaker_t   *b, *due[2];
+    ngx_http_siteflow_srv_conf_t  *sscf;
 
     *probe = 0;
 
-    b = ngx_http_siteflow_breaker(job->storefront.data, job->storefront.len,
-                                  0);
+    /* the breakers of the job's storefront that are open */
 
-    if (b == NULL || b->failures == 0) {
+    open = 0;
+
+    for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
+        b = &ngx_http_siteflow_consumer.breakers[i];
+
+        if (b->failures && b->len == job->storefront.len
+            && ngx_memcmp(b->name, job->storefront.data, b->len) == 0)
+        {
+            open |= b->up;
+        }
+    }
+
+    if (open == 0) {
         return 1;
     }
 
-    if (b->probing || now < b->until) {
-        return 0;
+    /* the upstreams this job calls */
+
+    switch (job->kind) {
+
+    case NGX_HTTP_SITEFLOW_JOB_UPDATE:
+        up = NGX_HTTP_SITEFLOW_UP_PRINTNOW;
+        break;
+
+    case NGX_HTTP_SITEFLOW_JOB_ORDER:
+        up = NGX_HTTP_SITEFLOW_UP_SITEFLOW;
+
+        /* (an order that came whole in its hook is not fetched, but a
+           job's text is not read here) */
+
+        sscf = ngx_http_siteflow_storefront(&job->storefront);
+
+        if (sscf == NULL || sscf->printnow_fetch) {
+            up |= NGX_HTTP_SITEFLOW_UP_PRINTNOW;
+        }
+
+        break;
+
+    default:
+        up = NGX_HTTP_SITEFLOW_UP_SITEFLOW;
+        break;
     }
 
-    b->probing = 1;
-    *probe = 1;
+    if ((open & up) == 0) {
+        return 1;
+    }
+
+    /* each open breaker it needs must be due, and not probed already */
+
+    due[0] = NULL;
+    due[1] = NULL;
+
+    for (i = 0; i < 2; i++) {
+        if ((open & up & (1 << i)) == 0) {
+            continue;
+        }
+
+        b = ngx_http_siteflow_breaker(job->storefront.data,
+                                      job->storefront.len, 1 << i, 0);
+
+        if (b->probing || now < b->until) {
+            return 0;
+        }
+
+        due[i] = b;
+    }
+
+    for (i = 0; i < 2; i++) {
+        if (due[i]) {
+            due[i]->probing = 1;
+            *probe |= 1 << i;
+        }
+    }
 
     return 1;
 }
@@ -662,12 +758,19 @@ ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
 
     if (run->probe) {
         /* the probe ended without an answer either way */
+        ngx_uint_t                    up;
         ngx_http_siteflow_breaker_t  *b;
 
-        b = ngx_http_siteflow_breaker(run->storefront.data,
-                                      run->storefront.len, 0);
-        if (b) {
-            b->probing = 0;
+        for (up = 1; up <= 2; up <<= 1) {
+            if (!(run->probe & up)) {
+                continue;
+            }
+
+            b = ngx_http_siteflow_breaker(run->storefront.data,
+                                          run->storefront.len, up, 0);
+            if (b) {
+                b->probing = 0;
+            }
         }
 
         run->probe = 0;

@@ -42,14 +42,16 @@ GET /ping
 --- response_body_filters eval
 ::report(mocks => [], do => sub { ::run_orders(ids => [6001 .. 6005], during => sub {
     my ($acc) = @_;
-    my $e = ::wait_jobs('all 5 retrying after a refused attempt', sub {
-        5 == grep { $_->{state} eq 'retrying' && $_->{attempts} >= 1 } @{ $_[0] } });
+    # the storefront's breaker: one probe at a time, the rest wait
+    my $e = ::wait_jobs('all 5 waiting, one of them tried twice', sub {
+        5 == grep({ $_->{state} =~ /^(?:pending|retrying)$/ } @{ $_[0] })
+        && grep { $_->{attempts} >= 2 } @{ $_[0] } });
     ::mock_up('siteflow');
-    $e || 'all retrying while down' }) })
+    $e || 'all waiting while down' }) })
 --- response_body
 answer pong
 answers: 202 x5
-all retrying while down
+all waiting while down
 accepted 5
 created 5
 lost 0
@@ -192,9 +194,11 @@ GET /ping
 --- response_body_filters eval
 ::report(mocks => ['siteflow'], idle => 0, do => sub {
     my @l = ::run_orders(ids => [6001 .. 6003], wait => 0);
-    my $e = ::wait_jobs('3 jobs retrying with an error', sub {
-        3 == grep { $_->{state} eq 'retrying' && $_->{attempts} >= 1
-                    && ($_->{last_error} // '') =~ /resolv|host|nonexistent\.invalid|dns/i } @{ $_[0] } });
+    # one job at a time is tried (the breaker), and says why it failed
+    my $e = ::wait_jobs('3 jobs waiting, one tried twice with an error', sub {
+        3 == grep({ $_->{state} =~ /^(?:pending|retrying)$/ } @{ $_[0] })
+        && grep { $_->{state} eq 'retrying' && $_->{attempts} >= 2
+                  && ($_->{last_error} // '') =~ /resolv|host|nonexistent\.invalid|dns/i } @{ $_[0] } });
     push @l, $e || 'retrying, last_error names the host problem';
     my $slow = 0;
     for (1 .. 20) {
@@ -330,6 +334,48 @@ answer pong
 answers: 202 x2
 SiteFlow has both creates, answers in 30 s
 both jobs in flight when nginx stops
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 10: SiteFlow answers 503 slowly while PrintNow answers: PrintNow's answers do not close SiteFlow's breaker, one job at a time calls SiteFlow until it is back, then all are created once
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 200ms;
+--- config eval: ::storefront_conf()
+--- init
+::stateful({ on => 'POST /api/order/validate', status => 503, delay_ms => 300,
+             json => { success => JSON::PP::false, error => { code => 503 } } });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub { ::run_orders(ids => [6001 .. 6006], during => sub {
+    # the validates that began a second after the first answer (the runs
+    # started before the breaker opened are over by then): each begins
+    # after the one before it was answered
+    my $first;
+    my $late = sub {
+        my $v = ::mock_requests('siteflow', 'POST /api/order/validate');
+        $first //= $v->[0]{time} if @$v;
+        [sort { $a->{time} <=> $b->{time} }
+         grep { defined $first && $_->{time} >= $first + 1300 } @$v] };
+    my $e = ::wait_until(sub { '5 validates after the first second' },
+                         sub { @{ $late->() } >= 5 });
+    my $v = $late->();
+    my $overlap = grep { $v->[$_]{time} < $v->[$_ - 1]{time} + 300 } 1 .. $#$v;
+    ::stateful();
+    $e || "SiteFlow called by one job at a time: " . ($overlap ? "no, $overlap overlap" : 'yes') }) })
+--- response_body
+answer pong
+answers: 202 x6
+SiteFlow called by one job at a time: yes
+accepted 6
+created 6
+lost 0
+duplicated 0
 --- no_error_log
 [alert]
 [crit]
