@@ -71,6 +71,8 @@ static char *ngx_http_siteflow_trusted_certificate(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_handler_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_siteflow_queue_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_siteflow_retry_backoff(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_give_up(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -174,6 +176,13 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
     { ngx_string("siteflow_spool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_siteflow_spool,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("siteflow_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_siteflow_queue_url,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -1613,6 +1622,66 @@ ngx_http_siteflow_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     return NGX_CONF_OK;
 }
 
+
+
+/*
+ * "siteflow_queue URL [pool=N] [lease=time]
+ * [index_retention=time]": the job queue on PostgreSQL (SPEC §3).  This
+ * build has no PostgreSQL backend (config does not link libpq), so the
+ * directive is read only to fail "nginx -t" with what to do instead of
+ * "unknown directive".  The URL is never echoed: it may hold a password.
+ */
+
+static char *
+ngx_http_siteflow_queue_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char      *eq;
+    ngx_str_t   *value, name;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    if (!(value[1].len > sizeof("postgresql://") - 1
+          && ngx_strncasecmp(value[1].data, (u_char *) "postgresql://",
+                             sizeof("postgresql://") - 1) == 0)
+        && !(value[1].len > sizeof("postgres://") - 1
+             && ngx_strncasecmp(value[1].data, (u_char *) "postgres://",
+                                sizeof("postgres://") - 1) == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid URL in \"%V\", expected a PostgreSQL "
+                           "connection URI (postgresql://user@host:port/db)",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+
+        name.data = value[i].data;
+        name.len = eq ? (size_t) (eq - value[i].data) : 0;
+
+        if (!((name.len == 4 && ngx_strncmp(name.data, "pool", 4) == 0)
+              || (name.len == 5 && ngx_strncmp(name.data, "lease", 5) == 0)
+              || (name.len == 15
+                  && ngx_strncmp(name.data, "index_retention", 15) == 0))
+            || eq + 1 == value[i].data + value[i].len)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\"",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": this ngx_http_siteflow_module was built "
+                       "without PostgreSQL support (the shared queue is not "
+                       "in %s); use \"siteflow_spool\"",
+                       &cmd->name, NGX_HTTP_SITEFLOW_VERSION);
+
+    return NGX_CONF_ERROR;
+}
 
 static char *
 ngx_http_siteflow_retry_backoff(ngx_conf_t *cf, ngx_command_t *cmd,

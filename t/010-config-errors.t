@@ -823,3 +823,40 @@ qr/\[emerg\] .*invalid mapping file in "siteflow_mapping": "[^"]*st\.json": plac
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid mapping file in "siteflow_mapping": "[^"]*st\.json": ship_to: unknown key "company" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 65: siteflow_queue in a build without PostgreSQL: nginx -t says so, the URL (and its password) not echoed
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue postgresql://sf:pw-not-real-7c1e@127.0.0.1:5432/siteflow?sslmode=disable pool=4 lease=30s;
+--- config
+--- must_die
+--- error_log
+"siteflow_queue": this ngx_http_siteflow_module was built without PostgreSQL support
+--- no_error_log
+pw-not-real-7c1e
+
+
+
+=== TEST 66: siteflow_queue with something else than a PostgreSQL URI
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue mysql://sf:pw-not-real-7c1e@127.0.0.1/siteflow;
+--- config
+--- must_die
+--- error_log
+invalid URL in "siteflow_queue", expected a PostgreSQL connection URI
+--- no_error_log
+pw-not-real-7c1e
+
+
+
+=== TEST 67: siteflow_queue with an unknown parameter
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue postgres://sf@127.0.0.1/siteflow leases=30s;
+--- config
+--- must_die
+--- error_log
+invalid parameter "leases=30s" in "siteflow_queue"
