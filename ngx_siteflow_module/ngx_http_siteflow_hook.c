@@ -50,6 +50,9 @@ typedef struct {
     ngx_str_t                      body;
     off_t                          received;
     unsigned                       replied:1;
+    unsigned                       reading:1;    /* in the handler's
+                                                    read_client_request_body
+                                                    call */
 } ngx_http_siteflow_hook_ctx_t;
 
 
@@ -219,7 +222,9 @@ ngx_http_siteflow_intake(ngx_http_request_t *r, ngx_uint_t postback,
 
     r->request_body_in_single_buf = 1;
 
+    ctx->reading = 1;
     rc = ngx_http_read_client_request_body(r, handler);
+    ctx->reading = 0;
 
     if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
         ngx_http_siteflow_counter(rejected);
@@ -1347,13 +1352,41 @@ ngx_http_siteflow_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         if (ctx->received > slcf->body_max) {
+            if (ctx->replied) {
+                return NGX_ERROR;
+            }
+
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "client intended to send too large chunked "
                           "body: %O+ bytes", ctx->received);
 
             r->lingering_close = 1;
 
-            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            if (ctx->reading) {
+                /* the content handler answers in JSON */
+                return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+
+            /*
+             * A piece that came in a later event: nginx's body handler
+             * would finalize the request with its HTML 413.  The JSON
+             * answer is finalized here instead, as nginx would have done,
+             * and NGX_ERROR (below NGX_HTTP_SPECIAL_RESPONSE) makes that
+             * handler return without a second one; what the client still
+             * sends is read and dropped by the lingering close.
+             */
+
+            ngx_http_siteflow_counter(ctx->postback
+                                      ? NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED
+                                      : NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+
+            ngx_http_finalize_request(r,
+                ngx_http_siteflow_reply(r, ctx,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "error", "the body is larger than "
+                                        "client_max_body_size (%O bytes)",
+                                        slcf->body_max));
+            return NGX_ERROR;
         }
     }
 

@@ -720,3 +720,81 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 22: a body over client_max_body_size: 413 with a JSON error, whether it comes with a Content-Length, chunked at once, or chunked in pieces after the headers were read; no job
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+--- config eval
+::storefront_conf(extra => <<"EOC")
+    location = /small {
+        siteflow_printnow_hook;
+        siteflow_token $Siteflow::Flow::TOKEN{hook};
+        client_max_body_size 1k;
+    }
+EOC
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    local $SIG{PIPE} = 'IGNORE';
+    my $body = '{"event":"order_created","id":5001,"pad":"' . ('x' x 3000) . '"}';
+    my @l;
+    for my $how ('length', 'chunked', 'chunked late') {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => ::nginx_port(), Proto => 'tcp', Timeout => 5)
+            or return "connect: $!";
+        my $head = "POST /small?token=$Siteflow::Flow::TOKEN{hook} HTTP/1.1\r\n"
+            . "Host: localhost\r\nConnection: close\r\n"
+            . "Content-Type: application/json\r\n";
+        my @chunks = map { sprintf("%x\r\n%s\r\n", length $_, $_) }
+                     unpack('(a500)*', $body);
+        if ($how eq 'length') {
+            $s->syswrite($head . 'Content-Length: ' . length($body)
+                         . "\r\n\r\n" . $body);
+        } elsif ($how eq 'chunked') {
+            $s->syswrite($head . "Transfer-Encoding: chunked\r\n\r\n"
+                         . CORE::join('', @chunks) . "0\r\n\r\n");
+        } else {
+            # the headers and a first piece; the rest once nginx has read them
+            $s->syswrite($head . "Transfer-Encoding: chunked\r\n\r\n" . shift @chunks);
+            select(undef, undef, undef, 0.3);
+            for my $c (@chunks, "0\r\n\r\n") {
+                last unless $s->syswrite($c);
+                select(undef, undef, undef, 0.05);
+            }
+        }
+        my ($resp, $sel) = ('', IO::Select->new($s));
+        while ($sel->can_read(5)) {
+            my $n = sysread($s, $resp, 65536, length $resp);
+            last unless $n;
+        }
+        close $s;
+        my ($h, $b) = split /\r\n\r\n/, $resp, 2;
+        my ($st) = ($h // '') =~ m{^HTTP/1\.1 (\d+)};
+        my ($ct) = ($h // '') =~ m{^Content-Type:\s*([^;\r\n]+)}mi;
+        if (($h // '') =~ /^Transfer-Encoding:\s*chunked/mi) {
+            my $out = '';
+            while ($b =~ s/^([0-9a-fA-F]+)\r\n//) {
+                last unless hex $1;
+                $out .= substr($b, 0, hex $1, '');
+                $b =~ s/^\r\n//;
+            }
+            $b = $out;
+        }
+        $b //= '';
+        $b =~ s/\s+\z//;
+        push @l, "$how: " . ($st // 'no answer') . ' ' . ($ct // '-') . " $b";
+    }
+    (@l, scalar(@{ ::admin_jobs() || [] }) . ' jobs') })
+--- response_body
+answer pong
+length: 413 application/json {"error":"the body is larger than client_max_body_size (1024 bytes)"}
+chunked: 413 application/json {"error":"the body is larger than client_max_body_size (1024 bytes)"}
+chunked late: 413 application/json {"error":"the body is larger than client_max_body_size (1024 bytes)"}
+0 jobs
+--- no_error_log
+[alert]
+[crit]
