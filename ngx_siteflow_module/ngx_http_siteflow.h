@@ -77,6 +77,8 @@ typedef struct {
     ngx_flag_t                     requires_spool; /* hook/postback/admin */
     ngx_str_t                     *requires_file;
     ngx_uint_t                     requires_line;
+    ngx_str_t                     *admin_file;    /* the first admin */
+    ngx_uint_t                     admin_line;
 
     ngx_msec_t                     retry_base;
     ngx_msec_t                     retry_max;

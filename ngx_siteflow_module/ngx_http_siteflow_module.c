@@ -503,6 +503,15 @@ ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (smcf->admin_file != NULL && smcf->shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "a \"siteflow_admin\" location requires "
+                      "\"siteflow_zone\" in the http block (the Site Flow "
+                      "Log and the counters it serves live there), "
+                      "in %V:%ui", smcf->admin_file, smcf->admin_line);
+        return NGX_CONF_ERROR;
+    }
+
     if (smcf->shm_zone != NULL) {
         return ngx_http_siteflow_shm_check(cf, smcf);
     }
@@ -1612,6 +1621,12 @@ ngx_http_siteflow_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     sscf->uses |= cmd->offset;
 
     smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
+
+    if (cmd->offset == NGX_HTTP_SITEFLOW_H_ADMIN && smcf->admin_file == NULL)
+    {
+        smcf->admin_file = &cf->conf_file->file.name;
+        smcf->admin_line = cf->conf_file->line;
+    }
 
     if (!smcf->requires_spool) {
         smcf->requires_spool = 1;

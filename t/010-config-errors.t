@@ -860,3 +860,14 @@ pw-not-real-7c1e
 --- must_die
 --- error_log
 invalid parameter "leases=30s" in "siteflow_queue"
+
+
+
+=== TEST 68: an admin location without siteflow_zone (its log, switch and counters live there): nginx -t names the location
+--- http_config
+    siteflow_spool spool;
+--- config
+    location /admin/ { siteflow_admin; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*a "siteflow_admin" location requires "siteflow_zone" in the http block \(the Site Flow Log and the counters it serves live there\), in \S+nginx\.conf:\d+/
