@@ -984,7 +984,8 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_value(conf->printnow_fetch, prev->printnow_fetch, 1);
-    ngx_conf_merge_value(conf->cancel_on_delete, prev->cancel_on_delete, 0);
+    /* SPEC §6: a deleted order "is cancelled if it was sent" */
+    ngx_conf_merge_value(conf->cancel_on_delete, prev->cancel_on_delete, 1);
     ngx_conf_merge_value(conf->ship_per_item, prev->ship_per_item, 0);
     ngx_conf_merge_msec_value(conf->echo_window, prev->echo_window, 60000);
     ngx_conf_merge_msec_value(conf->xfer.timeout, prev->xfer.timeout, 30000);

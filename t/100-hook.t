@@ -237,12 +237,12 @@ SF POST /api/order oneflow PN-5001 fields-ok -> 201
 
 
 
-=== TEST 7: cancel on delete: order_deleted of a sent order cancels it in SiteFlow by its _id (after the create, signed)
+=== TEST 7: cancel on delete (the default: siteflow_cancel_on_delete not set): order_deleted of a sent order cancels it in SiteFlow by its _id (after the create, signed)
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
     siteflow_retry_backoff 100ms 500ms;
---- config eval: ::storefront_conf(extra => '    siteflow_cancel_on_delete on;')
+--- config eval: ::storefront_conf()
 --- init
 ::sf_rules({ on => 'POST /api/order', status => 201,
              json => { _id => '5f00aa00bb00cc00dd005001' } });
@@ -270,7 +270,7 @@ SF PUT /api/order/5f00aa00bb00cc00dd005001/cancel oneflow -> 200
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
     siteflow_retry_backoff 100ms 500ms;
---- config eval: ::storefront_conf()
+--- config eval: ::storefront_conf(extra => '    siteflow_cancel_on_delete off;')
 --- init
 ::send_and_wait(5001);
 --- request eval
@@ -704,7 +704,7 @@ job cancel 5001 done
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
     siteflow_retry_backoff 100ms 500ms;
---- config eval: ::storefront_conf()
+--- config eval: ::storefront_conf(extra => '    siteflow_cancel_on_delete off;')
 --- init
 ::send_and_wait(5001);
 --- request
