@@ -289,9 +289,14 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
 }
 
 
-static ngx_http_siteflow_breaker_t *
-ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t up,
-    ngx_uint_t create)
+/*
+ * The storefront's breakers by upstream: by[0] SiteFlow, by[1] PrintNow
+ * (NGX_HTTP_SITEFLOW_UP_* is 1 << index); NULL where there is none yet.
+ */
+
+static void
+ngx_http_siteflow_breakers_of(u_char *name, size_t len,
+    ngx_http_siteflow_breaker_t *by[2])
 {
     ngx_uint_t                    i;
     ngx_http_siteflow_breaker_t  *b;
@@ -300,20 +305,39 @@ ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t up,
         len = NGX_HTTP_SITEFLOW_NAME_LEN;
     }
 
+    by[0] = NULL;
+    by[1] = NULL;
+
     for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
         b = &ngx_http_siteflow_consumer.breakers[i];
 
-        if (b->up == up && b->len == len
-            && ngx_memcmp(b->name, name, len) == 0)
-        {
-            return b;
+        if (b->len == len && ngx_memcmp(b->name, name, len) == 0) {
+            by[b->up >> 1] = b;
         }
+    }
+}
+
+
+static ngx_http_siteflow_breaker_t *
+ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t up,
+    ngx_uint_t create)
+{
+    ngx_http_siteflow_breaker_t  *b, *by[2];
+
+    ngx_http_siteflow_breakers_of(name, len, by);
+
+    if (by[up >> 1] != NULL) {
+        return by[up >> 1];
     }
 
     if (!create
         || ngx_http_siteflow_consumer.nbreakers == NGX_HTTP_SITEFLOW_BREAKERS)
     {
         return NULL;
+    }
+
+    if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
+        len = NGX_HTTP_SITEFLOW_NAME_LEN;
     }
 
     b = &ngx_http_siteflow_consumer.breakers[
@@ -398,22 +422,20 @@ static void
 ngx_http_siteflow_breaker_publish(ngx_http_siteflow_breaker_t *b)
 {
     ngx_uint_t                     i, failures;
-    ngx_http_siteflow_breaker_t   *o;
+    ngx_http_siteflow_breaker_t   *by[2];
     ngx_http_siteflow_queue_sh_t  *sh;
 
     sh = ngx_http_siteflow_qc->sh;
 
     /* the storefront's gauge: open while any of its upstreams' is */
 
+    ngx_http_siteflow_breakers_of(b->name, b->len, by);
+
     failures = 0;
 
-    for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
-        o = &ngx_http_siteflow_consumer.breakers[i];
-
-        if (o->len == b->len && ngx_memcmp(o->name, b->name, b->len) == 0
-            && o->failures > failures)
-        {
-            failures = o->failures;
+    for (i = 0; i < 2; i++) {
+        if (by[i] && by[i]->failures > failures) {
+            failures = by[i]->failures;
         }
     }
 
@@ -445,27 +467,18 @@ static ngx_int_t
 ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
     ngx_uint_t *probe)
 {
-    ngx_uint_t                     i, up, open;
-    ngx_http_siteflow_breaker_t   *b, *due[2];
+    ngx_uint_t                     i, up;
+    ngx_http_siteflow_breaker_t   *by[2];
     ngx_http_siteflow_srv_conf_t  *sscf;
 
     *probe = 0;
 
-    /* the breakers of the job's storefront that are open */
+    ngx_http_siteflow_breakers_of(job->storefront.data, job->storefront.len,
+                                  by);
 
-    open = 0;
-
-    for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
-        b = &ngx_http_siteflow_consumer.breakers[i];
-
-        if (b->failures && b->len == job->storefront.len
-            && ngx_memcmp(b->name, job->storefront.data, b->len) == 0)
-        {
-            open |= b->up;
-        }
-    }
-
-    if (open == 0) {
+    if ((by[0] == NULL || by[0]->failures == 0)
+        && (by[1] == NULL || by[1]->failures == 0))
+    {
         return 1;
     }
 
@@ -496,34 +509,23 @@ ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
         break;
     }
 
-    if ((open & up) == 0) {
-        return 1;
-    }
-
     /* each open breaker it needs must be due, and not probed already */
 
-    due[0] = NULL;
-    due[1] = NULL;
-
     for (i = 0; i < 2; i++) {
-        if ((open & up & (1 << i)) == 0) {
+        if (!(up & (1 << i)) || by[i] == NULL || by[i]->failures == 0) {
             continue;
         }
 
-        b = ngx_http_siteflow_breaker(job->storefront.data,
-                                      job->storefront.len, 1 << i, 0);
-
-        if (b->probing || now < b->until) {
+        if (by[i]->probing || now < by[i]->until) {
             return 0;
         }
 
-        due[i] = b;
+        *probe |= 1 << i;
     }
 
     for (i = 0; i < 2; i++) {
-        if (due[i]) {
-            due[i]->probing = 1;
-            *probe |= 1 << i;
+        if (*probe & (1 << i)) {
+            by[i]->probing = 1;
         }
     }
 
@@ -758,18 +760,15 @@ ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
 
     if (run->probe) {
         /* the probe ended without an answer either way */
-        ngx_uint_t                    up;
-        ngx_http_siteflow_breaker_t  *b;
+        ngx_uint_t                    i;
+        ngx_http_siteflow_breaker_t  *by[2];
 
-        for (up = 1; up <= 2; up <<= 1) {
-            if (!(run->probe & up)) {
-                continue;
-            }
+        ngx_http_siteflow_breakers_of(run->storefront.data,
+                                      run->storefront.len, by);
 
-            b = ngx_http_siteflow_breaker(run->storefront.data,
-                                          run->storefront.len, up, 0);
-            if (b) {
-                b->probing = 0;
+        for (i = 0; i < 2; i++) {
+            if ((run->probe & (1 << i)) && by[i] != NULL) {
+                by[i]->probing = 0;
             }
         }
 
