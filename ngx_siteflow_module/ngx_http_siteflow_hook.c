@@ -110,6 +110,8 @@ static ngx_int_t ngx_http_siteflow_postback_status(ngx_http_request_t *r,
 static ngx_int_t ngx_http_siteflow_postback_vars(ngx_http_request_t *r,
     ngx_str_t *order_id, sf_pn_vars_t *vars);
 static void ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id);
+static ngx_int_t ngx_http_siteflow_too_large(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx);
 static ngx_int_t ngx_http_siteflow_reply(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, ngx_uint_t status, const char *key,
     const char *fmt, ...);
@@ -228,10 +230,7 @@ ngx_http_siteflow_intake(ngx_http_request_t *r, ngx_uint_t postback,
 
     if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
         ngx_http_siteflow_counter(rejected);
-        return ngx_http_siteflow_reply(r, ctx, rc, "error",
-                                       "the body is larger than "
-                                       "client_max_body_size (%O bytes)",
-                                       slcf->body_max);
+        return ngx_http_siteflow_too_large(r, ctx);
     }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -1380,12 +1379,7 @@ ngx_http_siteflow_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                                       ? NGX_HTTP_SITEFLOW_CNT_POSTBACK_REJECTED
                                       : NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
 
-            ngx_http_finalize_request(r,
-                ngx_http_siteflow_reply(r, ctx,
-                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        "error", "the body is larger than "
-                                        "client_max_body_size (%O bytes)",
-                                        slcf->body_max));
+            ngx_http_finalize_request(r, ngx_http_siteflow_too_large(r, ctx));
             return NGX_ERROR;
         }
     }
@@ -1480,11 +1474,7 @@ ngx_http_siteflow_body_type(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_siteflow_reply(r, ctx,
-                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                       "error", "the body is larger than "
-                                       "client_max_body_size (%O bytes)",
-                                       slcf->body_max);
+        return ngx_http_siteflow_too_large(r, ctx);
     }
 
     if (r->headers_in.content_type == NULL) {
@@ -1568,6 +1558,23 @@ ngx_http_siteflow_body(ngx_http_request_t *r, ngx_str_t *body)
     *p = '\0';
 
     return NGX_OK;
+}
+
+
+/* 413 for a body over client_max_body_size (Content-Length or chunked) */
+
+static ngx_int_t
+ngx_http_siteflow_too_large(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx)
+{
+    ngx_http_siteflow_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_siteflow_module);
+
+    return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "error", "the body is larger than "
+                                   "client_max_body_size (%O bytes)",
+                                   slcf->body_max);
 }
 
 

@@ -739,54 +739,28 @@ EOC
 GET /ping
 --- response_body_filters eval
 ::report(mocks => [], do => sub {
-    local $SIG{PIPE} = 'IGNORE';
     my $body = '{"event":"order_created","id":5001,"pad":"' . ('x' x 3000) . '"}';
+    my $head = "POST /small?token=$Siteflow::Flow::TOKEN{hook} HTTP/1.1\r\n"
+        . "Host: localhost\r\nConnection: close\r\n"
+        . "Content-Type: application/json\r\n";
+    my @chunks = map { sprintf("%x\r\n%s\r\n", length $_, $_) }
+                 unpack('(a500)*', $body);
+    my %parts = (
+        'length' => [$head . 'Content-Length: ' . length($body) . "\r\n\r\n" . $body],
+        'chunked' => [$head . "Transfer-Encoding: chunked\r\n\r\n"
+                      . CORE::join('', @chunks) . "0\r\n\r\n"],
+        # the headers and a first piece; the rest once nginx has read them
+        'chunked late' => [$head . "Transfer-Encoding: chunked\r\n\r\n" . $chunks[0],
+                           (map { +{ value => $chunks[$_],
+                                     delay_before => $_ == 1 ? 0.3 : 0.05 } } 1 .. $#chunks),
+                           { value => "0\r\n\r\n", delay_before => 0.05 }],
+    );
     my @l;
     for my $how ('length', 'chunked', 'chunked late') {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => ::nginx_port(), Proto => 'tcp', Timeout => 5)
-            or return "connect: $!";
-        my $head = "POST /small?token=$Siteflow::Flow::TOKEN{hook} HTTP/1.1\r\n"
-            . "Host: localhost\r\nConnection: close\r\n"
-            . "Content-Type: application/json\r\n";
-        my @chunks = map { sprintf("%x\r\n%s\r\n", length $_, $_) }
-                     unpack('(a500)*', $body);
-        if ($how eq 'length') {
-            $s->syswrite($head . 'Content-Length: ' . length($body)
-                         . "\r\n\r\n" . $body);
-        } elsif ($how eq 'chunked') {
-            $s->syswrite($head . "Transfer-Encoding: chunked\r\n\r\n"
-                         . CORE::join('', @chunks) . "0\r\n\r\n");
-        } else {
-            # the headers and a first piece; the rest once nginx has read them
-            $s->syswrite($head . "Transfer-Encoding: chunked\r\n\r\n" . shift @chunks);
-            select(undef, undef, undef, 0.3);
-            for my $c (@chunks, "0\r\n\r\n") {
-                last unless $s->syswrite($c);
-                select(undef, undef, undef, 0.05);
-            }
-        }
-        my ($resp, $sel) = ('', IO::Select->new($s));
-        while ($sel->can_read(5)) {
-            my $n = sysread($s, $resp, 65536, length $resp);
-            last unless $n;
-        }
-        close $s;
-        my ($h, $b) = split /\r\n\r\n/, $resp, 2;
-        my ($st) = ($h // '') =~ m{^HTTP/1\.1 (\d+)};
-        my ($ct) = ($h // '') =~ m{^Content-Type:\s*([^;\r\n]+)}mi;
-        if (($h // '') =~ /^Transfer-Encoding:\s*chunked/mi) {
-            my $out = '';
-            while ($b =~ s/^([0-9a-fA-F]+)\r\n//) {
-                last unless hex $1;
-                $out .= substr($b, 0, hex $1, '');
-                $b =~ s/^\r\n//;
-            }
-            $b = $out;
-        }
-        $b //= '';
-        $b =~ s/\s+\z//;
-        push @l, "$how: " . ($st // 'no answer') . ' ' . ($ct // '-') . " $b";
+        my $r = ::raw_request(parts => $parts{$how});
+        (my $ct = $r->{headers}{'content-type'} // '-') =~ s/;.*//;
+        (my $b = $r->{body}) =~ s/\s+\z//;
+        push @l, "$how: " . ($r->{status} || 'no answer') . " $ct $b";
     }
     (@l, scalar(@{ ::admin_jobs() || [] }) . ' jobs') })
 --- response_body

@@ -82,6 +82,7 @@ use Siteflow::Sign;
 our @EXPORT = qw(
     flow_setup sf_rules pn_rules pn_order mock_down mock_up mock_requests
     hook postback admin admin_jobs report tally wait_until wait_requests
+    raw_request
     wait_jobs job_of storefront_conf http_request json_of fixture
     order_for send_and_wait nginx_port pb_req stateful run_orders
     sync_lookups nginx_start nginx_stop nginx_kill nginx_pids
@@ -380,8 +381,32 @@ sub http_request {
     $req .= "Content-Length: " . length($body) . "\r\n" if defined $body;
     $req .= "\r\n" . ($body // '');
     $s->syswrite($req);
+    return _response($s, $a{timeout});
+}
+
+# raw_request(parts => [TEXT | {value => TEXT, delay_before => SECONDS}],
+# port => N): sends the parts as they are (a part after a delay once nginx
+# may have answered: a refused write ends the sending), then reads the
+# answer as http_request() does
+sub raw_request {
+    my (%a) = @_;
+    local $SIG{PIPE} = 'IGNORE';
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $a{port} // nginx_port(), Proto => 'tcp', Timeout => 5)
+        or return { status => 0, headers => {}, body => "connect: $!" };
+    for my $p (@{ $a{parts} }) {
+        my ($v, $d) = ref $p ? ($p->{value}, $p->{delay_before}) : ($p, 0);
+        select(undef, undef, undef, $d) if $d;
+        last unless $s->syswrite($v);
+    }
+    return _response($s, $a{timeout});
+}
+
+# the answer on $s until the server closes it: {status, headers, body}
+sub _response {
+    my ($s, $timeout) = @_;
     my ($resp, $sel, $deadline) = ('', IO::Select->new($s),
-                                   time + ($a{timeout} // 10));
+                                   time + ($timeout // 10));
     while (1) {
         my $left = $deadline - time;
         last if $left <= 0 || !$sel->can_read($left);
