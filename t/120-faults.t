@@ -382,3 +382,58 @@ duplicated 0
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 11: SiteFlow down, its breaker open for 10 s: a postback's PrintNow update goes at once (it waits only for PrintNow's breaker), the orders keep waiting
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 10s 10s;
+--- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
+--- init
+::stateful();
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], idle => 0, do => sub {
+    my @l;
+    my $r = ::hook({ event => 'order_created', order => ::pn_order(6011) });
+    push @l, "6011 -> $r->{status}";
+    my $e = ::wait_jobs('the order of 6011 done', sub {
+        grep { $_->{order_id} eq '6011' && $_->{state} eq 'done' } @{ $_[0] } });
+    push @l, $e if $e;
+    ::mock_down('siteflow');
+    for my $id (6012, 6013) {
+        $r = ::hook({ event => 'order_created', order => ::pn_order($id) });
+        push @l, "$id -> $r->{status}";
+    }
+    # (the orders are whole in their hooks: no PrintNow answer of theirs
+    # could close a breaker)
+    # one of them failed (the breaker opened), the other waits behind it
+    # or failed too
+    $e = ::wait_jobs('6012 and 6013 waiting, one retrying: the breaker is open', sub {
+        my @j = grep { $_->{order_id} =~ /^601[23]$/ } @{ $_[0] };
+        2 == grep({ $_->{state} =~ /^(?:pending|retrying)$/ } @j)
+        && grep { $_->{state} eq 'retrying' } @j });
+    push @l, $e || 'breaker open';
+    $r = ::postback({ event => 'shipped', sourceOrderId => 'PN-6011',
+                      trackingNumber => 'T6011', shipDate => '2024-05-02' });
+    push @l, "shipped -> $r->{status}";
+    $e = ::wait_requests('printnow', 'PATCH /api/v2/order/6011/shipped', 1, 5);
+    push @l, $e || 'PrintNow has it within 5 s';
+    push @l, 'orders still waiting: ' . scalar(grep { $_->{order_id} =~ /^601[23]$/
+        && $_->{state} =~ /^(?:pending|retrying)$/ } @{ ::admin_jobs() || [] });
+    @l })
+--- response_body
+answer pong
+6011 -> 202
+6012 -> 202
+6013 -> 202
+breaker open
+shipped -> 200
+PrintNow has it within 5 s
+orders still waiting: 2
+--- no_error_log
+[alert]
+[crit]
