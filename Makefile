@@ -45,7 +45,7 @@ DEB_PACKAGES = make gcc nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
     libtest-base-perl libtext-diff-perl libtest-longstring-perl \
     liblist-moreutils-perl libhttp-message-perl liburi-perl \
     libcmocka-dev clang libclang-rt-14-dev valgrind wrk jq \
-    chromium nodejs prometheus debhelper dpkg-dev lintian
+    chromium nodejs prometheus debhelper dpkg-dev lintian postgresql libpq-dev
 
 SHELL = /bin/bash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -77,7 +77,8 @@ unit:
 	$(MAKE) -C t/unit
 
 runner-selftest:
-	$(PROVE) t/runner/selftest.t t/runner/sign-verify.t t/runner/flow-selftest.t
+	$(PROVE) t/runner/selftest.t t/runner/sign-verify.t t/runner/flow-selftest.t \
+	    t/runner/pg-selftest.t
 
 mock-selftest:
 	t/mock/selftest.sh

@@ -65,6 +65,7 @@ typedef struct {
 
 
 typedef struct ngx_http_siteflow_queue_conf_s  ngx_http_siteflow_queue_conf_t;
+typedef struct ngx_http_siteflow_pgq_conf_s    ngx_http_siteflow_pgq_conf_t;
 
 
 typedef struct {
@@ -73,6 +74,7 @@ typedef struct {
     ngx_flag_t                     requires_guard;
 
     ngx_http_siteflow_queue_conf_t *queue;         /* siteflow_spool */
+    ngx_http_siteflow_pgq_conf_t   *pg_queue;      /* siteflow_queue */
     ngx_array_t                    storefronts;    /* srv conf pointers */
     ngx_flag_t                     requires_spool; /* hook/postback/admin */
     ngx_str_t                     *requires_file;

@@ -63,6 +63,15 @@ typedef struct {
 } ngx_http_siteflow_admin_walk_t;
 
 
+/* GET queue: the answer being built while the listing is read */
+typedef struct {
+    ngx_http_request_t            *request;
+    json_t                        *root;       /* owned by the request */
+    json_t                        *jobs;
+    ngx_array_t                    items;
+} ngx_http_siteflow_admin_list_t;
+
+
 static ngx_int_t ngx_http_siteflow_admin_allowed(ngx_http_request_t *r,
     sf_admin_route_e route);
 static ngx_int_t ngx_http_siteflow_admin_same_origin(ngx_http_request_t *r);
@@ -90,6 +99,9 @@ static ngx_int_t ngx_http_siteflow_admin_switch_set(ngx_http_request_t *r);
 static ngx_int_t ngx_http_siteflow_admin_switch_put(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, ngx_http_siteflow_srv_conf_t *sscf);
 static ngx_int_t ngx_http_siteflow_admin_queue(ngx_http_request_t *r);
+static void ngx_http_siteflow_admin_listed(void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_siteflow_admin_list_answer(
+    ngx_http_siteflow_admin_list_t *lc, ngx_int_t rc);
 static ngx_int_t ngx_http_siteflow_admin_jobs(json_t *jobs,
     ngx_array_t *items);
 static json_t *ngx_http_siteflow_admin_time(uint64_t ms);
@@ -1029,7 +1041,7 @@ ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
     ngx_int_t                         rc;
     ngx_str_t                         state;
     json_t                           *root, *jobs;
-    ngx_array_t                       items;
+    ngx_http_siteflow_admin_list_t   *lc;
     ngx_http_siteflow_queue_filter_t  f;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -1082,7 +1094,46 @@ ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_siteflow_queue_list(r->pool, &f, &items);
+    lc = ngx_palloc(r->pool, sizeof(ngx_http_siteflow_admin_list_t));
+    if (lc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lc->request = r;
+    lc->root = root;
+    lc->jobs = jobs;
+
+    rc = ngx_http_siteflow_queue_list_async(r->pool, &f, &lc->items,
+                                            ngx_http_siteflow_admin_listed,
+                                            lc);
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return ngx_http_siteflow_admin_list_answer(lc, rc);
+}
+
+
+/* the listing read from PostgreSQL */
+
+static void
+ngx_http_siteflow_admin_listed(void *data, ngx_int_t rc)
+{
+    ngx_http_siteflow_admin_list_t  *lc = data;
+
+    ngx_http_finalize_request(lc->request,
+                              ngx_http_siteflow_admin_list_answer(lc, rc));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_admin_list_answer(ngx_http_siteflow_admin_list_t *lc,
+    ngx_int_t rc)
+{
+    ngx_http_request_t  *r;
+
+    r = lc->request;
 
     if (rc == NGX_DECLINED) {
         return ngx_http_siteflow_admin_error(r,
@@ -1091,11 +1142,18 @@ ngx_http_siteflow_admin_queue(ngx_http_request_t *r)
                                              "configured");
     }
 
-    if (rc != NGX_OK || ngx_http_siteflow_admin_jobs(jobs, &items) != NGX_OK) {
+    if (rc != NGX_OK) {
+        return ngx_http_siteflow_admin_error(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "the queue cannot be read now");
+    }
+
+    if (ngx_http_siteflow_admin_jobs(lc->jobs, &lc->items) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_siteflow_admin_json(r, NGX_HTTP_OK, json_incref(root));
+    return ngx_http_siteflow_admin_json(r, NGX_HTTP_OK,
+                                        json_incref(lc->root));
 }
 
 /* the listed jobs as {"id","kind","storefront","order_id","state",
@@ -1375,6 +1433,14 @@ ngx_http_siteflow_metrics_queue(sf_prom_t *p, ngx_uint_t *jobs,
     ngx_time_t                         *tp;
     ngx_http_siteflow_queue_oldest_t   *o;
     ngx_http_siteflow_queue_breaker_t  *b;
+
+    sf_prom_family(p, "siteflow_queue_backend_info", "gauge",
+                   "The queue's backend (spool or postgresql) and this "
+                   "edge's host name.");
+    ngx_cpystrn((u_char *) state, ngx_cycle->hostname.data,
+                ngx_min(ngx_cycle->hostname.len + 1, sizeof(state)));
+    sf_prom_sample2(p, "siteflow_queue_backend_info", "backend",
+                    ngx_http_siteflow_queue_backend(), "edge", state, 1);
 
     sf_prom_family(p, "siteflow_jobs", "gauge",
                    "Jobs in the queue by state.");

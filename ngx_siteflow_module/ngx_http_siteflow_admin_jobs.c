@@ -29,10 +29,19 @@ typedef struct {
 } ngx_http_siteflow_retry_ctx_t;
 
 
+typedef struct {
+    ngx_http_request_t            *request;
+    ngx_str_t                      order_id;
+} ngx_http_siteflow_send_ctx_t;
+
+
 static void ngx_http_siteflow_admin_retried(void *data, ngx_int_t rc,
     uint64_t id);
 static void ngx_http_siteflow_send_queued(void *data, ngx_int_t rc,
     uint64_t id);
+static void ngx_http_siteflow_send_looked_up(void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_siteflow_send_decide(ngx_http_request_t *r,
+    ngx_str_t *printnow_order_id, ngx_uint_t force);
 
 
 /* admin "queue/{id}/retry": a failed job is pending again */
@@ -92,6 +101,21 @@ ngx_http_siteflow_admin_retried(void *data, ngx_int_t rc, uint64_t id)
 
     u_char  buf[64];
 
+    if (rc == NGX_DECLINED) {
+        ngx_http_finalize_request(ctx->request,
+            ngx_http_siteflow_send_json(ctx->request, NGX_HTTP_NOT_FOUND,
+                                        "{\"error\":\"no such job\"}"));
+        return;
+    }
+
+    if (rc == NGX_BUSY) {
+        ngx_http_finalize_request(ctx->request,
+            ngx_http_siteflow_send_json(ctx->request, NGX_HTTP_CONFLICT,
+                                        "{\"error\":\"only a failed job "
+                                        "can be retried\"}"));
+        return;
+    }
+
     if (rc != NGX_OK) {
         ngx_http_finalize_request(ctx->request,
             ngx_http_siteflow_send_json(ctx->request,
@@ -139,11 +163,9 @@ ngx_int_t
 ngx_http_siteflow_admin_send(ngx_http_request_t *r,
     ngx_str_t *printnow_order_id, ngx_uint_t force)
 {
-    json_t                        *job;
     ngx_int_t                      rc;
-    ngx_http_siteflow_index_t      idx;
+    ngx_http_siteflow_send_ctx_t  *sctx;
     ngx_http_siteflow_srv_conf_t  *sscf;
-    u_char                         buf[512];
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
@@ -181,6 +203,75 @@ ngx_http_siteflow_admin_send(ngx_http_request_t *r,
                                            "and siteflow_mapping to send "
                                            "orders with\"}");
     }
+
+    if (force) {
+        return ngx_http_siteflow_send_decide(r, printnow_order_id, force);
+    }
+
+    /* the sent-orders index is read first (from PostgreSQL: waited for) */
+
+    sctx = ngx_palloc(r->pool, sizeof(ngx_http_siteflow_send_ctx_t));
+    if (sctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sctx->request = r;
+    sctx->order_id = *printnow_order_id;
+
+    rc = ngx_http_siteflow_queue_lookup(&sscf->storefront, printnow_order_id,
+                                        NULL, r->pool,
+                                        ngx_http_siteflow_send_looked_up,
+                                        sctx);
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "{\"error\":\"the queue's "
+                                           "database cannot be read now; "
+                                           "try again\"}");
+    }
+
+    return ngx_http_siteflow_send_decide(r, printnow_order_id, force);
+}
+
+
+static void
+ngx_http_siteflow_send_looked_up(void *data, ngx_int_t rc)
+{
+    ngx_http_siteflow_send_ctx_t  *sctx = data;
+
+    ngx_http_request_t  *r;
+
+    r = sctx->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "{\"error\":\"the queue's database "
+                                        "cannot be read now; try "
+                                        "again\"}"));
+        return;
+    }
+
+    ngx_http_finalize_request(r,
+        ngx_http_siteflow_send_decide(r, &sctx->order_id, 0));
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_send_decide(ngx_http_request_t *r,
+    ngx_str_t *printnow_order_id, ngx_uint_t force)
+{
+    json_t                        *job;
+    ngx_int_t                      rc;
+    ngx_http_siteflow_index_t      idx;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+    u_char                         buf[512];
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
     if (!force
         && ngx_http_siteflow_index_get(&sscf->storefront, printnow_order_id,

@@ -50,6 +50,8 @@ typedef struct {
     ngx_str_t                      body;
     off_t                          received;
     unsigned                       replied:1;
+    unsigned                       looked_up:1;  /* the order was read
+                                                    from the queue */
     unsigned                       reading:1;    /* in the handler's
                                                     read_client_request_body
                                                     call */
@@ -110,6 +112,12 @@ static ngx_int_t ngx_http_siteflow_postback_status(ngx_http_request_t *r,
 static ngx_int_t ngx_http_siteflow_postback_vars(ngx_http_request_t *r,
     ngx_str_t *order_id, sf_pn_vars_t *vars);
 static void ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id);
+static ngx_int_t ngx_http_siteflow_look_up(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *order_id,
+    ngx_str_t *source_id);
+static void ngx_http_siteflow_looked_up(void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_siteflow_lookup_failed(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx);
 static ngx_int_t ngx_http_siteflow_too_large(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx);
 static ngx_int_t ngx_http_siteflow_reply(ngx_http_request_t *r,
@@ -452,6 +460,7 @@ ngx_http_siteflow_hook_order(ngx_http_request_t *r,
 {
     json_t                           *job;
     size_t                            len;
+    ngx_int_t                         rc;
     sf_order_facts_t                  f;
     sf_order_decision_t               d;
     ngx_http_siteflow_index_t         idx;
@@ -460,6 +469,13 @@ ngx_http_siteflow_hook_order(ngx_http_request_t *r,
     char                              reason[1023];
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    if (!ctx->looked_up) {
+        rc = ngx_http_siteflow_look_up(r, ctx, &ctx->order_id, NULL);
+        if (rc != NGX_OK) {
+            return rc;      /* waits for the queue, or answered */
+        }
+    }
 
     if (ngx_http_siteflow_index_get(&sscf->storefront, &ctx->order_id, NULL,
                                     r->pool, &idx)
@@ -1185,6 +1201,78 @@ ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
 }
 
 
+/*
+ * The order is read from the queue first: at once from the spool; from
+ * PostgreSQL the request waits, and the body is decided again once it
+ * is read (nothing was answered, counted or queued before this point).
+ */
+
+static ngx_int_t
+ngx_http_siteflow_look_up(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *order_id,
+    ngx_str_t *source_id)
+{
+    ngx_int_t                      rc;
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
+
+    rc = ngx_http_siteflow_queue_lookup(&sscf->storefront, order_id,
+                                        source_id, r->pool,
+                                        ngx_http_siteflow_looked_up, ctx);
+
+    if (rc == NGX_OK) {
+        ctx->looked_up = 1;
+        return NGX_OK;
+    }
+
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return ngx_http_siteflow_lookup_failed(r, ctx);
+}
+
+
+static void
+ngx_http_siteflow_looked_up(void *data, ngx_int_t rc)
+{
+    ngx_http_siteflow_hook_ctx_t  *ctx = data;
+
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, ngx_http_siteflow_lookup_failed(r, ctx));
+        return;
+    }
+
+    ctx->looked_up = 1;
+
+    if (ctx->postback) {
+        ngx_http_siteflow_postback_body(r);
+
+    } else {
+        ngx_http_siteflow_hook_body(r);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_siteflow_lookup_failed(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx)
+{
+    ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
+
+    return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "error",
+                                   "the queue's database cannot be read now; "
+                                   "nothing was accepted, try again");
+}
+
+
 /* the SiteFlow postback */
 
 ngx_int_t
@@ -1216,6 +1304,7 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 {
     char                           err[256];
     uint32_t                       fp;
+    ngx_int_t                      rc;
     ngx_str_t                      source;
     ngx_uint_t                     i, per_item;
     sf_pb_rc_t                     prc;
@@ -1250,6 +1339,13 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 
     source.data = (u_char *) pb.source_order_id;
     source.len = ngx_strlen(pb.source_order_id);
+
+    if (!ctx->looked_up) {
+        rc = ngx_http_siteflow_look_up(r, ctx, NULL, &source);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (ngx_http_siteflow_index_get(&sscf->storefront, NULL, &source,
                                     r->pool, &idx)

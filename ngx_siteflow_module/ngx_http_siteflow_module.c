@@ -12,6 +12,10 @@
 #include "ngx_http_siteflow_admin.h"
 #include "ngx_http_siteflow_guard.h"
 #include "ngx_http_siteflow_queue.h"
+#if (NGX_SITEFLOW_PG)
+#include "ngx_http_siteflow_queue_pg.h"
+#define ngx_http_siteflow_queue_url  ngx_http_siteflow_pgq_directive
+#endif
 #include "ngx_http_siteflow_hook.h"
 #include "ngx_http_siteflow_jobs.h"
 #include "ngx_http_siteflow_shmlog.h"
@@ -71,8 +75,10 @@ static char *ngx_http_siteflow_trusted_certificate(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_handler_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+#if !(NGX_SITEFLOW_PG)
 static char *ngx_http_siteflow_queue_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+#endif
 static char *ngx_http_siteflow_retry_backoff(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_give_up(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -494,11 +500,14 @@ ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(smcf->give_up, 0);
     ngx_conf_init_uint_value(smcf->concurrency, 32);
 
-    if (smcf->requires_spool && smcf->queue == NULL) {
+    if (smcf->requires_spool && smcf->queue == NULL
+        && smcf->pg_queue == NULL)
+    {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "a \"siteflow_printnow_hook\", \"siteflow_postback\" "
                       "or \"siteflow_admin\" location requires "
-                      "\"siteflow_spool\" in the http block, in %V:%ui",
+                      "\"siteflow_spool\" (or \"siteflow_queue\") in the "
+                      "http block, in %V:%ui",
                       smcf->requires_file, smcf->requires_line);
         return NGX_CONF_ERROR;
     }
@@ -1640,12 +1649,14 @@ ngx_http_siteflow_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 
+#if !(NGX_SITEFLOW_PG)
+
 /*
- * "siteflow_queue URL [pool=N] [lease=time]
- * [index_retention=time]": the job queue on PostgreSQL (SPEC §3).  This
- * build has no PostgreSQL backend (config does not link libpq), so the
- * directive is read only to fail "nginx -t" with what to do instead of
- * "unknown directive".  The URL is never echoed: it may hold a password.
+ * "siteflow_queue URL [pool=N] [lease=time] [index_retention=time]": the
+ * job queue on PostgreSQL (SPEC §3, docs/fleet.md).  This build has no
+ * PostgreSQL backend (config found no libpq), so the directive is read
+ * only to fail "nginx -t" with what to do instead of "unknown
+ * directive".  The URL is never echoed: it may hold a password.
  */
 
 static char *
@@ -1692,12 +1703,14 @@ ngx_http_siteflow_queue_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "\"%V\": this ngx_http_siteflow_module was built "
-                       "without PostgreSQL support (the shared queue is not "
-                       "in %s); use \"siteflow_spool\"",
-                       &cmd->name, NGX_HTTP_SITEFLOW_VERSION);
+                       "without PostgreSQL support (build it with libpq-dev "
+                       "installed); use \"siteflow_spool\"", &cmd->name);
 
     return NGX_CONF_ERROR;
 }
+
+#endif
+
 
 static char *
 ngx_http_siteflow_retry_backoff(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -13,6 +13,12 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_spool.h"
+#if (NGX_SITEFLOW_PG)
+#include "ngx_http_siteflow_queue_pg.h"
+#define ngx_http_siteflow_pg_on()  (ngx_http_siteflow_pgq != NULL)
+#else
+#define ngx_http_siteflow_pg_on()  0
+#endif
 
 
 /*
@@ -70,7 +76,18 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 
     smcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_siteflow_module);
-    if (smcf == NULL || smcf->queue == NULL) {
+    if (smcf == NULL) {
+        return NGX_OK;
+    }
+
+#if (NGX_SITEFLOW_PG)
+    if (smcf->pg_queue != NULL) {
+        return ngx_http_siteflow_pgq_init_process(cycle, smcf->pg_queue,
+                                                  smcf->concurrency);
+    }
+#endif
+
+    if (smcf->queue == NULL) {
         return NGX_OK;
     }
 
@@ -87,6 +104,13 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_siteflow_queue_exit_process(ngx_cycle_t *cycle)
 {
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        ngx_http_siteflow_pgq_exit_process(cycle);
+        return;
+    }
+#endif
+
     if (ngx_http_siteflow_qc == NULL) {
         return;
     }
@@ -105,6 +129,13 @@ ngx_http_siteflow_index_get(ngx_str_t *storefront, ngx_str_t *order_id,
     ngx_str_t                        key;
     ngx_http_siteflow_idx_t         *e;
     ngx_http_siteflow_queue_conf_t  *qc;
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_index_get(storefront, order_id,
+                                               source_id, pool, idx);
+    }
+#endif
 
     qc = ngx_http_siteflow_qc;
 
@@ -190,7 +221,7 @@ ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
 
     qc = ngx_http_siteflow_qc;
 
-    if (qc == NULL) {
+    if (qc == NULL && !ngx_http_siteflow_pg_on()) {
         return NGX_ERROR;
     }
 
@@ -223,6 +254,12 @@ ngx_http_siteflow_queue_pending(ngx_uint_t kind, ngx_str_t *storefront,
     ngx_http_siteflow_order_t       *order;
     ngx_http_siteflow_queue_conf_t  *qc;
     u_char                           buf[512];
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_pending(kind, storefront, order_id);
+    }
+#endif
 
     qc = ngx_http_siteflow_qc;
 
@@ -461,6 +498,12 @@ ngx_http_siteflow_queue_stats(ngx_uint_t counts[5])
 {
     ngx_http_siteflow_queue_conf_t  *qc;
 
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_stats(counts);
+    }
+#endif
+
     qc = ngx_http_siteflow_qc;
 
     if (qc == NULL) {
@@ -479,6 +522,12 @@ ngx_int_t
 ngx_http_siteflow_queue_oldest(ngx_pool_t *pool, ngx_array_t *out)
 {
     ngx_http_siteflow_walk_t  w;
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_oldest(pool, out);
+    }
+#endif
 
     w.pool = pool;
     w.out = out;
@@ -544,6 +593,12 @@ ngx_http_siteflow_queue_breakers(ngx_pool_t *pool, ngx_array_t *out)
     ngx_http_siteflow_queue_conf_t     *qc;
     ngx_http_siteflow_queue_breaker_t  *b;
 
+    if (ngx_http_siteflow_pg_on()) {
+        /* on PostgreSQL the jobs back off one by one; no breakers */
+        return ngx_array_init(out, pool, 1,
+                              sizeof(ngx_http_siteflow_queue_breaker_t));
+    }
+
     qc = ngx_http_siteflow_qc;
 
     if (qc == NULL) {
@@ -591,6 +646,12 @@ ngx_http_siteflow_queue_zone(size_t *size, size_t *free)
 {
     ngx_http_siteflow_queue_conf_t  *qc;
 
+    if (ngx_http_siteflow_pg_on()) {
+        *size = 0;
+        *free = 0;
+        return NGX_OK;
+    }
+
     qc = ngx_http_siteflow_qc;
 
     if (qc == NULL) {
@@ -635,6 +696,13 @@ ngx_http_siteflow_queue_index(ngx_uint_t *orders, uint64_t *forgotten)
     *orders = 0;
     *forgotten = 0;
 
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        ngx_http_siteflow_pgq_index(orders, forgotten);
+        return;
+    }
+#endif
+
     qc = ngx_http_siteflow_qc;
 
     if (qc != NULL) {
@@ -655,6 +723,12 @@ ngx_http_siteflow_queue_retry(uint64_t id,
     ngx_http_siteflow_op_t           op;
     ngx_http_siteflow_job_t         *job;
     ngx_http_siteflow_queue_conf_t  *qc;
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_retry(id, handler, data);
+    }
+#endif
 
     qc = ngx_http_siteflow_qc;
 
@@ -694,9 +768,13 @@ ngx_http_siteflow_queue_retry(uint64_t id,
 ngx_uint_t
 ngx_http_siteflow_index_forgot(ngx_str_t *order_id)
 {
-    uint64_t                         id;
-    ngx_uint_t                       i;
-    ngx_http_siteflow_queue_sh_t    *sh;
+    ngx_http_siteflow_queue_sh_t  *sh;
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_forgot(order_id);
+    }
+#endif
 
     if (ngx_http_siteflow_qc == NULL) {
         return 0;
@@ -704,19 +782,36 @@ ngx_http_siteflow_index_forgot(ngx_str_t *order_id)
 
     sh = ngx_http_siteflow_qc->sh;
 
+    return ngx_http_siteflow_index_forgot_by(order_id, sh->pruned_max,
+                                             sh->pruned_other);
+}
+
+
+/*
+ * the horizon of what the index forgot: numeric order ids up to
+ * pruned_max, and any other id once one was forgotten (pruned_other)
+ */
+
+ngx_uint_t
+ngx_http_siteflow_index_forgot_by(ngx_str_t *order_id, uint64_t pruned_max,
+    ngx_uint_t pruned_other)
+{
+    uint64_t    id;
+    ngx_uint_t  i;
+
     id = 0;
 
     for (i = 0; i < order_id->len; i++) {
         if (order_id->data[i] < '0' || order_id->data[i] > '9'
             || id > (uint64_t) -1 / 10 - 9)
         {
-            return sh->pruned_other;
+            return pruned_other;
         }
 
         id = id * 10 + (order_id->data[i] - '0');
     }
 
-    return order_id->len && sh->pruned_max && id <= sh->pruned_max;
+    return order_id->len && pruned_max && id <= pruned_max;
 }
 
 
@@ -733,6 +828,13 @@ ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
     ngx_int_t                        rc;
     ngx_http_siteflow_op_t           op;
     ngx_http_siteflow_queue_conf_t  *qc;
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_enqueue(kind, storefront, order_id, text,
+                                             idx, handler, data);
+    }
+#endif
 
     qc = ngx_http_siteflow_qc;
 
@@ -789,4 +891,85 @@ ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
     }
 
     return rc;
+}
+
+
+/* what index_get() and pending() answer about an order, read first */
+
+ngx_int_t
+ngx_http_siteflow_queue_lookup(ngx_str_t *storefront, ngx_str_t *order_id,
+    ngx_str_t *source_id, ngx_pool_t *pool,
+    ngx_http_siteflow_lookup_pt handler, void *data)
+{
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_lookup(storefront, order_id, source_id,
+                                            pool, handler, data);
+    }
+#endif
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_queue_list_async(ngx_pool_t *pool,
+    ngx_http_siteflow_queue_filter_t *f, ngx_array_t *out,
+    ngx_http_siteflow_lookup_pt handler, void *data)
+{
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_list(pool, f, out, handler, data);
+    }
+#endif
+
+    return ngx_http_siteflow_queue_list(pool, f, out);
+}
+
+
+const char *
+ngx_http_siteflow_queue_backend(void)
+{
+    return ngx_http_siteflow_pg_on() ? "postgresql" : "spool";
+}
+
+
+/* the runner, its outcome and its calls' answers: to the backend */
+
+void
+ngx_http_siteflow_queue_runner(ngx_http_siteflow_runner_pt runner)
+{
+    ngx_http_siteflow_consumer_runner(runner);
+
+#if (NGX_SITEFLOW_PG)
+    ngx_http_siteflow_pgq_runner_set(runner);
+#endif
+}
+
+
+void
+ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_outcome_t *out)
+{
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        ngx_http_siteflow_pgq_done(run, out);
+        return;
+    }
+#endif
+
+    ngx_http_siteflow_consumer_done(run, out);
+}
+
+
+void
+ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
+    ngx_uint_t siteflow, ngx_uint_t ok)
+{
+    if (ngx_http_siteflow_pg_on()) {
+        /* on PostgreSQL each job backs off on its own (docs/fleet.md) */
+        return;
+    }
+
+    ngx_http_siteflow_consumer_breaker(run, siteflow, ok);
 }

@@ -87,7 +87,8 @@ ngx_int_t ngx_http_siteflow_queue_list(ngx_pool_t *pool,
 
 /* reschedule a failed job now: NGX_OK (handler is called once it is
    durable), NGX_DECLINED no such job, NGX_BUSY the job has not failed,
-   NGX_ABORT no spool, NGX_ERROR the spool cannot take it now */
+   NGX_ABORT no spool, NGX_ERROR the spool cannot take it now; on
+   PostgreSQL the handler may get NGX_DECLINED and NGX_BUSY too */
 ngx_int_t ngx_http_siteflow_queue_retry(uint64_t id,
     ngx_http_siteflow_enqueue_pt handler, void *data);
 
@@ -217,6 +218,27 @@ ngx_int_t ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind,
     void *data);
 /* the index forgot this order id (index_retention): look it up first */
 ngx_uint_t ngx_http_siteflow_index_forgot(ngx_str_t *order_id);
+ngx_uint_t ngx_http_siteflow_index_forgot_by(ngx_str_t *order_id,
+    uint64_t pruned_max, ngx_uint_t pruned_other);
+/*
+ * What index_get() and pending() answer about an order (by order_id, or
+ * by source_id when order_id is NULL) is read from the backend first:
+ * NGX_OK, they answer now (the spool, in shared memory); NGX_AGAIN, the
+ * handler is called once they can (rc NGX_OK, for as long as pool
+ * lives) or cannot (NGX_ERROR: the backend is unreachable).
+ */
+typedef void (*ngx_http_siteflow_lookup_pt)(void *data, ngx_int_t rc);
+
+ngx_int_t ngx_http_siteflow_queue_lookup(ngx_str_t *storefront,
+    ngx_str_t *order_id, ngx_str_t *source_id, ngx_pool_t *pool,
+    ngx_http_siteflow_lookup_pt handler, void *data);
+/* list() that may have to wait: NGX_AGAIN, the handler is called with
+   what list() would have returned */
+ngx_int_t ngx_http_siteflow_queue_list_async(ngx_pool_t *pool,
+    ngx_http_siteflow_queue_filter_t *f, ngx_array_t *out,
+    ngx_http_siteflow_lookup_pt handler, void *data);
+/* "spool" or "postgresql", and this edge's name (hostname) */
+const char *ngx_http_siteflow_queue_backend(void);
 /* an unfinished job of this kind for this order exists */
 ngx_int_t ngx_http_siteflow_queue_pending(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id);

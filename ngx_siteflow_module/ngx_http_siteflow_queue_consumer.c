@@ -97,7 +97,7 @@ static ngx_http_siteflow_consumer_t  ngx_http_siteflow_consumer;
 /* the runner (ngx_http_siteflow_jobs.c) registers itself */
 
 void
-ngx_http_siteflow_queue_runner(ngx_http_siteflow_runner_pt runner)
+ngx_http_siteflow_consumer_runner(ngx_http_siteflow_runner_pt runner)
 {
     ngx_http_siteflow_consumer.runner = runner;
 }
@@ -352,7 +352,7 @@ ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t up,
 
 
 void
-ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
+ngx_http_siteflow_consumer_breaker(ngx_http_siteflow_run_t *run,
     ngx_uint_t siteflow, ngx_uint_t ok)
 {
     ngx_uint_t                      probe, up;
@@ -741,7 +741,7 @@ ngx_http_siteflow_sweep(void)
 /* the runner is done with a job: its outcome is written, then applied */
 
 void
-ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
+ngx_http_siteflow_consumer_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_outcome_t *out)
 {
     ngx_pool_cleanup_t          *cln;

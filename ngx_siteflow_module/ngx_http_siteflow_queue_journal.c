@@ -217,6 +217,14 @@ ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
+    if (smcf->pg_queue != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"siteflow_spool\" and \"siteflow_queue\" "
+                           "cannot both be set: the jobs are kept in one "
+                           "of them (docs/fleet.md)");
+        return NGX_CONF_ERROR;
+    }
+
     value = cf->args->elts;
 
     if (value[1].len == 0) {

@@ -315,6 +315,12 @@ void ngx_http_siteflow_compact(void);
 ngx_int_t ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
     ngx_uint_t concurrency);
 void ngx_http_siteflow_consumer_exit_process(ngx_cycle_t *cycle);
+/* queue.h's runner(), done() and breaker_report() of the spool */
+void ngx_http_siteflow_consumer_runner(ngx_http_siteflow_runner_pt runner);
+void ngx_http_siteflow_consumer_done(ngx_http_siteflow_run_t *run,
+    ngx_http_siteflow_outcome_t *out);
+void ngx_http_siteflow_consumer_breaker(ngx_http_siteflow_run_t *run,
+    ngx_uint_t siteflow, ngx_uint_t ok);
 
 
 #endif /* _NGX_HTTP_SITEFLOW_QUEUE_SPOOL_H_INCLUDED_ */

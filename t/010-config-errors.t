@@ -339,7 +339,7 @@ no host in URL "https:///api" in "siteflow_printnow_api"
   {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
 --- error_log
-"siteflow_printnow_hook", "siteflow_postback" or "siteflow_admin" location requires "siteflow_spool" in the http block, in
+"siteflow_printnow_hook", "siteflow_postback" or "siteflow_admin" location requires "siteflow_spool" (or "siteflow_queue") in the http block, in
 
 
 
@@ -826,14 +826,15 @@ qr/\[emerg\] .*invalid mapping file in "siteflow_mapping": "[^"]*st\.json": ship
 
 
 
-=== TEST 65: siteflow_queue in a build without PostgreSQL: nginx -t says so, the URL (and its password) not echoed
+=== TEST 65: siteflow_queue and siteflow_spool both: nginx -t says the jobs live in one of them, the URL (and its password) not echoed
 --- http_config
     siteflow_zone sf:1m;
+    siteflow_spool spool;
     siteflow_queue postgresql://sf:pw-not-real-7c1e@127.0.0.1:5432/siteflow?sslmode=disable pool=4 lease=30s;
 --- config
 --- must_die
 --- error_log
-"siteflow_queue": this ngx_http_siteflow_module was built without PostgreSQL support
+"siteflow_queue" and "siteflow_spool" cannot both be set
 --- no_error_log
 pw-not-real-7c1e
 
@@ -871,3 +872,50 @@ invalid parameter "leases=30s" in "siteflow_queue"
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*a "siteflow_admin" location requires "siteflow_zone" in the http block \(the Site Flow Log and the counters it serves live there\), in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 69: siteflow_queue with a URI libpq cannot parse: nginx -t says so without echoing it
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue postgresql://sf:pw-not-real-7c1e%zz@127.0.0.1/siteflow;
+--- config
+--- must_die
+--- error_log
+invalid PostgreSQL connection URI in "siteflow_queue" (libpq cannot parse it
+--- no_error_log
+pw-not-real-7c1e
+
+
+
+=== TEST 70: siteflow_queue pool=0
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue postgresql://sf@127.0.0.1/siteflow pool=0;
+--- config
+--- must_die
+--- error_log
+invalid parameter "pool=0" in "siteflow_queue" (pool=1..64
+
+
+
+=== TEST 71: siteflow_queue lease= shorter than 3 s (leases are renewed every third of it): refused, the URL not echoed
+--- http_config
+    siteflow_queue postgresql://sf:pw-not-real-7c1e@127.0.0.1/siteflow lease=1s;
+--- config
+--- must_die
+--- error_log
+invalid parameter "lease=1s" in "siteflow_queue"
+--- no_error_log
+pw-not-real-7c1e
+
+
+
+=== TEST 72: siteflow_spool after siteflow_queue: the same refusal in this order
+--- http_config
+    siteflow_queue postgresql://sf@127.0.0.1/siteflow;
+    siteflow_spool spool;
+--- config
+--- must_die
+--- error_log
+"siteflow_spool" and "siteflow_queue" cannot both be set

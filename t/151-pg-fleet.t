@@ -1,0 +1,221 @@
+# vim:set ft=perl ts=4 sw=4 et:
+#
+# Invariant: with the job queue on PostgreSQL (siteflow_queue), several
+# nginx edges share one queue and nothing acknowledged is lost or created
+# twice: hooks spread over two edges are all created exactly once; kill -9
+# of one edge (master and workers) in the middle of deliveries leaves its
+# jobs to the other edge once their leases run out, and an order whose
+# create may have reached SiteFlow is looked up, not created again;
+# PostgreSQL stopped mid-stream answers 503 to hooks (nothing
+# acknowledged) and delivery resumes by itself when it is back; the jobs
+# of one order run in order across edges.
+#
+# Like t/121-crash.t this file starts nginx itself (two of them, each with
+# a prefix and port of its own, the same module and configuration), and
+# the private PostgreSQL of Siteflow::Pg.  It is skipped, with the reason,
+# when PostgreSQL's server package is missing or the module was built
+# without libpq.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+use Siteflow::Flow;
+use Siteflow::Pg;
+
+plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set (see docs/testing.md)'
+    unless $ENV{TEST_NGINX_LOAD_MODULES};
+
+{
+    my $so = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES})[0];
+    open my $fh, '<:raw', $so or plan skip_all => "$so: $!";
+    local $/;
+    my $bytes = <$fh>;
+    plan skip_all => 'the module was built without PostgreSQL support '
+        . '(libpq-dev missing when it was built)'
+        unless $bytes =~ /PQconnectStart/;
+}
+
+if (my $why = pg_available()) {
+    plan skip_all => $why;
+}
+
+pg_start();
+
+my $PORT_A = MockUpstream::free_port();
+my $PORT_B = MockUpstream::free_port();
+$ENV{TEST_NGINX_SERVER_PORT} = $PORT_A;
+$ENV{TEST_NGINX_FIXTURES} = "$Siteflow::Flow::ROOT/t/fixtures";
+
+my (@edges, %edge);
+
+sub http_conf {
+    return "    siteflow_zone sf:4m;\n"
+         . "    siteflow_queue $ENV{TEST_NGINX_PG_URL} lease=3s;\n"
+         . "    siteflow_retry_backoff 100ms 500ms;\n";
+}
+
+# a fresh scenario: new mocks, an empty queue, two edges started
+sub scenario {
+    my (%o) = @_;
+    for my $e (@edges) { $e->stop }
+    @edges = ();
+    Siteflow::Flow::start_mocks();
+    $o{mocks}->() if $o{mocks};
+    pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS NOT NULL THEN "
+         . "TRUNCATE siteflow_jobs, siteflow_index; "
+         . "UPDATE siteflow_horizon SET pruned_max = 0, "
+         . "pruned_other = false, pruned = 0; END IF; END \$\$;");
+    my $server = storefront_conf();
+    for my $n (qw(a b)) {
+        $edge{$n} = edge_start(name => $n,
+            port => $n eq 'a' ? $PORT_A : $PORT_B, workers => 2,
+            http_config => http_conf(), config => $server);
+        push @edges, $edge{$n};
+    }
+}
+
+sub jobs_by_state {
+    my %n = map { split /\|/ } pg_sql(
+        'SELECT state, count(*) FROM siteflow_jobs GROUP BY state');
+    my @names = qw(pending retrying done failed skipped);
+    return join ', ', map { "$names[$_] " . ($n{$_} // 0) } 0 .. 4;
+}
+
+sub wait_done {
+    my ($n, $timeout) = @_;
+    return Siteflow::Flow::wait_until(sub { "$n jobs done (" . jobs_by_state() . ')' },
+        sub {
+            Siteflow::Flow::sync_lookups();
+            pg_sql('SELECT count(*) FROM siteflow_jobs WHERE state = 2') >= $n
+            && pg_sql('SELECT count(*) FROM siteflow_jobs '
+                      . 'WHERE state IN (0, 1)') == 0;
+        }, $timeout // 30);
+}
+
+# --------------------------------------------------------------------------
+
+subtest 'two edges share the queue: hooks spread over both, each order '
+      . 'created once' => sub {
+    scenario();
+    my @acc;
+    for my $id (6001 .. 6012) {
+        my $r = hook({ event => 'order_created', id => $id },
+                     port => $id % 2 ? $PORT_A : $PORT_B);
+        is($r->{status}, 202, "hook $id accepted by edge "
+                              . ($id % 2 ? 'a' : 'b'));
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(wait_done(12), '', 'all jobs done');
+    is(tally(orders => \@acc),
+       "accepted 12\ncreated 12\nlost 0\nduplicated 0\n", 'tally');
+
+    my @owners = pg_sql('SELECT count(*) FROM siteflow_jobs '
+                        . 'WHERE lease_owner IS NOT NULL');
+    is($owners[0], 0, 'no lease left behind');
+    is(pg_sql("SELECT count(*) FROM siteflow_index WHERE state = 1 "
+              . "AND siteflow_id <> ''"), 12,
+       'the sent-orders index has the 12 orders with their SiteFlow ids');
+
+    # the same order again: skipped by either edge, from the shared index
+    my $r = hook({ event => 'order_created', id => 6001 }, port => $PORT_B);
+    is($r->{status}, 200, 'order 6001 again at edge b: skipped');
+    like($r->{body}, qr/"skipped"/, '... with the reason');
+};
+
+subtest 'kill -9 of one edge mid-delivery: the other edge takes its '
+      . 'jobs over after the lease, nothing lost or duplicated' => sub {
+    scenario(mocks => sub {
+        Siteflow::Flow::stateful({ on => 'POST /api/order', status => 201,
+                                   delay_ms => 1500, times => 6,
+                                   json => { _id => '{{hex24}}' } });
+    });
+    my @acc;
+    for my $id (6013 .. 6022) {
+        my $r = hook({ event => 'order_created', id => $id },
+                     port => $id % 2 ? $PORT_A : $PORT_B);
+        push @acc, $id if $r->{status} == 202;
+    }
+    is(scalar @acc, 10, 'ten hooks accepted over both edges');
+
+    my $bpids = $edge{b}->pids;
+    my $pat = join '|', @$bpids;
+    my $e = Siteflow::Flow::wait_until('edge b holds leases', sub {
+        pg_sql("SELECT count(*) FROM siteflow_jobs WHERE lease_owner "
+               . "~ '/($pat)/'") > 0 }, 10);
+    is($e, '', 'edge b is delivering');
+    my $held = pg_sql("SELECT count(*) FROM siteflow_jobs WHERE "
+                      . "lease_owner ~ '/($pat)/'");
+    $edge{b}->kill9;
+    ok(!grep({ Siteflow::Pg::_alive($_) } @$bpids),
+       "edge b: master and workers (@$bpids) gone");
+    diag("edge b held $held leases when it was killed");
+
+    is(wait_done(10, 40), '', 'edge a finished every job');
+    is(tally(orders => \@acc),
+       "accepted 10\ncreated 10\nlost 0\nduplicated 0\n", 'tally');
+    like($edge{a}->error_log, qr/siteflow/, 'edge a logged its work')
+        or diag($edge{a}->error_log);
+};
+
+subtest 'PostgreSQL stopped mid-stream: 503 while down, nothing '
+      . 'acknowledged lost, delivery resumes by itself' => sub {
+    scenario();
+    my @acc;
+    for my $id (6023 .. 6026) {
+        my $r = hook({ event => 'order_created', id => $id },
+                     port => $PORT_A);
+        push @acc, $id if $r->{status} == 202;
+    }
+    pg_stop();
+    my $t0 = time;
+    my $r = hook({ event => 'order_created', id => 6027 }, port => $PORT_A);
+    my $took = time - $t0;
+    is($r->{status}, 503, 'hook while the database is down: 503');
+    like($r->{body}, qr/"error"/, '... with a JSON error');
+    ok($took < 6, sprintf('... answered in %.1f s (not hung)', $took));
+    $r = hook({ event => 'order_created', id => 6028 }, port => $PORT_B);
+    is($r->{status}, 503, 'and at the other edge too');
+
+    pg_start();
+    my $e = Siteflow::Flow::wait_until('a hook is accepted again', sub {
+        my $r = hook({ event => 'order_created', id => 6029 },
+                     port => $PORT_B);
+        push @acc, 6029 if $r->{status} == 202;
+        $r->{status} == 202 }, 20);
+    is($e, '', 'hooks are accepted again without a restart');
+    is(wait_done(scalar @acc, 30), '', 'every accepted job done');
+    is(tally(orders => \@acc),
+       'accepted ' . @acc . "\ncreated " . @acc . "\nlost 0\nduplicated 0\n",
+       'tally');
+};
+
+subtest 'jobs of one order run in order across edges' => sub {
+    scenario(mocks => sub {
+        Siteflow::Flow::sf_rules({ on => 'POST /api/order', status => 201,
+                                   delay_ms => 300,
+                                   json => { _id => '{{hex24}}' } });
+    });
+    # created at edge a, deleted at edge b at once: the cancel must wait
+    # for the create, whichever edge claims it
+    my $r = hook({ event => 'order_created', id => 6030 }, port => $PORT_A);
+    is($r->{status}, 202, 'order created: accepted at edge a');
+    $r = hook({ event => 'order_deleted', id => 6030 }, port => $PORT_B);
+    is($r->{status}, 202, 'order deleted: accepted at edge b');
+    is(wait_done(2, 30), '', 'both jobs done');
+    my @calls = map { "$_->{method} $_->{path}" }
+                grep { $_->{path} =~ m{/order(?:/[^/]+/cancel.*)?$}
+                       && $_->{method} =~ /POST|PUT/ }
+                @{ mock_requests('siteflow') };
+    my ($create) = grep { $calls[$_] eq 'POST /api/order' } 0 .. $#calls;
+    my ($cancel) = grep { $calls[$_] =~ /cancel/ } 0 .. $#calls;
+    ok(defined $create && defined $cancel && $create < $cancel,
+       'SiteFlow saw the create before the cancel')
+        or diag(join "\n", @calls);
+};
+
+for my $e (@edges) { $e->stop }
+
+done_testing();
