@@ -103,7 +103,8 @@ our %SHOP = (   # sourceOrderId prefix => storefront facts
                   name => 'shop2' },
 );
 
-our (%Mock, %Rules, %History, %Saved, $Spool, @Accepted, $Stateful, %Known);
+our (%Mock, %Rules, %History, %Saved, $Spool, @Accepted, $Stateful, %Known,
+     $OnPg);
 
 # ---------------------------------------------------------------------------
 # per-block set-up
@@ -118,8 +119,36 @@ sub flow_setup {
     $add->(sub {
         my ($block) = @_;
         start_mocks() if defined $block->config;
+        _on_postgresql($block) if $OnPg;
         return $block;
     });
+    if (($ENV{SITEFLOW_TEST_QUEUE} // 'spool') eq 'postgresql') {
+        require Siteflow::Pg;
+        Siteflow::Pg::pg_start();
+        $OnPg = 1;
+    }
+    return;
+}
+
+# SITEFLOW_TEST_QUEUE=postgresql (make test-pg): a block whose jobs live
+# in the spool keeps them in the private PostgreSQL of Siteflow::Pg
+# instead ("siteflow_queue", lease 3 s), with the tables emptied first.
+# Blocks named "(spool only)" test what only the spool has (its files,
+# its breakers) and are skipped.
+sub _on_postgresql {
+    my ($block) = @_;
+    my $h = $block->http_config // return;
+    if ($block->name =~ /\(spool only\)/) {
+        $block->set_value(skip_eval => '1: 1');
+        return;
+    }
+    return unless $h =~ s{siteflow_spool \$TEST_NGINX_SPOOL[^;]*;}
+                         {siteflow_queue \$TEST_NGINX_PG_URL lease=3s;};
+    $block->set_value(http_config => $h);
+    Siteflow::Pg::pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS "
+        . "NOT NULL THEN TRUNCATE siteflow_jobs, siteflow_index; "
+        . "UPDATE siteflow_horizon SET pruned_max = 0, pruned_other = "
+        . "false, pruned = 0; END IF; END \$\$;");
     return;
 }
 
