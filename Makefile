@@ -3,7 +3,9 @@
 #   make deps       install the Debian packages needed to build and test
 #   make build      build t/build/ngx_http_siteflow_module.so against
 #                   Debian's nginx-dev tree (or NGINX_SRC=/path/to/nginx)
-#   make test       build, then C unit tests + runner self-test + t/*.t
+#   make test       build, then C unit tests + runner self-test + t/*.t,
+#                   then t/100, t/110 and t/120 again on the PostgreSQL
+#                   queue (make prove-pg; Debian's postgresql package)
 #   make test-real TEST_NGINX_LIB=/path/to/test-nginx/lib
 #                   build, then t/*.t under OpenResty's Test::Nginx
 #                   (a checkout of openresty/test-nginx, never copied here)
@@ -57,7 +59,7 @@ TEST_ENV = TEST_NGINX_BINARY=$(NGINX_BIN) \
 ASAN_OPTS = detect_leaks=0:detect_odr_violation=0:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_BUILD)/asan
 
 .PHONY: all deps build test test-real check demo asan valgrind fuzz bench \
-        style unit runner-selftest mock-selftest prove clean deb torture \
+        style unit runner-selftest mock-selftest prove prove-pg clean deb torture \
         torture-short dashboard-png
 
 all: build
@@ -86,7 +88,13 @@ mock-selftest:
 prove: build
 	$(TEST_ENV) $(PROVE) $(TESTS)
 
-test: build style unit runner-selftest mock-selftest prove
+# the flow files again with their jobs on PostgreSQL (Siteflow::Pg)
+PG_TESTS ?= t/100-hook.t t/110-postback.t t/120-faults.t
+
+prove-pg: build
+	$(TEST_ENV) SITEFLOW_TEST_QUEUE=postgresql $(PROVE) $(PG_TESTS)
+
+test: build style unit runner-selftest mock-selftest prove prove-pg
 
 # the real Test::Nginx leaves alone what it did not create in t/servroot,
 # so a servroot of the built-in runner is removed first
