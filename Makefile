@@ -92,6 +92,9 @@ prove: build
 PG_TESTS ?= t/100-hook.t t/110-postback.t t/120-faults.t
 
 prove-pg: build
+	@why=$$(perl -It/lib -MSiteflow::Pg -e 'print Siteflow::Pg::pg_available()'); \
+	if [ -n "$$why" ]; then echo "prove-pg: skipped: $$why"; exit 0; fi; \
+	echo "$(TEST_ENV) SITEFLOW_TEST_QUEUE=postgresql $(PROVE) $(PG_TESTS)"; \
 	$(TEST_ENV) SITEFLOW_TEST_QUEUE=postgresql $(PROVE) $(PG_TESTS)
 
 test: build style unit runner-selftest mock-selftest prove prove-pg

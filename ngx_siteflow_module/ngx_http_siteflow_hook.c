@@ -1183,9 +1183,13 @@ ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
         ngx_http_finalize_request(r,
             ngx_http_siteflow_reply(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     "error",
-                                    "the spool could not write the job "
+                                    "the %s could not write the job "
                                     "(see the error log); nothing was "
-                                    "accepted, try again"));
+                                    "accepted, try again",
+                                    ngx_strcmp(
+                                        ngx_http_siteflow_queue_backend(),
+                                        "spool") == 0
+                                    ? "spool" : "queue's database"));
         return;
     }
 

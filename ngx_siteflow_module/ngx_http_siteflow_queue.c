@@ -13,6 +13,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_spool.h"
+#include "sf_breaker.h"
 #if (NGX_SITEFLOW_PG)
 #include "ngx_http_siteflow_queue_pg.h"
 #define ngx_http_siteflow_pg_on()  (ngx_http_siteflow_pgq != NULL)
@@ -326,6 +327,31 @@ ngx_http_siteflow_storefront(ngx_str_t *name)
     }
 
     return NULL;
+}
+
+
+ngx_uint_t
+ngx_http_siteflow_job_upstreams(ngx_uint_t kind, ngx_str_t *storefront)
+{
+    ngx_http_siteflow_srv_conf_t  *sscf;
+
+    switch (kind) {
+
+    case NGX_HTTP_SITEFLOW_JOB_UPDATE:
+        return SF_BREAKER_PRINTNOW;
+
+    case NGX_HTTP_SITEFLOW_JOB_ORDER:
+        sscf = ngx_http_siteflow_storefront(storefront);
+
+        if (sscf == NULL || sscf->printnow_fetch) {
+            return SF_BREAKER_SITEFLOW | SF_BREAKER_PRINTNOW;
+        }
+
+        return SF_BREAKER_SITEFLOW;
+
+    default:
+        return SF_BREAKER_SITEFLOW;
+    }
 }
 
 

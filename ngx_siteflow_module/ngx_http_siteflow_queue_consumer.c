@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_spool.h"
 #include "sf_job.h"
+#include "sf_breaker.h"
 
 
 /*
@@ -33,30 +34,9 @@ typedef struct {
     ngx_event_t                    retry;
 } ngx_http_siteflow_finish_t;
 
-/*
- * A storefront whose upstream keeps failing is not hammered by its whole
- * backlog: after a retryable failure only one job (a probe) is started
- * after the breaker's backoff, and the rest wait for its result.  Jobs
- * then drain oldest first.  A breaker per storefront and upstream
- * (SiteFlow, PrintNow): PrintNow answering a fetch does not close the
- * breaker of a SiteFlow that is down, and a job waits only for the
- * upstreams it calls.  Consumer-local.
- */
+/* the breakers of the storefronts (sf_breaker.h), consumer-local */
 
-#define NGX_HTTP_SITEFLOW_UP_SITEFLOW  1     /* run->probe bits */
-#define NGX_HTTP_SITEFLOW_UP_PRINTNOW  2
-
-#define NGX_HTTP_SITEFLOW_BREAKERS     128   /* 2 per storefront */
 #define NGX_HTTP_SITEFLOW_SCAN_MAX     1000
-
-typedef struct {
-    u_char                         name[NGX_HTTP_SITEFLOW_NAME_LEN];
-    size_t                         len;
-    ngx_uint_t                     up;           /* NGX_HTTP_SITEFLOW_UP_* */
-    ngx_uint_t                     failures;
-    uint64_t                       until;
-    ngx_uint_t                     probing;
-} ngx_http_siteflow_breaker_t;
 
 /* the consumer's state (worker 0) */
 
@@ -70,8 +50,7 @@ typedef struct {
     ngx_queue_t                   *prune_cur;    /* index pruning cursor */
     ngx_http_siteflow_runner_pt    runner;       /* starts a job */
 
-    ngx_http_siteflow_breaker_t    breakers[NGX_HTTP_SITEFLOW_BREAKERS];
-    ngx_uint_t                     nbreakers;
+    sf_breakers_t                  breakers;
 } ngx_http_siteflow_consumer_t;
 
 
@@ -84,8 +63,7 @@ static void ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f);
 static void ngx_http_siteflow_finish_retry(ngx_event_t *ev);
 static void ngx_http_siteflow_finish_cleanup(void *data);
 static void ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run);
-static void ngx_http_siteflow_breaker_publish(
-    ngx_http_siteflow_breaker_t *b);
+static void ngx_http_siteflow_breaker_publish(u_char *name, size_t len);
 static void ngx_http_siteflow_consumer_wake(void);
 static void ngx_http_siteflow_consumer_prune(void);
 static void ngx_http_siteflow_consumer_handler(ngx_event_t *ev);
@@ -289,169 +267,89 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
 }
 
 
-/*
- * The storefront's breakers by upstream: by[0] SiteFlow, by[1] PrintNow
- * (NGX_HTTP_SITEFLOW_UP_* is 1 << index); NULL where there is none yet.
- */
-
-static void
-ngx_http_siteflow_breakers_of(u_char *name, size_t len,
-    ngx_http_siteflow_breaker_t *by[2])
-{
-    ngx_uint_t                    i;
-    ngx_http_siteflow_breaker_t  *b;
-
-    if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
-        len = NGX_HTTP_SITEFLOW_NAME_LEN;
-    }
-
-    by[0] = NULL;
-    by[1] = NULL;
-
-    for (i = 0; i < ngx_http_siteflow_consumer.nbreakers; i++) {
-        b = &ngx_http_siteflow_consumer.breakers[i];
-
-        if (b->len == len && ngx_memcmp(b->name, name, len) == 0) {
-            by[b->up >> 1] = b;
-        }
-    }
-}
-
-
-static ngx_http_siteflow_breaker_t *
-ngx_http_siteflow_breaker(u_char *name, size_t len, ngx_uint_t up,
-    ngx_uint_t create)
-{
-    ngx_http_siteflow_breaker_t  *b, *by[2];
-
-    ngx_http_siteflow_breakers_of(name, len, by);
-
-    if (by[up >> 1] != NULL) {
-        return by[up >> 1];
-    }
-
-    if (!create
-        || ngx_http_siteflow_consumer.nbreakers == NGX_HTTP_SITEFLOW_BREAKERS)
-    {
-        return NULL;
-    }
-
-    if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
-        len = NGX_HTTP_SITEFLOW_NAME_LEN;
-    }
-
-    b = &ngx_http_siteflow_consumer.breakers[
-                                      ngx_http_siteflow_consumer.nbreakers++];
-    ngx_memzero(b, sizeof(ngx_http_siteflow_breaker_t));
-    ngx_memcpy(b->name, name, len);
-    b->len = len;
-    b->up = up;
-
-    return b;
-}
-
-
 void
 ngx_http_siteflow_consumer_breaker(ngx_http_siteflow_run_t *run,
     ngx_uint_t siteflow, ngx_uint_t ok)
 {
-    ngx_uint_t                      probe, up;
-    ngx_http_siteflow_breaker_t    *b;
+    unsigned                        up, probe;
+    uint64_t                        backoff;
+    sf_breaker_t                   *b;
+    sf_breaker_change_t             change;
     ngx_http_siteflow_main_conf_t  *smcf;
 
-    up = siteflow ? NGX_HTTP_SITEFLOW_UP_SITEFLOW
-                  : NGX_HTTP_SITEFLOW_UP_PRINTNOW;
-
-    b = ngx_http_siteflow_breaker(run->storefront.data, run->storefront.len,
-                                  up, !ok);
-    if (b == NULL) {
-        return;
-    }
-
-    probe = run->probe & up;
-
-    if (probe) {
-        b->probing = 0;
-        run->probe &= ~up;
-    }
-
-    if (ok) {
-        if (b->failures) {
-            ngx_log_error(NGX_LOG_NOTICE, run->log, 0,
-                          "siteflow: %s answers storefront \"%V\" again; "
-                          "its queue resumes",
-                          siteflow ? "SiteFlow" : "PrintNow",
-                          &run->storefront);
-        }
-
-        b->failures = 0;
-        b->until = 0;
-        ngx_http_siteflow_breaker_publish(b);
-        return;
-    }
-
-    /*
-     * The backoff grows with the failed probes, not with every run that
-     * fails: the runs started together before the breaker opened (up to
-     * siteflow_queue_concurrency of them, e.g. when a new worker 0 starts
-     * after a crash or a reload) are one failure.  Counting each of them
-     * took the breaker to siteflow_retry_backoff's maximum at once, and
-     * the queue waited that long (150 to 300 s by default) after the
-     * upstream was back.
-     */
-
-    if (b->failures != 0 && !probe) {
+    if (!ngx_http_siteflow_consumer.on) {
         return;
     }
 
     smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_siteflow_module);
 
-    b->failures++;
-    b->until = ngx_http_siteflow_now_ms()
-               + sf_job_backoff_ms(b->failures, smcf->retry_base,
-                                   smcf->retry_max, (uint32_t) ngx_random());
+    up = siteflow ? SF_BREAKER_SITEFLOW : SF_BREAKER_PRINTNOW;
+    probe = run->probe;
 
-    ngx_http_siteflow_breaker_publish(b);
+    backoff = ok ? 0
+              : sf_job_backoff_ms(sf_breaker_next_failures(
+                                      &ngx_http_siteflow_consumer.breakers,
+                                      (char *) run->storefront.data,
+                                      run->storefront.len, up),
+                                  smcf->retry_base, smcf->retry_max,
+                                  (uint32_t) ngx_random());
+
+    change = sf_breaker_report(&ngx_http_siteflow_consumer.breakers,
+                               (char *) run->storefront.data,
+                               run->storefront.len, up, ok, &probe,
+                               ngx_http_siteflow_now_ms(), backoff, &b);
+    run->probe = probe;
+
+    if (change == SF_BREAKER_SAME) {
+        return;
+    }
+
+    if (change == SF_BREAKER_CLOSED) {
+        ngx_log_error(NGX_LOG_NOTICE, run->log, 0,
+                      "siteflow: %s answers storefront \"%V\" again; "
+                      "its queue resumes",
+                      siteflow ? "SiteFlow" : "PrintNow",
+                      &run->storefront);
+    }
+
+    ngx_http_siteflow_breaker_publish(run->storefront.data,
+                                      run->storefront.len);
 }
 
 
 /* a copy in the zone for the metrics, which any worker may serve */
 
 static void
-ngx_http_siteflow_breaker_publish(ngx_http_siteflow_breaker_t *b)
+ngx_http_siteflow_breaker_publish(u_char *name, size_t len)
 {
     ngx_uint_t                     i, failures;
-    ngx_http_siteflow_breaker_t   *by[2];
     ngx_http_siteflow_queue_sh_t  *sh;
 
     sh = ngx_http_siteflow_qc->sh;
 
+    if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
+        len = NGX_HTTP_SITEFLOW_NAME_LEN;
+    }
+
     /* the storefront's gauge: open while any of its upstreams' is */
 
-    ngx_http_siteflow_breakers_of(b->name, b->len, by);
-
-    failures = 0;
-
-    for (i = 0; i < 2; i++) {
-        if (by[i] && by[i]->failures > failures) {
-            failures = by[i]->failures;
-        }
-    }
+    failures = sf_breaker_failures(&ngx_http_siteflow_consumer.breakers,
+                                   (char *) name, len);
 
     ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
 
     for (i = 0; i < sh->nbreakers; i++) {
-        if (sh->breakers[i].len == b->len
-            && ngx_memcmp(sh->breakers[i].name, b->name, b->len) == 0)
+        if (sh->breakers[i].len == len
+            && ngx_memcmp(sh->breakers[i].name, name, len) == 0)
         {
             break;
         }
     }
 
     if (i == sh->nbreakers && i < NGX_HTTP_SITEFLOW_SH_BREAKERS) {
-        ngx_memcpy(sh->breakers[i].name, b->name, b->len);
-        sh->breakers[i].len = b->len;
+        ngx_memcpy(sh->breakers[i].name, name, len);
+        sh->breakers[i].len = len;
         sh->nbreakers++;
     }
 
@@ -467,67 +365,24 @@ static ngx_int_t
 ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
     ngx_uint_t *probe)
 {
-    ngx_uint_t                     i, up;
-    ngx_http_siteflow_breaker_t   *by[2];
-    ngx_http_siteflow_srv_conf_t  *sscf;
+    unsigned  bits;
 
     *probe = 0;
 
-    ngx_http_siteflow_breakers_of(job->storefront.data, job->storefront.len,
-                                  by);
-
-    if ((by[0] == NULL || by[0]->failures == 0)
-        && (by[1] == NULL || by[1]->failures == 0))
-    {
+    if (ngx_http_siteflow_consumer.breakers.open == 0) {
         return 1;
     }
 
-    /* the upstreams this job calls */
-
-    switch (job->kind) {
-
-    case NGX_HTTP_SITEFLOW_JOB_UPDATE:
-        up = NGX_HTTP_SITEFLOW_UP_PRINTNOW;
-        break;
-
-    case NGX_HTTP_SITEFLOW_JOB_ORDER:
-        up = NGX_HTTP_SITEFLOW_UP_SITEFLOW;
-
-        /* (an order that came whole in its hook is not fetched, but a
-           job's text is not read here) */
-
-        sscf = ngx_http_siteflow_storefront(&job->storefront);
-
-        if (sscf == NULL || sscf->printnow_fetch) {
-            up |= NGX_HTTP_SITEFLOW_UP_PRINTNOW;
-        }
-
-        break;
-
-    default:
-        up = NGX_HTTP_SITEFLOW_UP_SITEFLOW;
-        break;
+    if (!sf_breaker_allows(&ngx_http_siteflow_consumer.breakers,
+                           (char *) job->storefront.data, job->storefront.len,
+                           ngx_http_siteflow_job_upstreams(job->kind,
+                                                           &job->storefront),
+                           now, &bits))
+    {
+        return 0;
     }
 
-    /* each open breaker it needs must be due, and not probed already */
-
-    for (i = 0; i < 2; i++) {
-        if (!(up & (1 << i)) || by[i] == NULL || by[i]->failures == 0) {
-            continue;
-        }
-
-        if (by[i]->probing || now < by[i]->until) {
-            return 0;
-        }
-
-        *probe |= 1 << i;
-    }
-
-    for (i = 0; i < 2; i++) {
-        if (*probe & (1 << i)) {
-            by[i]->probing = 1;
-        }
-    }
+    *probe = bits;
 
     return 1;
 }
@@ -760,18 +615,11 @@ ngx_http_siteflow_consumer_done(ngx_http_siteflow_run_t *run,
 
     if (run->probe) {
         /* the probe ended without an answer either way */
-        ngx_uint_t                    i;
-        ngx_http_siteflow_breaker_t  *by[2];
+        unsigned  probe = run->probe;
 
-        ngx_http_siteflow_breakers_of(run->storefront.data,
-                                      run->storefront.len, by);
-
-        for (i = 0; i < 2; i++) {
-            if ((run->probe & (1 << i)) && by[i] != NULL) {
-                by[i]->probing = 0;
-            }
-        }
-
+        sf_breaker_probe_end(&ngx_http_siteflow_consumer.breakers,
+                             (char *) run->storefront.data,
+                             run->storefront.len, &probe);
         run->probe = 0;
     }
 

@@ -130,7 +130,7 @@ sub flow_setup {
     return;
 }
 
-# SITEFLOW_TEST_QUEUE=postgresql (make test-pg): a block whose jobs live
+# SITEFLOW_TEST_QUEUE=postgresql (make prove-pg): a block whose jobs live
 # in the spool keeps them in the private PostgreSQL of Siteflow::Pg
 # instead ("siteflow_queue", lease 3 s), with the tables emptied first.
 # Blocks named "(spool only)" test what only the spool has (its files,
