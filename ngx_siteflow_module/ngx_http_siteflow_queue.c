@@ -992,10 +992,12 @@ void
 ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     ngx_uint_t siteflow, ngx_uint_t ok)
 {
+#if (NGX_SITEFLOW_PG)
     if (ngx_http_siteflow_pg_on()) {
-        /* on PostgreSQL each job backs off on its own (docs/fleet.md) */
+        ngx_http_siteflow_pgq_breaker(run, siteflow, ok);
         return;
     }
+#endif
 
     ngx_http_siteflow_consumer_breaker(run, siteflow, ok);
 }

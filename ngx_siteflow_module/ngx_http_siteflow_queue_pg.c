@@ -18,6 +18,7 @@
 #include "ngx_http_siteflow_pg.h"
 #include "sf_job.h"
 #include "sf_qrec.h"
+#include "sf_breaker.h"
 
 
 /*
@@ -120,6 +121,7 @@ typedef struct {
     ngx_http_siteflow_pg_query_t      *pruning;
     uint64_t                           pruned_max;
     ngx_uint_t                         pruned_other;
+    sf_breakers_t                      breakers;    /* this edge's */
 
     /* every worker: the metrics' snapshot */
     ngx_event_t                        stats;
@@ -160,6 +162,12 @@ static ngx_http_siteflow_run_t *ngx_http_siteflow_pgq_run(PGresult *res,
     int row);
 static ngx_http_siteflow_run_t *ngx_http_siteflow_pgq_running(uint64_t id);
 static void ngx_http_siteflow_pgq_wake(void);
+static u_char *ngx_http_siteflow_pgq_waiting(ngx_pool_t *pool, u_char **kinds,
+    uint64_t now);
+static void ngx_http_siteflow_pgq_release(ngx_pool_t *pool,
+    ngx_array_t *ids);
+static void ngx_http_siteflow_pgq_released(void *data, PGresult *res,
+    ngx_str_t *err);
 static void ngx_http_siteflow_pgq_finish_write(
     ngx_http_siteflow_pgq_finish_t *f);
 static void ngx_http_siteflow_pgq_finished(void *data, PGresult *res,
@@ -1092,11 +1100,13 @@ ngx_http_siteflow_pgq_wake(void)
 static void
 ngx_http_siteflow_pgq_claim_handler(ngx_event_t *ev)
 {
-    int                       len[3];
+    int                       len[5];
+    u_char                   *names, *kinds;
     u_char                    lbuf[NGX_INT_T_LEN + 1];
     u_char                    nbuf[NGX_INT_T_LEN + 1];
     ngx_uint_t                n;
-    const char               *v[3];
+    ngx_pool_t               *pool;
+    const char               *v[5];
     ngx_http_siteflow_pgq_t  *st;
 
     st = &ngx_http_siteflow_pgq_state;
@@ -1126,13 +1136,125 @@ ngx_http_siteflow_pgq_claim_handler(ngx_event_t *ev)
     v[2] = (const char *) nbuf;
     len[2] = ngx_strlen(nbuf);
 
-    st->claiming = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_CLAIM, 3,
+    /* the jobs that wait for an open breaker are not claimed */
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        ngx_add_timer(ev, NGX_HTTP_SITEFLOW_PG_POLL);
+        return;
+    }
+
+    names = ngx_http_siteflow_pgq_waiting(pool, &kinds,
+                                          ngx_http_siteflow_now_ms());
+    if (names == NULL) {
+        ngx_destroy_pool(pool);
+        ngx_add_timer(ev, NGX_HTTP_SITEFLOW_PG_POLL);
+        return;
+    }
+
+    v[3] = (const char *) names;
+    len[3] = ngx_strlen(names);
+    v[4] = (const char *) kinds;
+    len[4] = ngx_strlen(kinds);
+
+    st->claiming = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_CLAIM, 5,
                                               v, len,
                                               ngx_http_siteflow_pgq_claimed,
                                               (void *) (uintptr_t) n);
+    ngx_destroy_pool(pool);
+
     if (st->claiming == NULL) {
         ngx_add_timer(ev, NGX_HTTP_SITEFLOW_PG_POLL);
     }
+}
+
+
+/*
+ * The (storefront, kind) pairs whose jobs wait for one of this edge's
+ * open breakers (a probe is out, or its backoff is not over), as two
+ * array literals: {"shop1","shop1"} and {1,2}.  A breaker whose probe is
+ * due lets its jobs be claimed: the first is the probe, the others are
+ * given back (ngx_http_siteflow_pgq_claimed()).
+ */
+
+static u_char *
+ngx_http_siteflow_pgq_waiting(ngx_pool_t *pool, u_char **kinds,
+    uint64_t now)
+{
+    u_char                   *p, *q, *names;
+    size_t                    size;
+    ngx_str_t                 name;
+    ngx_uint_t                i, j, kind, up, n;
+    sf_breaker_t             *b;
+    ngx_http_siteflow_pgq_t  *st;
+
+    st = &ngx_http_siteflow_pgq_state;
+
+    size = 3;
+
+    for (i = 0; i < st->breakers.n; i++) {
+        size += 3 * (2 * st->breakers.b[i].len + 3);
+    }
+
+    names = ngx_pnalloc(pool, size);
+    *kinds = ngx_pnalloc(pool, 3 + 3 * 2 * st->breakers.n + 1);
+
+    if (names == NULL || *kinds == NULL) {
+        return NULL;
+    }
+
+    p = names;
+    q = *kinds;
+    *p++ = '{';
+    *q++ = '{';
+    n = 0;
+
+    for (i = 0; i < st->breakers.n; i++) {
+        b = &st->breakers.b[i];
+
+        if (b->failures == 0 || (!b->probing && now >= b->until)) {
+            continue;
+        }
+
+        name.data = (u_char *) b->name;
+        name.len = b->len;
+
+        for (kind = NGX_HTTP_SITEFLOW_JOB_ORDER;
+             kind <= NGX_HTTP_SITEFLOW_JOB_UPDATE;
+             kind++)
+        {
+            up = ngx_http_siteflow_job_upstreams(kind, &name);
+
+            if (!(up & b->up)) {
+                continue;
+            }
+
+            if (n++) {
+                *p++ = ',';
+                *q++ = ',';
+            }
+
+            *p++ = '"';
+
+            for (j = 0; j < b->len; j++) {
+                if (b->name[j] == '"' || b->name[j] == '\\') {
+                    *p++ = '\\';
+                }
+
+                *p++ = b->name[j];
+            }
+
+            *p++ = '"';
+            *q++ = (u_char) ('0' + kind);
+        }
+    }
+
+    *p++ = '}';
+    *p = '\0';
+    *q++ = '}';
+    *q = '\0';
+
+    return names;
 }
 
 
@@ -1140,13 +1262,21 @@ static void
 ngx_http_siteflow_pgq_claimed(void *data, PGresult *res, ngx_str_t *err)
 {
     int                       i, n;
-    ngx_uint_t                asked;
+    uint64_t                  id, now;
+    unsigned                  probe;
+    ngx_str_t                 name;
+    ngx_uint_t                asked, kind;
+    ngx_pool_t               *pool;
+    ngx_array_t               release;
     ngx_http_siteflow_run_t  *run;
     ngx_http_siteflow_pgq_t  *st;
+    uint64_t                 *idp;
 
     st = &ngx_http_siteflow_pgq_state;
     st->claiming = NULL;
     asked = (ngx_uint_t) (uintptr_t) data;
+    pool = NULL;
+    ngx_memzero(&release, sizeof(ngx_array_t));
 
     if (res == NULL) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -1162,21 +1292,63 @@ ngx_http_siteflow_pgq_claimed(void *data, PGresult *res, ngx_str_t *err)
         st->pruned_other = ngx_http_siteflow_pgq_u64(res, 0, 18) != 0;
     }
 
+    now = ngx_http_siteflow_now_ms();
+
     for (i = 0; i < n; i++) {
 
-        if (ngx_http_siteflow_pgq_running(ngx_http_siteflow_pgq_u64(res, i, 0))
-            != NULL)
-        {
+        id = ngx_http_siteflow_pgq_u64(res, i, 0);
+
+        if (ngx_http_siteflow_pgq_running(id) != NULL) {
             /* claimed again while its run goes on here: it finishes it */
             continue;
+        }
+
+        /* an open breaker lets one probe go; the others are given back */
+
+        probe = 0;
+
+        if (st->breakers.open) {
+            kind = (ngx_uint_t) ngx_http_siteflow_pgq_u64(res, i, 1);
+            name.data = (u_char *) PQgetvalue(res, i, 2);
+            name.len = PQgetlength(res, i, 2);
+
+            if (!sf_breaker_allows(&st->breakers, (char *) name.data,
+                                   name.len,
+                                   ngx_http_siteflow_job_upstreams(kind,
+                                                                   &name),
+                                   now, &probe))
+            {
+                if (pool == NULL) {
+                    pool = ngx_create_pool(512, ngx_cycle->log);
+                    if (pool == NULL
+                        || ngx_array_init(&release, pool, 8,
+                                          sizeof(uint64_t))
+                           != NGX_OK)
+                    {
+                        /* their leases run out */
+                        continue;
+                    }
+                }
+
+                idp = ngx_array_push(&release);
+                if (idp != NULL) {
+                    *idp = id;
+                }
+
+                continue;
+            }
         }
 
         run = ngx_http_siteflow_pgq_run(res, i);
 
         if (run == NULL) {
             /* its lease runs out and it is claimed again */
+            sf_breaker_probe_end(&st->breakers, PQgetvalue(res, i, 2),
+                                 PQgetlength(res, i, 2), &probe);
             continue;
         }
+
+        run->probe = probe;
 
         st->runs++;
 
@@ -1188,6 +1360,11 @@ ngx_http_siteflow_pgq_claimed(void *data, PGresult *res, ngx_str_t *err)
     }
 
     PQclear(res);
+
+    if (pool != NULL) {
+        ngx_http_siteflow_pgq_release(pool, &release);
+        ngx_destroy_pool(pool);
+    }
 
 next:
 
@@ -1228,6 +1405,63 @@ ngx_http_siteflow_pgq_running(uint64_t id)
     }
 
     return NULL;
+}
+
+
+/* jobs claimed while their breaker waits: their leases given back */
+
+static void
+ngx_http_siteflow_pgq_release(ngx_pool_t *pool, ngx_array_t *ids)
+{
+    int          len[2];
+    u_char      *p, *list;
+    uint64_t    *id;
+    ngx_uint_t   i;
+    const char  *v[2];
+
+    if (ids->nelts == 0) {
+        return;
+    }
+
+    list = ngx_pnalloc(pool, ids->nelts * (NGX_INT64_LEN + 1) + 3);
+    if (list == NULL) {
+        return;
+    }
+
+    id = ids->elts;
+    p = list;
+    *p++ = '{';
+
+    for (i = 0; i < ids->nelts; i++) {
+        p = ngx_sprintf(p, i ? ",%uL" : "%uL", id[i]);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    v[0] = (const char *) ngx_http_siteflow_pgq_state.edge.data;
+    len[0] = ngx_http_siteflow_pgq_state.edge.len;
+    v[1] = (const char *) list;
+    len[1] = p - list;
+
+    /* not given back: the leases run out */
+
+    (void) ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_RELEASE, 2, v, len,
+                                      ngx_http_siteflow_pgq_released, NULL);
+}
+
+
+static void
+ngx_http_siteflow_pgq_released(void *data, PGresult *res, ngx_str_t *err)
+{
+    if (res == NULL) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "siteflow: jobs waiting for a breaker could not be "
+                      "given back (%V); their leases run out", err);
+        return;
+    }
+
+    PQclear(res);
 }
 
 
@@ -1345,6 +1579,16 @@ ngx_http_siteflow_pgq_done(ngx_http_siteflow_run_t *run,
 
     f->run = run;
     f->out = *out;
+
+    if (run->probe) {
+        /* the probe ended without an answer either way */
+        unsigned  probe = run->probe;
+
+        sf_breaker_probe_end(&ngx_http_siteflow_pgq_state.breakers,
+                             (char *) run->storefront.data,
+                             run->storefront.len, &probe);
+        run->probe = 0;
+    }
 
     if (f->out.error.len > NGX_HTTP_SITEFLOW_PG_ERROR_MAX) {
         f->out.error.len = NGX_HTTP_SITEFLOW_PG_ERROR_MAX;
@@ -1545,6 +1789,50 @@ ngx_http_siteflow_pgq_run_free(ngx_http_siteflow_run_t *run)
     json_decref(run->results);
 
     ngx_destroy_pool(run->pool);
+}
+
+
+/* a call of a run was answered or not: this edge's breaker */
+
+void
+ngx_http_siteflow_pgq_breaker(ngx_http_siteflow_run_t *run,
+    ngx_uint_t siteflow, ngx_uint_t ok)
+{
+    unsigned                        up, probe;
+    uint64_t                        backoff;
+    sf_breaker_t                   *b;
+    sf_breakers_t                  *br;
+    sf_breaker_change_t             change;
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    br = &ngx_http_siteflow_pgq_state.breakers;
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+
+    up = siteflow ? SF_BREAKER_SITEFLOW : SF_BREAKER_PRINTNOW;
+    probe = run->probe;
+
+    backoff = ok ? 0
+              : sf_job_backoff_ms(sf_breaker_next_failures(br,
+                                      (char *) run->storefront.data,
+                                      run->storefront.len, up),
+                                  smcf->retry_base, smcf->retry_max,
+                                  (uint32_t) ngx_random());
+
+    change = sf_breaker_report(br, (char *) run->storefront.data,
+                               run->storefront.len, up, ok, &probe,
+                               ngx_http_siteflow_now_ms(), backoff, &b);
+    run->probe = probe;
+
+    if (change == SF_BREAKER_CLOSED) {
+        ngx_log_error(NGX_LOG_NOTICE, run->log, 0,
+                      "siteflow: %s answers storefront \"%V\" again; "
+                      "its queue resumes on this edge",
+                      siteflow ? "SiteFlow" : "PrintNow",
+                      &run->storefront);
+        ngx_http_siteflow_pgq_wake();
+    }
 }
 
 

@@ -67,6 +67,8 @@ ngx_int_t ngx_http_siteflow_pgq_oldest(ngx_pool_t *pool, ngx_array_t *out);
 void ngx_http_siteflow_pgq_index(ngx_uint_t *orders, uint64_t *forgotten);
 void ngx_http_siteflow_pgq_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_outcome_t *out);
+void ngx_http_siteflow_pgq_breaker(ngx_http_siteflow_run_t *run,
+    ngx_uint_t siteflow, ngx_uint_t ok);
 ngx_str_t *ngx_http_siteflow_pgq_edge(void);
 void ngx_http_siteflow_pgq_runner_set(ngx_http_siteflow_runner_pt runner);
 

@@ -148,10 +148,12 @@ NGX_HTTP_SITEFLOW_PG_LOOKUP_COLUMNS                                           \
 
 
 /*
- * Claim: $1 this edge, $2 lease (ms), $3 how many.  Due jobs, oldest
- * first, only the first unfinished job of an order, none leased to a
- * live edge; SKIP LOCKED lets the edges claim side by side.  A job whose
- * lease ran out (its edge died) may have had its create sent.
+ * Claim: $1 this edge, $2 lease (ms), $3 how many; $4 and $5 the
+ * storefronts and kinds whose jobs wait for this edge's breakers.  Due
+ * jobs, oldest first, only the first unfinished job of an order, none
+ * leased to a live edge; SKIP LOCKED lets the edges claim side by
+ * side.  A job whose lease ran out (its edge died) may have had its
+ * create sent.
  */
 
 #define NGX_HTTP_SITEFLOW_PG_CLAIM                                            \
@@ -165,6 +167,9 @@ NGX_HTTP_SITEFLOW_PG_LOOKUP_COLUMNS                                           \
 "                      WHERE p.storefront = j.storefront"                     \
 "                        AND p.order_id = j.order_id"                         \
 "                        AND p.state IN (0, 1) AND p.id < j.id)"              \
+"     AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::smallint[])"       \
+"                       AS x(s, k)"                                           \
+"                      WHERE x.s = j.storefront AND x.k = j.kind)"            \
 "   ORDER BY j.id LIMIT $3::integer"                                          \
 "   FOR UPDATE OF j SKIP LOCKED),"                                            \
 "u AS ("                                                                      \
@@ -223,6 +228,14 @@ NGX_HTTP_SITEFLOW_PG_LOOKUP_COLUMNS                                           \
 "        used_ms = EXCLUDED.used_ms"                                          \
 "  RETURNING 1) "                                                             \
 "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM i)"
+
+
+/* $1 this edge, $2 job ids: claimed, but their breaker lets one probe
+   go and it went; the lease is given back as if never taken */
+
+#define NGX_HTTP_SITEFLOW_PG_RELEASE                                          \
+"UPDATE siteflow_jobs SET lease_owner = NULL, lease_until = 0"                \
+" WHERE lease_owner = $1::text AND id = ANY($2::bigint[])"
 
 
 /* $1 this edge, $2 lease: the leases of the jobs it runs go on */

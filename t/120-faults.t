@@ -340,7 +340,7 @@ both jobs in flight when nginx stops
 
 
 
-=== TEST 10: SiteFlow answers 503 slowly while PrintNow answers: PrintNow's answers do not close SiteFlow's breaker, one job at a time calls SiteFlow until it is back, then all are created once (spool only)
+=== TEST 10: SiteFlow answers 503 slowly while PrintNow answers: PrintNow's answers do not close SiteFlow's breaker, one job at a time calls SiteFlow until it is back, then all are created once
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
