@@ -2,8 +2,9 @@
 # nginx style checks for ngx_siteflow_module/ and a few project rules:
 #   - lines of at most 80 columns, no tabs, no trailing whitespace,
 #     no "//" comments in C sources;
-#   - no blocking libcurl call (curl_easy_perform) and no sleep() in the
-#     module: workers must never block;
+#   - no blocking libcurl call (curl_easy_perform), no blocking libpq
+#     call (PQexec*, PQconnectdb*, PQprepare, PQcancel, PQping...) and no
+#     sleep() in the module: workers must never block;
 #   - sf_*.c/h (the pure logic) never include nginx headers;
 #   - every directive of the command table has a docs/directives.md entry
 #     with Syntax, Default and Context;
@@ -33,6 +34,13 @@ done
 if grep -rnE 'curl_easy_perform|[^_a-z]sleep\(|usleep\(' ngx_siteflow_module
 then
     err "blocking call in the module"
+fi
+
+# libpq's blocking calls (the PostgreSQL queue uses the asynchronous API)
+if grep -rnE 'PQexec|PQconnectdb|PQsetdbLogin|PQprepare\(|PQdescribePrepared\(|PQcancel\(|PQping\(' \
+       ngx_siteflow_module
+then
+    err "blocking libpq call in the module"
 fi
 
 if grep -lE '#include <ngx_|#include "ngx_' ngx_siteflow_module/sf_*.[ch] \
