@@ -88,7 +88,7 @@ ngx_http_siteflow_admin_retry(ngx_http_request_t *r, uint64_t id)
 
     default:
         return ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "{\"error\":\"the spool cannot "
+                                           "{\"error\":\"the queue cannot "
                                            "take the change now\"}");
     }
 }
@@ -120,7 +120,7 @@ ngx_http_siteflow_admin_retried(void *data, ngx_int_t rc, uint64_t id)
         ngx_http_finalize_request(ctx->request,
             ngx_http_siteflow_send_json(ctx->request,
                                         NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "{\"error\":\"the spool could not "
+                                        "{\"error\":\"the queue could not "
                                         "write the change\"}"));
         return;
     }
@@ -146,7 +146,7 @@ ngx_http_siteflow_send_queued(void *data, ngx_int_t rc, uint64_t id)
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
             ngx_http_siteflow_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "{\"error\":\"the spool could not "
+                                        "{\"error\":\"the queue could not "
                                         "write the job; nothing was "
                                         "accepted, try again\"}"));
         return;

@@ -620,7 +620,8 @@ ngx_http_siteflow_queue_breakers(ngx_pool_t *pool, ngx_array_t *out)
     ngx_http_siteflow_queue_breaker_t  *b;
 
     if (ngx_http_siteflow_pg_on()) {
-        /* on PostgreSQL the jobs back off one by one; no breakers */
+        /* on PostgreSQL the breakers are worker 0's of each edge: not
+           published */
         return ngx_array_init(out, pool, 1,
                               sizeof(ngx_http_siteflow_queue_breaker_t));
     }
