@@ -48,14 +48,39 @@
 
 
 #define NGX_HTTP_SITEFLOW_PG_STATS_EVERY 1000      /* ms */
+#define NGX_HTTP_SITEFLOW_PG_BATCH_MAX   256       /* jobs a statement */
 #define NGX_HTTP_SITEFLOW_PG_STATS_IDLE  60000     /* ms */
 
+
+/* a job to enqueue, in the batch of its event loop turn */
+
+typedef struct {
+    ngx_queue_t                        queue;
+    ngx_http_siteflow_enqueue_pt       handler;
+    void                              *data;
+    ngx_uint_t                         kind;
+    ngx_uint_t                         has_idx;
+    ngx_int_t                          rank;
+    uint32_t                           fingerprint;
+    ngx_str_t                          storefront;   /* copies, after */
+    ngx_str_t                          order_id;
+    ngx_str_t                          text;
+} ngx_http_siteflow_pgq_enqueue_t;
+
+
+typedef struct {
+    ngx_queue_t                        items;
+    ngx_uint_t                         n;
+} ngx_http_siteflow_pgq_batch_t;
+
+
+/* the admin's retry */
 
 typedef struct {
     ngx_http_siteflow_enqueue_pt       handler;
     void                              *data;
     uint64_t                           id;
-} ngx_http_siteflow_pgq_enqueue_t;
+} ngx_http_siteflow_pgq_retry_t;
 
 
 typedef struct {
@@ -78,6 +103,9 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                          edge;
+    ngx_queue_t                        pending;    /* pgq_enqueue_t */
+    ngx_uint_t                         npending;
+    ngx_event_t                        flush;
     ngx_event_t                        stats;
     ngx_http_siteflow_pg_query_t      *counting;
     ngx_msec_t                         stats_read;
@@ -89,8 +117,12 @@ typedef struct {
 
 
 static const char *ngx_http_siteflow_pgq_setup(void);
+static void ngx_http_siteflow_pgq_flush(ngx_event_t *ev);
+static u_char *ngx_http_siteflow_pgq_array(ngx_http_siteflow_pgq_batch_t *b,
+    ngx_uint_t field, size_t *len);
 static void ngx_http_siteflow_pgq_enqueued(void *data, PGresult *res,
     ngx_str_t *err);
+static void ngx_http_siteflow_pgq_fail_all(ngx_queue_t *items);
 static void ngx_http_siteflow_pgq_lookup_done(void *data, PGresult *res,
     ngx_str_t *err);
 static void ngx_http_siteflow_pgq_listed(void *data, PGresult *res,
@@ -284,6 +316,9 @@ ngx_http_siteflow_pgq_init_process(ngx_cycle_t *cycle,
     ngx_http_siteflow_pgq_event(&st->stats,
                                 ngx_http_siteflow_pgq_stats_handler);
 
+    ngx_queue_init(&st->pending);
+    ngx_http_siteflow_pgq_event(&st->flush, ngx_http_siteflow_pgq_flush);
+
     if (ngx_worker != 0) {
         return NGX_OK;
     }
@@ -299,6 +334,17 @@ ngx_http_siteflow_pgq_exit_process(ngx_cycle_t *cycle)
     ngx_http_siteflow_pgq_t  *st;
 
     st = &ngx_http_siteflow_pgq_state;
+
+    if (st->flush.posted) {
+        ngx_delete_posted_event(&st->flush);
+    }
+
+    /* jobs not sent yet: nothing was acknowledged */
+
+    if (st->pending.next != NULL) {
+        ngx_http_siteflow_pgq_fail_all(&st->pending);
+        st->npending = 0;
+    }
 
     ngx_http_siteflow_pgq_consumer_exit(cycle);
     ngx_http_siteflow_pg_exit_process(cycle);
@@ -327,54 +373,55 @@ ngx_http_siteflow_pgq_edge(void)
 }
 
 
-/* enqueue: one statement, answered once it is committed */
+/*
+ * enqueue: the jobs of one event loop turn go in one statement (one
+ * COMMIT, as the spool's group commit); each is answered once that is
+ * committed
+ */
 
 ngx_int_t
 ngx_http_siteflow_pgq_enqueue(ngx_uint_t kind, ngx_str_t *storefront,
     ngx_str_t *order_id, ngx_str_t *text, ngx_http_siteflow_index_t *idx,
     ngx_http_siteflow_enqueue_pt handler, void *data)
 {
-    int                               len[7];
-    u_char                            kbuf[NGX_INT_T_LEN + 1];
-    u_char                            rbuf[NGX_INT_T_LEN + 1];
-    u_char                            fbuf[NGX_INT64_LEN + 1];
-    const char                       *v[7];
+    u_char                           *p;
+    ngx_http_siteflow_pgq_t          *st;
     ngx_http_siteflow_pgq_enqueue_t  *e;
 
-    e = ngx_alloc(sizeof(ngx_http_siteflow_pgq_enqueue_t), ngx_cycle->log);
+    st = &ngx_http_siteflow_pgq_state;
+
+    e = ngx_alloc(sizeof(ngx_http_siteflow_pgq_enqueue_t) + storefront->len
+                  + order_id->len + text->len, ngx_cycle->log);
     if (e == NULL) {
         return NGX_ERROR;
     }
 
     e->handler = handler;
     e->data = data;
-    e->id = 0;
+    e->kind = kind;
+    e->has_idx = (idx != NULL);
+    e->rank = idx ? idx->rank : 0;
+    e->fingerprint = idx ? idx->fingerprint : 0;
 
-    ngx_sprintf(kbuf, "%ui%Z", kind);
-    ngx_sprintf(rbuf, "%i%Z", idx ? idx->rank : 0);
-    ngx_sprintf(fbuf, "%uD%Z", idx ? idx->fingerprint : 0);
+    p = (u_char *) e + sizeof(ngx_http_siteflow_pgq_enqueue_t);
 
-    v[0] = (const char *) kbuf;
-    len[0] = ngx_strlen(kbuf);
-    v[1] = (const char *) storefront->data;
-    len[1] = storefront->len;
-    v[2] = (const char *) order_id->data;
-    len[2] = order_id->len;
-    v[3] = (const char *) text->data;
-    len[3] = text->len;
-    v[4] = idx ? "1" : "0";
-    len[4] = 1;
-    v[5] = (const char *) rbuf;
-    len[5] = ngx_strlen(rbuf);
-    v[6] = (const char *) fbuf;
-    len[6] = ngx_strlen(fbuf);
+    e->storefront.data = p;
+    e->storefront.len = storefront->len;
+    p = ngx_cpymem(p, storefront->data, storefront->len);
 
-    if (ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_ENQUEUE, 7, v, len,
-                                   ngx_http_siteflow_pgq_enqueued, e)
-        == NULL)
-    {
-        ngx_free(e);
-        return NGX_ERROR;
+    e->order_id.data = p;
+    e->order_id.len = order_id->len;
+    p = ngx_cpymem(p, order_id->data, order_id->len);
+
+    e->text.data = p;
+    e->text.len = text->len;
+    ngx_memcpy(p, text->data, text->len);
+
+    ngx_queue_insert_tail(&st->pending, &e->queue);
+    st->npending++;
+
+    if (!st->flush.posted) {
+        ngx_post_event(&st->flush, &ngx_posted_events);
     }
 
     return NGX_OK;
@@ -382,35 +429,252 @@ ngx_http_siteflow_pgq_enqueue(ngx_uint_t kind, ngx_str_t *storefront,
 
 
 static void
+ngx_http_siteflow_pgq_flush(ngx_event_t *ev)
+{
+    int                              len[7];
+    size_t                           n;
+    ngx_uint_t                       i;
+    ngx_queue_t                     *q;
+    const char                      *v[7];
+    ngx_http_siteflow_pgq_t         *st;
+    ngx_http_siteflow_pgq_batch_t   *b;
+    ngx_http_siteflow_pg_query_t    *pq;
+
+    st = &ngx_http_siteflow_pgq_state;
+
+    while (!ngx_queue_empty(&st->pending)) {
+
+        b = ngx_alloc(sizeof(ngx_http_siteflow_pgq_batch_t), ev->log);
+        if (b == NULL) {
+            ngx_http_siteflow_pgq_fail_all(&st->pending);
+            st->npending = 0;
+            return;
+        }
+
+        ngx_queue_init(&b->items);
+        b->n = 0;
+
+        while (!ngx_queue_empty(&st->pending)
+               && b->n < NGX_HTTP_SITEFLOW_PG_BATCH_MAX)
+        {
+            q = ngx_queue_head(&st->pending);
+            ngx_queue_remove(q);
+            ngx_queue_insert_tail(&b->items, q);
+            b->n++;
+            st->npending--;
+        }
+
+        for (i = 0; i < 7; i++) {
+            v[i] = (const char *) ngx_http_siteflow_pgq_array(b, i, &n);
+
+            if (v[i] == NULL) {
+                while (i--) {
+                    ngx_free((void *) v[i]);
+                }
+
+                goto failed;
+            }
+
+            len[i] = (int) n;
+        }
+
+        /* the values are copied by the pool (before the call returns) */
+
+        pq = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_ENQUEUE, 7, v,
+                                        len, ngx_http_siteflow_pgq_enqueued,
+                                        b);
+
+        for (i = 0; i < 7; i++) {
+            ngx_free((void *) v[i]);
+        }
+
+        if (pq != NULL) {
+            continue;
+        }
+
+    failed:
+
+        ngx_http_siteflow_pgq_fail_all(&b->items);
+        ngx_free(b);
+    }
+}
+
+
+/*
+ * One field of the batch's jobs as a PostgreSQL array literal (text
+ * elements quoted, '"' and '\' escaped): 0 kind, 1 storefront, 2 order
+ * id, 3 payload, 4 has the index part, 5 rank, 6 fingerprint.
+ */
+
+static u_char *
+ngx_http_siteflow_pgq_array(ngx_http_siteflow_pgq_batch_t *b,
+    ngx_uint_t field, size_t *len)
+{
+    u_char                           *a, *p;
+    size_t                            size, k;
+    ngx_str_t                        *str;
+    ngx_queue_t                      *q;
+    ngx_http_siteflow_pgq_enqueue_t  *e;
+
+    size = 3;
+
+    for (q = ngx_queue_head(&b->items);
+         q != ngx_queue_sentinel(&b->items);
+         q = ngx_queue_next(q))
+    {
+        e = ngx_queue_data(q, ngx_http_siteflow_pgq_enqueue_t, queue);
+
+        switch (field) {
+        case 1:
+            size += 2 * e->storefront.len + 3;
+            break;
+        case 2:
+            size += 2 * e->order_id.len + 3;
+            break;
+        case 3:
+            size += 2 * e->text.len + 3;
+            break;
+        default:
+            size += NGX_INT64_LEN + 2;
+        }
+    }
+
+    a = ngx_alloc(size, ngx_cycle->log);
+    if (a == NULL) {
+        return NULL;
+    }
+
+    p = a;
+    *p++ = '{';
+
+    for (q = ngx_queue_head(&b->items);
+         q != ngx_queue_sentinel(&b->items);
+         q = ngx_queue_next(q))
+    {
+        e = ngx_queue_data(q, ngx_http_siteflow_pgq_enqueue_t, queue);
+
+        if (q != ngx_queue_head(&b->items)) {
+            *p++ = ',';
+        }
+
+        switch (field) {
+
+        case 0:
+            p = ngx_sprintf(p, "%ui", e->kind);
+            continue;
+
+        case 4:
+            *p++ = e->has_idx ? '1' : '0';
+            continue;
+
+        case 5:
+            p = ngx_sprintf(p, "%i", e->rank);
+            continue;
+
+        case 6:
+            p = ngx_sprintf(p, "%uD", e->fingerprint);
+            continue;
+
+        case 1:
+            str = &e->storefront;
+            break;
+
+        case 2:
+            str = &e->order_id;
+            break;
+
+        default:
+            str = &e->text;
+            break;
+        }
+
+        *p++ = '"';
+
+        for (k = 0; k < str->len; k++) {
+            if (str->data[k] == '"' || str->data[k] == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = str->data[k];
+        }
+
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+    *p = '\0';
+    *len = p - a;
+
+    return a;
+}
+
+
+static void
 ngx_http_siteflow_pgq_enqueued(void *data, PGresult *res, ngx_str_t *err)
 {
-    ngx_http_siteflow_pgq_enqueue_t  *e = data;
+    ngx_http_siteflow_pgq_batch_t  *b = data;
 
-    uint64_t                       id;
-    ngx_http_siteflow_enqueue_pt   handler;
+    int                               i;
+    uint64_t                          id;
+    ngx_queue_t                      *q;
+    ngx_http_siteflow_enqueue_pt      handler;
+    ngx_http_siteflow_pgq_enqueue_t  *e;
 
-    handler = e->handler;
-    data = e->data;
-    ngx_free(e);
-
-    if (res == NULL || PQntuples(res) != 1) {
+    if (res == NULL || (ngx_uint_t) PQntuples(res) != b->n) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "siteflow: a job could not be queued in PostgreSQL: "
-                      "%V", err ? err : &ngx_http_siteflow_pgq_no_row);
+                      "siteflow: %ui jobs could not be queued in "
+                      "PostgreSQL: %V", b->n,
+                      err ? err : &ngx_http_siteflow_pgq_no_row);
         if (res) {
             PQclear(res);
         }
 
-        handler(data, NGX_ERROR, 0);
+        ngx_http_siteflow_pgq_fail_all(&b->items);
+        ngx_free(b);
         return;
     }
 
-    id = ngx_http_siteflow_pgq_u64(res, 0, 0);
+    /* the handlers may answer requests: the batch is taken apart first */
+
+    for (i = 0; !ngx_queue_empty(&b->items); i++) {
+        q = ngx_queue_head(&b->items);
+        ngx_queue_remove(q);
+        e = ngx_queue_data(q, ngx_http_siteflow_pgq_enqueue_t, queue);
+
+        id = ngx_http_siteflow_pgq_u64(res, i, 0);
+        handler = e->handler;
+        data = e->data;
+        ngx_free(e);
+
+        handler(data, NGX_OK, id);
+    }
+
     PQclear(res);
+    ngx_free(b);
 
     ngx_http_siteflow_pgq_wake();
+}
 
-    handler(data, NGX_OK, id);
+
+static void
+ngx_http_siteflow_pgq_fail_all(ngx_queue_t *items)
+{
+    void                             *data;
+    ngx_queue_t                      *q;
+    ngx_http_siteflow_enqueue_pt      handler;
+    ngx_http_siteflow_pgq_enqueue_t  *e;
+
+    while (!ngx_queue_empty(items)) {
+        q = ngx_queue_head(items);
+        ngx_queue_remove(q);
+        e = ngx_queue_data(q, ngx_http_siteflow_pgq_enqueue_t, queue);
+
+        handler = e->handler;
+        data = e->data;
+        ngx_free(e);
+
+        handler(data, NGX_ERROR, 0);
+    }
 }
 
 
@@ -627,9 +891,9 @@ ngx_http_siteflow_pgq_retry(uint64_t id, ngx_http_siteflow_enqueue_pt handler,
     int                               len[1];
     u_char                            buf[NGX_INT64_LEN + 1];
     const char                       *v[1];
-    ngx_http_siteflow_pgq_enqueue_t  *e;
+    ngx_http_siteflow_pgq_retry_t  *e;
 
-    e = ngx_alloc(sizeof(ngx_http_siteflow_pgq_enqueue_t), ngx_cycle->log);
+    e = ngx_alloc(sizeof(ngx_http_siteflow_pgq_retry_t), ngx_cycle->log);
     if (e == NULL) {
         return NGX_ERROR;
     }
@@ -658,7 +922,7 @@ ngx_http_siteflow_pgq_retry(uint64_t id, ngx_http_siteflow_enqueue_pt handler,
 static void
 ngx_http_siteflow_pgq_retried(void *data, PGresult *res, ngx_str_t *err)
 {
-    ngx_http_siteflow_pgq_enqueue_t  *e = data;
+    ngx_http_siteflow_pgq_retry_t  *e = data;
 
     uint64_t                       id;
     ngx_int_t                      rc;

@@ -96,23 +96,40 @@
 "COMMIT;"
 
 
-/* $1 kind, $2 storefront, $3 order id, $4 payload; with the postback's
-   part of the index entry when $5 is 1: $6 rank, $7 fingerprint */
+/*
+ * The jobs of one event loop turn in one statement, so one COMMIT (group
+ * commit): $1 kinds, $2 storefronts, $3 order ids, $4 payloads; with the
+ * postback's part of the index entry where $5 is 1: $6 rank, $7
+ * fingerprint (the last of an order in the batch counts).  Their ids in
+ * the order given (ids are taken in that order: the jobs of one order
+ * keep it).
+ */
 
 #define NGX_HTTP_SITEFLOW_PG_ENQUEUE                                          \
-"WITH i AS ("                                                                 \
+"WITH t AS MATERIALIZED ("                                                    \
+"  SELECT nextval(pg_get_serial_sequence('siteflow_jobs', 'id')) AS id, u.*"  \
+"    FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[],"         \
+"                $5::integer[], $6::integer[], $7::bigint[])"                 \
+"         WITH ORDINALITY AS u(kind, storefront, order_id, payload,"          \
+"                              has_idx, rank, fingerprint, n)"                \
+"   ORDER BY u.n),"                                                           \
+"i AS ("                                                                      \
 "  INSERT INTO siteflow_index AS x"                                           \
 "    (storefront, order_id, rank, fingerprint, used_ms)"                      \
-"  SELECT $2::text, $3::text, $6::integer, $7::bigint, siteflow_now_ms()"     \
-"   WHERE $5::integer = 1"                                                    \
+"  SELECT DISTINCT ON (storefront, order_id) storefront, order_id, rank,"     \
+"         fingerprint, siteflow_now_ms()"                                     \
+"    FROM t WHERE has_idx = 1 ORDER BY storefront, order_id, n DESC"          \
 "  ON CONFLICT (storefront, order_id) DO UPDATE"                              \
 "    SET rank = EXCLUDED.rank, fingerprint = EXCLUDED.fingerprint,"           \
 "        used_ms = EXCLUDED.used_ms"                                          \
-"  RETURNING 1)"                                                              \
-"INSERT INTO siteflow_jobs (kind, storefront, order_id, payload, created_ms)" \
-" SELECT $1::smallint, $2::text, $3::text, $4::text, siteflow_now_ms()"       \
-"   FROM (SELECT count(*) FROM i) AS w "                                      \
-"RETURNING id"
+"  RETURNING 1),"                                                             \
+"j AS ("                                                                      \
+"  INSERT INTO siteflow_jobs (id, kind, storefront, order_id, payload,"       \
+"                             created_ms)"                                    \
+"  SELECT id, kind, storefront, order_id, payload, siteflow_now_ms()"         \
+"    FROM t ORDER BY n"                                                       \
+"  RETURNING 1) "                                                             \
+"SELECT id FROM t ORDER BY n"
 
 
 /* the index entry and the unfinished jobs of an order: by order id ($2),
