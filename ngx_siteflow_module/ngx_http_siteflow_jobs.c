@@ -604,6 +604,21 @@ ngx_http_siteflow_call(ngx_http_siteflow_run_t *run, ngx_uint_t step,
 
     sscf = run->sscf;
 
+    if (step == NGX_HTTP_SITEFLOW_STEP_CREATE
+        && !ngx_http_siteflow_queue_may_create(run))
+    {
+        ngx_log_error(NGX_LOG_WARN, run->log, 0,
+                      "siteflow: job %uL of order \"%V\": the create was "
+                      "not sent, the job's lease could not be renewed; it "
+                      "is tried again", run->id, &run->order_id);
+
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
+                              "the create was not sent: the job's lease "
+                              "may go to another edge (the queue's "
+                              "database did not renew it)");
+        return NGX_ERROR;
+    }
+
     x = ngx_http_siteflow_xfer_create(run->log, &sscf->xfer);
     if (x == NULL) {
         ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");

@@ -954,6 +954,19 @@ ngx_http_siteflow_queue_list_async(ngx_pool_t *pool,
 }
 
 
+ngx_uint_t
+ngx_http_siteflow_queue_may_create(ngx_http_siteflow_run_t *run)
+{
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return ngx_http_siteflow_pgq_may_create(run);
+    }
+#endif
+
+    return 1;
+}
+
+
 const char *
 ngx_http_siteflow_queue_backend(void)
 {

@@ -163,6 +163,8 @@ struct ngx_http_siteflow_run_s {
     ngx_uint_t                     attempts;      /* before this one */
     uint64_t                       created_ms;
     unsigned                       maybe_sent:1;  /* a create may be out */
+    uint64_t                       leased_ms;     /* claimed at (the
+                                                     PostgreSQL queue) */
     unsigned                       probe:2;       /* the breakers it
                                                      probes: 1 SiteFlow,
                                                      2 PrintNow */
@@ -201,6 +203,10 @@ void ngx_http_siteflow_queue_done(ngx_http_siteflow_run_t *run,
    storefront's other jobs that need it) */
 void ngx_http_siteflow_breaker_report(ngx_http_siteflow_run_t *run,
     ngx_uint_t siteflow, ngx_uint_t ok);
+
+/* the run still surely owns its job for the time of a create call (the
+   PostgreSQL queue's lease; always with the spool) */
+ngx_uint_t ngx_http_siteflow_queue_may_create(ngx_http_siteflow_run_t *run);
 
 /* the sent-orders index */
 ngx_int_t ngx_http_siteflow_index_get(ngx_str_t *storefront,

@@ -69,6 +69,7 @@ void ngx_http_siteflow_pgq_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_outcome_t *out);
 void ngx_http_siteflow_pgq_breaker(ngx_http_siteflow_run_t *run,
     ngx_uint_t siteflow, ngx_uint_t ok);
+ngx_uint_t ngx_http_siteflow_pgq_may_create(ngx_http_siteflow_run_t *run);
 ngx_str_t *ngx_http_siteflow_pgq_edge(void);
 void ngx_http_siteflow_pgq_runner_set(ngx_http_siteflow_runner_pt runner);
 

@@ -68,6 +68,9 @@ typedef struct {
     uint64_t                           pruned_max;
     ngx_uint_t                         pruned_other;
     sf_breakers_t                      breakers;    /* this edge's */
+    uint64_t                           renewing_ms; /* sent at */
+    uint64_t                           renewed_ms;  /* the last renewal
+                                                       that was sent then */
 } ngx_http_siteflow_pgq_t;
 
 
@@ -614,6 +617,7 @@ ngx_http_siteflow_pgq_run(PGresult *res, int row)
     run->attempts = (ngx_uint_t) ngx_http_siteflow_pgq_u64(res, row, 5);
     run->created_ms = ngx_http_siteflow_pgq_u64(res, row, 6);
     run->maybe_sent = ngx_http_siteflow_pgq_u64(res, row, 7) != 0;
+    run->leased_ms = ngx_http_siteflow_now_ms();
 
     if (ngx_http_siteflow_pgq_str(res, row, 2, pool, &run->storefront)
            != NGX_OK
@@ -978,6 +982,7 @@ ngx_http_siteflow_pgq_renew_handler(ngx_event_t *ev)
     v[1] = (const char *) lbuf;
     len[1] = ngx_strlen(lbuf);
 
+    st->renewing_ms = ngx_http_siteflow_now_ms();
     st->renewing = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_RENEW, 2,
                                               v, len,
                                               ngx_http_siteflow_pgq_renewed,
@@ -997,7 +1002,33 @@ ngx_http_siteflow_pgq_renewed(void *data, PGresult *res, ngx_str_t *err)
         return;
     }
 
+    ngx_http_siteflow_pgq_state.renewed_ms =
+                                   ngx_http_siteflow_pgq_state.renewing_ms;
+
     PQclear(res);
+}
+
+
+/*
+ * A create is sent only while the run's lease surely lasts longer than
+ * the call: more than half of it left, counted from the claim or the
+ * last renewal that succeeded (from when it was sent).  When this edge
+ * cannot reach the database, another edge may take the job over once
+ * the lease runs out; a create sent after that could be sent twice.
+ */
+
+ngx_uint_t
+ngx_http_siteflow_pgq_may_create(ngx_http_siteflow_run_t *run)
+{
+    uint64_t                  from;
+    ngx_http_siteflow_pgq_t  *st;
+
+    st = &ngx_http_siteflow_pgq_state;
+
+    from = ngx_max(run->leased_ms, st->renewed_ms);
+
+    return ngx_http_siteflow_now_ms() + st->conf->lease / 2
+           < from + st->conf->lease;
 }
 
 

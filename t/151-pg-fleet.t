@@ -68,7 +68,7 @@ sub scenario {
          . "TRUNCATE siteflow_jobs, siteflow_index; "
          . "UPDATE siteflow_horizon SET pruned_max = 0, "
          . "pruned_other = false, pruned = 0; END IF; END \$\$;");
-    my $server = storefront_conf();
+    my $server = storefront_conf(timeout => $o{timeout} // '2s');
     for my $n (qw(a b)) {
         $edge{$n} = edge_start(name => $n,
             port => $n eq 'a' ? $PORT_A : $PORT_B, workers => 2,
@@ -214,6 +214,36 @@ subtest 'jobs of one order run in order across edges' => sub {
     ok(defined $create && defined $cancel && $create < $cancel,
        'SiteFlow saw the create before the cancel')
         or diag(join "\n", @calls);
+};
+
+subtest 'an edge that cannot renew its lease sends no create (another '
+      . 'edge could have the job by then); the order is created once '
+      . 'when the database is back' => sub {
+    scenario(timeout => '5s', mocks => sub {
+        # the validation takes 2.5 s: more than half the 3 s lease
+        Siteflow::Flow::stateful({ on => 'POST /api/order/validate',
+                                   status => 200, delay_ms => 2500,
+                                   times => 1,
+                                   json => { success => JSON::PP::true } });
+    });
+    $edge{b}->stop;
+    my $r = hook({ event => 'order_created', id => 6001 }, port => $PORT_A);
+    is($r->{status}, 202, 'hook accepted');
+    is(wait_requests(siteflow => 'POST /api/order/validate', 1), '',
+       'the job is validating');
+    pg_stop();
+    my $e = Siteflow::Flow::wait_until('the job ended without its create',
+        sub { $edge{a}->error_log =~ /the create was not sent/ }, 15);
+    is($e, '', 'the edge logged that it did not send the create')
+        or diag(join "\n", grep { !/notice/ }
+                   split /\n/, substr($edge{a}->error_log, -3000));
+    is(scalar(grep { $_->{path} eq '/api/order' }
+              @{ mock_requests('siteflow', 'POST *') }), 0,
+       'no create reached SiteFlow while the lease was not renewed');
+    pg_start();
+    is(wait_done(1, 30), '', 'the job is done once the database is back');
+    is(tally(orders => [6001]),
+       "accepted 1\ncreated 1\nlost 0\nduplicated 0\n", 'tally');
 };
 
 for my $e (@edges) { $e->stop }
