@@ -52,8 +52,10 @@ $ENV{TEST_NGINX_FIXTURES} = "$Siteflow::Flow::ROOT/t/fixtures";
 my (@edges, %edge);
 
 sub http_conf {
+    my (%o) = @_;
+    my $ret = $o{retention} ? " index_retention=$o{retention}" : '';
     return "    siteflow_zone sf:4m;\n"
-         . "    siteflow_queue $ENV{TEST_NGINX_PG_URL} lease=3s;\n"
+         . "    siteflow_queue $ENV{TEST_NGINX_PG_URL} lease=3s$ret;\n"
          . "    siteflow_retry_backoff 100ms 500ms;\n";
 }
 
@@ -72,7 +74,7 @@ sub scenario {
     for my $n (qw(a b)) {
         $edge{$n} = edge_start(name => $n,
             port => $n eq 'a' ? $PORT_A : $PORT_B, workers => 2,
-            http_config => http_conf(), config => $server);
+            http_config => http_conf(%o), config => $server);
         push @edges, $edge{$n};
     }
 }
@@ -244,6 +246,42 @@ subtest 'an edge that cannot renew its lease sends no create (another '
     is(wait_done(1, 30), '', 'the job is done once the database is back');
     is(tally(orders => [6001]),
        "accepted 1\ncreated 1\nlost 0\nduplicated 0\n", 'tally');
+};
+
+subtest 'the index forgets an order after index_retention; a hook for '
+      . 'it again looks SiteFlow up first and does not create it twice'
+      => sub {
+    scenario(retention => '1s', mocks => sub { Siteflow::Flow::stateful() });
+    $edge{b}->stop;
+    my $r = hook({ event => 'order_created', id => 6002 }, port => $PORT_A);
+    is($r->{status}, 202, 'hook accepted');
+    is(wait_done(1), '', 'created');
+    my $e = Siteflow::Flow::wait_until('the entry is older than 1 s', sub {
+        pg_sql("SELECT count(*) FROM siteflow_index "
+               . "WHERE used_ms < siteflow_now_ms() - 1100") == 1 }, 10);
+    is($e, '', 'the index entry is past index_retention');
+
+    # worker 0 prunes a second after it starts, then every minute
+    $edge{a}->stop;
+    $edge{a}->start;
+    $e = Siteflow::Flow::wait_until('the index forgot the order', sub {
+        pg_sql('SELECT count(*) FROM siteflow_index') == 0 }, 10);
+    is($e, '', 'pruned from the index');
+    is(pg_sql('SELECT pruned_max || \' \' || pruned FROM siteflow_horizon'),
+       '6002 1', 'the horizon remembers the highest order id forgotten');
+    is(pg_sql('SELECT count(*) FROM siteflow_jobs'), 0,
+       'the finished job older than index_retention went too');
+
+    $r = hook({ event => 'order_created', id => 6002 }, port => $PORT_A);
+    is($r->{status}, 202, 'the same order again: queued (the index '
+                          . 'forgot it)');
+    is(wait_done(1), '', 'its job is done');
+    ok(scalar(grep { $_->{path} =~ m{/order/bysourceid/PN-6002$} }
+              @{ mock_requests('siteflow', 'GET *') }),
+       'SiteFlow was asked for PN-6002 first');
+    is(tally(orders => [6002]),
+       "accepted 1\ncreated 1\nlost 0\nduplicated 0\n",
+       'created once, not twice');
 };
 
 for my $e (@edges) { $e->stop }
