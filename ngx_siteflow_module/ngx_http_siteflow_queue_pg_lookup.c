@@ -72,6 +72,12 @@ ngx_http_siteflow_pgq_lookup_add(ngx_pool_t *pool, ngx_str_t *storefront,
     lk->key = *key;
     lk->by_source = by_source;
 
+    /* the caller's key may be on its stack (a postback's sourceOrderId) */
+
+    if (ngx_http_siteflow_pgq_copy(pool, &lk->key) != NGX_OK) {
+        return NULL;
+    }
+
     ngx_queue_insert_head(&ngx_http_siteflow_pgq_lookups, &lk->queue);
 
     cln->handler = ngx_http_siteflow_pgq_lookup_cleanup;
