@@ -12,10 +12,11 @@
 #
 # Acceptance only, no delivery: the existing spool-enqueue.sh points
 # PrintNow at a closed port with a long backoff, which idles the spool's
-# consumer (its breaker holds the other jobs), but the PostgreSQL backend
-# has no breaker (jobs back off one by one): its worker 0 would claim and
-# fail every new job during the run, a claim and an update per job on
-# the same database.  Here both backends get the same frozen consumer
+# consumer (its breaker holds the other jobs); the PostgreSQL backend as
+# first written had no breaker (jobs back off one by one), so its worker
+# 0 would claim and fail every new job during the run, a claim and an
+# update per job on the same database, and whether a breaker opens would
+# depend on timing.  Here both backends get the same frozen consumer
 # instead: siteflow_queue_concurrency 1 and PrintNow pointed at a port
 # that takes the connection and never answers (siteflow_timeout 10m), so
 # worker 0 runs one job (the first) for the whole run and claims nothing
@@ -29,6 +30,12 @@
 # BASE + thread * 10^7 + n).  hooks/s = 202 answers / wrk's run time;
 # p50/p99 from wrk --latency (every answer); ratio = PostgreSQL hooks/s
 # over spool hooks/s of the same round, median over rounds.
+#
+# Cost per job stored (warm-up + run): CPU time (utime + stime from /proc)
+# of the nginx workers and of PostgreSQL (the postmaster and all its
+# children), and for PostgreSQL the commits, WAL records, WAL bytes and
+# WAL syncs (pg_stat_database, pg_stat_wal, read with nginx stopped: a
+# backend flushes its counters when it ends).
 #
 # Durability check (after each run, nginx stopped): spool: jobs on disk
 # (spool-lib.sh's decoder) >= 202 answers (warm-up + run), no bad record;
@@ -58,6 +65,7 @@ pg_blackhole_start "$DEAD_PORT"
 pg_hook_lua
 : > "$SB/summary.txt"
 : > "$SB/checks.txt"
+: > "$SB/cost.txt"
 
 export PN_URL=http://127.0.0.1:$DEAD_PORT SF_CONCURRENCY=1 SF_TIMEOUT=10m \
        SF_BACKOFF="30s 5m"
@@ -66,6 +74,7 @@ export PN_URL=http://127.0.0.1:$DEAD_PORT SF_CONCURRENCY=1 SF_TIMEOUT=10m \
 # stop, durability check
 run() {
     local r=$1 b=$2 name=$2$1 p=$SB/$2$1 base queue warm202 run202 ok
+    local workers n0 n1 d0 d1 c0 c1 jobs
     base=$(( r * 1000000000 ))
     [ "$b" = pg ] && base=$(( base + 500000000 ))
     rm -rf "$p"; mkdir -p "$p/spool"
@@ -76,8 +85,11 @@ run() {
         queue="siteflow_queue $PG_URL pool=$PG_POOL"
     fi
     pg_edge_conf "$p" "$SF_PORT" "$queue"
+    [ "$b" = pg ] && c0=$(pg_counters)
     pg_edge_launch "$p"
     pg_edge_wait "$SF_PORT"
+    workers=$(pg_edge_workers "$p")
+    n0=$(pg_cpu_us $workers); d0=$(pg_cpu_us $(pg_server_pids))
 
     wrk -t2 -c"$conns" -d"${warm}s" --latency -s "$SB/pghook.lua" \
         "http://127.0.0.1:$SF_PORT" -- /hook "$base" 0 - > "$out/pg-enqueue-$name-warm.txt"
@@ -89,6 +101,7 @@ run() {
     # "... from PostgreSQL: exiting" for each).  Not QUIT: worker 0
     # would wait for its call to the blackhole (siteflow_timeout).
     sleep 1
+    n1=$(pg_cpu_us $workers); d1=$(pg_cpu_us $(pg_server_pids))
     pg_edge_stop "$p" stop
 
     local f=$out/pg-enqueue-$name.txt
@@ -103,15 +116,29 @@ run() {
     if [ "$b" = spool ]; then
         d=$(sb_spool_count "$p/spool")         # jobs N records R bad B
         set -- $d
+        jobs=$2
         [ "$acc" -le "$2" ] && [ "$6" -eq 0 ] && ok=OK || ok=LOST
         echo "$name: 202 answered $acc (warm-up $warm202 + run $run202), jobs on disk $2 (records $4, bad $6): +$(( $2 - acc )) not counted by wrk: $ok" \
             >> "$SB/checks.txt"
     else
         IFS='|' read -r rows distinct < <(pg_q "SELECT count(*), count(DISTINCT order_id) FROM siteflow_jobs")
+        jobs=$rows
         [ "$acc" -le "$rows" ] && [ "$rows" -eq "$distinct" ] && ok=OK || ok=LOST
+        c1=$(pg_counters)
         echo "$name: 202 answered $acc (warm-up $warm202 + run $run202), rows in siteflow_jobs $rows (distinct orders $distinct): +$(( rows - acc )) not counted by wrk: $ok" \
             >> "$SB/checks.txt"
     fi
+    # cost per job stored, over warm-up + run (the server's CPU: the
+    # postmaster and all its children; idle it is ~0)
+    awk -v name="$name" -v j="$jobs" -v n="$(( n1 - n0 ))" -v d="$(( d1 - d0 ))" \
+        -v c0="${c0:-}" -v c1="${c1:-}" 'BEGIN {
+        printf "%s cpu per job: nginx workers %.1f us, PostgreSQL %.1f us", name, n / j, d / j
+        if (c0 != "") {
+            split(c0, a, " "); split(c1, z, " ")
+            printf "; per job: %.2f commits, %.1f WAL records, %.0f WAL bytes, %.2f WAL syncs",
+                   (z[1] - a[1]) / j, (z[2] - a[2]) / j, (z[3] - a[3]) / j, (z[4] - a[4]) / j
+        }
+        printf "\n" }' >> "$SB/cost.txt"
     echo "$name error log: $(pg_log_summary "$p/logs/error.log")" >> "$SB/checks.txt"
     [ "$ok" = OK ]
 }
@@ -124,6 +151,7 @@ done
 
 {
 echo "== pg-enqueue: $(date -u +%FT%TZ), $(nproc) CPUs (load $(cut -d' ' -f1-3 /proc/loadavg)), wrk -t2 -c$conns ${secs}s after ${warm}s warm-up x $rounds rounds; PostgreSQL $(pg_version) (fsync on, synchronous_commit on), siteflow_queue pool=$PG_POOL; 2 workers"
+echo "module: $(pg_module_id)"
 awk -v rounds="$rounds" '
     { rps[$1] = $2; p50[$1] = $3; p99[$1] = $4; c202[$1] = $5; c200[$1] = $6
       c503[$1] = $7; oth[$1] = $8; n2[$1] = $9 }
@@ -147,6 +175,6 @@ awk -v rounds="$rounds" '
         printf "durable hooks/s: spool median %.0f, PostgreSQL median %.0f; ratio PostgreSQL/spool per round:%s, median %.3f\n",
                median(sp, rounds), median(pg, rounds), rs, median(r, rounds)
     }' "$SB/summary.txt"
-cat "$SB/checks.txt"
+cat "$SB/cost.txt" "$SB/checks.txt"
 } | tee "$out/pg-enqueue.txt"
 exit "$status"

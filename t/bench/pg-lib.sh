@@ -139,7 +139,7 @@ pg_edge_conf() {
     cat > "$p/nginx.conf" <<CONF
 load_module $module;
 worker_processes ${SF_WORKERS:-2};
-error_log logs/error.log notice;
+error_log logs/error.log ${SF_LOGLEVEL:-notice};
 pid logs/nginx.pid;
 worker_rlimit_nofile 20000;
 events { worker_connections 8192; }
@@ -195,7 +195,7 @@ pg_edge_stop() {  # PREFIX [stop|quit]
         sleep 0.02
     done
     echo "bench: nginx $1 did not stop in 30 s: SIGKILL" >&2
-    pkill -KILL -P "$pid" 2>/dev/null || true
+    kill -KILL $(pgrep -P "$pid") 2>/dev/null || true
     kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -298,4 +298,34 @@ pg_wrk_secs() {  # FILE: the run's duration in seconds ("N requests in 10.01s")
 pg_wrk_non2xx() { awk '/Non-2xx or 3xx responses/ { print $NF; f = 1 } END { if (!f) print 0 }' "$1"; }
 pg_wrk_errors() {  # socket errors line, or "none"
     awk '/Socket errors/ { sub(/^ *Socket errors: */, ""); print; f = 1 } END { if (!f) print "none" }' "$1"
+}
+
+# CPU time (utime + stime, all threads) of processes, in microseconds
+pg_cpu_us() {  # PIDS...
+    local p t=0 hz
+    hz=$(getconf CLK_TCK)
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        t=$(( t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+    done
+    echo $(( t * 1000000 / hz ))
+}
+pg_server_pids() {  # the postmaster and its children (backends, writers)
+    local m
+    m=$(head -1 "$PG_DIR/data/postmaster.pid")
+    echo "$m" $(pgrep -P "$m")
+}
+pg_edge_workers() {  # PREFIX
+    pgrep -P "$(cat "$1/logs/nginx.pid")" | tr '\n' ' '
+}
+# the server's counters (flushed by a backend when it ends, so read them
+# with the edges stopped): "commits WAL-records WAL-bytes WAL-syncs"
+pg_counters() {
+    pg_q "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = 'siteflow'),
+                 wal_records, wal_bytes, wal_sync FROM pg_stat_wal" | tr '|' ' '
+}
+
+# which module: "FILE (md5 12345678, mtime YYYY-mm-dd HH:MM UTC)"
+pg_module_id() {
+    echo "$module (md5 $(md5sum < "$module" | cut -c1-8), mtime $(date -u -r "$module" '+%F %H:%M') UTC)"
 }

@@ -20,3 +20,7 @@ cd "$(dirname "$0")"
 ./order-cpu.sh
 ./order-callgrind.sh
 FETCH=on ./order-callgrind.sh
+# the PostgreSQL queue (siteflow_queue): PostgreSQL's server package and a
+# module built with libpq
+./pg-enqueue.sh
+./pg-drain.sh
