@@ -99,6 +99,7 @@ struct ngx_http_siteflow_pg_query_s {
     void                          *data;
     int                            nparams;
     unsigned                       canceled:1;
+    unsigned                       prepared:1;   /* sql is a name */
 };
 
 
@@ -393,6 +394,7 @@ ngx_http_siteflow_pg_query(const char *sql, int nparams,
     q->data = data;
     q->nparams = nparams;
     q->canceled = 0;
+    q->prepared = 0;
 
     /* text parameters: NUL-terminated copies */
 
@@ -423,6 +425,24 @@ ngx_http_siteflow_pg_query(const char *sql, int nparams,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pg->log, 0,
                    "siteflow pg: queued %p, waiting:%ui", q, pg->nwaiting);
+
+    return q;
+}
+
+
+ngx_http_siteflow_pg_query_t *
+ngx_http_siteflow_pg_prepared(const char *name, int nparams,
+    const char *const *values, const int *lengths,
+    ngx_http_siteflow_pg_pt handler, void *data)
+{
+    ngx_http_siteflow_pg_query_t  *q;
+
+    q = ngx_http_siteflow_pg_query(name, nparams, values, lengths, handler,
+                                   data);
+
+    if (q != NULL) {
+        q->prepared = 1;        /* it is sent at the next turn at earliest */
+    }
 
     return q;
 }
@@ -860,8 +880,11 @@ ngx_http_siteflow_pg_send(ngx_http_siteflow_pg_conn_t *pc,
 
     /* text parameters, text results */
 
-    if (!PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL, q->values,
-                           NULL, NULL, 0))
+    if (!(q->prepared
+          ? PQsendQueryPrepared(pc->conn, q->sql, q->nparams, q->values,
+                                NULL, NULL, 0)
+          : PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL, q->values,
+                              NULL, NULL, 0)))
     {
         ngx_http_siteflow_pg_clear_ssl();
 

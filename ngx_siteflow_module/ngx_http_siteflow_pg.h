@@ -81,6 +81,12 @@ ngx_http_siteflow_pg_query_t *ngx_http_siteflow_pg_query(const char *sql,
     int nparams, const char *const *values, const int *lengths,
     ngx_http_siteflow_pg_pt handler, void *data);
 
+/* the same with a statement prepared on every connection (by the setup
+   SQL's PREPARE name AS ...): no parse and plan for each call */
+ngx_http_siteflow_pg_query_t *ngx_http_siteflow_pg_prepared(
+    const char *name, int nparams, const char *const *values,
+    const int *lengths, ngx_http_siteflow_pg_pt handler, void *data);
+
 /* the handler of q will not be called (its owner went away) */
 void ngx_http_siteflow_pg_cancel(ngx_http_siteflow_pg_query_t *q);
 

@@ -480,9 +480,8 @@ ngx_http_siteflow_pgq_flush(ngx_event_t *ev)
 
         /* the values are copied by the pool (before the call returns) */
 
-        pq = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_ENQUEUE, 7, v,
-                                        len, ngx_http_siteflow_pgq_enqueued,
-                                        b);
+        pq = ngx_http_siteflow_pg_prepared("siteflow_enqueue", 7, v, len,
+                                           ngx_http_siteflow_pgq_enqueued, b);
 
         for (i = 0; i < 7; i++) {
             ngx_free((void *) v[i]);
@@ -704,12 +703,12 @@ ngx_http_siteflow_pgq_lookup(ngx_str_t *storefront, ngx_str_t *order_id,
     v[1] = (const char *) lk->key.data;
     len[1] = lk->key.len;
 
-    lk->query = ngx_http_siteflow_pg_query(lk->by_source
-                                           ? NGX_HTTP_SITEFLOW_PG_LOOKUP_SOURCE
-                                           : NGX_HTTP_SITEFLOW_PG_LOOKUP_ORDER,
-                                           2, v, len,
-                                           ngx_http_siteflow_pgq_lookup_done,
-                                           lk);
+    lk->query = ngx_http_siteflow_pg_prepared(lk->by_source
+                                              ? "siteflow_lookup_source"
+                                              : "siteflow_lookup_order",
+                                              2, v, len,
+                                             ngx_http_siteflow_pgq_lookup_done,
+                                              lk);
     if (lk->query == NULL) {
         return NGX_ERROR;
     }
@@ -819,8 +818,8 @@ ngx_http_siteflow_pgq_list(ngx_pool_t *pool,
     v[3] = (const char *) lbuf;
     len[3] = ngx_strlen(lbuf);
 
-    if (ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_LIST, 4, v, len,
-                                   ngx_http_siteflow_pgq_listed, l)
+    if (ngx_http_siteflow_pg_prepared("siteflow_list", 4, v, len,
+                                      ngx_http_siteflow_pgq_listed, l)
         == NULL)
     {
         return NGX_ERROR;
@@ -907,8 +906,8 @@ ngx_http_siteflow_pgq_retry(uint64_t id, ngx_http_siteflow_enqueue_pt handler,
     v[0] = (const char *) buf;
     len[0] = ngx_strlen(buf);
 
-    if (ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_RETRY, 1, v, len,
-                                   ngx_http_siteflow_pgq_retried, e)
+    if (ngx_http_siteflow_pg_prepared("siteflow_retry", 1, v, len,
+                                      ngx_http_siteflow_pgq_retried, e)
         == NULL)
     {
         ngx_free(e);
@@ -994,10 +993,10 @@ ngx_http_siteflow_pgq_stats_handler(ngx_event_t *ev)
         return;
     }
 
-    st->counting = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_STATS, 0,
-                                              NULL, NULL,
-                                              ngx_http_siteflow_pgq_counted,
-                                              NULL);
+    st->counting = ngx_http_siteflow_pg_prepared("siteflow_stats", 0, NULL,
+                                                 NULL,
+                                                 ngx_http_siteflow_pgq_counted,
+                                                 NULL);
 }
 
 

@@ -282,10 +282,10 @@ ngx_http_siteflow_pgq_claim_handler(ngx_event_t *ev)
     v[4] = (const char *) kinds;
     len[4] = ngx_strlen(kinds);
 
-    st->claiming = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_CLAIM, 5,
-                                              v, len,
-                                              ngx_http_siteflow_pgq_claimed,
-                                              (void *) (uintptr_t) n);
+    st->claiming = ngx_http_siteflow_pg_prepared("siteflow_claim", 5, v,
+                                                 len,
+                                                 ngx_http_siteflow_pgq_claimed,
+                                                 (void *) (uintptr_t) n);
     ngx_destroy_pool(pool);
 
     if (st->claiming == NULL) {
@@ -571,8 +571,9 @@ ngx_http_siteflow_pgq_release(ngx_pool_t *pool, ngx_array_t *ids)
 
     /* not given back: the leases run out */
 
-    (void) ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_RELEASE, 2, v, len,
-                                      ngx_http_siteflow_pgq_released, NULL);
+    (void) ngx_http_siteflow_pg_prepared("siteflow_release", 2, v, len,
+                                         ngx_http_siteflow_pgq_released,
+                                         NULL);
 }
 
 
@@ -821,9 +822,9 @@ ngx_http_siteflow_pgq_finish_write(ngx_http_siteflow_pgq_finish_t *f)
         }
     }
 
-    f->query = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_DONE, 16, v,
-                                          len,
-                                          ngx_http_siteflow_pgq_finished, f);
+    f->query = ngx_http_siteflow_pg_prepared("siteflow_done", 16, v, len,
+                                             ngx_http_siteflow_pgq_finished,
+                                             f);
     if (f->query == NULL) {
         ngx_add_timer(&f->retry, 1000);
     }
@@ -983,10 +984,10 @@ ngx_http_siteflow_pgq_renew_handler(ngx_event_t *ev)
     len[1] = ngx_strlen(lbuf);
 
     st->renewing_ms = ngx_http_siteflow_now_ms();
-    st->renewing = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_RENEW, 2,
-                                              v, len,
-                                              ngx_http_siteflow_pgq_renewed,
-                                              NULL);
+    st->renewing = ngx_http_siteflow_pg_prepared("siteflow_renew", 2, v,
+                                                 len,
+                                                 ngx_http_siteflow_pgq_renewed,
+                                                 NULL);
 }
 
 
@@ -1059,10 +1060,10 @@ ngx_http_siteflow_pgq_prune_handler(ngx_event_t *ev)
     v[0] = (const char *) buf;
     len[0] = ngx_strlen(buf);
 
-    st->pruning = ngx_http_siteflow_pg_query(NGX_HTTP_SITEFLOW_PG_PRUNE, 1,
-                                             v, len,
-                                             ngx_http_siteflow_pgq_pruned,
-                                             NULL);
+    st->pruning = ngx_http_siteflow_pg_prepared("siteflow_prune", 1, v,
+                                                len,
+                                                ngx_http_siteflow_pgq_pruned,
+                                                NULL);
 }
 
 

@@ -17,7 +17,7 @@
  */
 
 
-#define NGX_HTTP_SITEFLOW_PG_SCHEMA  1
+#define NGX_HTTP_SITEFLOW_PG_SCHEMA_VERSION  1
 
 
 /*
@@ -28,7 +28,7 @@
  * connections
  */
 
-#define NGX_HTTP_SITEFLOW_PG_SETUP                                            \
+#define NGX_HTTP_SITEFLOW_PG_SCHEMA                                           \
 "SET application_name = 'ngx_siteflow_module';"                              \
 "BEGIN;"                                                                      \
 "SELECT pg_advisory_xact_lock(531800841);"                                    \
@@ -324,6 +324,27 @@ NGX_HTTP_SITEFLOW_PG_LOOKUP_COLUMNS                                           \
 "  RETURNING 1) "                                                             \
 "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f),"                  \
 "       (SELECT count(*) FROM h)"
+
+
+/*
+ * Every new connection runs the schema's set-up, then prepares each
+ * statement once (the queue executes them by name: no parse and plan
+ * per call).
+ */
+
+#define NGX_HTTP_SITEFLOW_PG_SETUP                                            \
+NGX_HTTP_SITEFLOW_PG_SCHEMA                                                   \
+"PREPARE siteflow_enqueue AS " NGX_HTTP_SITEFLOW_PG_ENQUEUE ";"               \
+"PREPARE siteflow_lookup_order AS " NGX_HTTP_SITEFLOW_PG_LOOKUP_ORDER ";"     \
+"PREPARE siteflow_lookup_source AS " NGX_HTTP_SITEFLOW_PG_LOOKUP_SOURCE ";"   \
+"PREPARE siteflow_claim AS " NGX_HTTP_SITEFLOW_PG_CLAIM ";"                   \
+"PREPARE siteflow_release AS " NGX_HTTP_SITEFLOW_PG_RELEASE ";"               \
+"PREPARE siteflow_done AS " NGX_HTTP_SITEFLOW_PG_DONE ";"                     \
+"PREPARE siteflow_renew AS " NGX_HTTP_SITEFLOW_PG_RENEW ";"                   \
+"PREPARE siteflow_list AS " NGX_HTTP_SITEFLOW_PG_LIST ";"                     \
+"PREPARE siteflow_retry AS " NGX_HTTP_SITEFLOW_PG_RETRY ";"                   \
+"PREPARE siteflow_stats AS " NGX_HTTP_SITEFLOW_PG_STATS ";"                   \
+"PREPARE siteflow_prune AS " NGX_HTTP_SITEFLOW_PG_PRUNE ";"
 
 
 #endif /* _NGX_HTTP_SITEFLOW_QUEUE_PG_SQL_H_INCLUDED_ */
