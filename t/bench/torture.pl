@@ -34,6 +34,29 @@
 #          no worker exiting on another signal.
 # A failing round prints its seed: make torture SEED=<seed> ROUNDS=1.
 #
+# TORTURE_QUEUE=postgresql: the same rounds with the job queue on
+# PostgreSQL (docs/fleet.md) shared by two edges:
+#
+#     TORTURE_QUEUE=postgresql make torture ROUNDS=3
+#     TORTURE_QUEUE=postgresql ROUNDS=3 TORTURE_SECONDS=20 t/bench/torture.sh
+#
+#   - a private PostgreSQL for the run (t/lib/Siteflow/Pg.pm, port
+#     TEST_NGINX_PORT + 7), its tables emptied at the start of each round;
+#   - two nginx edges, a (TEST_NGINX_PORT) and b (TEST_NGINX_PORT + 1, or
+#     a free port), each its own prefix and 2 workers, the configuration
+#     above with "siteflow_queue URL lease=3s;" instead of siteflow_spool;
+#     each hook and postback goes to an edge drawn at random among those
+#     up (as a load balancer would);
+#   - each process fault of the schedule (kill -9 of a worker, of the
+#     master, reload, stop/start) hits an edge drawn at random; the full
+#     disk is replaced by database faults: pg_kill (immediate shutdown,
+#     as a crash, then a start) and pg_stop (down 1 to 5 s, then a start);
+#   - heal also starts the database; the drain reads siteflow_jobs with
+#     SQL, then each edge's admin API must list no job pending, retrying
+#     or failed; the error logs of both edges are checked.
+# The PostgreSQL-only parts are in t/bench/TorturePg.pm.  A failing round
+# also keeps jobs.txt and index.txt (the tables) and postgres.log.
+#
 # Environment: ROUNDS (20), SEED (from the clock), TORTURE_SECONDS (30),
 # TORTURE_RATE (10 hooks/s, as many postbacks/s), TORTURE_DRAIN (120 s,
 # plus the backoff's maximum), TORTURE_STALL (60 s), TORTURE_BACKOFF
@@ -42,13 +65,13 @@
 # TORTURE_BREAK (lookup or give_up: break a promise on purpose, to see
 # the checks fail), TORTURE_STOP (1: stop after the first failing round),
 # TORTURE_KEEP (1: keep every round's directory; a failing round's is
-# always kept), TEST_NGINX_PORT, TEST_NGINX_BINARY,
-# TEST_NGINX_LOAD_MODULES.
+# always kept), TORTURE_QUEUE (spool, the default, or postgresql),
+# TEST_NGINX_PORT, TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES.
 
 use strict;
 use warnings;
 use FindBin;
-use lib "$FindBin::Bin/../lib";
+use lib "$FindBin::Bin/../lib", $FindBin::Bin;
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
@@ -68,7 +91,13 @@ my $SECONDS = $ENV{TORTURE_SECONDS} || 30;
 my $RATE = $ENV{TORTURE_RATE} || 10;
 my $DRAIN = $ENV{TORTURE_DRAIN} || 120;
 my $STALL = $ENV{TORTURE_STALL} || 60;
-my $TMPFS = ($ENV{TORTURE_TMPFS} // 1) && $> == 0;
+# spool (one nginx, its spool on a tmpfs) or postgresql (two edges sharing
+# the queue in PostgreSQL: t/bench/TorturePg.pm)
+my $QUEUE = $ENV{TORTURE_QUEUE} || 'spool';
+$QUEUE =~ /^(?:spool|postgresql)$/
+    or die "torture: TORTURE_QUEUE is spool or postgresql\n";
+my $PG = $QUEUE eq 'postgresql';
+my $TMPFS = ($ENV{TORTURE_TMPFS} // 1) && $> == 0 && !$PG;
 # checks of the checks: each breaks one promise on purpose, and the round
 # must fail.  lookup: the mock SiteFlow's look-up never finds an order
 # (duplicates after ambiguous creates); give_up: siteflow_give_up 1s
@@ -94,6 +123,19 @@ die "torture: port $PORT is in use (TEST_NGINX_PORT)\n"
     if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PORT,
                              Proto => 'tcp', Timeout => 1);
 $SEED =~ /^\d+$/ or die "torture: SEED must be a number\n";
+# the second edge of the PostgreSQL mode, and the database
+my $PORT_B;
+if ($PG) {
+    require TorturePg;
+    my $why = TorturePg::unavailable($MODULE);
+    die "torture: TORTURE_QUEUE=postgresql: $why\n" if $why;
+    $PORT_B = $ENV{TEST_NGINX_PORT} ? $PORT + 1 : MockUpstream::free_port();
+    die "torture: port $PORT_B is in use (TEST_NGINX_PORT + 1)\n"
+        if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PORT_B,
+                                 Proto => 'tcp', Timeout => 1);
+    $ENV{TEST_NGINX_PORT} ||= $PORT;    # the database's port is this + 7
+    TorturePg::start();
+}
 $| = 1;
 
 # ---------------------------------------------------------------------------
@@ -217,11 +259,12 @@ http {
     uwsgi_temp_path $p/uwsgi_temp;
     scgi_temp_path $p/scgi_temp;
     siteflow_zone sf:4m;
-    siteflow_spool $R->{spool};
+    @{[ $R->{pg_url} ? "siteflow_queue $R->{pg_url} lease=3s;"
+                     : "siteflow_spool $R->{spool};" ]}
     siteflow_retry_backoff $R->{backoff};
     @{[ $BREAK eq 'give_up' ? 'siteflow_give_up 1s;' : '' ]}
     server {
-        listen 127.0.0.1:$PORT;
+        listen 127.0.0.1:@{[ $R->{port} // $PORT ]};
 $server
     }
 }
@@ -248,9 +291,13 @@ sub alive {
 
 sub pids { Siteflow::Flow::nginx_pids($_[0]{prefix}) }
 
+# the nginx of the spool mode ($R), or an edge of the PostgreSQL mode
+sub edges_of { my ($R) = @_; return $R->{edges} ? @{ $R->{edges} } : ($R) }
+
 sub answers {
-    my $r = Siteflow::Flow::http_request(port => $PORT, method => 'GET',
-        path => '/ping', timeout => 1);
+    my ($R) = @_;
+    my $r = Siteflow::Flow::http_request(port => $R->{port} // $PORT,
+        method => 'GET', path => '/ping', timeout => 1);
     return $r->{status} == 200;
 }
 
@@ -259,7 +306,7 @@ sub start_nginx {
     my ($R) = @_;
     my $e = nginx_cmd($R);
     return $e if $e;
-    $e = Siteflow::Flow::wait_until('nginx answers', \&answers, 15);
+    $e = Siteflow::Flow::wait_until('nginx answers', sub { answers($R) }, 15);
     $R->{workers_seen} = pids($R);
     return $e;
 }
@@ -299,7 +346,8 @@ sub schedule {
     my $t = between($rnd, 0.5, 2);
     my @kinds = (qw(kill_worker kill_worker kill_master reload reload
                     stop_start sf_503 pn_503 sf_slow pn_slow sf_reset
-                    pn_reset sf_cut pn_cut outage outage), ($TMPFS ? ('disk_full') x 2 : ()));
+                    pn_reset sf_cut pn_cut outage outage), ($TMPFS ? ('disk_full') x 2 : ()),
+                 ($PG ? TorturePg::fault_kinds() : ()));
     while ($t < $secs - 1) {
         my $k = pick($rnd, @kinds);
         my %e = (t => $t, kind => $k);
@@ -320,7 +368,7 @@ sub schedule {
             $e{which} = pick($rnd, 0, 1, 'worker0');
         } elsif ($k eq 'kill_master' || $k eq 'stop_start') {
             $e{down} = between($rnd, 0.2, 2);
-        } elsif ($k ne 'reload') {
+        } elsif ($k ne 'reload' && $k ne 'pg_kill') {
             $e{len} = between($rnd, 1, 5);
             $e{delay} = pick($rnd, 400, 1500) if $k =~ /slow/;
         }
@@ -334,6 +382,7 @@ sub ev_text {
     my ($e) = @_;
     my $s = sprintf '%5.1fs %s', $e->{t}, $e->{kind};
     $s .= " worker#$e->{which}" if defined $e->{which};
+    $s .= " at edge $e->{edge_name}" if defined $e->{edge_name};
     $s .= sprintf ' down %.1fs', $e->{down} if defined $e->{down};
     $s .= sprintf ' %.1fs', $e->{len} if defined $e->{len};
     $s .= " ${\ $e->{delay}}ms" if defined $e->{delay};
@@ -350,6 +399,7 @@ sub round {
     my @sched = schedule($sched_rnd, $SECONDS);
     my $backoff = pick($sched_rnd, '100ms 1s', '100ms 1s', '1s 5m');
     $backoff = $ENV{TORTURE_BACKOFF} if $ENV{TORTURE_BACKOFF};
+    TorturePg::assign_edges(\@sched, prng($seed ^ 0x68e31da4)) if $PG;
     my $dir = tempdir("siteflow-torture-$seed-XXXXXX", TMPDIR => 1);
     chmod 0755, $dir;       # the workers (nobody) reach the spool under it
     my %R = (prefix => "$dir/nginx", disk => "$dir/disk", seed => $seed,
@@ -366,23 +416,30 @@ sub round {
     my $ok = eval { run_round(\%R, \@sched, $load_rnd); 1 };
     push @{ $R{problems} }, "harness: $@" unless $ok;
     # clean up whatever is left
-    my $p = pids(\%R);
-    kill 'KILL', grep { alive($_) } @$p, @{ $R{workers_seen} // [] };
-    wait_gone([@$p, @{ $R{workers_seen} // [] }], 5);
+    for my $E (edges_of(\%R)) {
+        my $p = pids($E);
+        kill 'KILL', grep { alive($_) } @$p, @{ $E->{workers_seen} // [] };
+        wait_gone([@$p, @{ $E->{workers_seen} // [] }], 5);
+    }
     for my $m (grep { $_ } $R{sf}, $R{pn}) { $m->stop }
     free_disk(\%R);
     my $fail = @{ $R{problems} };
     system('cp', '-a', $R{spool}, "$dir/spool") if $fail && -d $R{spool};
+    TorturePg::keep($dir) if $fail && $PG;
     system('umount', $R{disk}) if $R{mounted};
     printf "round %d seed %d: %s\n", $n, $seed, $fail ? 'FAIL' : 'ok';
     print "  $_\n" for @{ $R{notes} };
     print "  PROBLEM: $_\n" for @{ $R{problems} };
     if ($fail) {
-        print "  replay: make torture SEED=$seed ROUNDS=1"
+        print "  replay: " . ($PG ? 'TORTURE_QUEUE=postgresql ' : '')
+            . "make torture SEED=$seed ROUNDS=1"
             . " TORTURE_SECONDS=$SECONDS TORTURE_RATE=$RATE"
             . ($ENV{TORTURE_BACKOFF} ? " TORTURE_BACKOFF='$ENV{TORTURE_BACKOFF}'" : '')
-            . ($TMPFS ? '' : ' TORTURE_TMPFS=0') . "\n";
-        print "  kept: $dir (nginx/logs/error.log, spool/, sf.log, pn.log)\n";
+            . ($TMPFS || $PG ? '' : ' TORTURE_TMPFS=0') . "\n";
+        print "  kept: $dir ", $PG ? '(edge-a/logs/error.log, '
+            . 'edge-b/logs/error.log, jobs.txt, index.txt, postgres.log, '
+            . "sf.log, pn.log)\n"
+            : "(nginx/logs/error.log, spool/, sf.log, pn.log)\n";
     } elsif (!$ENV{TORTURE_KEEP}) {
         remove_tree($dir);
     }
@@ -395,35 +452,47 @@ sub run_round {
     $R->{pn} = MockUpstream->start(log => "$R->{dir}/pn.log");
     $R->{sf}->rules(rules_of('sf'));
     $R->{pn}->rules(rules_of('pn'));
-    write_conf($R);
-    my $e = start_nginx($R);
-    die "first start: $e\n" if $e;
+    if ($PG) {
+        TorturePg::round_start();
+        $R->{edges} = TorturePg::edges($R, $PORT, $PORT_B);
+    }
+    for my $E (edges_of($R)) {
+        write_conf($E);
+        my $e = start_nginx($E);
+        die "first start" . ($PG ? " of $E->{label}" : '') . ": $e\n" if $e;
+        @$E{qw(up kills_w)} = (1, 0);
+    }
+    # the port of each hook and postback
+    my $port_of = $PG ? TorturePg::port_picker($R, prng($R->{seed} ^ 0x2545f491))
+                      : sub { $PORT };
 
     my (%hook, %pb, @pbq, %inq, %fault, $disk_full);
-    my ($sent_h, $sent_p, $next_id, $kills_w) = (0, 0, 100001, 0);
+    my ($sent_h, $sent_p, $next_id) = (0, 0, 100001);
     my (%stat_h, %stat_p);
     my @ends;       # [time, code] ends of windows
     my $t0 = time;
     my $next_known = 0;
     my @log;        # what happened, for the notes
-    my $nginx_up = 1;
 
     my $act = sub {
         my ($ev) = @_;
         my $k = $ev->{kind};
-        return 'nginx is down' if !$nginx_up && $k =~ /^(?:kill|reload|stop)/;
+        # the nginx a process fault hits: the only one, or its edge
+        my $E = $PG ? $R->{edges}[ $ev->{edge} // 0 ] : $R;
+        return ($PG ? "$E->{label}" : 'nginx') . ' is down'
+            if !$E->{up} && $k =~ /^(?:kill|reload|stop)/;
         if ($k eq 'kill_worker') {
-            my (undef, @w) = @{ pids($R) };
+            my (undef, @w) = @{ pids($E) };
             return 'no worker' unless @w;
-            my $w = $ev->{which} eq 'worker0' ? worker0($R, \@w)
+            my $w = $ev->{which} eq 'worker0' ? worker0($E, \@w)
                 : $w[ $ev->{which} % @w ];
             return 'worker 0 not found in the error log' unless $w;
             kill 'KILL', $w;
-            $kills_w++;
+            $E->{kills_w}++;
             return "killed worker $w";
         }
         if ($k eq 'kill_master') {
-            my $p = pids($R);
+            my $p = pids($E);
             return 'no master' unless @$p && alive($p->[0]);
             kill 'KILL', $p->[0];
             wait_gone([$p->[0]], 5);
@@ -431,33 +500,38 @@ sub run_round {
             my @left = grep { alive($_) } @$p[1 .. $#$p];
             kill 'KILL', @left;
             wait_gone(\@left, 5);
-            $nginx_up = 0;
+            $E->{up} = 0;
             push @ends, [time + $ev->{down}, sub {
-                my $e = start_nginx($R);
-                push @{ $R->{problems} }, "start after kill -9: $e" if $e;
-                $nginx_up = 1;
+                my $e = start_nginx($E);
+                push @{ $R->{problems} }, ($PG ? "$E->{label}: " : '')
+                    . "start after kill -9: $e" if $e;
+                $E->{up} = 1;
             }];
             return 'killed master ' . $p->[0] . ' and ' . scalar(@left)
                 . ' leftover worker(s)';
         }
         if ($k eq 'reload') {
-            my $e = nginx_cmd($R, '-s', 'reload');
-            push @{ $R->{problems} }, "reload: $e" if $e;
+            my $e = nginx_cmd($E, '-s', 'reload');
+            push @{ $R->{problems} }, ($PG ? "$E->{label}: " : '')
+                . "reload: $e" if $e;
             return 'reload';
         }
         if ($k eq 'stop_start') {
-            my $p = pids($R);
-            my $e = nginx_cmd($R, '-s', 'stop');
+            my $p = pids($E);
+            my $e = nginx_cmd($E, '-s', 'stop');
             $e ||= wait_gone($p, 20);
-            push @{ $R->{problems} }, "stop: $e" if $e;
-            $nginx_up = 0;
+            push @{ $R->{problems} }, ($PG ? "$E->{label}: " : '')
+                . "stop: $e" if $e;
+            $E->{up} = 0;
             push @ends, [time + $ev->{down}, sub {
-                my $e = start_nginx($R);
-                push @{ $R->{problems} }, "start after stop: $e" if $e;
-                $nginx_up = 1;
+                my $e = start_nginx($E);
+                push @{ $R->{problems} }, ($PG ? "$E->{label}: " : '')
+                    . "start after stop: $e" if $e;
+                $E->{up} = 1;
             }];
             return 'stopped';
         }
+        return TorturePg::db_fault($R, $ev, \@ends) if $k =~ /^pg_/;
         if ($k eq 'disk_full') {
             return 'disk already full' if $disk_full;
             my $e = fill_disk($R);
@@ -479,8 +553,8 @@ sub run_round {
 
     my $hook = sub {
         my ($id, $event) = @_;
-        my $r = Siteflow::Flow::http_request(port => $PORT, method => 'POST',
-            path => "/hook?token=$Siteflow::Flow::TOKEN{hook}",
+        my $r = Siteflow::Flow::http_request(port => $port_of->(),
+            method => 'POST', path => "/hook?token=$Siteflow::Flow::TOKEN{hook}",
             body => { event => $event, id => "$id" },
             headers => { 'Content-Type' => 'application/json' }, timeout => 3);
         my $st = $r->{status};
@@ -497,8 +571,8 @@ sub run_round {
                  timestamp => '2024-05-01T12:00:00.000Z');
         %b = (%b, trackingNumber => "T$id", shipDate => '2024-05-02')
             if $ev eq 'shipped';
-        my $r = Siteflow::Flow::http_request(port => $PORT, method => 'POST',
-            path => "/postback?token=$Siteflow::Flow::TOKEN{postback}",
+        my $r = Siteflow::Flow::http_request(port => $port_of->(),
+            method => 'POST', path => "/postback?token=$Siteflow::Flow::TOKEN{postback}",
             body => \%b, headers => { 'Content-Type' => 'application/json' },
             timeout => 3);
         my $st = $r->{status};
@@ -568,13 +642,15 @@ sub run_round {
     @ends = ();
     free_disk($R);
     for my $m (qw(sf pn)) { $R->{$m}->rules(rules_of($m)) }
-    if (!answers()) {
-        my $p = pids($R);
+    TorturePg::heal($R) if $PG;
+    for my $E (edges_of($R)) {
+        next if answers($E);
+        my $p = pids($E);
         kill 'KILL', grep { alive($_) } @$p;
         wait_gone($p, 5);
-        my $e = start_nginx($R);
-        push @{ $R->{problems} }, "nginx did not answer after the load; "
-            . "restarted: " . ($e || 'ok');
+        my $e = start_nginx($E);
+        push @{ $R->{problems} }, ($PG ? "$E->{label}: " : '')
+            . "nginx did not answer after the load; restarted: " . ($e || 'ok');
     }
 
     # ---- drain: until no job is pending or retrying (seen twice, 0.5 s
@@ -637,6 +713,7 @@ sub run_round {
         push @{ $R->{problems} }, 'failed jobs: ' . _few(map {
             "$_->{kind} $_->{order_id} ($_->{last_error})" } @failed) if @failed;
     }
+    push @{ $R->{problems} }, TorturePg::admin_check($R) if $PG && $drained;
 
     # ---- the invariants
     my $known = $R->{sf}->_call(GET => '/_mock/known');
@@ -696,11 +773,12 @@ sub run_round {
 
     # ---- the error log
     my ($sig9, $nospace) = (0, 0);
-    if (open my $fh, '<', "$R->{prefix}/logs/error.log") {
-        my @bad;
+    for my $E (edges_of($R)) {
+        open my $fh, '<', "$E->{prefix}/logs/error.log" or next;
+        my ($who, $s9, @bad) = ($PG ? "$E->{label}: " : '', 0);
         while (my $l = <$fh>) {
             if ($l =~ /exited on signal (\d+)/) {
-                if ($1 == 9) { $sig9++; next }
+                if ($1 == 9) { $s9++; next }
                 push @bad, $l;
                 next;
             }
@@ -709,11 +787,12 @@ sub run_round {
             push @bad, $l;
         }
         chomp @bad;
-        push @{ $R->{problems} }, 'error log: ' . scalar(@bad)
+        push @{ $R->{problems} }, "error log: $who" . scalar(@bad)
             . " unexpected line(s):\n    " . join("\n    ",
             @bad[0 .. ($#bad < 7 ? $#bad : 7)]) if @bad;
-        push @{ $R->{problems} }, "error log: $sig9 worker(s) exited on signal 9"
-            . ", only $kills_w killed" if $sig9 > $kills_w;
+        push @{ $R->{problems} }, "error log: $who$s9 worker(s) exited on "
+            . "signal 9, only $E->{kills_w} killed" if $s9 > $E->{kills_w};
+        $sig9 += $s9;
     }
 
     my $acked = grep { $hook{$_}{acked} } keys %hook;
@@ -725,8 +804,9 @@ sub run_round {
             scalar(map { @$_ } values %seen), $repeats),
         sprintf('drain: %.1fs%s, queue when it began: %s', $drain_s,
             $drained ? '' : ' (not drained)', $first // 'unreadable'),
-        sprintf('log: %d signal-9 exits, %d "No space left" lines', $sig9,
-            $nospace),
+        ($PG ? (TorturePg::notes($R), "log: $sig9 signal-9 exits")
+        : sprintf('log: %d signal-9 exits, %d "No space left" lines', $sig9,
+            $nospace)),
         "schedule (siteflow_retry_backoff $R->{backoff}):",
         map { "  $_" } @log;
 }
@@ -758,6 +838,7 @@ sub worker0 {
 }
 
 sub queue_jobs {
+    return TorturePg::queue_jobs() if $PG;
     my $r = Siteflow::Flow::http_request(port => $PORT, method => 'GET',
         path => '/admin/queue?limit=10000', timeout => 3,
         host => '127.0.0.1');
@@ -794,7 +875,10 @@ sub _stats {
 # ---------------------------------------------------------------------------
 print "torture: SEED=$SEED ROUNDS=$ROUNDS TORTURE_SECONDS=$SECONDS "
     . "TORTURE_RATE=$RATE TORTURE_DRAIN=$DRAIN port $PORT"
-    . ($TMPFS ? '' : ' (no tmpfs: no full-disk faults)')
+    . ($PG ? " TORTURE_QUEUE=postgresql: edges on ports $PORT and $PORT_B, "
+             . 'PostgreSQL on port ' . Siteflow::Pg::pg_port()
+             . ', database faults instead of full-disk ones'
+      : $TMPFS ? '' : ' (no tmpfs: no full-disk faults)')
     . ($ENV{TORTURE_BACKOFF} ? " TORTURE_BACKOFF=$ENV{TORTURE_BACKOFF}" : '')
     . ($BREAK ? " TORTURE_BREAK=$BREAK: every round should FAIL" : '') . "\n";
 my @failed;

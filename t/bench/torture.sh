@@ -8,6 +8,9 @@
 #   t/bench/torture.sh                      20 rounds, a seed from the clock
 #   ROUNDS=1 SEED=1234 t/bench/torture.sh   replays the round of seed 1234
 #   ROUNDS=2 TORTURE_SECONDS=15 t/bench/torture.sh      (make check)
+#   TORTURE_QUEUE=postgresql ROUNDS=3 t/bench/torture.sh
+#                                   the queue on PostgreSQL, two edges
+#                                   (TORTURE_QUEUE=postgresql make torture)
 #
 # Root is needed for the full-disk faults (a tmpfs is mounted for the
 # spool of each round); without it they are left out, and said so.
