@@ -21,7 +21,9 @@
 #   make torture    the delivery engine's torture test: ROUNDS rounds
 #                   (default 20) of traffic under random crashes, reloads,
 #                   upstream faults and a full disk; SEED=N replays
-#                   (make check runs make torture-short: 2 rounds of 15 s)
+#                   (make check runs make torture-short: 2 rounds of 15 s,
+#                   and 1 of the two-edge PostgreSQL mode; TORTURE_QUEUE=
+#                   postgresql make torture runs that mode)
 #   make style      nginx style checks (t/tools/style.sh)
 #   make dashboard-png
 #                   docs/img/dashboard.png: the Grafana dashboard drawn
@@ -176,6 +178,11 @@ torture-short: build
 	$(TEST_ENV) ROUNDS=2 TORTURE_SECONDS=15 TORTURE_DRAIN=60 \
 	    TORTURE_BACKOFF='100ms 1s' $(if $(SEED),SEED=$(SEED)) \
 	    t/bench/torture.sh
+	@why=$$(perl -It/lib -MSiteflow::Pg -e 'print Siteflow::Pg::pg_available()'); \
+	if [ -n "$$why" ]; then echo "torture-short: PostgreSQL round skipped: $$why"; \
+	else $(TEST_ENV) TORTURE_QUEUE=postgresql ROUNDS=1 TORTURE_SECONDS=15 \
+	    TORTURE_DRAIN=60 TORTURE_BACKOFF='100ms 1s' $(if $(SEED),SEED=$(SEED)) \
+	    t/bench/torture.sh; fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) t/build-deb t/servroot*
