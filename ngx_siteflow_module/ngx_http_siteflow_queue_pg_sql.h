@@ -169,14 +169,28 @@ NGX_HTTP_SITEFLOW_PG_LOOKUP_COLUMNS                                           \
  * storefronts and kinds whose jobs wait for this edge's breakers.  Due
  * jobs, oldest first, only the first unfinished job of an order, none
  * leased to a live edge; SKIP LOCKED lets the edges claim side by
- * side.  A job whose lease ran out (its edge died) may have had its
+ * side.  The oldest 512 due jobs are the candidates (an index scan that
+ * stops there, whatever the backlog), of which those at the head of
+ * their order are taken; the conditions on the locked row itself are
+ * checked again on its newest version (another edge may have claimed it
+ * meanwhile).  A job whose lease ran out (its edge died) may have had its
  * create sent.
  */
 
 #define NGX_HTTP_SITEFLOW_PG_CLAIM                                            \
 "WITH now AS MATERIALIZED (SELECT siteflow_now_ms() AS ms),"                  \
 "c AS ("                                                                      \
-"  SELECT j.id FROM siteflow_jobs j"                                          \
+"  SELECT j.id FROM ("                                                        \
+"    SELECT d.id FROM siteflow_jobs d"                                        \
+"     WHERE d.state IN (0, 1)"                                                \
+"       AND d.next_ms <= (SELECT ms FROM now)"                                \
+"       AND d.lease_until <= (SELECT ms FROM now)"                            \
+"       AND NOT EXISTS (SELECT 1"                                             \
+"                         FROM unnest($4::text[], $5::smallint[])"            \
+"                           AS x(s, k)"                                       \
+"                        WHERE x.s = d.storefront AND x.k = d.kind)"          \
+"     ORDER BY d.id LIMIT 512) AS cand"                                       \
+"  JOIN siteflow_jobs j ON j.id = cand.id"                                    \
 "   WHERE j.state IN (0, 1)"                                                  \
 "     AND j.next_ms <= (SELECT ms FROM now)"                                  \
 "     AND j.lease_until <= (SELECT ms FROM now)"                              \
@@ -184,9 +198,6 @@ NGX_HTTP_SITEFLOW_PG_LOOKUP_COLUMNS                                           \
 "                      WHERE p.storefront = j.storefront"                     \
 "                        AND p.order_id = j.order_id"                         \
 "                        AND p.state IN (0, 1) AND p.id < j.id)"              \
-"     AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::smallint[])"       \
-"                       AS x(s, k)"                                           \
-"                      WHERE x.s = j.storefront AND x.k = j.kind)"            \
 "   ORDER BY j.id LIMIT $3::integer"                                          \
 "   FOR UPDATE OF j SKIP LOCKED),"                                            \
 "u AS ("                                                                      \
