@@ -4,7 +4,7 @@
 #   make build      build t/build/ngx_http_siteflow_module.so against
 #                   Debian's nginx-dev tree (or NGINX_SRC=/path/to/nginx)
 #   make test       build, then C unit tests + runner self-test + t/*.t,
-#                   then t/100, t/110 and t/120 again on the PostgreSQL
+#                   then t/100, t/110, t/120 and t/121 again on the PostgreSQL
 #                   queue (make prove-pg; Debian's postgresql package)
 #   make test-real TEST_NGINX_LIB=/path/to/test-nginx/lib
 #                   build, then t/*.t under OpenResty's Test::Nginx
@@ -91,7 +91,7 @@ prove: build
 	$(TEST_ENV) $(PROVE) $(TESTS)
 
 # the flow files again with their jobs on PostgreSQL (Siteflow::Pg)
-PG_TESTS ?= t/100-hook.t t/110-postback.t t/120-faults.t
+PG_TESTS ?= t/100-hook.t t/110-postback.t t/120-faults.t t/121-crash.t
 
 prove-pg: build
 	@why=$$(perl -It/lib -MSiteflow::Pg -e 'print Siteflow::Pg::pg_available()'); \

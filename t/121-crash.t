@@ -27,6 +27,23 @@ my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
 plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set (see docs/testing.md)'
     unless $ENV{TEST_NGINX_LOAD_MODULES};
 
+# SITEFLOW_TEST_QUEUE=postgresql (make prove-pg): the jobs are kept in
+# the private PostgreSQL of Siteflow::Pg ("siteflow_queue", lease 3 s);
+# the subtests about the spool's own files and zone are skipped
+my $PG = ($ENV{SITEFLOW_TEST_QUEUE} // '') eq 'postgresql';
+
+if ($PG) {
+    require Siteflow::Pg;
+    my $why = Siteflow::Pg::pg_available();
+    plan skip_all => $why if $why;
+    Siteflow::Pg::pg_start();
+}
+
+sub spool_only {
+    plan skip_all => 'about the spool (SITEFLOW_TEST_QUEUE=postgresql)'
+        if $PG;
+}
+
 my $PORT = MockUpstream::free_port();
 $ENV{TEST_NGINX_SERVER_PORT} = $PORT;     # Flow's hook/admin calls
 $ENV{TEST_NGINX_FIXTURES} = "$Siteflow::Flow::ROOT/t/fixtures";
@@ -36,6 +53,10 @@ my @prefixes;
 sub scenario {
     my (%o) = @_;
     Siteflow::Flow::start_mocks();
+    Siteflow::Pg::pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') "
+        . "IS NOT NULL THEN TRUNCATE siteflow_jobs, siteflow_index; "
+        . "UPDATE siteflow_horizon SET pruned_max = 0, pruned_other = "
+        . "false, pruned = 0; END IF; END \$\$;") if $PG;
     my $p = tempdir('siteflow-crash-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     push @prefixes, $p;
     $o{before}->($p) if $o{before};
@@ -50,8 +71,9 @@ sub start {
     $server =~ s/\$TEST_NGINX_SPOOL/$ENV{TEST_NGINX_SPOOL}/g;
     return nginx_start(prefix => $p, port => $PORT, workers => 2,
         http => "    siteflow_zone sf:4m;\n"
-              . "    siteflow_spool $ENV{TEST_NGINX_SPOOL}"
-              . ($o{spool_args} ? " $o{spool_args}" : '') . ";\n"
+              . ($PG ? "    siteflow_queue $ENV{TEST_NGINX_PG_URL} lease=3s;\n"
+                     : "    siteflow_spool $ENV{TEST_NGINX_SPOOL}"
+                       . ($o{spool_args} ? " $o{spool_args}" : '') . ";\n")
               . "    siteflow_retry_backoff "
               . ($o{backoff} // '100ms 500ms') . ";\n"
               . ($o{http} // ''),
@@ -264,6 +286,7 @@ subtest 'outage + kill -9 of worker 0 + reload: the queue resumes when SiteFlow 
 
 # ---------------------------------------------------------------------------
 subtest 'a reload that resizes siteflow_spool is refused; the old configuration runs on' => sub {
+    spool_only();
     my $p = scenario();
     stateful();
     my @acc;
@@ -323,7 +346,13 @@ subtest 'stop with a backlog, start: delivered once, each looked up before its c
            tally(orders => \@acc) =~ /^lost 0$/m }, 30), '', 'all created');
     is(tally(orders => \@acc), "accepted 5\ncreated 5\nlost 0\nduplicated 0\n",
        'accepted vs created vs duplicated');
-    # after a restart an unfinished order job looks up before creating
+    # after a restart an unfinished order job of the spool looks up
+    # before creating (on PostgreSQL only one whose lease ran out does)
+    if ($PG) {
+        nginx_stop($p);
+        no_alerts($p, 'stop/start');
+        return;
+    }
     my @first;
     for my $q (@{ mock_requests('siteflow') }) {
         my ($src) = $q->{path} =~ m{/bysourceid/(.+)$};
@@ -341,6 +370,7 @@ subtest 'stop with a backlog, start: delivered once, each looked up before its c
 
 # ---------------------------------------------------------------------------
 subtest 'compaction (segment=64k): old segments replaced by a snapshot, then stop/start: delivered once' => sub {
+    spool_only();
     # (one job at a time retries behind the storefront's breaker: a short
     # backoff has its state records fill the segment within seconds)
     my %args = (spool_args => 'segment=64k', backoff => '10ms 20ms');
@@ -376,6 +406,7 @@ subtest 'compaction (segment=64k): old segments replaced by a snapshot, then sto
 
 # ---------------------------------------------------------------------------
 subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns' => sub {
+    spool_only();
     plan skip_all => 'needs root to mount a 1 MB tmpfs on the spool (we are uid ' . $> . ')'
         if $> != 0;
     my $spool;
@@ -438,6 +469,7 @@ subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns
 
 # ---------------------------------------------------------------------------
 subtest 'a torn record at the journal tail' => sub {
+    spool_only();
     my $p = scenario();
     stateful();
     mock_down('siteflow');
@@ -484,6 +516,7 @@ subtest 'a torn record at the journal tail' => sub {
 # open()); never a start with an empty queue.  EACCES/EIO are not tested:
 # the tests run as root, which reads any file.
 subtest 'a spool file that cannot be read stops nginx -t and the start' => sub {
+    spool_only();
     for my $case (
         [ 'journal-0000000000000002.sfq', 'a FIFO',
           sub { POSIX::mkfifo($_[0], 0600) or die "mkfifo: $!" } ],
@@ -537,6 +570,7 @@ subtest 'a spool file that cannot be read stops nginx -t and the start' => sub {
 # an order_updated created the order again, a repeated "shipped" postback
 # updated PrintNow again) and job ids were given again
 subtest 'a flipped byte in the middle of the journal: resynchronised, nothing lost or repeated' => sub {
+    spool_only();
     my $p = scenario();
     stateful();
     my (@acc, %job);
@@ -649,6 +683,7 @@ sub wait_idle_or_retrying {
 # issue 11.6: the Ship API replay cache was only in shared memory: after a
 # stop/start a captured, correctly signed request was accepted again
 subtest 'the Ship API replay cache survives stop/start and kill -9' => sub {
+    spool_only();
     require Siteflow::Sign;
     my $ship = <<"EOC";
     location /ship/ {
@@ -699,6 +734,7 @@ EOC
 # the nonce file mirrors the replay cache's ring: it never grows beyond
 # siteflow_nonce_cache slots of 24 bytes, however many nonces are verified
 subtest 'the nonce file stays as large as the replay cache' => sub {
+    spool_only();
     require Siteflow::Sign;
     my %o = (http => "    siteflow_nonce_cache 16;\n", extra => <<"EOC");
     location /ship/ {
@@ -755,6 +791,7 @@ sub metric {
 }
 
 subtest 'index_retention: a 1m zone takes more orders than it holds, no duplicate' => sub {
+    spool_only();
     my $N = $ENV{SITEFLOW_INDEX_ORDERS} // 3200;
     my $W = 400;
     my %o = (spool_args => 'size=1m index_retention=1s');
