@@ -190,10 +190,12 @@ sb_wait_lines() {  # FILE N TIMEOUT
 sb_hook_lua() {
     cat > "$SB/hook.lua" <<'LUA'
 local threads = {}
-local tid = 0
+-- the counter of setup() (the main state); each thread's "tid" is the
+-- global thread:set() gives it (a file-level "local tid" would hide it)
+local next_tid = 0
 function setup(thread)
-    thread:set("tid", tid)
-    tid = tid + 1
+    thread:set("tid", next_tid)
+    next_tid = next_tid + 1
     table.insert(threads, thread)
 end
 function init(args)
