@@ -445,12 +445,18 @@ ngx_http_siteflow_pgq_claimed(void *data, PGresult *res, ngx_str_t *err)
             {
                 if (pool == NULL) {
                     pool = ngx_create_pool(512, ngx_cycle->log);
-                    if (pool == NULL
-                        || ngx_array_init(&release, pool, 8,
+
+                    if (pool != NULL
+                        && ngx_array_init(&release, pool, 8,
                                           sizeof(uint64_t))
                            != NGX_OK)
                     {
-                        /* their leases run out */
+                        ngx_destroy_pool(pool);
+                        pool = NULL;
+                    }
+
+                    if (pool == NULL) {
+                        /* its lease runs out */
                         continue;
                     }
                 }
