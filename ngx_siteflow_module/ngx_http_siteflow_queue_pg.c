@@ -755,7 +755,7 @@ ngx_http_siteflow_pgq_lookup_done(void *data, PGresult *res, ngx_str_t *err)
                                   ngx_http_siteflow_pgq_u64(res, 0, 11) != 0;
     }
 
-    lk->loaded = 1;
+    ngx_http_siteflow_pgq_lookup_loaded(lk, 1);
 
     PQclear(res);
 

@@ -642,7 +642,7 @@ ngx_http_siteflow_pgq_run(PGresult *res, int row)
         goto failed;
     }
 
-    lk->loaded = 1;
+    ngx_http_siteflow_pgq_lookup_loaded(lk, 0);
     lk->found = !PQgetisnull(res, row, 9);
 
     if (lk->found) {

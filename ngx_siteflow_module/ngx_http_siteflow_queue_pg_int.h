@@ -44,7 +44,10 @@ typedef struct {
     ngx_str_t                          key;       /* order id or source */
     ngx_uint_t                         by_source;
     ngx_uint_t                         found;
-    ngx_uint_t                         loaded;
+    ngx_uint_t                         loaded;    /* 0, or the order in
+                                                     which look-ups were
+                                                     read */
+    ngx_uint_t                         pending_known;
     ngx_uint_t                         pending[4];  /* by kind */
     ngx_http_siteflow_index_t          idx;
     ngx_http_siteflow_pg_query_t      *query;
@@ -61,6 +64,9 @@ void ngx_http_siteflow_pgq_lookups_init(void);
 ngx_http_siteflow_pgq_lookup_t *ngx_http_siteflow_pgq_lookup_add(
     ngx_pool_t *pool, ngx_str_t *storefront, ngx_str_t *key,
     ngx_uint_t by_source);
+/* lk holds what was read (pending_known: its pending[] too) */
+void ngx_http_siteflow_pgq_lookup_loaded(ngx_http_siteflow_pgq_lookup_t *lk,
+    ngx_uint_t pending_known);
 /* the index entry's columns from col on: order id, source id, SiteFlow
    id, state, rank, fingerprint, updated, sent */
 void ngx_http_siteflow_pgq_index_row(PGresult *res, int row, int col,

@@ -27,6 +27,9 @@
 
 
 static void ngx_http_siteflow_pgq_lookup_cleanup(void *data);
+static ngx_http_siteflow_pgq_lookup_t *ngx_http_siteflow_pgq_lookup_find(
+    ngx_str_t *storefront, ngx_str_t *order_id, ngx_str_t *source_id,
+    ngx_uint_t pending);
 
 
 static ngx_queue_t       ngx_http_siteflow_pgq_lookups;
@@ -170,16 +173,26 @@ ngx_http_siteflow_pgq_u64(PGresult *res, int row, int col)
 }
 
 
-ngx_int_t
-ngx_http_siteflow_pgq_index_get(ngx_str_t *storefront, ngx_str_t *order_id,
-    ngx_str_t *source_id, ngx_pool_t *pool, ngx_http_siteflow_index_t *idx)
+/*
+ * The newest look-up (the one read last) that answers for this order:
+ * read by the same key, or (an order id asked) one whose index entry is
+ * that order's.  A run's look-up (the claim's) knows no pending jobs:
+ * with "pending", only a decision's own look-up answers.  Looking the
+ * newest up matters: a run of the same order may be claimed while a hook
+ * waits for its own read, and its look-up, older, says nothing pending.
+ */
+
+static ngx_http_siteflow_pgq_lookup_t *
+ngx_http_siteflow_pgq_lookup_find(ngx_str_t *storefront, ngx_str_t *order_id,
+    ngx_str_t *source_id, ngx_uint_t pending)
 {
     ngx_str_t                       *key;
     ngx_queue_t                     *q, *lookups;
-    ngx_http_siteflow_pgq_lookup_t  *lk;
+    ngx_http_siteflow_pgq_lookup_t  *lk, *best;
 
     lookups = &ngx_http_siteflow_pgq_lookups;
     key = order_id ? order_id : source_id;
+    best = NULL;
 
     for (q = ngx_queue_head(lookups);
          q != ngx_queue_sentinel(lookups);
@@ -187,7 +200,9 @@ ngx_http_siteflow_pgq_index_get(ngx_str_t *storefront, ngx_str_t *order_id,
     {
         lk = ngx_queue_data(q, ngx_http_siteflow_pgq_lookup_t, queue);
 
-        if (!lk->loaded
+        if (lk->loaded == 0
+            || (pending && !lk->pending_known)
+            || (best != NULL && lk->loaded < best->loaded)
             || lk->storefront.len != storefront->len
             || ngx_strncmp(lk->storefront.data, storefront->data,
                            storefront->len) != 0)
@@ -195,30 +210,51 @@ ngx_http_siteflow_pgq_index_get(ngx_str_t *storefront, ngx_str_t *order_id,
             continue;
         }
 
-        if (lk->by_source == (order_id == NULL)
-            && lk->key.len == key->len
-            && ngx_strncmp(lk->key.data, key->data, key->len) == 0)
+        if ((lk->by_source == (order_id == NULL)
+             && lk->key.len == key->len
+             && ngx_strncmp(lk->key.data, key->data, key->len) == 0)
+            || (order_id != NULL && lk->found
+                && lk->idx.order_id.len == order_id->len
+                && ngx_strncmp(lk->idx.order_id.data, order_id->data,
+                               order_id->len)
+                   == 0))
         {
-            goto found;
-        }
-
-        if (order_id && lk->found
-            && lk->idx.order_id.len == order_id->len
-            && ngx_strncmp(lk->idx.order_id.data, order_id->data,
-                           order_id->len) == 0)
-        {
-            goto found;
+            best = lk;
         }
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "siteflow: order \"%V\" was not read first", key);
+    if (best == NULL) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "siteflow: order \"%V\" was not read first", key);
+    }
 
-    return NGX_DECLINED;
+    return best;
+}
 
-found:
 
-    if (!lk->found) {
+/* the look-up holds what the database said: it is the newest */
+
+void
+ngx_http_siteflow_pgq_lookup_loaded(ngx_http_siteflow_pgq_lookup_t *lk,
+    ngx_uint_t pending_known)
+{
+    static ngx_uint_t  seq;
+
+    lk->loaded = ++seq;
+    lk->pending_known = pending_known;
+}
+
+
+ngx_int_t
+ngx_http_siteflow_pgq_index_get(ngx_str_t *storefront, ngx_str_t *order_id,
+    ngx_str_t *source_id, ngx_pool_t *pool, ngx_http_siteflow_index_t *idx)
+{
+    ngx_http_siteflow_pgq_lookup_t  *lk;
+
+    lk = ngx_http_siteflow_pgq_lookup_find(storefront, order_id, source_id,
+                                           0);
+
+    if (lk == NULL || !lk->found) {
         return NGX_DECLINED;
     }
 
@@ -261,42 +297,13 @@ ngx_int_t
 ngx_http_siteflow_pgq_pending(ngx_uint_t kind, ngx_str_t *storefront,
     ngx_str_t *order_id)
 {
-    ngx_queue_t                     *q, *lookups;
     ngx_http_siteflow_pgq_lookup_t  *lk;
 
     if (kind > NGX_HTTP_SITEFLOW_JOB_CANCEL) {
         return 0;
     }
 
-    lookups = &ngx_http_siteflow_pgq_lookups;
+    lk = ngx_http_siteflow_pgq_lookup_find(storefront, order_id, NULL, 1);
 
-    for (q = ngx_queue_head(lookups);
-         q != ngx_queue_sentinel(lookups);
-         q = ngx_queue_next(q))
-    {
-        lk = ngx_queue_data(q, ngx_http_siteflow_pgq_lookup_t, queue);
-
-        if (!lk->loaded
-            || lk->storefront.len != storefront->len
-            || ngx_strncmp(lk->storefront.data, storefront->data,
-                           storefront->len) != 0)
-        {
-            continue;
-        }
-
-        if ((!lk->by_source
-             && lk->key.len == order_id->len
-             && ngx_strncmp(lk->key.data, order_id->data, order_id->len)
-                == 0)
-            || (lk->found
-                && lk->idx.order_id.len == order_id->len
-                && ngx_strncmp(lk->idx.order_id.data, order_id->data,
-                               order_id->len)
-                   == 0))
-        {
-            return lk->pending[kind];
-        }
-    }
-
-    return 0;
+    return lk ? lk->pending[kind] : 0;
 }
