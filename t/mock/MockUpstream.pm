@@ -31,13 +31,21 @@ my $SCRIPT = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
     'mock-upstream.pl');
 my $J = JSON::PP->new->utf8->canonical;
 
+# a port nothing listens on now, and never handed out before by this
+# process: the kernel may give a port it just gave again, and two callers
+# that bind later (a mock, and an nginx of the test) would then collide
+my %Given;
+
 sub free_port () {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-        Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-        or die "MockUpstream: no free port: $@";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+            LocalPort => 0, Proto => 'tcp', Listen => 1, ReuseAddr => 1)
+            or die "MockUpstream: no free port: $@";
+        my $p = $s->sockport;
+        close $s;
+        return $p unless $Given{$p}++;
+    }
+    die "MockUpstream: no free port not handed out before\n";
 }
 
 sub start {
