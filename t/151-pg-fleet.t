@@ -22,6 +22,8 @@ use lib 't/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
+use POSIX ();
 use Siteflow::Flow;
 use Siteflow::Pg;
 
@@ -282,6 +284,47 @@ subtest 'the index forgets an order after index_retention; a hook for '
     is(tally(orders => [6002]),
        "accepted 1\ncreated 1\nlost 0\nduplicated 0\n",
        'created once, not twice');
+};
+
+subtest 'a database that takes the connection and never answers: nginx '
+      . 'keeps serving, the hook gets 503 when the connect attempt ends' => sub {
+    for my $e (@edges) { $e->stop }
+    @edges = ();
+    Siteflow::Flow::start_mocks();
+    # accepts (the kernel's backlog) and never says a word
+    my $hole = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+        LocalPort => 0, Proto => 'tcp', Listen => 16, ReuseAddr => 1)
+        or die "listener: $@\n";
+    my $url = 'postgresql://siteflow@127.0.0.1:' . $hole->sockport
+            . '/siteflow?sslmode=disable';
+    my $e = edge_start(name => 'hole', port => $PORT_A, workers => 1,
+        http_config => "    siteflow_zone sf:4m;\n"
+                     . "    siteflow_queue $url lease=3s;\n",
+        config => storefront_conf());
+    push @edges, $e;
+
+    my $t0 = time;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my $r = hook({ event => 'order_created', id => 6003 },
+                     port => $PORT_A);
+        POSIX::_exit($r->{status} == 503 ? 0 : 1);
+    }
+    # for a second while the hook waits for the database
+    my @ping;
+    while (time - $t0 < 1 || @ping < 5) {
+        my $s = time;
+        my $r = Siteflow::Flow::http_request(port => $PORT_A,
+            method => 'GET', path => '/ping', timeout => 3);
+        push @ping, [$r->{status}, time - $s];
+    }
+    is(scalar(grep { $_->[0] != 200 || $_->[1] >= 0.5 } @ping), 0,
+       'meanwhile /ping answers at once (' . @ping . ' times)')
+        or diag(join ' ', map { "$_->[0]:$_->[1]" } @ping);
+    waitpid $pid, 0;
+    is($? >> 8, 0, 'the hook is answered 503 (nothing acknowledged)');
+    ok(time - $t0 < 15, sprintf('... within %.1f s', time - $t0));
+    close $hole;
 };
 
 for my $e (@edges) { $e->stop }
