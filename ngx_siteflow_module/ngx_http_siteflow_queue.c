@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_spool.h"
 #include "sf_breaker.h"
+#include "sf_order.h"
 #if (NGX_SITEFLOW_PG)
 #include "ngx_http_siteflow_queue_pg.h"
 #define ngx_http_siteflow_pg_on()  (ngx_http_siteflow_pgq != NULL)
@@ -809,36 +810,8 @@ ngx_http_siteflow_index_forgot(ngx_str_t *order_id)
 
     sh = ngx_http_siteflow_qc->sh;
 
-    return ngx_http_siteflow_index_forgot_by(order_id, sh->pruned_max,
-                                             sh->pruned_other);
-}
-
-
-/*
- * the horizon of what the index forgot: numeric order ids up to
- * pruned_max, and any other id once one was forgotten (pruned_other)
- */
-
-ngx_uint_t
-ngx_http_siteflow_index_forgot_by(ngx_str_t *order_id, uint64_t pruned_max,
-    ngx_uint_t pruned_other)
-{
-    uint64_t    id;
-    ngx_uint_t  i;
-
-    id = 0;
-
-    for (i = 0; i < order_id->len; i++) {
-        if (order_id->data[i] < '0' || order_id->data[i] > '9'
-            || id > (uint64_t) -1 / 10 - 9)
-        {
-            return pruned_other;
-        }
-
-        id = id * 10 + (order_id->data[i] - '0');
-    }
-
-    return order_id->len && pruned_max && id <= pruned_max;
+    return sf_order_forgotten((const char *) order_id->data, order_id->len,
+                              sh->pruned_max, sh->pruned_other ? 1 : 0);
 }
 
 

@@ -224,8 +224,6 @@ ngx_int_t ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind,
     void *data);
 /* the index forgot this order id (index_retention): look it up first */
 ngx_uint_t ngx_http_siteflow_index_forgot(ngx_str_t *order_id);
-ngx_uint_t ngx_http_siteflow_index_forgot_by(ngx_str_t *order_id,
-    uint64_t pruned_max, ngx_uint_t pruned_other);
 /*
  * What index_get() and pending() answer about an order (by order_id, or
  * by source_id when order_id is NULL) is read from the backend first:

@@ -17,6 +17,7 @@
 #include "ngx_http_siteflow_queue_pg_sql.h"
 #include "ngx_http_siteflow_pg.h"
 #include "sf_qrec.h"
+#include "sf_order.h"
 
 
 /*
@@ -771,8 +772,8 @@ ngx_http_siteflow_pgq_forgot(ngx_str_t *order_id)
 
     ngx_http_siteflow_pgq_horizon(&pruned_max, &pruned_other);
 
-    return ngx_http_siteflow_index_forgot_by(order_id, pruned_max,
-                                             pruned_other);
+    return sf_order_forgotten((const char *) order_id->data, order_id->len,
+                              pruned_max, pruned_other ? 1 : 0);
 }
 
 

@@ -332,3 +332,24 @@ sf_order_put(sf_order_buf_t *b, const char *s, size_t n)
         b->len += n;
     }
 }
+
+
+int
+sf_order_forgotten(const char *id, size_t len, uint64_t pruned_max,
+    int pruned_other)
+{
+    size_t    i;
+    uint64_t  n;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (id[i] < '0' || id[i] > '9' || n > UINT64_MAX / 10 - 9) {
+            return pruned_other ? 1 : 0;
+        }
+
+        n = n * 10 + (uint64_t) (id[i] - '0');
+    }
+
+    return len && pruned_max && n <= pruned_max;
+}

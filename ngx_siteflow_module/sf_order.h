@@ -112,5 +112,13 @@ sf_order_decision_t sf_order_decide(const sf_order_facts_t *f, char *reason,
 
 const char *sf_order_decision_name(sf_order_decision_t d);
 
+/*
+ * The sent-orders index forgot this order id (index_retention), by its
+ * horizon: numeric ids up to pruned_max (0: none forgotten), and any
+ * other id once one was forgotten (pruned_other).  1 or 0.
+ */
+int sf_order_forgotten(const char *id, size_t len, uint64_t pruned_max,
+    int pruned_other);
+
 
 #endif /* _SF_ORDER_H_INCLUDED_ */

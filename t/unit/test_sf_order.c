@@ -363,6 +363,28 @@ test_names(void **state)
 }
 
 
+/* the index's horizon (index_retention) */
+
+static void
+test_forgotten(void **state)
+{
+    (void) state;
+
+    assert_int_equal(sf_order_forgotten("6002", 4, 6002, 0), 1);
+    assert_int_equal(sf_order_forgotten("6003", 4, 6002, 0), 0);
+    assert_int_equal(sf_order_forgotten("17", 2, 6002, 0), 1);
+    assert_int_equal(sf_order_forgotten("17", 2, 0, 0), 0);     /* none */
+    assert_int_equal(sf_order_forgotten("", 0, 6002, 1), 0);
+    assert_int_equal(sf_order_forgotten("A-17", 4, 6002, 0), 0);
+    assert_int_equal(sf_order_forgotten("A-17", 4, 0, 1), 1);
+    /* past uint64: not a number that compares */
+    assert_int_equal(sf_order_forgotten("99999999999999999999", 20,
+                                        6002, 0), 0);
+    assert_int_equal(sf_order_forgotten("99999999999999999999", 20,
+                                        6002, 1), 1);
+}
+
+
 int
 main(void)
 {
@@ -374,6 +396,7 @@ main(void)
         cmocka_unit_test(test_job),
         cmocka_unit_test(test_reason_cut),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_forgotten),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
