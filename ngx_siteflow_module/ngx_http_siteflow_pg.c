@@ -87,6 +87,7 @@ typedef struct {
 
     unsigned                       flushing:1;   /* PQflush() said 1 */
     unsigned                       setup_failed:1;
+    unsigned                       setup_lock:1; /* ... on another's lock */
 } ngx_http_siteflow_pg_conn_t;
 
 
@@ -147,6 +148,7 @@ static void ngx_http_siteflow_pg_io(ngx_http_siteflow_pg_conn_t *pc,
 static ngx_int_t ngx_http_siteflow_pg_read(ngx_http_siteflow_pg_conn_t *pc);
 static void ngx_http_siteflow_pg_done(ngx_http_siteflow_pg_conn_t *pc);
 static void ngx_http_siteflow_pg_idle(ngx_http_siteflow_pg_conn_t *pc);
+static ngx_uint_t ngx_http_siteflow_pg_lock_error(const PGresult *res);
 static void ngx_http_siteflow_pg_fail(ngx_http_siteflow_pg_conn_t *pc,
     ngx_uint_t setup, u_char *reason, size_t len);
 static void ngx_http_siteflow_pg_lost(ngx_http_siteflow_pg_conn_t *pc,
@@ -799,6 +801,7 @@ ngx_http_siteflow_pg_connected(ngx_http_siteflow_pg_conn_t *pc)
 
     pc->state = NGX_HTTP_SITEFLOW_PG_SETUP;
     pc->setup_failed = 0;
+    pc->setup_lock = 0;
 
     if (!PQsendQuery(pc->conn, sql)) {
         ngx_http_siteflow_pg_clear_ssl();
@@ -1106,6 +1109,7 @@ ngx_http_siteflow_pg_read(ngx_http_siteflow_pg_conn_t *pc)
                 && status != PGRES_EMPTY_QUERY && !pc->setup_failed)
             {
                 pc->setup_failed = 1;
+                pc->setup_lock = ngx_http_siteflow_pg_lock_error(res);
                 pc->reason_len = ngx_http_siteflow_pg_line(pc->reason,
                                                 sizeof(pc->reason),
                                                 PQresultErrorMessage(res));
@@ -1228,6 +1232,29 @@ ngx_http_siteflow_pg_idle(ngx_http_siteflow_pg_conn_t *pc)
 
 
 /*
+ * A deadlock, a serialization failure, a lock wait cut by lock_timeout or
+ * a statement cancelled (class 40, 55P03, 57014): the error of a moment,
+ * not of the setup SQL itself.
+ */
+
+static ngx_uint_t
+ngx_http_siteflow_pg_lock_error(const PGresult *res)
+{
+    const char  *state;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL) {
+        return 0;
+    }
+
+    return (state[0] == '4' && state[1] == '0')
+           || ngx_strcmp(state, "55P03") == 0
+           || ngx_strcmp(state, "57014") == 0;
+}
+
+
+/*
  * A failed attempt (CONNECTING, or SETUP when the setup SQL failed).  The
  * reason becomes the one the waiting statements get.  A connection failure
  * is logged when its reason changes, not at every attempt of every
@@ -1247,7 +1274,22 @@ ngx_http_siteflow_pg_fail(ngx_http_siteflow_pg_conn_t *pc, ngx_uint_t setup,
     p = ngx_snprintf(buf, sizeof(buf), "%s%*s",
                      setup ? "setup SQL failed: " : "", len, reason);
 
-    if (setup) {
+    if (setup && pc->setup_lock) {
+
+        /*
+         * the setup's PREPAREs hold their tables' locks until the end of
+         * its transaction: another session's TRUNCATE or DDL at that
+         * moment can make it a deadlock victim; nothing is wrong with
+         * the module or the schema, the next attempt goes through
+         */
+
+        ngx_log_error(NGX_LOG_ERR, pg->log, 0,
+                      "siteflow: the setup SQL met another session's lock "
+                      "on PostgreSQL: %*s (connection #%ui closed, next "
+                      "attempt in %Mms)", len, reason, pc->number,
+                      pc->backoff);
+
+    } else if (setup) {
         ngx_log_error(NGX_LOG_ALERT, pg->log, 0,
                       "siteflow: the setup SQL failed on PostgreSQL: %*s "
                       "(connection #%ui closed, next attempt in %Mms)",
@@ -1353,6 +1395,7 @@ ngx_http_siteflow_pg_close(ngx_http_siteflow_pg_conn_t *pc)
     pc->state = NGX_HTTP_SITEFLOW_PG_DOWN;
     pc->flushing = 0;
     pc->setup_failed = 0;
+    pc->setup_lock = 0;
     pc->reason_len = 0;
 
     if (pc->timer.timer_set) {

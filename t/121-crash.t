@@ -53,10 +53,7 @@ my @prefixes;
 sub scenario {
     my (%o) = @_;
     Siteflow::Flow::start_mocks();
-    Siteflow::Pg::pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') "
-        . "IS NOT NULL THEN TRUNCATE siteflow_jobs, siteflow_index; "
-        . "UPDATE siteflow_horizon SET pruned_max = 0, pruned_other = "
-        . "false, pruned = 0; END IF; END \$\$;") if $PG;
+    Siteflow::Pg::pg_empty() if $PG;
     my $p = tempdir('siteflow-crash-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     push @prefixes, $p;
     $o{before}->($p) if $o{before};

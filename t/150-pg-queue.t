@@ -30,14 +30,7 @@ BEGIN {
     pg_start();
 }
 
-sub pg_clean {
-    pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS NOT NULL THEN "
-         . "TRUNCATE siteflow_jobs, siteflow_index; "
-         . "UPDATE siteflow_horizon SET pruned_max = 0, "
-         . "pruned_other = false, pruned = 0; "
-         . "DELETE FROM siteflow_schema WHERE version > 1; END IF; END \$\$;");
-    return;
-}
+sub pg_clean { pg_empty(); return }
 
 sub pg_jobs {
     my @l = pg_sql('SELECT kind, order_id, state, attempts, '

@@ -68,10 +68,7 @@ sub scenario {
     @edges = ();
     Siteflow::Flow::start_mocks();
     $o{mocks}->() if $o{mocks};
-    pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS NOT NULL THEN "
-         . "TRUNCATE siteflow_jobs, siteflow_index; "
-         . "UPDATE siteflow_horizon SET pruned_max = 0, "
-         . "pruned_other = false, pruned = 0; END IF; END \$\$;");
+    pg_empty();
     my $server = storefront_conf(timeout => $o{timeout} // '2s');
     for my $n (qw(a b)) {
         $edge{$n} = edge_start(name => $n,
@@ -325,6 +322,82 @@ subtest 'a database that takes the connection and never answers: nginx '
     is($? >> 8, 0, 'the hook is answered 503 (nothing acknowledged)');
     ok(time - $t0 < 15, sprintf('... within %.1f s', time - $t0));
     close $hole;
+};
+
+subtest 'another session holds a lock while an edge sets up its '
+      . 'connection: a deadlock there is an [error] and the next attempt '
+      . 'goes through' => sub {
+    for my $e (@edges) { $e->stop }
+    @edges = ();
+    Siteflow::Flow::start_mocks();
+    pg_empty();
+    my $e = edge_start(name => 'lock', port => $PORT_A, workers => 1,
+        http_config => "    siteflow_zone sf:4m;\n"
+                     . "    siteflow_queue $ENV{TEST_NGINX_PG_URL} pool=1 "
+                     . "lease=3s;\n"
+                     . "    siteflow_retry_backoff 100ms 500ms;\n",
+        config => storefront_conf());
+    push @edges, $e;
+    my $r = hook({ event => 'order_created', id => 6001 }, port => $PORT_A);
+    is($r->{status}, 202, 'the edge is up: a hook accepted');
+
+    # an operator's session: TRUNCATE takes siteflow_jobs then
+    # siteflow_index; this one takes them by hand, one at a time, and
+    # leaves the deadlock check to the edge (its own check waits 100 s)
+    my $s = pg_session();
+    $s->send("SET deadlock_timeout = '100s';");
+    $s->send('BEGIN;');
+    $s->send('LOCK TABLE siteflow_jobs IN ACCESS EXCLUSIVE MODE;');
+    my $held = "SELECT count(*) FROM pg_locks WHERE relation = "
+             . "'siteflow_jobs'::regclass AND mode = 'AccessExclusiveLock'";
+    is(Siteflow::Flow::wait_until(sub { 'the session holds siteflow_jobs' },
+        sub { pg_sql("$held AND granted") == 1 }, 10), '',
+       'a session holds siteflow_jobs');
+
+    # the edge's connection is cut: its next one runs the setup SQL, whose
+    # PREPAREs lock siteflow_index, then wait for siteflow_jobs
+    pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+           . "WHERE application_name = 'ngx_siteflow_module'");
+    my $waits = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+              . "USING (pid) WHERE l.relation = 'siteflow_jobs'::regclass "
+              . "AND NOT l.granted "
+              . "AND a.application_name = 'ngx_siteflow_module'";
+    is(Siteflow::Flow::wait_until(sub { 'the edge waits for siteflow_jobs' },
+        sub { pg_sql($waits) >= 1 }, 10), '',
+       'the edge\'s new connection waits in its set-up');
+    $s->send('LOCK TABLE siteflow_index IN ACCESS EXCLUSIVE MODE;');
+    $s->send("SELECT 'session got siteflow_index';");
+    my $t0 = time;
+    is(Siteflow::Flow::wait_until(sub { 'the session gets siteflow_index' },
+        sub { pg_sql("SELECT count(*) FROM pg_locks WHERE relation = "
+                     . "'siteflow_index'::regclass AND granted "
+                     . "AND mode = 'AccessExclusiveLock'") == 1 }, 15), '',
+       'the deadlock is found and the edge\'s set-up gives way');
+    $s->send('ROLLBACK;');
+    like($s->close, qr/session got siteflow_index/,
+         'the session went on once the edge gave way');
+
+    # until the next attempt (100 ms later) is up, a hook is not
+    # acknowledged: 503, and PrintNow sends it again
+    my @st;
+    is(Siteflow::Flow::wait_until(sub { 'a hook accepted (' . "@st" . ')' },
+        sub {
+            $r = hook({ event => 'order_created', id => 6002 },
+                      port => $PORT_A);
+            push @st, $r->{status};
+            $r->{status} == 202;
+        }, 10), '', 'a hook is accepted again (the next attempt set the '
+                    . 'connection up)');
+    is(scalar(grep { $_ != 202 && $_ != 503 } @st), 0,
+       'before that, 503 only (' . "@st" . ')');
+    is(wait_done(2), '', 'both jobs done');
+    is(tally(orders => [6001, 6002]),
+       "accepted 2\ncreated 2\nlost 0\nduplicated 0\n", 'tally');
+    my $log = $e->error_log;
+    like($log, qr/\[error\].*the setup SQL met another session's lock on PostgreSQL: .*deadlock/,
+         'the deadlock is logged as an [error] saying what happened');
+    unlike($log, qr/\[(?:alert|crit|emerg)\]/, 'no [alert] or [crit]')
+        or diag($log);
 };
 
 for my $e (@edges) { $e->stop }

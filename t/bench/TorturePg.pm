@@ -65,10 +65,7 @@ sub up { $Siteflow::Pg::Running ? 1 : 0 }
 # down) and its tables emptied, as t/151-pg-fleet.t does between scenarios
 sub round_start {
     Siteflow::Pg::pg_start() unless up();
-    Siteflow::Pg::pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS "
-        . "NOT NULL THEN TRUNCATE siteflow_jobs, siteflow_index; "
-        . "UPDATE siteflow_horizon SET pruned_max = 0, pruned_other = "
-        . "false, pruned = 0; END IF; END \$\$;");
+    Siteflow::Pg::pg_empty();
     return;
 }
 

@@ -145,10 +145,7 @@ sub _on_postgresql {
     return unless $h =~ s{siteflow_spool \$TEST_NGINX_SPOOL[^;]*;}
                          {siteflow_queue \$TEST_NGINX_PG_URL lease=3s;};
     $block->set_value(http_config => $h);
-    Siteflow::Pg::pg_sql("DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS "
-        . "NOT NULL THEN TRUNCATE siteflow_jobs, siteflow_index; "
-        . "UPDATE siteflow_horizon SET pruned_max = 0, pruned_other = "
-        . "false, pruned = 0; END IF; END \$\$;");
+    Siteflow::Pg::pg_empty();
     return;
 }
 

@@ -42,6 +42,21 @@ package Siteflow::Pg;
 #                  db => change them); dies with psql's error.  Returns
 #                  the output lines (list context) or them joined by "\n"
 #                  (scalar context: the value of a one-value query).
+# pg_empty()       empties the module's queue: its jobs, its sent-orders
+#                  index, the horizon, and schema rows newer than 1 (a
+#                  no-op before the module has created its tables).
+#                  An nginx of this or the previous test may be running
+#                  against the tables meanwhile (its first connection
+#                  prunes, its worker 0 claims): TRUNCATE then meets their
+#                  locks in another order and one side can be chosen as
+#                  the deadlock victim.  The statement is retried (up to
+#                  ~10 s) when it is the victim or waits more than 2 s.
+# pg_session()     a psql kept open (as pg_sql's user and database,
+#                  without ON_ERROR_STOP) for a transaction that must
+#                  stay open while the test does something else: returns
+#                  a handle; $s->send($sql) writes (and flushes) it,
+#                  $s->close ends psql (an open transaction rolls back)
+#                  and returns what it printed, errors included.
 # pg_url()         the URL (undef before pg_start)
 # pg_port()        the port pg_start() uses
 # pg_log()         the server's log so far (for diag on a failure)
@@ -118,8 +133,8 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(
-    pg_available pg_start pg_stop pg_restart pg_kill pg_sql pg_url
-    pg_port pg_log pg_dir edge_start
+    pg_available pg_start pg_stop pg_restart pg_kill pg_sql pg_empty
+    pg_session pg_url pg_port pg_log pg_dir edge_start
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
@@ -429,9 +444,74 @@ sub pg_sql {
         '-U', $o{user} // $SUPERUSER, '-d', $o{db} // $DB, '-f', $file],
         stderr => "$file.err");
     unlink $file, "$file.err";
-    die "Siteflow::Pg: psql failed (status $rc) on: $sql\n$err" if $rc;
+    if ($rc) {
+        $err =~ s/\s+\z//;
+        $err =~ s/\n/ | /g;
+        die "Siteflow::Pg: psql failed (status $rc): $err -- on: $sql\n";
+    }
     my @l = split /\n/, $out;
     return wantarray ? @l : join "\n", @l;
+}
+
+sub pg_empty {
+    return scalar pg_sql(<<'SQL');
+SET lock_timeout = '2s';
+DO $$
+BEGIN
+    FOR i IN 1 .. 50 LOOP
+        BEGIN
+            IF to_regclass('siteflow_jobs') IS NULL THEN
+                RETURN;
+            END IF;
+            TRUNCATE siteflow_jobs, siteflow_index;
+            UPDATE siteflow_horizon
+               SET pruned_max = 0, pruned_other = false, pruned = 0;
+            DELETE FROM siteflow_schema WHERE version > 1;
+            RETURN;
+        EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+            PERFORM pg_sleep(0.1);
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'the siteflow tables stayed locked';
+END
+$$;
+SQL
+}
+
+sub pg_session {
+    my (%o) = @_;
+    die "Siteflow::Pg: pg_session before pg_start\n" unless $Dir && $Running;
+    my $out = "$Dir/session-$$-" . ++$SqlSeq . '.out';
+    my $pid = open(my $fh, '|-');
+    die "Siteflow::Pg: fork: $!\n" unless defined $pid;
+    if (!$pid) {
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT;
+        { exec { "$Bin/psql" } "$Bin/psql", '-X', '-A', '-t', '-q', '-h',
+              $o{host} // $Dir, '-p', $Port, '-U', $o{user} // $SUPERUSER,
+              '-d', $o{db} // $DB }
+        POSIX::_exit(127);
+    }
+    my $old = select $fh;
+    $| = 1;
+    select $old;
+    return bless { fh => $fh, out => $out }, 'Siteflow::Pg::Session';
+}
+
+sub Siteflow::Pg::Session::send {
+    my ($s, $sql) = @_;
+    print { $s->{fh} } "$sql\n";
+    return;
+}
+
+sub Siteflow::Pg::Session::close {
+    my ($s) = @_;
+    return '' unless $s->{fh};
+    close delete $s->{fh};
+    my $text = '';
+    if (open my $in, '<', $s->{out}) { local $/; $text = <$in> // '' }
+    unlink $s->{out};
+    return $text;
 }
 
 sub pg_log {
