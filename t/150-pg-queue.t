@@ -30,13 +30,17 @@ BEGIN {
     pg_start();
 }
 
-sub pg_clean { pg_empty(); return }
 
 sub pg_jobs {
     my @l = pg_sql('SELECT kind, order_id, state, attempts, '
                    . 'lease_owner IS NULL FROM siteflow_jobs ORDER BY id');
     return @l;
 }
+
+# each block starts from an empty queue, emptied before its nginx starts
+# (an --- init section runs once nginx is up, next to its connection
+# set-up)
+add_block_preprocessor(sub { pg_empty() });
 
 repeat_each(1);
 plan 'no_plan';
@@ -52,8 +56,6 @@ __DATA__
     siteflow_queue $TEST_NGINX_PG_URL lease=5s;
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
---- init
-::pg_clean();
 --- request
 GET /ping
 --- response_body_filters eval
@@ -80,7 +82,6 @@ duplicated 0
     siteflow_queue $TEST_NGINX_PG_URL lease=5s;
 --- config eval: ::storefront_conf()
 --- init
-::pg_clean();
 ::send_and_wait(5001);
 --- request
 GET /ping
@@ -107,7 +108,6 @@ job order 5001 done 1
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
-::pg_clean();
 ::send_and_wait(5001);
 --- request eval
 [::pb_req(event => 'received', sourceOrderId => 'PN-5001'),
@@ -144,7 +144,6 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"UPS Ground","notify_custom
     siteflow_retry_backoff 100ms 500ms;
 --- config eval: ::storefront_conf()
 --- init
-::pg_clean();
 ::sf_rules({ on => 'POST /api/order/validate', status => 400, times => 1,
              json => { success => JSON::PP::false, error => { message => 'bad sku' } } });
 --- request
@@ -178,8 +177,6 @@ siteflow_queue_backend_info{backend="postgresql"
     siteflow_zone sf:4m;
     siteflow_queue $TEST_NGINX_PG_URL lease=5s;
 --- config eval: ::storefront_conf()
---- init
-::pg_clean();
 --- request
 GET /ping
 --- response_body_filters eval
