@@ -16,6 +16,7 @@
 #include "ngx_http_siteflow_jobs.h"
 #include "ngx_http_siteflow_log.h"
 #include "sf_job.h"
+#include "sf_json_tree.h"
 #include "sf_path.h"
 #include "sf_qrec.h"
 #include "sf_ring.h"
@@ -451,7 +452,7 @@ ngx_http_siteflow_order_transform(ngx_http_siteflow_run_t *run)
         return;
     }
 
-    w->body = json_dumps(w->siteflow, JSON_COMPACT);
+    w->body = sf_json_dump(w->siteflow);
 
     if (w->body == NULL) {
         ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
@@ -1071,7 +1072,7 @@ ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
 
     w = run->data;
 
-    rv = json_loadb((const char *) x->response, x->response_len, 0, &err);
+    rv = sf_json_load((const char *) x->response, x->response_len, &err);
 
     run->xfer = NULL;
     ngx_http_siteflow_xfer_destroy(x);
@@ -1144,7 +1145,7 @@ ngx_http_siteflow_siteflow_id(ngx_http_siteflow_run_t *run,
     json_error_t   err;
     ngx_int_t      rc;
 
-    root = json_loadb((const char *) x->response, x->response_len, 0, &err);
+    root = sf_json_load((const char *) x->response, x->response_len, &err);
 
     if (json_is_array(root)) {
         v = json_array_get(root, 0);
@@ -1212,7 +1213,7 @@ ngx_http_siteflow_answer_text(ngx_http_siteflow_xfer_t *x, u_char *buf,
 
     p = ngx_slprintf(buf, last, "HTTP %ui", x->status);
 
-    root = json_loadb((const char *) x->response, x->response_len, 0, &err);
+    root = sf_json_load((const char *) x->response, x->response_len, &err);
 
     e = json_object_get(root, "error");
     m = json_is_object(e) ? json_object_get(e, "message")

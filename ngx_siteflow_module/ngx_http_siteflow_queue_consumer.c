@@ -14,6 +14,7 @@
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_spool.h"
 #include "sf_job.h"
+#include "sf_json_tree.h"
 #include "sf_breaker.h"
 
 
@@ -484,12 +485,12 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
         goto failed;
     }
 
-    run->job = json_loadb((const char *) job->payload.data, job->payload.len,
-                          0, &err);
+    run->job = sf_json_load((const char *) job->payload.data,
+                            job->payload.len, &err);
 
     if (job->results.len) {
-        run->results = json_loadb((const char *) job->results.data,
-                                  job->results.len, 0, &err);
+        run->results = sf_json_load((const char *) job->results.data,
+                                    job->results.len, &err);
     }
 
     if (run->results == NULL) {
@@ -718,7 +719,7 @@ ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f)
         }
     }
 
-    results = json_dumps(run->results, JSON_COMPACT);
+    results = sf_json_dump(run->results);
 
     if (results) {
         op.results.data = (u_char *) results;

@@ -18,6 +18,7 @@
 #include "ngx_http_siteflow_pg.h"
 #include "ngx_http_siteflow_curl.h"
 #include "sf_job.h"
+#include "sf_json_tree.h"
 #include "sf_qrec.h"
 #include "sf_breaker.h"
 
@@ -650,12 +651,12 @@ ngx_http_siteflow_pgq_run(PGresult *res, int row)
                                         &lk->idx);
     }
 
-    run->job = json_loadb(PQgetvalue(res, row, 4),
-                          PQgetlength(res, row, 4), 0, &err);
+    run->job = sf_json_load(PQgetvalue(res, row, 4),
+                            PQgetlength(res, row, 4), &err);
 
     if (PQgetlength(res, row, 8)) {
-        run->results = json_loadb(PQgetvalue(res, row, 8),
-                                  PQgetlength(res, row, 8), 0, &err);
+        run->results = sf_json_load(PQgetvalue(res, row, 8),
+                                    PQgetlength(res, row, 8), &err);
     }
 
     if (run->results == NULL) {
@@ -730,7 +731,7 @@ ngx_http_siteflow_pgq_done(ngx_http_siteflow_run_t *run,
         f->out.index = &f->idx;
     }
 
-    f->results = json_dumps(run->results, JSON_COMPACT);
+    f->results = sf_json_dump(run->results);
 
     ngx_http_siteflow_pgq_event(&f->retry,
                                 ngx_http_siteflow_pgq_finish_retry);
