@@ -119,13 +119,25 @@ pg_q() {  # SQL -> psql's unaligned, tuples-only output
         -U postgres -d siteflow -c "$1"
 }
 
-# an empty queue (as t/151-pg-fleet.t's scenario()); no-op before the
-# module has created its tables
+# an empty queue (as Siteflow::Pg::pg_empty(), which t/151-pg-fleet.t's
+# scenario() uses); no-op before the module has created its tables;
+# retried when it meets a running edge's locks in a deadlock
 pg_empty() {
-    pg_q "DO \$\$ BEGIN IF to_regclass('siteflow_jobs') IS NOT NULL THEN
-          TRUNCATE siteflow_jobs, siteflow_index;
-          UPDATE siteflow_horizon SET pruned_max = 0, pruned_other = false,
-                 pruned = 0; END IF; END \$\$;"
+    pg_q "SET lock_timeout = '2s';
+          DO \$\$ BEGIN
+            FOR i IN 1 .. 50 LOOP
+              BEGIN
+                IF to_regclass('siteflow_jobs') IS NULL THEN RETURN; END IF;
+                TRUNCATE siteflow_jobs, siteflow_index;
+                UPDATE siteflow_horizon SET pruned_max = 0,
+                       pruned_other = false, pruned = 0;
+                RETURN;
+              EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+                PERFORM pg_sleep(0.1);
+              END;
+            END LOOP;
+            RAISE EXCEPTION 'the siteflow tables stayed locked';
+          END \$\$;"
 }
 
 pg_version() { pg_q "SHOW server_version" | awk '{ print $1 }'; }
