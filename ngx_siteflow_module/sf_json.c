@@ -543,67 +543,21 @@ sf_json_compact_string(const unsigned char **pp, const unsigned char *end)
 static int
 sf_json_compact_number(const unsigned char **pp, const unsigned char *end)
 {
-    int                   real;
     char                 *e;
     size_t                n, digits;
     double                d;
+    unsigned              real;
     const unsigned char  *p, *start;
     char                  token[48], back[48];
 
     start = *pp;
-    p = start;
-    real = 0;
 
-    if (p < end && *p == '-') {
-        p++;
-    }
-
-    if (p == end || *p < '0' || *p > '9') {
+    n = sf_json_number(start, end, &real, &digits);
+    if (n == 0) {
         return 0;
     }
 
-    if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9') {
-        return 0;
-    }
-
-    digits = 0;
-
-    while (p < end && *p >= '0' && *p <= '9') {
-        p++;
-        digits++;
-    }
-
-    if (p < end && *p == '.') {
-        real = 1;
-        p++;
-
-        if (p == end || *p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        real = 1;
-        p++;
-
-        if (p < end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-
-        if (p == end || *p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    n = (size_t) (p - start);
+    p = start + n;
 
     if (!real) {
         /* "-0" is read as 0 */
@@ -655,8 +609,6 @@ sf_json_escape(char *dst, const char *src, size_t len)
     size_t          i;
     unsigned char   c;
 
-    static const char  hex[] = "0123456789ABCDEF";
-
     d = dst;
     *d++ = '"';
 
@@ -668,42 +620,100 @@ sf_json_escape(char *dst, const char *src, size_t len)
             continue;
         }
 
-        *d++ = '\\';
-
-        switch (c) {
-        case '"':
-            *d++ = '"';
-            break;
-        case '\\':
-            *d++ = '\\';
-            break;
-        case '\b':
-            *d++ = 'b';
-            break;
-        case '\f':
-            *d++ = 'f';
-            break;
-        case '\n':
-            *d++ = 'n';
-            break;
-        case '\r':
-            *d++ = 'r';
-            break;
-        case '\t':
-            *d++ = 't';
-            break;
-        default:
-            *d++ = 'u';
-            *d++ = '0';
-            *d++ = '0';
-            *d++ = hex[c >> 4];
-            *d++ = hex[c & 0xf];
-        }
+        d += sf_json_escape_char(d, c);
     }
 
     *d++ = '"';
 
     return (size_t) (d - dst);
+}
+
+
+size_t
+sf_json_escape_char(char *dst, unsigned char c)
+{
+    const char  *e;
+
+    static const char  from[] = "\"\\\b\f\n\r\t";
+    static const char  to[] = "\"\\bfnrt";
+    static const char  hex[] = "0123456789ABCDEF";
+
+    dst[0] = '\\';
+
+    e = memchr(from, c, sizeof(from) - 1);
+
+    if (e != NULL) {
+        dst[1] = to[e - from];
+        return 2;
+    }
+
+    dst[1] = 'u';
+    dst[2] = '0';
+    dst[3] = '0';
+    dst[4] = hex[c >> 4];
+    dst[5] = hex[c & 0xf];
+
+    return 6;
+}
+
+
+size_t
+sf_json_number(const unsigned char *p, const unsigned char *end,
+    unsigned *real, size_t *digits)
+{
+    const unsigned char  *start;
+
+    start = p;
+    *real = 0;
+
+    if (p < end && *p == '-') {
+        p++;
+    }
+
+    if (p == end || *p < '0' || *p > '9') {
+        return 0;
+    }
+
+    if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9') {
+        return 0;
+    }
+
+    *digits = 0;
+
+    while (p < end && *p >= '0' && *p <= '9') {
+        p++;
+        (*digits)++;
+    }
+
+    if (p < end && *p == '.') {
+        *real = 1;
+
+        if (++p == end || *p < '0' || *p > '9') {
+            return 0;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *real = 1;
+
+        if (++p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == end || *p < '0' || *p > '9') {
+            return 0;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    return (size_t) (p - start);
 }
 
 
@@ -733,7 +743,6 @@ typedef struct {
 static int sf_json_strict_value(sf_json_strict_t *s);
 static int sf_json_strict_string(sf_json_strict_t *s, int key);
 static int sf_json_strict_number(sf_json_strict_t *s);
-static int sf_json_hex4(const unsigned char *p, unsigned *v);
 
 
 #define sf_json_ws(s)                                                        \
@@ -1027,67 +1036,21 @@ sf_json_strict_string(sf_json_strict_t *s, int key)
 static int
 sf_json_strict_number(sf_json_strict_t *s)
 {
-    int                   real;
     char                 *e;
     size_t                n, digits;
     double                d;
+    unsigned              real;
     const unsigned char  *p, *start;
     char                  token[48];
 
     start = s->p;
-    p = start;
-    real = 0;
 
-    if (p < s->end && *p == '-') {
-        p++;
-    }
-
-    if (p == s->end || *p < '0' || *p > '9') {
+    n = sf_json_number(start, s->end, &real, &digits);
+    if (n == 0) {
         return 0;
     }
 
-    if (*p == '0' && p + 1 < s->end && p[1] >= '0' && p[1] <= '9') {
-        return 0;
-    }
-
-    digits = 0;
-
-    while (p < s->end && *p >= '0' && *p <= '9') {
-        p++;
-        digits++;
-    }
-
-    if (p < s->end && *p == '.') {
-        real = 1;
-        p++;
-
-        if (p == s->end || *p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (p < s->end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < s->end && (*p == 'e' || *p == 'E')) {
-        real = 1;
-        p++;
-
-        if (p < s->end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-
-        if (p == s->end || *p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (p < s->end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    n = (size_t) (p - start);
+    p = start + n;
 
     if (!real) {
         if (digits > 18) {
@@ -1119,7 +1082,7 @@ sf_json_strict_number(sf_json_strict_t *s)
 }
 
 
-static int
+int
 sf_json_hex4(const unsigned char *p, unsigned *v)
 {
     unsigned  i, c;

@@ -103,6 +103,27 @@ int sf_json_compact(const unsigned char *p, size_t len);
 size_t sf_json_escape(char *dst, const char *src, size_t len);
 
 /*
+ * Writes the escape of c, which is '"', '\\' or below 0x20, as jansson
+ * writes it (\" \\ \b \f \n \r \t or \u00XX) into dst (room for 6);
+ * returns the bytes written.
+ */
+
+size_t sf_json_escape_char(char *dst, unsigned char c);
+
+/* the four hex digits at p as *v: 1, or 0 if they are not four hex digits */
+
+int sf_json_hex4(const unsigned char *p, unsigned *v);
+
+/*
+ * The length of the JSON number token at p (before end), or 0 if there is
+ * none: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; *real says whether
+ * it has a fraction or an exponent, *digits counts its integer digits.
+ */
+
+size_t sf_json_number(const unsigned char *p, const unsigned char *end,
+    unsigned *real, size_t *digits);
+
+/*
  * sf_json_strict(): 1 if p[0 .. len - 1] is, for sure, a JSON object
  * jansson reads with JSON_REJECT_DUPLICATES; then out (len bytes of room)
  * holds the same text without the whitespace between tokens, *out_len

@@ -30,10 +30,10 @@ typedef struct {
 static json_t *sf_json_tree_value(sf_json_tree_in_t *in, unsigned depth);
 static json_t *sf_json_tree_object(sf_json_tree_in_t *in, unsigned depth);
 static json_t *sf_json_tree_array(sf_json_tree_in_t *in, unsigned depth);
+static int sf_json_tree_next(sf_json_tree_in_t *in, unsigned char close);
 static int sf_json_tree_string(sf_json_tree_in_t *in, const char **s,
     size_t *len);
 static json_t *sf_json_tree_number(sf_json_tree_in_t *in);
-static int sf_json_tree_hex4(const unsigned char *p, unsigned *v);
 
 
 #define sf_json_tree_ws(c)                                                   \
@@ -206,23 +206,14 @@ sf_json_tree_object(sf_json_tree_in_t *in, unsigned depth)
             free(key);
         }
 
-        sf_json_tree_skip(in);
-
-        if (in->p == in->end) {
+        switch (sf_json_tree_next(in, '}')) {
+        case 1:
+            continue;
+        case 0:
+            return obj;
+        default:
             goto failed;
         }
-
-        if (*in->p == ',') {
-            in->p++;
-            continue;
-        }
-
-        if (*in->p == '}') {
-            in->p++;
-            return obj;
-        }
-
-        goto failed;
     }
 
 failed:
@@ -262,29 +253,45 @@ sf_json_tree_array(sf_json_tree_in_t *in, unsigned depth)
             goto failed;
         }
 
-        sf_json_tree_skip(in);
-
-        if (in->p == in->end) {
+        switch (sf_json_tree_next(in, ']')) {
+        case 1:
+            continue;
+        case 0:
+            return arr;
+        default:
             goto failed;
         }
-
-        if (*in->p == ',') {
-            in->p++;
-            continue;
-        }
-
-        if (*in->p == ']') {
-            in->p++;
-            return arr;
-        }
-
-        goto failed;
     }
 
 failed:
 
     json_decref(arr);
     return NULL;
+}
+
+
+/* after a member or element: 1 at ',', 0 at close (both taken), else -1 */
+
+static int
+sf_json_tree_next(sf_json_tree_in_t *in, unsigned char close)
+{
+    sf_json_tree_skip(in);
+
+    if (in->p == in->end) {
+        return -1;
+    }
+
+    if (*in->p == ',') {
+        in->p++;
+        return 1;
+    }
+
+    if (*in->p == close) {
+        in->p++;
+        return 0;
+    }
+
+    return -1;
 }
 
 
@@ -399,7 +406,7 @@ sf_json_tree_string(sf_json_tree_in_t *in, const char **s, size_t *len)
             return -1;
         }
 
-        if (p - q < 5 || sf_json_tree_hex4(q + 1, &c) != 0 || c == 0) {
+        if (p - q < 5 || !sf_json_hex4(q + 1, &c) || c == 0) {
             return -1;
         }
 
@@ -411,7 +418,7 @@ sf_json_tree_string(sf_json_tree_in_t *in, const char **s, size_t *len)
 
         if (c >= 0xd800 && c <= 0xdbff) {
             if (p - q < 7 || q[1] != '\\' || q[2] != 'u'
-                || sf_json_tree_hex4(q + 3, &lo) != 0
+                || !sf_json_hex4(q + 3, &lo)
                 || lo < 0xdc00 || lo > 0xdfff)
             {
                 return -1;
@@ -448,38 +455,6 @@ sf_json_tree_string(sf_json_tree_in_t *in, const char **s, size_t *len)
 }
 
 
-static int
-sf_json_tree_hex4(const unsigned char *p, unsigned *v)
-{
-    unsigned  i, c, n;
-
-    n = 0;
-
-    for (i = 0; i < 4; i++) {
-        c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            c -= '0';
-
-        } else if (c >= 'a' && c <= 'f') {
-            c -= 'a' - 10;
-
-        } else if (c >= 'A' && c <= 'F') {
-            c -= 'A' - 10;
-
-        } else {
-            return -1;
-        }
-
-        n = (n << 4) | c;
-    }
-
-    *v = n;
-
-    return 0;
-}
-
-
 /*
  * A number as jansson's lexer reads it: an integer when there is neither
  * a fraction nor an exponent (json_int_t; more than 18 digits: unsure),
@@ -491,69 +466,20 @@ static json_t *
 sf_json_tree_number(sf_json_tree_in_t *in)
 {
     char                  text[64], *e;
+    size_t                len, digits;
     double                d;
     json_int_t            n;
-    unsigned              real, digits;
+    unsigned              real;
     const unsigned char  *p, *start;
 
     start = in->p;
-    p = start;
-    real = 0;
 
-    if (*p == '-') {
-        p++;
-    }
-
-    if (p == in->end || *p < '0' || *p > '9') {
+    len = sf_json_number(start, in->end, &real, &digits);
+    if (len == 0) {
         return NULL;
     }
 
-    if (*p == '0') {
-        p++;
-
-        if (p < in->end && *p >= '0' && *p <= '9') {
-            return NULL;
-        }
-
-    } else {
-        while (p < in->end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    digits = (unsigned) (p - start) - (*start == '-');
-
-    if (p < in->end && *p == '.') {
-        real = 1;
-        p++;
-
-        if (p == in->end || *p < '0' || *p > '9') {
-            return NULL;
-        }
-
-        while (p < in->end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < in->end && (*p == 'e' || *p == 'E')) {
-        real = 1;
-        p++;
-
-        if (p < in->end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-
-        if (p == in->end || *p < '0' || *p > '9') {
-            return NULL;
-        }
-
-        while (p < in->end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    in->p = p;
+    in->p = start + len;
 
     if (!real) {
         if (digits > 18) {
@@ -569,17 +495,17 @@ sf_json_tree_number(sf_json_tree_in_t *in)
         return json_integer(*start == '-' ? -n : n);
     }
 
-    if ((size_t) (p - start) >= sizeof(text)) {
+    if (len >= sizeof(text)) {
         return NULL;
     }
 
-    memcpy(text, start, (size_t) (p - start));
-    text[p - start] = '\0';
+    memcpy(text, start, len);
+    text[len] = '\0';
 
     errno = 0;
     d = strtod(text, &e);
 
-    if (e != text + (p - start) || isinf(d) || isnan(d)) {
+    if (e != text + len || isinf(d) || isnan(d)) {
         return NULL;
     }
 
@@ -835,36 +761,7 @@ sf_json_tree_text(sf_json_tree_out_t *out, const char *s, size_t len)
 
         /* '"', '\\' or a control character, as jansson escapes them */
 
-        *d++ = '\\';
-
-        switch (*p) {
-        case '"':
-        case '\\':
-            *d++ = (char) *p;
-            break;
-        case '\b':
-            *d++ = 'b';
-            break;
-        case '\f':
-            *d++ = 'f';
-            break;
-        case '\n':
-            *d++ = 'n';
-            break;
-        case '\r':
-            *d++ = 'r';
-            break;
-        case '\t':
-            *d++ = 't';
-            break;
-        default:
-            *d++ = 'u';
-            *d++ = '0';
-            *d++ = '0';
-            *d++ = "0123456789ABCDEF"[*p >> 4];
-            *d++ = "0123456789ABCDEF"[*p & 0xf];
-        }
-
+        d += sf_json_escape_char(d, *p);
         p++;
     }
 

@@ -123,21 +123,8 @@ pg_q() {  # SQL -> psql's unaligned, tuples-only output
 # scenario() uses); no-op before the module has created its tables;
 # retried when it meets a running edge's locks in a deadlock
 pg_empty() {
-    pg_q "SET lock_timeout = '2s';
-          DO \$\$ BEGIN
-            FOR i IN 1 .. 50 LOOP
-              BEGIN
-                IF to_regclass('siteflow_jobs') IS NULL THEN RETURN; END IF;
-                TRUNCATE siteflow_jobs, siteflow_index;
-                UPDATE siteflow_horizon SET pruned_max = 0,
-                       pruned_other = false, pruned = 0;
-                RETURN;
-              EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
-                PERFORM pg_sleep(0.1);
-              END;
-            END LOOP;
-            RAISE EXCEPTION 'the siteflow tables stayed locked';
-          END \$\$;"
+    "$PG_BIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" \
+        -U postgres -d siteflow -f "$(dirname "${BASH_SOURCE[0]}")/../lib/Siteflow/pg-empty.sql"
 }
 
 pg_version() { pg_q "SHOW server_version" | awk '{ print $1 }'; }

@@ -454,28 +454,10 @@ sub pg_sql {
 }
 
 sub pg_empty {
-    return scalar pg_sql(<<'SQL');
-SET lock_timeout = '2s';
-DO $$
-BEGIN
-    FOR i IN 1 .. 50 LOOP
-        BEGIN
-            IF to_regclass('siteflow_jobs') IS NULL THEN
-                RETURN;
-            END IF;
-            TRUNCATE siteflow_jobs, siteflow_index;
-            UPDATE siteflow_horizon
-               SET pruned_max = 0, pruned_other = false, pruned = 0;
-            DELETE FROM siteflow_schema WHERE version > 1;
-            RETURN;
-        EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
-            PERFORM pg_sleep(0.1);
-        END;
-    END LOOP;
-    RAISE EXCEPTION 'the siteflow tables stayed locked';
-END
-$$;
-SQL
+    my $file = dirname(__FILE__) . '/pg-empty.sql';
+    open my $fh, '<', $file or die "Siteflow::Pg: $file: $!\n";
+    my $sql = do { local $/; <$fh> };
+    return scalar pg_sql($sql);
 }
 
 sub pg_session {
