@@ -89,6 +89,18 @@ static int ngx_http_siteflow_curl_debug(CURL *easy, curl_infotype type,
 
 static ngx_http_siteflow_curl_t  *ngx_http_siteflow_curl_ctx;
 
+/*
+ * Easy handles of finished transfers, reset, for the next ones: a handle
+ * is a few kilobytes that libcurl allocates and clears, and frees with its
+ * buffers; curl_easy_reset() keeps them.  Only while the multi handle
+ * lives (the delivering worker), and freed in exit_process.
+ */
+
+#define NGX_HTTP_SITEFLOW_CURL_SPARE  32
+
+static CURL       *ngx_http_siteflow_curl_spare[NGX_HTTP_SITEFLOW_CURL_SPARE];
+static ngx_uint_t  ngx_http_siteflow_curl_nspare;
+
 
 #define ngx_http_siteflow_curl_clear_ssl()  ERR_clear_error()
 
@@ -202,6 +214,11 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
     curl_multi_cleanup(ctx->multi);
     ctx->multi = NULL;
 
+    while (ngx_http_siteflow_curl_nspare) {
+        curl_easy_cleanup(
+           ngx_http_siteflow_curl_spare[--ngx_http_siteflow_curl_nspare]);
+    }
+
     ngx_http_siteflow_curl_clear_ssl();
 
     /* libcurl announced every socket's removal; free what it did not */
@@ -261,9 +278,14 @@ ngx_http_siteflow_xfer_create(ngx_log_t *log,
         goto failed;
     }
 
-    easy = curl_easy_init();
-    if (easy == NULL) {
-        goto failed;
+    if (ngx_http_siteflow_curl_nspare) {
+        easy = ngx_http_siteflow_curl_spare[--ngx_http_siteflow_curl_nspare];
+
+    } else {
+        easy = curl_easy_init();
+        if (easy == NULL) {
+            goto failed;
+        }
     }
 
     /* from here on every exit path frees the easy handle and headers */
@@ -472,7 +494,20 @@ ngx_http_siteflow_xfer_cleanup(void *data)
     ngx_http_siteflow_xfer_t  *x = data;
 
     if (x->easy != NULL) {
-        curl_easy_cleanup(x->easy);
+
+        /* never one that is still in the multi handle */
+
+        if (!x->running && ngx_http_siteflow_curl_ctx != NULL
+            && ngx_http_siteflow_curl_ctx->multi != NULL
+            && ngx_http_siteflow_curl_nspare < NGX_HTTP_SITEFLOW_CURL_SPARE)
+        {
+            curl_easy_reset(x->easy);
+            ngx_http_siteflow_curl_spare[ngx_http_siteflow_curl_nspare++] =
+                                                                     x->easy;
+        } else {
+            curl_easy_cleanup(x->easy);
+        }
+
         x->easy = NULL;
 
         ngx_http_siteflow_curl_clear_ssl();
