@@ -4,7 +4,6 @@
  */
 
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,10 +501,9 @@ sf_json_tree_number(sf_json_tree_in_t *in)
     memcpy(text, start, len);
     text[len] = '\0';
 
-    errno = 0;
     d = strtod(text, &e);
 
-    if (e != text + len || isinf(d) || isnan(d)) {
+    if (e != text + len || isinf(d)) {        /* overflow */
         return NULL;
     }
 
