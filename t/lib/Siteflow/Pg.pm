@@ -49,8 +49,9 @@ package Siteflow::Pg;
 #                  against the tables meanwhile (its first connection
 #                  prunes, its worker 0 claims): TRUNCATE then meets their
 #                  locks in another order and one side can be chosen as
-#                  the deadlock victim.  The statement is retried (up to
-#                  ~10 s) when it is the victim or waits more than 2 s.
+#                  the deadlock victim.  The statement is retried, up to
+#                  50 times, when it is the victim or waits more than 2 s
+#                  for a lock (t/lib/Siteflow/pg-empty.sql).
 # pg_session()     a psql kept open (as pg_sql's user and database,
 #                  without ON_ERROR_STOP) for a transaction that must
 #                  stay open while the test does something else: returns
