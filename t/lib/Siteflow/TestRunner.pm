@@ -240,6 +240,20 @@ sub is_running {
     return 1;
 }
 
+# the processes whose parent is $ppid (nginx's workers, cache processes)
+sub child_pids {
+    my ($ppid) = @_;
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        open my $fh, '<', "/proc/$p/stat" or next;
+        my $stat = <$fh> // '';
+        push @pids, $p if $stat =~ /^\d+ \(.*\) \S (\d+) /s && $1 == $ppid;
+    }
+    closedir $dh;
+    return @pids;
+}
+
 sub parse_time {
     my $t = shift;
     return undef unless defined $t;
@@ -710,6 +724,7 @@ sub hup_reload {
         return 0;
     }
     sleep $Sleep;
+    my @old = child_pids($pid);
     return 0 unless kill 'HUP', $pid;
     sleep $Sleep * 3;
     warn "$name\n" if $UseValgrind;
@@ -717,6 +732,11 @@ sub hup_reload {
         sleep 0.3;
     } else {
         wait_config_version($name);
+        # an old worker still accepts until it has read its QUIT: the
+        # block's requests must not meet the old configuration (bounded,
+        # a worker finishing a long request may stay longer)
+        my $deadline = time + 5;
+        sleep 0.02 while time < $deadline && grep { is_running($_) } @old;
     }
     check_prev_block_shutdown_error_log();
     return 1;
