@@ -56,9 +56,11 @@ my (@edges, %edge);
 sub http_conf {
     my (%o) = @_;
     my $ret = $o{retention} ? " index_retention=$o{retention}" : '';
+    my $conc = $o{concurrency}
+        ? "    siteflow_queue_concurrency $o{concurrency};\n" : '';
     return "    siteflow_zone sf:4m;\n"
          . "    siteflow_queue $ENV{TEST_NGINX_PG_URL} lease=3s$ret;\n"
-         . "    siteflow_retry_backoff 100ms 500ms;\n";
+         . "    siteflow_retry_backoff 100ms 500ms;\n" . $conc;
 }
 
 # a fresh scenario: new mocks, an empty queue, two edges started
@@ -128,7 +130,9 @@ subtest 'two edges share the queue: hooks spread over both, each order '
 
 subtest 'kill -9 of one edge mid-delivery: the other edge takes its '
       . 'jobs over after the lease, nothing lost or duplicated' => sub {
-    scenario(mocks => sub {
+    # at most 3 jobs in flight per edge: edge a cannot claim all ten
+    # before edge b's consumer looks (then b would have nothing to lose)
+    scenario(concurrency => 3, mocks => sub {
         Siteflow::Flow::stateful({ on => 'POST /api/order', status => 201,
                                    delay_ms => 1500, times => 6,
                                    json => { _id => '{{hex24}}' } });
