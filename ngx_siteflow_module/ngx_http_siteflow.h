@@ -86,7 +86,14 @@ typedef struct {
     ngx_msec_t                     retry_max;
     ngx_msec_t                     give_up;       /* 0: never */
     ngx_uint_t                     concurrency;
+    ngx_uint_t                     queue_workers; /* 0: all */
 } ngx_http_siteflow_main_conf_t;
+
+
+/* siteflow_queue_workers with siteflow_queue, in either order */
+#define NGX_HTTP_SITEFLOW_WORKERS_ON_PG                                    \
+    "\"siteflow_queue_workers\" applies to \"siteflow_spool\"; with "     \
+    "\"siteflow_queue\" worker 0 of each edge delivers (docs/fleet.md)"
 
 
 /* per server{} (a storefront); set at http{} level too and merged */

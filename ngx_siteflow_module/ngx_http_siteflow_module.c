@@ -83,6 +83,8 @@ static char *ngx_http_siteflow_retry_backoff(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_give_up(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_siteflow_queue_workers(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_resolve_api(ngx_conf_t *cf,
     ngx_http_siteflow_srv_conf_t *conf);
 static ngx_int_t ngx_http_siteflow_init_process(ngx_cycle_t *cycle);
@@ -213,6 +215,13 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_siteflow_main_conf_t, concurrency),
       &ngx_http_siteflow_concurrency_bounds },
+
+    { ngx_string("siteflow_queue_workers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_siteflow_queue_workers,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("siteflow_log"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
@@ -466,6 +475,7 @@ ngx_http_siteflow_create_main_conf(ngx_conf_t *cf)
     smcf->retry_max = NGX_CONF_UNSET_MSEC;
     smcf->give_up = NGX_CONF_UNSET_MSEC;
     smcf->concurrency = NGX_CONF_UNSET_UINT;
+    smcf->queue_workers = NGX_CONF_UNSET_UINT;
 
     if (ngx_array_init(&smcf->storefronts, cf->pool, 4,
                        sizeof(ngx_http_siteflow_srv_conf_t *))
@@ -499,6 +509,7 @@ ngx_http_siteflow_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(smcf->give_up, 0);
     ngx_conf_init_uint_value(smcf->concurrency, 32);
+    ngx_conf_init_uint_value(smcf->queue_workers, 1);
 
     if (smcf->requires_spool && smcf->queue == NULL
         && smcf->pg_queue == NULL)
@@ -1710,6 +1721,55 @@ ngx_http_siteflow_queue_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 #endif
+
+
+/*
+ * siteflow_queue_workers number | all: how many of the workers deliver
+ * the spool's jobs (ngx_http_siteflow_queue_init_process())
+ */
+
+static char *
+ngx_http_siteflow_queue_workers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_siteflow_main_conf_t  *smcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (smcf->queue_workers != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    if (smcf->pg_queue != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           NGX_HTTP_SITEFLOW_WORKERS_ON_PG);
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3
+        && ngx_strncmp(value[1].data, "all", 3) == 0)
+    {
+        smcf->queue_workers = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 1 || n > NGX_MAX_PROCESSES) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"siteflow_queue_workers\" \"%V\", "
+                           "expected a number from 1 to %d or \"all\"",
+                           &value[1], NGX_MAX_PROCESSES);
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->queue_workers = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+}
 
 
 static char *

@@ -68,6 +68,8 @@ static ngx_int_t ngx_http_siteflow_queue_copy(ngx_pool_t *pool,
 ngx_int_t
 ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                      n, concurrency;
+    ngx_core_conf_t                *ccf;
     ngx_http_siteflow_main_conf_t  *smcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -95,11 +97,39 @@ ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 
     ngx_http_siteflow_journal_init_process(cycle, smcf->queue);
 
-    if (ngx_worker != 0) {
+    /*
+     * siteflow_queue_workers: workers 0 .. n-1 deliver, never more of
+     * them than jobs may run at once; siteflow_queue_concurrency is
+     * shared out between them
+     */
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    n = (ngx_process == NGX_PROCESS_SINGLE) ? 1 : ccf->worker_processes;
+
+    if (smcf->queue_workers && smcf->queue_workers < n) {
+        n = smcf->queue_workers;
+    }
+
+    if (smcf->concurrency < n) {
+        n = smcf->concurrency;
+    }
+
+    if (ngx_worker >= n) {
         return NGX_OK;
     }
 
-    return ngx_http_siteflow_consumer_init_process(cycle, smcf->concurrency);
+    concurrency = smcf->concurrency / n
+                  + (ngx_worker < smcf->concurrency % n ? 1 : 0);
+
+    if (n > 1) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "siteflow: worker %ui of %ui delivers jobs, at most "
+                      "%ui at once", ngx_worker, n, concurrency);
+    }
+
+    return ngx_http_siteflow_consumer_init_process(cycle, concurrency,
+                                                   ngx_worker == 0);
 }
 
 

@@ -19,10 +19,22 @@
 
 
 /*
- * The consumer (worker 0): it claims due jobs, hands each to the runner
- * registered with ngx_http_siteflow_queue_runner() and writes the outcome
- * the runner gives back (ngx_http_siteflow_queue_done()).  Breakers, the
- * sweep of jobs claimed by dead processes and index pruning run here.
+ * The consumer, in each delivering worker (workers 0 .. n-1 with
+ * siteflow_queue_workers n, worker 0 alone by default): it claims due
+ * jobs, hands each to the runner registered with
+ * ngx_http_siteflow_queue_runner() and writes the outcome the runner gives
+ * back (ngx_http_siteflow_queue_done()).
+ *
+ * A claim is made under the zone's mutex and marks the job running with
+ * this pid, so a job runs in one process at a time; only the head of an
+ * order's chain is ever due, so the jobs of an order run one after the
+ * other whichever workers take them.  The storefronts' breakers are in
+ * the zone too (sh->brk), so that a storefront whose upstream fails is
+ * probed by one job at a time across all the workers; a probe whose
+ * process died ends at the next sweep.
+ *
+ * Worker 0 leads: the sweep of jobs claimed by dead processes, index
+ * pruning and compaction are its alone.
  */
 
 
@@ -35,14 +47,14 @@ typedef struct {
     ngx_event_t                    retry;
 } ngx_http_siteflow_finish_t;
 
-/* the breakers of the storefronts (sf_breaker.h), consumer-local */
-
 #define NGX_HTTP_SITEFLOW_SCAN_MAX     1000
 
-/* the consumer's state (worker 0) */
+/* the consumer's state (in each delivering worker) */
 
 typedef struct {
-    ngx_uint_t                     on;           /* this is the consumer */
+    ngx_uint_t                     on;           /* this is a consumer */
+    ngx_uint_t                     lead;         /* worker 0 */
+    ngx_uint_t                     concurrency;  /* runs at most */
     ngx_event_t                    event;
     ngx_uint_t                     runs;         /* jobs running */
     ngx_queue_t                    inflight;     /* their runs */
@@ -50,8 +62,6 @@ typedef struct {
     ngx_atomic_uint_t              seen_generation;
     ngx_queue_t                   *prune_cur;    /* index pruning cursor */
     ngx_http_siteflow_runner_pt    runner;       /* starts a job */
-
-    sf_breakers_t                  breakers;
 } ngx_http_siteflow_consumer_t;
 
 
@@ -65,6 +75,8 @@ static void ngx_http_siteflow_finish_retry(ngx_event_t *ev);
 static void ngx_http_siteflow_finish_cleanup(void *data);
 static void ngx_http_siteflow_run_free(ngx_http_siteflow_run_t *run);
 static void ngx_http_siteflow_breaker_publish(u_char *name, size_t len);
+static void ngx_http_siteflow_probe_end(ngx_http_siteflow_run_t *run);
+static int ngx_http_siteflow_pid_gone(uint64_t owner, void *data);
 static void ngx_http_siteflow_consumer_wake(void);
 static void ngx_http_siteflow_consumer_prune(void);
 static void ngx_http_siteflow_consumer_handler(ngx_event_t *ev);
@@ -84,7 +96,7 @@ ngx_http_siteflow_consumer_runner(ngx_http_siteflow_runner_pt runner)
 
 ngx_int_t
 ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
-    ngx_uint_t concurrency)
+    ngx_uint_t concurrency, ngx_uint_t lead)
 {
     if (ngx_http_siteflow_consumer.runner == NULL) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
@@ -99,6 +111,8 @@ ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
     }
 
     ngx_http_siteflow_consumer.on = 1;
+    ngx_http_siteflow_consumer.lead = lead;
+    ngx_http_siteflow_consumer.concurrency = concurrency;
     ngx_queue_init(&ngx_http_siteflow_consumer.inflight);
     ngx_http_siteflow_journal_on_applied(ngx_http_siteflow_consumer_wake);
 
@@ -141,6 +155,9 @@ ngx_http_siteflow_consumer_exit_process(ngx_cycle_t *cycle)
         q = ngx_queue_head(&ngx_http_siteflow_consumer.inflight);
         run = ngx_queue_data(q, ngx_http_siteflow_run_t, inflight);
 
+        /* its probe, if any, ends: another worker may take the next */
+        ngx_http_siteflow_probe_end(run);
+
         ngx_http_siteflow_consumer.runs--;
         ngx_http_siteflow_run_free(run);
     }
@@ -180,7 +197,7 @@ ngx_http_siteflow_consumer_prune(void)
 }
 
 
-/* the consumer (worker 0) */
+/* the consumer */
 
 static void
 ngx_http_siteflow_consumer_wake(void)
@@ -206,15 +223,15 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
     ngx_uint_t                       n;
     ngx_msec_t                       wait;
     ngx_http_siteflow_run_t         *run;
-    ngx_http_siteflow_main_conf_t   *smcf;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;     /* runs in flight finish; nothing new starts */
     }
 
-    if (ngx_current_msec - ngx_http_siteflow_consumer.last_sweep
-        >= NGX_HTTP_SITEFLOW_SWEEP
-        || ngx_http_siteflow_consumer.last_sweep == 0)
+    if (ngx_http_siteflow_consumer.lead
+        && (ngx_current_msec - ngx_http_siteflow_consumer.last_sweep
+            >= NGX_HTTP_SITEFLOW_SWEEP
+            || ngx_http_siteflow_consumer.last_sweep == 0))
     {
         ngx_http_siteflow_consumer.last_sweep = ngx_current_msec;
         ngx_http_siteflow_sweep();
@@ -222,16 +239,17 @@ ngx_http_siteflow_consumer_handler(ngx_event_t *ev)
         ngx_http_siteflow_compact();
     }
 
-    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_siteflow_module);
-
     ngx_http_siteflow_consumer.seen_generation =
                                        ngx_http_siteflow_qc->sh->generation;
 
     now = ngx_http_siteflow_now_ms();
     next = 0;
 
-    for (n = 0; ngx_http_siteflow_consumer.runs < smcf->concurrency; n++) {
+    for (n = 0;
+         ngx_http_siteflow_consumer.runs
+         < ngx_http_siteflow_consumer.concurrency;
+         n++)
+    {
 
         if (n == NGX_HTTP_SITEFLOW_CLAIM_BATCH) {
             /* more after nginx has looked at its other connections */
@@ -275,6 +293,7 @@ ngx_http_siteflow_consumer_breaker(ngx_http_siteflow_run_t *run,
     unsigned                        up, probe;
     uint64_t                        backoff;
     sf_breaker_t                   *b;
+    sf_breakers_t                  *brk;
     sf_breaker_change_t             change;
     ngx_http_siteflow_main_conf_t  *smcf;
 
@@ -287,19 +306,32 @@ ngx_http_siteflow_consumer_breaker(ngx_http_siteflow_run_t *run,
 
     up = siteflow ? SF_BREAKER_SITEFLOW : SF_BREAKER_PRINTNOW;
     probe = run->probe;
+    brk = &ngx_http_siteflow_qc->sh->brk;
+
+    if (ok && probe == 0 && brk->open == 0) {
+        /*
+         * the common case: nothing open, nothing to change (read without
+         * the lock: a breaker another worker opens at this moment stays
+         * open until its probe is answered)
+         */
+        return;
+    }
+
+    ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
 
     backoff = ok ? 0
               : sf_job_backoff_ms(sf_breaker_next_failures(
-                                      &ngx_http_siteflow_consumer.breakers,
-                                      (char *) run->storefront.data,
+                                      brk, (char *) run->storefront.data,
                                       run->storefront.len, up),
                                   smcf->retry_base, smcf->retry_max,
                                   (uint32_t) ngx_random());
 
-    change = sf_breaker_report(&ngx_http_siteflow_consumer.breakers,
-                               (char *) run->storefront.data,
+    change = sf_breaker_report(brk, (char *) run->storefront.data,
                                run->storefront.len, up, ok, &probe,
                                ngx_http_siteflow_now_ms(), backoff, &b);
+
+    ngx_shmtx_unlock(&ngx_http_siteflow_qc->shpool->mutex);
+
     run->probe = probe;
 
     if (change == SF_BREAKER_SAME) {
@@ -319,7 +351,7 @@ ngx_http_siteflow_consumer_breaker(ngx_http_siteflow_run_t *run,
 }
 
 
-/* a copy in the zone for the metrics, which any worker may serve */
+/* the storefront's gauge for the metrics, which any worker may serve */
 
 static void
 ngx_http_siteflow_breaker_publish(u_char *name, size_t len)
@@ -329,16 +361,15 @@ ngx_http_siteflow_breaker_publish(u_char *name, size_t len)
 
     sh = ngx_http_siteflow_qc->sh;
 
+    ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
+
+    /* open while any of its upstreams' breakers is */
+
+    failures = sf_breaker_failures(&sh->brk, (char *) name, len);
+
     if (len > NGX_HTTP_SITEFLOW_NAME_LEN) {
         len = NGX_HTTP_SITEFLOW_NAME_LEN;
     }
-
-    /* the storefront's gauge: open while any of its upstreams' is */
-
-    failures = sf_breaker_failures(&ngx_http_siteflow_consumer.breakers,
-                                   (char *) name, len);
-
-    ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
 
     for (i = 0; i < sh->nbreakers; i++) {
         if (sh->breakers[i].len == len
@@ -366,16 +397,20 @@ static ngx_int_t
 ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
     ngx_uint_t *probe)
 {
-    unsigned  bits;
+    unsigned        bits;
+    sf_breakers_t  *brk;
+
+    /* under the zone's mutex (the claim's) */
 
     *probe = 0;
+    brk = &ngx_http_siteflow_qc->sh->brk;
 
-    if (ngx_http_siteflow_consumer.breakers.open == 0) {
+    if (brk->open == 0) {
         return 1;
     }
 
-    if (!sf_breaker_allows(&ngx_http_siteflow_consumer.breakers,
-                           (char *) job->storefront.data, job->storefront.len,
+    if (!sf_breaker_allows(brk, (char *) job->storefront.data,
+                           job->storefront.len,
                            ngx_http_siteflow_job_upstreams(job->kind,
                                                            &job->storefront),
                            now, &bits))
@@ -383,9 +418,44 @@ ngx_http_siteflow_breaker_allows(ngx_http_siteflow_job_t *job, uint64_t now,
         return 0;
     }
 
+    /* the probe is this process's: if it dies, the sweep ends it */
+
+    sf_breaker_probe_owner(brk, (char *) job->storefront.data,
+                           job->storefront.len, bits, (uint64_t) ngx_pid);
+
     *probe = bits;
 
     return 1;
+}
+
+
+static void
+ngx_http_siteflow_probe_end(ngx_http_siteflow_run_t *run)
+{
+    unsigned  probe;
+
+    if (run->probe == 0) {
+        return;
+    }
+
+    probe = run->probe;
+
+    ngx_shmtx_lock(&ngx_http_siteflow_qc->shpool->mutex);
+    sf_breaker_probe_end(&ngx_http_siteflow_qc->sh->brk,
+                         (char *) run->storefront.data, run->storefront.len,
+                         &probe);
+    ngx_shmtx_unlock(&ngx_http_siteflow_qc->shpool->mutex);
+
+    run->probe = 0;
+}
+
+
+static int
+ngx_http_siteflow_pid_gone(uint64_t owner, void *data)
+{
+    ngx_pid_t  pid = (ngx_pid_t) owner;
+
+    return pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH;
 }
 
 
@@ -531,6 +601,7 @@ static void
 ngx_http_siteflow_sweep(void)
 {
     ngx_pid_t                        pid;
+    ngx_uint_t                       probes;
     ngx_queue_t                     *q, *next;
     ngx_http_siteflow_job_t         *job;
     ngx_http_siteflow_queue_sh_t    *sh;
@@ -553,6 +624,9 @@ ngx_http_siteflow_sweep(void)
     }
 
     ngx_shmtx_lock(&qc->shpool->mutex);
+
+    probes = sf_breaker_probes_release(&sh->brk, ngx_http_siteflow_pid_gone,
+                                       NULL);
 
     for (q = ngx_queue_head(&sh->running);
          q != ngx_queue_sentinel(&sh->running);
@@ -591,6 +665,12 @@ ngx_http_siteflow_sweep(void)
     }
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
+
+    if (probes) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "siteflow: %ui breaker probe(s) were run by a process "
+                      "that is gone; the next job may probe", probes);
+    }
 }
 
 
@@ -614,15 +694,8 @@ ngx_http_siteflow_consumer_done(ngx_http_siteflow_run_t *run,
     f->run = run;
     f->out = *out;
 
-    if (run->probe) {
-        /* the probe ended without an answer either way */
-        unsigned  probe = run->probe;
-
-        sf_breaker_probe_end(&ngx_http_siteflow_consumer.breakers,
-                             (char *) run->storefront.data,
-                             run->storefront.len, &probe);
-        run->probe = 0;
-    }
+    /* a probe not yet ended by an answer either way ends here */
+    ngx_http_siteflow_probe_end(run);
 
     if (out->error.len > NGX_HTTP_SITEFLOW_ERROR_MAX) {
         f->out.error.len = NGX_HTTP_SITEFLOW_ERROR_MAX;

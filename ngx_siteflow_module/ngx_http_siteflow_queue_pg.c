@@ -173,6 +173,12 @@ ngx_http_siteflow_pgq_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (smcf->queue_workers != NGX_CONF_UNSET_UINT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           NGX_HTTP_SITEFLOW_WORKERS_ON_PG);
+        return NGX_CONF_ERROR;
+    }
+
     value = cf->args->elts;
 
     if (!(value[1].len > sizeof("postgresql://") - 1

@@ -17,6 +17,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "sf_qrec.h"
+#include "sf_breaker.h"
 
 
 /*
@@ -43,7 +44,7 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    3
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    4
 #define NGX_HTTP_SITEFLOW_SH_BREAKERS     64        /* published */
 #define NGX_HTTP_SITEFLOW_NAME_LEN        128       /* of a breaker */
 
@@ -154,7 +155,13 @@ typedef struct {
     ngx_shmtx_t                    write_mtx;    /* in shared memory: its
                                                     semaphore must be */
 
-    /* the consumer's breakers, for the metrics (layout 2) */
+    /*
+     * the storefronts' breakers, shared by the delivering workers (layout
+     * 4), under the zone's mutex; a probe's owner is its worker's pid
+     */
+    sf_breakers_t                  brk;
+
+    /* the breakers' gauges by storefront, for the metrics (layout 2) */
     ngx_uint_t                     nbreakers;
     struct {
         u_char                     name[NGX_HTTP_SITEFLOW_NAME_LEN];
@@ -310,10 +317,11 @@ ngx_int_t ngx_http_siteflow_queue_recover(ngx_http_siteflow_queue_conf_t *qc,
 void ngx_http_siteflow_compact(void);
 
 
-/* the consumer (ngx_http_siteflow_queue_consumer.c), worker 0 */
+/* the consumer (ngx_http_siteflow_queue_consumer.c), in each delivering
+   worker (siteflow_queue_workers) */
 
 ngx_int_t ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
-    ngx_uint_t concurrency);
+    ngx_uint_t concurrency, ngx_uint_t lead);
 void ngx_http_siteflow_consumer_exit_process(ngx_cycle_t *cycle);
 /* queue.h's runner(), done() and breaker_report() of the spool */
 void ngx_http_siteflow_consumer_runner(ngx_http_siteflow_runner_pt runner);

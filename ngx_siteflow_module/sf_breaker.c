@@ -138,6 +138,7 @@ sf_breaker_report(sf_breakers_t *s, const char *name, size_t len,
 
     if (probed) {
         b->probing = 0;
+        b->owner = 0;
         *probe &= ~up;
     }
 
@@ -193,6 +194,7 @@ sf_breaker_probe_end(sf_breakers_t *s, const char *name, size_t len,
     for (i = 0; i < 2; i++) {
         if ((*probe & (1u << i)) && by[i] != NULL) {
             by[i]->probing = 0;
+            by[i]->owner = 0;
         }
     }
 
@@ -217,4 +219,48 @@ sf_breaker_failures(sf_breakers_t *s, const char *name, size_t len)
     }
 
     return failures;
+}
+
+
+void
+sf_breaker_probe_owner(sf_breakers_t *s, const char *name, size_t len,
+    unsigned probe, uint64_t owner)
+{
+    unsigned       i;
+    sf_breaker_t  *by[2];
+
+    if (probe == 0) {
+        return;
+    }
+
+    sf_breakers_of(s, name, len, by);
+
+    for (i = 0; i < 2; i++) {
+        if ((probe & (1u << i)) && by[i] != NULL && by[i]->probing) {
+            by[i]->owner = owner;
+        }
+    }
+}
+
+
+unsigned
+sf_breaker_probes_release(sf_breakers_t *s,
+    int (*gone)(uint64_t owner, void *data), void *data)
+{
+    unsigned       i, n;
+    sf_breaker_t  *b;
+
+    n = 0;
+
+    for (i = 0; i < s->n; i++) {
+        b = &s->b[i];
+
+        if (b->probing && b->owner != 0 && gone(b->owner, data)) {
+            b->probing = 0;
+            b->owner = 0;
+            n++;
+        }
+    }
+
+    return n;
 }

@@ -38,6 +38,8 @@ typedef struct {
                                             closed */
     uint64_t             until;          /* the next probe, ms */
     unsigned             probing;        /* a probe is out */
+    uint64_t             owner;          /* who runs it (a pid), if told:
+                                            sf_breaker_probe_owner() */
 } sf_breaker_t;
 
 
@@ -93,6 +95,18 @@ void sf_breaker_probe_end(sf_breakers_t *s, const char *name, size_t len,
 /* the larger failure count of the storefront's breakers (its gauge) */
 unsigned sf_breaker_failures(sf_breakers_t *s, const char *name,
     size_t len);
+
+/*
+ * Breakers shared by several processes: the probes just given by
+ * sf_breaker_allows() (its *probe) belong to owner; a probe whose owner
+ * gone() says is gone ends, so that the breaker can give the next one.
+ * Returns the number of probes ended.
+ */
+void sf_breaker_probe_owner(sf_breakers_t *s, const char *name, size_t len,
+    unsigned probe, uint64_t owner);
+
+unsigned sf_breaker_probes_release(sf_breakers_t *s,
+    int (*gone)(uint64_t owner, void *data), void *data);
 
 
 #endif /* _SF_BREAKER_H_INCLUDED_ */

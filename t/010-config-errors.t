@@ -919,3 +919,68 @@ pw-not-real-7c1e
 --- must_die
 --- error_log
 "siteflow_spool" and "siteflow_queue" cannot both be set
+
+
+
+=== TEST 73: siteflow_queue_workers 0
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_queue_workers 0;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid "siteflow_queue_workers" "0", expected a number from 1 to 1024 or "all" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 74: siteflow_queue_workers with a word other than "all"
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_queue_workers auto;
+--- config
+--- must_die
+--- error_log
+invalid "siteflow_queue_workers" "auto", expected a number from 1 to 1024 or "all"
+
+
+
+=== TEST 75: siteflow_queue_workers twice
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_queue_workers 2;
+    siteflow_queue_workers all;
+--- config
+--- must_die
+--- error_log
+"siteflow_queue_workers" directive is duplicate
+
+
+
+=== TEST 76: siteflow_queue_workers with siteflow_queue: each edge's worker 0 delivers, so nginx -t refuses it (the URL not echoed)
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue postgresql://sf:pw-not-real-5d2a@127.0.0.1/siteflow;
+    siteflow_queue_workers 2;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"siteflow_queue_workers" applies to "siteflow_spool"; with "siteflow_queue" worker 0 of each edge delivers \(docs\/fleet\.md\) in \S+nginx\.conf:\d+/
+--- no_error_log
+pw-not-real-5d2a
+
+
+
+=== TEST 77: siteflow_queue after siteflow_queue_workers: the same refusal in this order
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue_workers all;
+    siteflow_queue postgresql://sf:pw-not-real-5d2a@127.0.0.1/siteflow;
+--- config
+--- must_die
+--- error_log
+"siteflow_queue_workers" applies to "siteflow_spool"; with "siteflow_queue" worker 0 of each edge delivers
+--- no_error_log
+pw-not-real-5d2a

@@ -92,10 +92,10 @@ sub no_alerts {
         or diag(join '', @bad[0 .. ($#bad < 5 ? $#bad : 5)]);
 }
 
-# the worker process holding a TCP connection to 127.0.0.1:$port
-sub worker_connected_to {
+# the worker processes holding a TCP connection to 127.0.0.1:$port
+sub workers_connected_to {
     my ($p, $port) = @_;
-    my %inode;
+    my (%inode, @found);
     for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
         open my $fh, '<', $f or next;
         while (<$fh>) {
@@ -108,10 +108,26 @@ sub worker_connected_to {
     for my $w (@w) {
         for my $fd (glob "/proc/$w/fd/*") {
             my $l = readlink($fd) // next;
-            return $w if $l =~ /^socket:\[(\d+)\]$/ && $inode{$1};
+            if ($l =~ /^socket:\[(\d+)\]$/ && $inode{$1}) {
+                push @found, $w;
+                last;
+            }
         }
     }
-    return undef;
+    return @found;
+}
+
+sub worker_connected_to { (workers_connected_to(@_))[0] }
+
+# the pid of the worker that logged "worker N of M delivers jobs" last
+sub delivering_worker {
+    my ($p, $n) = @_;
+    open my $fh, '<', "$p/logs/error.log" or return undef;
+    my $pid;
+    while (<$fh>) {
+        $pid = $1 if /\] (\d+)#\d+: siteflow: worker $n of \d+ delivers jobs/;
+    }
+    return $pid;
 }
 
 # ---------------------------------------------------------------------------
@@ -852,6 +868,127 @@ subtest 'index_retention: a 1m zone takes more orders than it holds, no duplicat
        'accepted vs created vs duplicated');
     nginx_stop($p);
     no_alerts($p, 'index retention');
+};
+
+# ---------------------------------------------------------------------------
+# siteflow_queue_workers: more than one worker delivers (the spool's claim
+# is in its zone; the breakers too)
+
+subtest 'siteflow_queue_workers all: both workers deliver; kill -9 of the one that is not worker 0 mid-create' => sub {
+    spool_only();
+    my $p = scenario(http => "    siteflow_queue_workers all;\n"
+                           . "    siteflow_queue_concurrency 2;\n");
+    my ($w0, $w1);
+    is(wait_until('worker 0 and worker 1 deliver', sub {
+           $w0 = delivering_worker($p, 0);
+           $w1 = delivering_worker($p, 1);
+           $w0 && $w1 && $w0 != $w1 }), '', 'worker 0 and worker 1 deliver')
+        or return;
+    stateful({ on => 'POST /api/order', status => 201, delay_ms => 3000,
+               times => 2, json => { _id => '{{hex24}}' } });
+    my @acc = (6001, 6002);
+    for my $id (@acc) {
+        is(hook({ event => 'order_created', id => $id })->{status}, 202,
+           "hook $id accepted");
+    }
+    is(wait_requests(siteflow => 'POST /api/order', 2), '',
+       'both creates reached SiteFlow');
+    # one job at a time per worker (concurrency 2 shared by 2): each
+    # worker holds one of the creates
+    my @w = sort { $a <=> $b } workers_connected_to($p,
+        $Siteflow::Flow::Mock{siteflow}->port);
+    is("@w", join(' ', sort { $a <=> $b } $w0, $w1),
+       'each worker has a connection to SiteFlow');
+    kill 'KILL', $w1;
+    is(wait_until("worker $w1 gone", sub { !kill 0, $w1 }), '',
+       "worker 1 ($w1) killed");
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '',
+       'both orders created');
+    is(wait_jobs('idle', sub { !grep { $_->{state} =~ /pending|retrying/ } @{ $_[0] } }),
+       '', 'queue idle');
+    is(tally(orders => \@acc),
+       "accepted 2\ncreated 2\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    # (worker 0's create times out too: siteflow_timeout is 2 s here)
+    ok(scalar @{ mock_requests('siteflow', 'GET /api/order/bysourceid/*') },
+       'the interrupted creates were looked up before anything else');
+    my $log = do { local (@ARGV, $/) = ("$p/logs/error.log"); <> };
+    like($log, qr/was being delivered by process $w1, which is gone; it is resumed/,
+         'worker 0 resumed the job of the dead worker');
+    nginx_stop($p);
+    no_alerts($p, 'siteflow_queue_workers kill');
+};
+
+subtest 'siteflow_queue_workers all: SiteFlow failing: one job at a time calls it, across both workers' => sub {
+    spool_only();
+    my $p = scenario(http => "    siteflow_queue_workers all;\n",
+                     backoff => '100ms 200ms');
+    stateful({ on => 'POST /api/order/validate', status => 503, delay_ms => 300,
+               json => { success => JSON::PP::false, error => { code => 503 } } });
+    my @acc = (6001 .. 6006);
+    for my $id (@acc) {
+        is(hook({ event => 'order_created', id => $id })->{status}, 202,
+           "hook $id accepted");
+    }
+    # the second and later validates of each order are retries, which
+    # only the breaker's probe may be: each begins after the one before
+    # it was answered, whichever worker sent it
+    my $late = sub {
+        my (%n, @r);
+        for my $q (sort { $a->{time} <=> $b->{time} || $a->{seq} <=> $b->{seq} }
+                   @{ mock_requests('siteflow', 'POST /api/order/validate') }) {
+            my $src = (json_of($q->{body}) // {})->{orderData}{sourceOrderId} // '';
+            push @r, $q if ++$n{$src} >= 2;
+        }
+        \@r };
+    is(wait_until(sub { '6 validates that are retries' },
+                  sub { @{ $late->() } >= 6 }, 30), '',
+       'SiteFlow probed while it fails');
+    my $v = $late->();
+    my $overlap = grep { $v->[$_]{time} < $v->[$_ - 1]{time} + 300 } 1 .. $#$v;
+    is($overlap, 0, 'SiteFlow called by one job at a time');
+    stateful();
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '',
+       'all orders created once SiteFlow answers');
+    is(tally(orders => \@acc),
+       "accepted 6\ncreated 6\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    nginx_stop($p);
+    no_alerts($p, 'siteflow_queue_workers breaker');
+};
+
+subtest 'siteflow_queue_workers all: kill -9 of the workers while a breaker probe is out: the probe ends, the storefront resumes' => sub {
+    spool_only();
+    my $p = scenario(http => "    siteflow_queue_workers all;\n",
+                     backoff => '100ms 200ms');
+    stateful({ on => 'POST /api/order/validate', status => 503, delay_ms => 2000,
+               json => { success => JSON::PP::false, error => { code => 503 } } });
+    my @acc = (6001 .. 6003);
+    for my $id (@acc) {
+        is(hook({ event => 'order_created', id => $id })->{status}, 202,
+           "hook $id accepted");
+    }
+    # three first attempts, then the probe: the fourth validate
+    is(wait_requests(siteflow => 'POST /api/order/validate', 4, 30), '',
+       'the breaker opened and its probe is out');
+    my ($m, @w) = @{ nginx_pids($p) };
+    kill 'KILL', @w;
+    is(wait_until('workers gone', sub { !grep { kill 0, $_ } @w }), '',
+       'both workers killed with the probe out');
+    stateful();
+    is(wait_until('every accepted order created', sub {
+           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '',
+       'all orders created: the probe of the dead worker did not keep the breaker shut');
+    is(tally(orders => \@acc),
+       "accepted 3\ncreated 3\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+    my $log = do { local (@ARGV, $/) = ("$p/logs/error.log"); <> };
+    like($log, qr/1 breaker probe\(s\) were run by a process that is gone/,
+         'the probe was ended by the sweep');
+    nginx_stop($p);
+    no_alerts($p, 'siteflow_queue_workers probe');
 };
 
 END {

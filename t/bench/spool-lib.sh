@@ -104,6 +104,7 @@ CONF
 
 # the nginx under test.  Env: PN_URL (PrintNow), SF_URL (SiteFlow),
 # SF_CONCURRENCY, SF_TIMEOUT, SF_BACKOFF, SF_EXTRA (more server lines),
+# SF_QUEUE_WORKERS (siteflow_queue_workers, default the module's: 1),
 # SF_CPU (worker_cpu_affinity, default none)
 sb_sf_conf() {
     cat > "$SB/sf/nginx.conf" <<CONF
@@ -121,6 +122,7 @@ http {
     siteflow_spool $SB/spool size=${SF_SPOOL_SIZE:-256m};
     siteflow_retry_backoff ${SF_BACKOFF:-100ms 1s};
     siteflow_queue_concurrency ${SF_CONCURRENCY:-32};
+    ${SF_QUEUE_WORKERS:+siteflow_queue_workers $SF_QUEUE_WORKERS;}
     siteflow_timeout ${SF_TIMEOUT:-10s};
     server {
         listen 127.0.0.1:$SF_PORT backlog=4096;

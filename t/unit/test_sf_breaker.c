@@ -191,6 +191,58 @@ test_names_and_room(void **state)
 }
 
 
+static int
+gone(uint64_t owner, void *data)
+{
+    return owner == *(uint64_t *) data;
+}
+
+
+/* shared by processes: a probe whose process is gone ends */
+
+static void
+test_probe_of_a_gone_owner(void **state)
+{
+    uint64_t  dead = 0;
+    unsigned  probe = 0, p2 = 0;
+
+    (void) state;
+
+    assert_int_equal(failed(S1, SF, &probe, 1000, 500), SF_BREAKER_OPENED);
+    assert_int_equal(failed(S2, SF, &probe, 1000, 500), SF_BREAKER_OPENED);
+
+    /* process 101 probes shop1's SiteFlow, process 202 shop2's */
+    assert_int_equal(sf_breaker_allows(&br, S1, SF | PN, 1500, &probe), 1);
+    assert_int_equal(probe, SF);
+    sf_breaker_probe_owner(&br, S1, probe, 101);
+    assert_int_equal(sf_breaker_allows(&br, S2, SF, 1500, &p2), 1);
+    sf_breaker_probe_owner(&br, S2, p2, 202);
+
+    /* nobody gone: nothing ends, shop1 waits for its probe */
+    assert_int_equal(sf_breaker_probes_release(&br, gone, &dead), 0);
+    assert_int_equal(sf_breaker_allows(&br, S1, SF, 1600, &p2), 0);
+
+    /* 101 is gone: its probe ends, the next one may go; 202's stays */
+    dead = 101;
+    assert_int_equal(sf_breaker_probes_release(&br, gone, &dead), 1);
+    assert_int_equal(sf_breaker_allows(&br, S1, SF, 1600, &p2), 1);
+    assert_int_equal(p2, SF);
+    assert_int_equal(sf_breaker_allows(&br, S2, SF, 1600, &probe), 0);
+    assert_int_equal(sf_breaker_failures(&br, S1), 1);   /* still open */
+
+    /* a probe that ended by its answer has no owner left */
+    sf_breaker_probe_owner(&br, S1, p2, 303);
+    assert_int_equal(answered(S1, SF, &p2), SF_BREAKER_CLOSED);
+    dead = 303;
+    assert_int_equal(sf_breaker_probes_release(&br, gone, &dead), 0);
+
+    /* an owner told for a probe not given changes nothing */
+    sf_breaker_probe_owner(&br, S1, SF, 404);
+    dead = 404;
+    assert_int_equal(sf_breaker_probes_release(&br, gone, &dead), 0);
+}
+
+
 int
 main(void)
 {
@@ -201,6 +253,7 @@ main(void)
                                setup),
         cmocka_unit_test_setup(test_upstreams_apart, setup),
         cmocka_unit_test_setup(test_names_and_room, setup),
+        cmocka_unit_test_setup(test_probe_of_a_gone_owner, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
