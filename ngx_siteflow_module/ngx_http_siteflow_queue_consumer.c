@@ -61,6 +61,8 @@ typedef struct {
     ngx_msec_t                     last_sweep;
     ngx_atomic_uint_t              seen_generation;
     ngx_queue_t                   *prune_cur;    /* index pruning cursor */
+    uint64_t                       unreadable;   /* the last job whose
+                                                    text could not be read */
     ngx_http_siteflow_runner_pt    runner;       /* starts a job */
 } ngx_http_siteflow_consumer_t;
 
@@ -70,6 +72,8 @@ static void ngx_http_siteflow_finished(void *data, ngx_int_t rc,
 static ngx_http_siteflow_run_t *ngx_http_siteflow_claim(uint64_t now,
     uint64_t *next);
 static void ngx_http_siteflow_sweep(void);
+static void ngx_http_siteflow_unclaim(ngx_http_siteflow_queue_sh_t *sh,
+    ngx_http_siteflow_job_t *job);
 static void ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f);
 static void ngx_http_siteflow_finish_retry(ngx_event_t *ev);
 static void ngx_http_siteflow_finish_cleanup(void *data);
@@ -462,6 +466,7 @@ ngx_http_siteflow_pid_gone(uint64_t owner, void *data)
 static ngx_http_siteflow_run_t *
 ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
 {
+    ngx_str_t                        payload, results, job_storefront;
     ngx_uint_t                       n, probe;
     json_error_t                     err;
     ngx_pool_t                      *pool;
@@ -526,10 +531,11 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
         return NULL;
     }
 
+    job_storefront = job->storefront;
+
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
-        ngx_shmtx_unlock(&qc->shpool->mutex);
-        return NULL;
+        goto failed;
     }
 
     run = ngx_pcalloc(pool, sizeof(ngx_http_siteflow_run_t));
@@ -551,27 +557,22 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
     run->order_id.len = job->order_id.len;
     run->order_id.data = ngx_pstrdup(pool, &job->order_id);
 
-    if (run->storefront.data == NULL || run->order_id.data == NULL) {
+    /* the texts are read after the lock: a copy (the job's own may change) */
+
+    payload.len = job->payload.len;
+    payload.data = ngx_pnalloc(pool, job->payload.len + job->results.len + 1);
+
+    if (run->storefront.data == NULL || run->order_id.data == NULL
+        || payload.data == NULL)
+    {
         goto failed;
     }
 
-    run->job = sf_json_load((const char *) job->payload.data,
-                            job->payload.len, &err);
+    ngx_memcpy(payload.data, job->payload.data, job->payload.len);
 
-    if (job->results.len) {
-        run->results = sf_json_load((const char *) job->results.data,
-                                    job->results.len, &err);
-    }
-
-    if (run->results == NULL) {
-        run->results = json_object();
-    }
-
-    if (run->job == NULL || run->results == NULL) {
-        json_decref(run->job);
-        json_decref(run->results);
-        goto failed;
-    }
+    results.len = job->results.len;
+    results.data = payload.data + payload.len;
+    ngx_memcpy(results.data, job->results.data, job->results.len);
 
     ngx_rbtree_delete(&sh->due, node);
     job->in_due = 0;
@@ -581,6 +582,42 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
 
+    run->job = sf_json_load((const char *) payload.data, payload.len, &err);
+
+    if (results.len) {
+        run->results = sf_json_load((const char *) results.data, results.len,
+                                    &err);
+    }
+
+    if (run->results == NULL) {
+        run->results = json_object();
+    }
+
+    if (run->job == NULL || run->results == NULL) {
+        json_decref(run->job);
+        json_decref(run->results);
+        run->job = NULL;
+        run->results = NULL;
+
+        if (run->id != ngx_http_siteflow_consumer.unreadable) {
+            /* once per job: the claim is tried again at every look */
+            ngx_http_siteflow_consumer.unreadable = run->id;
+
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "siteflow: job %uL cannot be read (out of "
+                          "memory?); it is left for later", run->id);
+        }
+
+        ngx_shmtx_lock(&qc->shpool->mutex);
+
+        job = ngx_http_siteflow_job_find(sh, run->id);
+        if (job && job->running && job->owner == ngx_pid) {
+            ngx_http_siteflow_unclaim(sh, job);
+        }
+
+        goto failed;
+    }
+
     ngx_queue_insert_tail(&ngx_http_siteflow_consumer.inflight,
                           &run->inflight);
 
@@ -588,10 +625,44 @@ ngx_http_siteflow_claim(uint64_t now, uint64_t *next)
 
 failed:
 
+    /* under the lock: a probe given to this claim ends with it */
+
+    if (probe) {
+        unsigned  bits = (unsigned) probe;
+
+        sf_breaker_probe_end(&sh->brk, (char *) job_storefront.data,
+                             job_storefront.len, &bits);
+    }
+
     ngx_shmtx_unlock(&qc->shpool->mutex);
-    ngx_destroy_pool(pool);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     return NULL;
+}
+
+
+/* under the zone's mutex: a job claimed by this process or a dead one is
+   due again */
+
+static void
+ngx_http_siteflow_unclaim(ngx_http_siteflow_queue_sh_t *sh,
+    ngx_http_siteflow_job_t *job)
+{
+    ngx_queue_remove(&job->run_link);
+    job->running = 0;
+    job->owner = 0;
+
+    if (job->order) {
+        ngx_http_siteflow_chain_sync(sh, job->order);
+
+    } else {
+        job->due.key = (ngx_rbtree_key_t) job->id;
+        ngx_rbtree_insert(&sh->due, &job->due);
+        job->in_due = 1;
+    }
 }
 
 
@@ -646,22 +717,11 @@ ngx_http_siteflow_sweep(void)
                       "%P, which is gone; it is resumed", job->id,
                       job->owner);
 
-        ngx_queue_remove(q);
-        job->running = 0;
-        job->owner = 0;
-
         if (job->kind == NGX_HTTP_SITEFLOW_JOB_ORDER) {
             job->maybe_sent = 1;
         }
 
-        if (job->order) {
-            ngx_http_siteflow_chain_sync(sh, job->order);
-
-        } else {
-            job->due.key = (ngx_rbtree_key_t) job->id;
-            ngx_rbtree_insert(&sh->due, &job->due);
-            job->in_due = 1;
-        }
+        ngx_http_siteflow_unclaim(sh, job);
     }
 
     ngx_shmtx_unlock(&qc->shpool->mutex);
