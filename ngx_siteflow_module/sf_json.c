@@ -18,6 +18,22 @@
 #define SF_JSON_ELLIPSIS  "..."
 
 
+#define P1  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+#define P0  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+
+const unsigned char  sf_json_plain[256] = {
+    P0, P0,                                               /* 0x00 - 0x1f */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* 0x20: '"' */
+    P1, P1,                                               /* 0x30 - 0x4f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,       /* 0x50: '\\' */
+    P1, P1,                                               /* 0x60 - 0x7f */
+    P0, P0, P0, P0, P0, P0, P0, P0                        /* 0x80 - 0xff */
+};
+
+#undef P1
+#undef P0
+
+
 int
 sf_json_too_deep(const unsigned char *p, size_t len, unsigned max_depth,
     size_t *line, size_t *column)
@@ -453,6 +469,10 @@ sf_json_compact_string(const unsigned char **pp, const unsigned char *end)
     p = *pp + 1;
 
     for ( ;; ) {
+
+        while (p < end && sf_json_plain[*p]) {
+            p++;
+        }
 
         if (p == end) {
             return 0;
@@ -937,6 +957,10 @@ sf_json_strict_string(sf_json_strict_t *s, int key)
     p = s->p + 1;
 
     for ( ;; ) {
+        while (p < s->end && sf_json_plain[*p]) {
+            p++;
+        }
+
         if (p == s->end) {
             return 0;
         }
@@ -1148,6 +1172,10 @@ sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
             }
 
             p++;
+
+            while (p < end && sf_json_plain[*p]) {
+                p++;
+            }
         }
 
         if (p + 1 >= end) {
@@ -1168,7 +1196,15 @@ sf_json_members(const unsigned char *p, size_t len, sf_json_member_t *m,
 
         while (p < end) {
             if (*p == '"') {
-                for (p++; p < end && *p != '"'; p++) {
+                for (p++; p < end; p++) {
+                    while (p < end && sf_json_plain[*p]) {
+                        p++;
+                    }
+
+                    if (p == end || *p == '"') {
+                        break;
+                    }
+
                     if (*p == '\\') {
                         p++;
                     }

@@ -110,6 +110,13 @@ size_t sf_json_escape(char *dst, const char *src, size_t len);
 
 size_t sf_json_escape_char(char *dst, unsigned char c);
 
+/*
+ * 1 for the bytes a JSON string holds as they are, whatever the context:
+ * 0x20 to 0x7f but '"' and '\\' (what the string scanners skip in runs)
+ */
+
+extern const unsigned char  sf_json_plain[256];
+
 /* the four hex digits at p as *v: 1, or 0 if they are not four hex digits */
 
 int sf_json_hex4(const unsigned char *p, unsigned *v);

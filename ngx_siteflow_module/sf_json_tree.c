@@ -314,7 +314,11 @@ sf_json_tree_string(sf_json_tree_in_t *in, const char **s, size_t *len)
     esc = 0;
 
     for (p = start; p < in->end; p++) {
-        if (*p == '"') {
+        while (p < in->end && sf_json_plain[*p]) {
+            p++;
+        }
+
+        if (p == in->end || *p == '"') {
             break;
         }
 
@@ -734,8 +738,7 @@ sf_json_tree_text(sf_json_tree_out_t *out, const char *s, size_t len)
 
         run = p;
 
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-        {
+        while (p < end && sf_json_plain[*p]) {
             p++;
         }
 
