@@ -262,6 +262,7 @@ http {
     @{[ $R->{pg_url} ? "siteflow_queue $R->{pg_url} lease=3s;"
                      : "siteflow_spool $R->{spool};" ]}
     siteflow_retry_backoff $R->{backoff};
+    @{[ $R->{workers} ? "siteflow_queue_workers $R->{workers};" : '' ]}
     @{[ $BREAK eq 'give_up' ? 'siteflow_give_up 1s;' : '' ]}
     server {
         listen 127.0.0.1:@{[ $R->{port} // $PORT ]};
@@ -399,11 +400,18 @@ sub round {
     my @sched = schedule($sched_rnd, $SECONDS);
     my $backoff = pick($sched_rnd, '100ms 1s', '100ms 1s', '1s 5m');
     $backoff = $ENV{TORTURE_BACKOFF} if $ENV{TORTURE_BACKOFF};
+    # siteflow_queue_workers (the spool): worker 0 alone or both workers
+    # deliver, drawn from the seed by a generator of its own (so the
+    # schedules of older seeds are unchanged) or TORTURE_WORKERS
+    my $workers = $PG ? '' : $ENV{TORTURE_WORKERS}
+        || pick(prng($seed ^ 0x2545f491), '1', 'all');
     TorturePg::assign_edges(\@sched, prng($seed ^ 0x68e31da4)) if $PG;
     my $dir = tempdir("siteflow-torture-$seed-XXXXXX", TMPDIR => 1);
     chmod 0755, $dir;       # the workers (nobody) reach the spool under it
     my %R = (prefix => "$dir/nginx", disk => "$dir/disk", seed => $seed,
-             dir => $dir, problems => [], notes => [], backoff => $backoff);
+             dir => $dir, problems => [], notes => [], backoff => $backoff,
+             workers => $workers);
+    push @{ $R{notes} }, "siteflow_queue_workers $workers" if $workers;
     make_path($R{disk});
     chmod 0755, $R{disk};
     if ($TMPFS) {
@@ -435,6 +443,7 @@ sub round {
             . "make torture SEED=$seed ROUNDS=1"
             . " TORTURE_SECONDS=$SECONDS TORTURE_RATE=$RATE"
             . ($ENV{TORTURE_BACKOFF} ? " TORTURE_BACKOFF='$ENV{TORTURE_BACKOFF}'" : '')
+            . ($ENV{TORTURE_WORKERS} ? " TORTURE_WORKERS=$ENV{TORTURE_WORKERS}" : '')
             . ($TMPFS || $PG ? '' : ' TORTURE_TMPFS=0') . "\n";
         print "  kept: $dir ", $PG ? '(edge-a/logs/error.log, '
             . 'edge-b/logs/error.log, jobs.txt, index.txt, postgres.log, '
