@@ -874,6 +874,35 @@ subtest 'index_retention: a 1m zone takes more orders than it holds, no duplicat
 # siteflow_queue_workers: more than one worker delivers (the spool's claim
 # is in its zone; the breakers too)
 
+# a storefront with two delivering workers; SiteFlow's validate fails
+# (503 after $delay ms) when $delay is given; the hooks of @ids accepted
+sub workers_scenario {
+    my ($delay, @ids) = @_;
+    my $p = scenario(http => "    siteflow_queue_workers all;\n",
+                     backoff => '100ms 200ms');
+    stateful({ on => 'POST /api/order/validate', status => 503,
+               delay_ms => $delay,
+               json => { success => JSON::PP::false, error => { code => 503 } } });
+    for my $id (@ids) {
+        is(hook({ event => 'order_created', id => $id })->{status}, 202,
+           "hook $id accepted");
+    }
+    return $p;
+}
+
+# SiteFlow answers again: every order of @$acc created once
+sub created_once {
+    my ($acc) = @_;
+    stateful();
+    is(wait_until('every accepted order created', sub {
+           tally(orders => $acc) =~ /^lost 0$/m }, 30), '',
+       'all orders created once SiteFlow answers');
+    my $n = @$acc;
+    is(tally(orders => $acc),
+       "accepted $n\ncreated $n\nlost 0\nduplicated 0\n",
+       'accepted vs created vs duplicated');
+}
+
 subtest 'siteflow_queue_workers all: both workers deliver; kill -9 of the one that is not worker 0 mid-create' => sub {
     spool_only();
     my $p = scenario(http => "    siteflow_queue_workers all;\n"
@@ -922,15 +951,8 @@ subtest 'siteflow_queue_workers all: both workers deliver; kill -9 of the one th
 
 subtest 'siteflow_queue_workers all: SiteFlow failing: one job at a time calls it, across both workers' => sub {
     spool_only();
-    my $p = scenario(http => "    siteflow_queue_workers all;\n",
-                     backoff => '100ms 200ms');
-    stateful({ on => 'POST /api/order/validate', status => 503, delay_ms => 300,
-               json => { success => JSON::PP::false, error => { code => 503 } } });
     my @acc = (6001 .. 6006);
-    for my $id (@acc) {
-        is(hook({ event => 'order_created', id => $id })->{status}, 202,
-           "hook $id accepted");
-    }
+    my $p = workers_scenario(300, @acc);
     # the second and later validates of each order are retries, which
     # only the breaker's probe may be: each begins after the one before
     # it was answered, whichever worker sent it
@@ -948,28 +970,15 @@ subtest 'siteflow_queue_workers all: SiteFlow failing: one job at a time calls i
     my $v = $late->();
     my $overlap = grep { $v->[$_]{time} < $v->[$_ - 1]{time} + 300 } 1 .. $#$v;
     is($overlap, 0, 'SiteFlow called by one job at a time');
-    stateful();
-    is(wait_until('every accepted order created', sub {
-           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '',
-       'all orders created once SiteFlow answers');
-    is(tally(orders => \@acc),
-       "accepted 6\ncreated 6\nlost 0\nduplicated 0\n",
-       'accepted vs created vs duplicated');
+    created_once(\@acc);
     nginx_stop($p);
     no_alerts($p, 'siteflow_queue_workers breaker');
 };
 
 subtest 'siteflow_queue_workers all: kill -9 of the workers while a breaker probe is out: the probe ends, the storefront resumes' => sub {
     spool_only();
-    my $p = scenario(http => "    siteflow_queue_workers all;\n",
-                     backoff => '100ms 200ms');
-    stateful({ on => 'POST /api/order/validate', status => 503, delay_ms => 2000,
-               json => { success => JSON::PP::false, error => { code => 503 } } });
     my @acc = (6001 .. 6003);
-    for my $id (@acc) {
-        is(hook({ event => 'order_created', id => $id })->{status}, 202,
-           "hook $id accepted");
-    }
+    my $p = workers_scenario(2000, @acc);
     # three first attempts, then the probe: the fourth validate
     is(wait_requests(siteflow => 'POST /api/order/validate', 4, 30), '',
        'the breaker opened and its probe is out');
@@ -977,13 +986,9 @@ subtest 'siteflow_queue_workers all: kill -9 of the workers while a breaker prob
     kill 'KILL', @w;
     is(wait_until('workers gone', sub { !grep { kill 0, $_ } @w }), '',
        'both workers killed with the probe out');
-    stateful();
-    is(wait_until('every accepted order created', sub {
-           tally(orders => \@acc) =~ /^lost 0$/m }, 30), '',
-       'all orders created: the probe of the dead worker did not keep the breaker shut');
-    is(tally(orders => \@acc),
-       "accepted 3\ncreated 3\nlost 0\nduplicated 0\n",
-       'accepted vs created vs duplicated');
+    # without the sweep ending the dead worker's probe, the storefront
+    # stays shut and this times out
+    created_once(\@acc);
     my $log = do { local (@ARGV, $/) = ("$p/logs/error.log"); <> };
     like($log, qr/1 breaker probe\(s\) were run by a process that is gone/,
          'the probe was ended by the sweep');
