@@ -650,6 +650,37 @@ sf_json_escape(char *dst, const char *src, size_t len)
 
 
 size_t
+sf_json_int(char *dst, long long v)
+{
+    char                tmp[SF_JSON_INT_LEN];
+    size_t              n, len;
+    unsigned long long  u;
+
+    /* the magnitude in unsigned arithmetic: -LLONG_MIN does not fit */
+
+    u = (v < 0) ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+    n = sizeof(tmp);
+
+    do {
+        tmp[--n] = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    len = 0;
+
+    if (v < 0) {
+        dst[len++] = '-';
+    }
+
+    memcpy(dst + len, tmp + n, sizeof(tmp) - n);
+    len += sizeof(tmp) - n;
+    dst[len] = '\0';
+
+    return len;
+}
+
+
+size_t
 sf_json_escape_char(char *dst, unsigned char c)
 {
     const char  *e;

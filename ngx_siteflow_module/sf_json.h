@@ -117,6 +117,15 @@ size_t sf_json_escape_char(char *dst, unsigned char c);
 
 extern const unsigned char  sf_json_plain[256];
 
+/*
+ * v in decimal as "%lld" writes it, and a '\0', into dst (room for
+ * SF_JSON_INT_LEN); returns the length without the '\0'
+ */
+
+#define SF_JSON_INT_LEN  21
+
+size_t sf_json_int(char *dst, long long v);
+
 /* the four hex digits at p as *v: 1, or 0 if they are not four hex digits */
 
 int sf_json_hex4(const unsigned char *p, unsigned *v);

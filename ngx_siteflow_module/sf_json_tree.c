@@ -661,8 +661,7 @@ sf_json_tree_write(sf_json_tree_out_t *out, const json_t *v, unsigned depth)
                                  json_string_length(v));
 
     case JSON_INTEGER:
-        n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-                     json_integer_value(v));
+        n = (int) sf_json_int(num, (long long) json_integer_value(v));
         break;
 
     case JSON_REAL:

@@ -1116,18 +1116,22 @@ sf_qpay_key(sf_qpay_out_t *o, const char *key)
 static int
 sf_qpay_put_int(sf_qpay_out_t *o, const char *key, int64_t v)
 {
-    int  n;
+    char    num[SF_JSON_INT_LEN];
+    size_t  n;
 
     if (sf_qpay_key(o, key)) {
         return 1;
     }
 
-    n = snprintf(o->p, (size_t) (o->end - o->p), "%lld", (long long) v);
+    n = sf_json_int(num, (long long) v);
 
-    if (n < 0 || n >= o->end - o->p) {
+    /* room for a '\0' after it too, as snprintf() wanted */
+
+    if (n >= (size_t) (o->end - o->p)) {
         return 1;
     }
 
+    memcpy(o->p, num, n);
     o->p += n;
 
     return 0;

@@ -901,10 +901,22 @@ sf_sig_release(void)
 }
 
 
+/* v (0 <= v < 10^width) in width decimal digits, zeros in front */
+
+static void
+sf_sig_digits(char *out, int v, int width)
+{
+    while (width--) {
+        out[width] = (char) ('0' + v % 10);
+        v /= 10;
+    }
+}
+
+
 int
 sf_sig_timestamp(long long epoch_ms, char *out, size_t out_size)
 {
-    int        n, year, month, day;
+    int        year, month, day;
     long long  ms, secs, days, sod;
 
     if (out == NULL || out_size < SF_SIG_TIMESTAMP_LEN + 1) {
@@ -936,16 +948,30 @@ sf_sig_timestamp(long long epoch_ms, char *out, size_t out_size)
 
     sf_sig_civil(days, &year, &month, &day);
 
-    n = snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 year, month, day, (int) (sod / 3600),
-                 (int) (sod / 60 % 60), (int) (sod % 60), (int) ms);
-
-    if (n != SF_SIG_TIMESTAMP_LEN) {
+    if (year < 0 || year > 9999) {
         out[0] = '\0';
         return -1;
     }
 
-    return n;
+    /* "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", digit by digit */
+
+    sf_sig_digits(out, year, 4);
+    out[4] = '-';
+    sf_sig_digits(out + 5, month, 2);
+    out[7] = '-';
+    sf_sig_digits(out + 8, day, 2);
+    out[10] = 'T';
+    sf_sig_digits(out + 11, (int) (sod / 3600), 2);
+    out[13] = ':';
+    sf_sig_digits(out + 14, (int) (sod / 60 % 60), 2);
+    out[16] = ':';
+    sf_sig_digits(out + 17, (int) (sod % 60), 2);
+    out[19] = '.';
+    sf_sig_digits(out + 20, (int) ms, 3);
+    out[23] = 'Z';
+    out[24] = '\0';
+
+    return SF_SIG_TIMESTAMP_LEN;
 }
 
 

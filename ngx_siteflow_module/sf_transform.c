@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "sf_json.h"
 #include "sf_mapping.h"
 #include "sf_transform.h"
 #include "sf_transform_int.h"
@@ -610,7 +611,6 @@ static int
 sf_tr_id(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
     const sf_tr_where_t *w, sf_tr_str_t *out)
 {
-    int          n;
     char         path[SF_TR_PATH_LEN];
     size_t       len, i;
     json_t      *v;
@@ -633,10 +633,8 @@ sf_tr_id(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
             goto bad;
         }
 
-        n = snprintf(out->buf, sizeof(out->buf), "%" JSON_INTEGER_FORMAT, k);
-
         out->p = out->buf;
-        out->len = (n > 0) ? (size_t) n : 0;
+        out->len = sf_json_int(out->buf, (long long) k);
 
         return SF_TR_OK;
     }
@@ -938,7 +936,7 @@ sf_tr_skip(sf_tr_ctx_t *ctx, const json_t *items)
 static int
 sf_tr_check_item(sf_tr_ctx_t *ctx, sf_tr_item_t *rec)
 {
-    int            rc, n;
+    int            rc;
     size_t         i, len;
     json_t        *v;
     json_int_t     k;
@@ -1007,10 +1005,8 @@ sf_tr_check_item(sf_tr_ctx_t *ctx, sf_tr_item_t *rec)
 
     rec->quantity = k;
 
-    n = snprintf(rec->qty.buf, sizeof(rec->qty.buf), "%" JSON_INTEGER_FORMAT,
-                 k);
     rec->qty.p = rec->qty.buf;
-    rec->qty.len = (n > 0) ? (size_t) n : 0;
+    rec->qty.len = sf_json_int(rec->qty.buf, (long long) k);
 
     v = sf_tr_get(rec->item, "options");
 

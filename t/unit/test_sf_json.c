@@ -519,6 +519,57 @@ test_alloc(void **state)
 }
 
 
+/* sf_json_int() writes what "%lld" writes */
+
+static void
+test_int(void **state)
+{
+    char                want[32], got[SF_JSON_INT_LEN];
+    size_t              i, n;
+    long long           v;
+    unsigned long long  x;
+
+    static const long long  edges[] = {
+        0, 1, -1, 9, 10, -9, -10, 99, 100, 12345, -12345,
+        999999999999999999LL, 1000000000000000000LL,
+        9223372036854775807LL, -9223372036854775807LL - 1,
+        -9223372036854775807LL
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        snprintf(want, sizeof(want), "%lld", edges[i]);
+        n = sf_json_int(got, edges[i]);
+        assert_string_equal(got, want);
+        assert_int_equal(n, strlen(want));
+    }
+
+    /* every power of ten and its neighbours, both signs; then a spread */
+
+    for (x = 1; x <= 1000000000000000000ULL; x *= 10) {
+        for (v = (long long) x - 1; v <= (long long) x + 1; v++) {
+            snprintf(want, sizeof(want), "%lld", v);
+            assert_int_equal(sf_json_int(got, v), strlen(want));
+            assert_string_equal(got, want);
+            snprintf(want, sizeof(want), "%lld", -v);
+            assert_int_equal(sf_json_int(got, -v), strlen(want));
+            assert_string_equal(got, want);
+        }
+    }
+
+    for (x = 88172645463325252ULL, i = 0; i < 100000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v = (long long) (x >> (i % 64));
+        snprintf(want, sizeof(want), "%lld", v);
+        assert_int_equal(sf_json_int(got, v), strlen(want));
+        assert_string_equal(got, want);
+    }
+}
+
+
 int
 main(void)
 {
@@ -534,6 +585,7 @@ main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_strict),
         cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_int),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
