@@ -24,7 +24,8 @@
 
 
 /*
- * What the jobs do, one HTTP call at a time, in worker 0.
+ * What the jobs do, one HTTP call at a time, in the worker that claimed
+ * the job (worker 0, or any of siteflow_queue_workers).
  *
  * order:  fetch the order from PrintNow (unless the job carries it) ->
  *         decide (trigger status, already sent) -> transform ->

@@ -22,7 +22,8 @@
  * handlers (hook, postback, admin) and the job runner (jobs.c) use.  Its
  * backend today is the spool (journal files in the spool directory, the
  * job table and the sent-orders index in a shared memory zone of their
- * own, one consumer in worker 0): ngx_http_siteflow_queue*.c.  A second
+ * own, a consumer in worker 0 or in the first siteflow_queue_workers
+ * workers): ngx_http_siteflow_queue*.c.  A second
  * backend implements the same functions; ngx_http_siteflow_queue.c is
  * the thin dispatch to it.  See docs/internals/delivery.md, "Layout".
  *
@@ -111,8 +112,8 @@ typedef struct {
 /* the oldest pending, retrying and failed job of each storefront */
 ngx_int_t ngx_http_siteflow_queue_oldest(ngx_pool_t *pool, ngx_array_t *out);
 
-/* the breakers of the storefronts whose upstream failed, as worker 0
-   last published them */
+/* the breakers of the storefronts whose upstream failed, as the
+   consumers last published them */
 ngx_int_t ngx_http_siteflow_queue_breakers(ngx_pool_t *pool,
     ngx_array_t *out);
 
@@ -148,7 +149,7 @@ typedef struct {
 } ngx_http_siteflow_index_t;
 
 
-/* one running job, owned by the consumer (worker 0) */
+/* one running job, owned by the consumer of the worker that claimed it */
 typedef struct ngx_http_siteflow_run_s  ngx_http_siteflow_run_t;
 
 struct ngx_http_siteflow_run_s {
