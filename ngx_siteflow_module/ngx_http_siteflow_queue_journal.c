@@ -30,6 +30,8 @@ static ngx_int_t ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_uint_t ngx_http_siteflow_queue_old_zone(ngx_shm_zone_t *zone);
 static ngx_http_siteflow_batch_t *ngx_http_siteflow_batch(void);
+static ngx_int_t ngx_http_siteflow_keep(ngx_http_siteflow_op_t *op,
+    ngx_http_siteflow_batch_t *b);
 static void ngx_http_siteflow_flush(void);
 #if (NGX_THREADS)
 static void ngx_http_siteflow_sync_task(void *data, ngx_log_t *log);
@@ -595,7 +597,9 @@ ngx_http_siteflow_append(ngx_http_siteflow_op_t *op)
 
     *o = *op;
 
-    if (ngx_http_siteflow_encode(o, b) != NGX_OK) {
+    if (ngx_http_siteflow_encode(o, b) != NGX_OK
+        || ngx_http_siteflow_keep(o, b) != NGX_OK)
+    {
         b->ops.nelts--;
         return NGX_ERROR;
     }
@@ -609,7 +613,12 @@ ngx_http_siteflow_append(ngx_http_siteflow_op_t *op)
 }
 
 
-/* the op's record into the batch buffer; the op's strings are copied */
+/*
+ * The op's record into the batch buffer.  The op's strings are not kept:
+ * compaction writes a snapshot's records chunk by chunk with one batch,
+ * and what it needs is the bytes only (keeping them made a snapshot's
+ * memory grow with the whole index).
+ */
 
 ngx_int_t
 ngx_http_siteflow_encode(ngx_http_siteflow_op_t *op,
@@ -620,8 +629,6 @@ ngx_http_siteflow_encode(ngx_http_siteflow_op_t *op,
     u_char     *p;
     sf_qpay_t   pay;
     sf_qrec_t   r;
-    ngx_str_t  *s[8];
-    ngx_uint_t  i, n;
 
     ngx_http_siteflow_payload(op, &pay);
 
@@ -652,6 +659,11 @@ ngx_http_siteflow_encode(ngx_http_siteflow_op_t *op,
             ngx_memcpy(p, b->buf, b->len);
         }
 
+        if (b->buf) {
+            /* a large allocation of the pool's: given back at once */
+            (void) ngx_pfree(b->pool, b->buf);
+        }
+
         b->buf = p;
         b->cap = cap;
     }
@@ -671,7 +683,19 @@ ngx_http_siteflow_encode(ngx_http_siteflow_op_t *op,
 
     b->len += size;
 
-    /* the op outlives the caller's buffers */
+    return NGX_OK;
+}
+
+
+/* an appended op is applied after its batch is durable: its own strings */
+
+static ngx_int_t
+ngx_http_siteflow_keep(ngx_http_siteflow_op_t *op,
+    ngx_http_siteflow_batch_t *b)
+{
+    u_char     *p;
+    ngx_str_t  *s[8];
+    ngx_uint_t  i, n;
 
     s[0] = &op->storefront;
     s[1] = &op->order_id;
