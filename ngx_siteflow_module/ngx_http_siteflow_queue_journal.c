@@ -582,6 +582,7 @@ ngx_http_siteflow_batch_alloc(void)
 ngx_int_t
 ngx_http_siteflow_append(ngx_http_siteflow_op_t *op)
 {
+    size_t                      len;
     ngx_http_siteflow_op_t     *o;
     ngx_http_siteflow_batch_t  *b;
 
@@ -596,11 +597,14 @@ ngx_http_siteflow_append(ngx_http_siteflow_op_t *op)
     }
 
     *o = *op;
+    len = b->len;
 
     if (ngx_http_siteflow_encode(o, b) != NGX_OK
         || ngx_http_siteflow_keep(o, b) != NGX_OK)
     {
+        /* neither the op nor its record: the caller answers the error */
         b->ops.nelts--;
+        b->len = len;
         return NGX_ERROR;
     }
 
