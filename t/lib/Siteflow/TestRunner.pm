@@ -320,7 +320,7 @@ sub expand_env {
         if ($var =~ /^TEST_NGINX_RAND_PORT_\d+$/ && $rand_ports) {
             $rand_ports->{$var} //= do {
                 my %used = (($ServerPort // 0) => 1,
-                            map { $_ => 1 } values %$rand_ports);
+                            map { $_ => 1 } grep { defined } values %$rand_ports);
                 free_port(\%used)
                     // bail_out("$name - Cannot find an available listening port number for $var.\n");
             };
