@@ -187,8 +187,13 @@ GET /ping
     ::pg_sql("INSERT INTO siteflow_schema (version) VALUES (2)");
     ::pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
            . "WHERE application_name = 'ngx_siteflow_module'");
-    my $e = ::wait_until('PostgreSQL refused the setup',
-        sub { ::pg_log() =~ /newer than this module knows/ }, 10);
+    # the module's alert, not PostgreSQL's log: the hook and the
+    # error_log check below come after the worker has seen the refusal
+    my $log = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/logs/error.log';
+    my $e = ::wait_until('the alert of the refused setup', sub {
+        open my $fh, '<', $log or return 0;
+        my $text = do { local $/; <$fh> };
+        $text =~ /\[alert\].*newer than this module knows/ }, 10);
     my $r = ::hook({ event => 'order_created', id => 5002 });
     my $n = ::pg_sql("SELECT count(*) FROM siteflow_jobs WHERE order_id = '5002'");
     ::pg_sql('DELETE FROM siteflow_schema WHERE version > 1');
