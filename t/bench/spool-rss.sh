@@ -52,8 +52,7 @@ read -r a1 s1 < <(rss)
 # the rest in 5 stages, sampled after each: a compaction's transient
 # memory (it runs in worker 0 as the index grows) shows at the stage it
 # falls in, not necessarily at the end
-t0=$(now_ms)
-sent=$first; stage=0; amax=$a1; t1=$t0; busy=0
+sent=$first; stage=0; amax=$a1; busy=0
 while [ "$sent" -lt "$n" ]; do
     k=$(( (n - first + 4) / 5 )); [ $((sent + k)) -gt "$n" ] && k=$((n - sent))
     s0=$(now_ms)
