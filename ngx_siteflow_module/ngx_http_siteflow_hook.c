@@ -916,6 +916,15 @@ ngx_http_siteflow_postback_enqueue(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* judged by the index as read: unless another postback came since */
+
+    rc = ngx_http_siteflow_queue_reserve(idx, r->pool);
+
+    if (rc != NGX_OK) {
+        json_decref(job);
+        return (rc == NGX_BUSY) ? NGX_BUSY : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_siteflow_queue_enqueue_indexed(NGX_HTTP_SITEFLOW_JOB_UPDATE,
                                                  &sscf->storefront,
                                                  &idx->order_id, job, idx,
@@ -1310,7 +1319,7 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     uint32_t                       fp;
     ngx_int_t                      rc;
     ngx_str_t                      source;
-    ngx_uint_t                     i, per_item;
+    ngx_uint_t                     i, per_item, tries;
     sf_pb_rc_t                     prc;
     sf_postback_t                  pb;
     sf_path_rc_t                   sprc;
@@ -1373,6 +1382,9 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     /* the same postback again, or one that would move the order back */
 
     fp = ngx_http_siteflow_postback_fingerprint(&pb);
+    tries = 0;
+
+again:
 
     if (idx.fingerprint == fp && idx.rank == (ngx_int_t) pb.event) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
@@ -1425,8 +1437,36 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     idx.rank = pb.event;
     idx.fingerprint = fp;
 
-    return ngx_http_siteflow_postback_enqueue(r, ctx, &pb, items, per_item,
-                                              &idx);
+    rc = ngx_http_siteflow_postback_enqueue(r, ctx, &pb, items, per_item,
+                                            &idx);
+
+    /*
+     * another postback of the order was taken between the reading and
+     * now (at the same moment, in this or another worker): judged again
+     * by what it left
+     */
+
+    if (rc == NGX_BUSY && tries++ < 16) {
+        if (ngx_http_siteflow_index_get(&sscf->storefront, &ctx->order_id,
+                                        NULL, r->pool, &idx)
+            == NGX_OK)
+        {
+            goto again;
+        }
+
+        rc = NGX_BUSY;
+    }
+
+    if (rc == NGX_BUSY) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "error",
+                                       "other postbacks of the order are "
+                                       "being taken; nothing was accepted, "
+                                       "try again");
+    }
+
+    return rc;
 }
 
 

@@ -59,6 +59,8 @@ static ngx_int_t ngx_http_siteflow_list_job(ngx_http_siteflow_job_t *job,
     void *data);
 static ngx_int_t ngx_http_siteflow_oldest_job(ngx_http_siteflow_job_t *job,
     void *data);
+static void ngx_http_siteflow_queue_unreserve(
+    ngx_http_siteflow_index_t *idx);
 static ngx_int_t ngx_http_siteflow_queue_copy(ngx_pool_t *pool,
     ngx_str_t *dst, ngx_str_t *src);
 
@@ -197,8 +199,20 @@ ngx_http_siteflow_index_get(ngx_str_t *storefront, ngx_str_t *order_id,
 
     idx->storefront = *storefront;
     idx->state = e->state;
-    idx->rank = e->rank;
-    idx->fingerprint = e->fingerprint;
+
+    /* a postback accepted but not yet durable counts already */
+
+    if (ngx_http_siteflow_idx_reserved(e, ngx_http_siteflow_now_ms())) {
+        idx->rank = e->pb_rank;
+        idx->fingerprint = e->pb_fingerprint;
+        idx->pb_seen = e->pb_version;
+
+    } else {
+        idx->rank = e->rank;
+        idx->fingerprint = e->fingerprint;
+        idx->pb_seen = e->version_postback;
+    }
+
     idx->updated_ms = e->updated_ms;
     idx->sent_ms = e->sent_ms;
 
@@ -268,6 +282,72 @@ ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
     rc = ngx_http_siteflow_queue_enqueue_text(kind, storefront, order_id, &s,
                                               idx, handler, data);
     free(text);
+
+    return rc;
+}
+
+
+/*
+ * A postback's new rank and fingerprint in idx (read by index_get()) are
+ * taken in the index now, if no other postback of the order was taken
+ * since idx was read (NGX_BUSY: read and judge again).  The version for
+ * its record is left in idx->pb_seen for enqueue_indexed().  The
+ * PostgreSQL queue takes nothing here (NGX_OK).
+ */
+
+ngx_int_t
+ngx_http_siteflow_queue_reserve(ngx_http_siteflow_index_t *idx,
+    ngx_pool_t *pool)
+{
+    uint32_t                         seen;
+    uint64_t                         now;
+    ngx_int_t                        rc;
+    ngx_str_t                        key;
+    ngx_http_siteflow_idx_t         *e;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+#if (NGX_SITEFLOW_PG)
+    if (ngx_http_siteflow_pg_on()) {
+        return NGX_OK;
+    }
+#endif
+
+    qc = ngx_http_siteflow_qc;
+
+    if (qc == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_siteflow_key(pool, &idx->storefront, &idx->order_id, &key)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    now = ngx_http_siteflow_now_ms();
+    rc = NGX_BUSY;
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+
+    e = ngx_http_siteflow_idx_find(&qc->sh->by_order, &key, 0);
+
+    if (e) {
+        seen = ngx_http_siteflow_idx_reserved(e, now) ? e->pb_version
+                                                      : e->version_postback;
+
+        if (seen == idx->pb_seen) {
+            e->pb_version = ngx_max(e->version_postback, seen) + 1;
+            e->pb_rank = (int32_t) idx->rank;
+            e->pb_fingerprint = idx->fingerprint;
+            e->pb_pid = ngx_pid;
+            e->pb_ms = now;
+
+            idx->pb_seen = e->pb_version;
+            rc = NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&qc->shpool->mutex);
 
     return rc;
 }
@@ -872,19 +952,6 @@ ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
         return NGX_ERROR;
     }
 
-    if (idx) {
-        ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
-
-        op.type = SF_QREC_INDEX;
-        op.postback = 1;
-        op.idx = *idx;
-        op.version = ngx_http_siteflow_idx_version(idx, 1);
-
-        if (ngx_http_siteflow_append(&op) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
     ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
 
     op.type = SF_QREC_JOB;
@@ -909,6 +976,7 @@ ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
                       "(%uz bytes); a job of order \"%V\" was refused",
                       qc->size, order_id);
 
+        ngx_http_siteflow_queue_unreserve(idx);
         return NGX_DECLINED;
     }
 
@@ -918,9 +986,62 @@ ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
         ngx_shmtx_lock(&qc->shpool->mutex);
         ngx_slab_free_locked(qc->shpool, op.job);
         ngx_shmtx_unlock(&qc->shpool->mutex);
+
+        ngx_http_siteflow_queue_unreserve(idx);
+        return rc;
     }
 
-    return rc;
+    if (idx == NULL) {
+        return NGX_OK;
+    }
+
+    /*
+     * the postback's part of the index after its job, in the same batch:
+     * if it cannot be appended (out of memory), the job still goes, and
+     * only the next postback's duplicate check misses this one
+     */
+
+    ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+
+    op.type = SF_QREC_INDEX;
+    op.postback = 1;
+    op.idx = *idx;
+    op.version = idx->pb_seen ? idx->pb_seen
+                              : ngx_http_siteflow_idx_version(idx, 1);
+
+    if (ngx_http_siteflow_append(&op) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "siteflow: the index entry of order \"%V\" could not "
+                      "be written with its postback's job", order_id);
+        ngx_http_siteflow_queue_unreserve(idx);
+    }
+
+    return NGX_OK;
+}
+
+
+/* a reservation (queue_reserve()) whose record is not written after all */
+
+static void
+ngx_http_siteflow_queue_unreserve(ngx_http_siteflow_index_t *idx)
+{
+    ngx_http_siteflow_op_t           op;
+    ngx_http_siteflow_queue_conf_t  *qc;
+
+    qc = ngx_http_siteflow_qc;
+
+    if (idx == NULL || idx->pb_seen == 0 || qc == NULL) {
+        return;
+    }
+
+    ngx_memzero(&op, sizeof(ngx_http_siteflow_op_t));
+
+    op.idx = *idx;
+    op.version = idx->pb_seen;
+
+    ngx_shmtx_lock(&qc->shpool->mutex);
+    ngx_http_siteflow_idx_release(qc->sh, &op);
+    ngx_shmtx_unlock(&qc->shpool->mutex);
 }
 
 

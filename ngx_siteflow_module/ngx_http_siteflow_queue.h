@@ -143,6 +143,9 @@ typedef struct {
     ngx_uint_t                     state;         /* NGX_HTTP_SITEFLOW_IDX_* */
     ngx_int_t                      rank;          /* of the last event */
     uint32_t                       fingerprint;   /* of the last postback */
+    uint32_t                       pb_seen;       /* the postback half's
+                                                     version, for
+                                                     queue_reserve() */
     uint64_t                       updated_ms;    /* our last PrintNow
                                                      update */
     uint64_t                       sent_ms;
@@ -218,6 +221,11 @@ ngx_int_t ngx_http_siteflow_queue_enqueue_indexed(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id, json_t *job,
     ngx_http_siteflow_index_t *idx, ngx_http_siteflow_enqueue_pt handler,
     void *data);
+/* a postback's rank and fingerprint in idx taken in the index before its
+   job is durable (NGX_BUSY: another postback of the order came first,
+   read the index and judge again) */
+ngx_int_t ngx_http_siteflow_queue_reserve(ngx_http_siteflow_index_t *idx,
+    ngx_pool_t *pool);
 /* the same with the job as compact JSON text (idx as _indexed()) */
 ngx_int_t ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id, ngx_str_t *text,

@@ -1037,6 +1037,12 @@ ngx_http_siteflow_batch_end(ngx_http_siteflow_batch_t *b)
                 ngx_slab_free_locked(qc->shpool, op[i].job);
                 op[i].job = NULL;
             }
+
+            /* a postback refused: the index forgets it was taken */
+
+            if (op[i].type == SF_QREC_INDEX && op[i].postback) {
+                ngx_http_siteflow_idx_release(sh, &op[i]);
+            }
         }
 
         ngx_shmtx_unlock(&qc->shpool->mutex);

@@ -44,7 +44,10 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    4
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    5
+
+/* how long a postback's reservation of the index holds at most */
+#define NGX_HTTP_SITEFLOW_PB_HOLD_MS      10000
 #define NGX_HTTP_SITEFLOW_SH_BREAKERS     64        /* published */
 #define NGX_HTTP_SITEFLOW_NAME_LEN        128       /* of a breaker */
 
@@ -104,6 +107,19 @@ typedef struct {
     uint32_t                       version_postback;
     uint32_t                       fingerprint;
     int32_t                        rank;
+
+    /*
+     * the postback half as a postback accepted but not yet durable left
+     * it (ngx_http_siteflow_queue_reserve(), layout 5): what the next
+     * postback of the order is judged by while that one's record is on
+     * its way to the disk
+     */
+    uint32_t                       pb_version;
+    uint32_t                       pb_fingerprint;
+    int32_t                        pb_rank;
+    ngx_pid_t                      pb_pid;
+    uint64_t                       pb_ms;
+
     uint8_t                        state;
     unsigned                       has_source:1;
     unsigned                       sf_inline:1;  /* siteflow_id in the
@@ -277,6 +293,12 @@ ngx_int_t ngx_http_siteflow_key(ngx_pool_t *pool, ngx_str_t *a,
     ngx_str_t *b, ngx_str_t *key);
 uint32_t ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx,
     ngx_uint_t postback);
+/* a postback's reservation of entry e is in force (see table.c) */
+ngx_uint_t ngx_http_siteflow_idx_reserved(ngx_http_siteflow_idx_t *e,
+    uint64_t now);
+/* the batch of op (a postback's index op) failed: its reservation ends */
+void ngx_http_siteflow_idx_release(ngx_http_siteflow_queue_sh_t *sh,
+    ngx_http_siteflow_op_t *op);
 ngx_int_t ngx_http_siteflow_state_op(ngx_http_siteflow_job_t *job,
     ngx_http_siteflow_op_t *op);
 /* takes the shpool mutex itself; NGX_OK: op is the new horizon to journal */

@@ -939,6 +939,64 @@ done:
 }
 
 
+/*
+ * A postback's part of the index is judged and taken at once, before its
+ * record is durable (ngx_http_siteflow_queue_reserve()): the next
+ * postback of the order, even one that comes while the first is being
+ * written, is judged by it.  The reservation ends when the record is
+ * applied (its version is then the entry's own), when the batch fails
+ * (ngx_http_siteflow_idx_release()), or when the process that took it
+ * died or took longer than NGX_HTTP_SITEFLOW_PB_HOLD_MS: then the entry
+ * is what the disk says again.
+ */
+
+ngx_uint_t
+ngx_http_siteflow_idx_reserved(ngx_http_siteflow_idx_t *e, uint64_t now)
+{
+    if (e->pb_version <= e->version_postback
+        || now - e->pb_ms >= NGX_HTTP_SITEFLOW_PB_HOLD_MS)
+    {
+        return 0;
+    }
+
+    if (e->pb_pid != ngx_pid && kill(e->pb_pid, 0) == -1
+        && ngx_errno == NGX_ESRCH)
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+void
+ngx_http_siteflow_idx_release(ngx_http_siteflow_queue_sh_t *sh,
+    ngx_http_siteflow_op_t *op)
+{
+    ngx_str_t                 key;
+    ngx_pool_t               *pool;
+    ngx_http_siteflow_idx_t  *e;
+
+    pool = ngx_create_pool(512, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    if (ngx_http_siteflow_key(pool, &op->idx.storefront, &op->idx.order_id,
+                              &key)
+        == NGX_OK)
+    {
+        e = ngx_http_siteflow_idx_find(&sh->by_order, &key, 0);
+
+        if (e && e->pb_version == op->version) {
+            e->pb_version = 0;
+        }
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
 uint32_t
 ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx,
     ngx_uint_t postback)

@@ -489,3 +489,66 @@ duration_ms 0..59999 in 7 entries: in POST /hook, in POST /postback, in POST /sh
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 13: postbacks that arrive at the same moment are judged one after the other: the same one six times makes one update, and received sent with batch_complete never moves the order back (spool only)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+             my @l;
+             my $idle = sub {
+                 ::wait_jobs('no job pending or retrying', sub {
+                     !grep { $_->{state} =~ /^(?:pending|retrying)$/ } @{ $_[0] } });
+             };
+             my $count = sub {
+                 my ($event, @r) = @_;
+                 my %n = (job => 0, skipped => 0, other => 0);
+                 for my $r (@r) {
+                     my $d = ::json_of($r->{body});
+                     my $k = ref $d eq 'HASH' && defined $d->{job} ? 'job'
+                           : ref $d eq 'HASH' && defined $d->{skipped} ? 'skipped'
+                           : 'other';
+                     $n{$k}++;
+                 }
+                 "$event: $n{job} job, $n{skipped} skipped, $n{other} other";
+             };
+             # batch_complete and received, three of each, interleaved
+             my @r = ::postbacks_at_once([map {
+                         { event => $_, sourceOrderId => 'PN-5001' } }
+                     (qw(batch_complete received)) x 3]);
+             push @l, $count->('batch_complete x3', @r[0, 2, 4]);
+             push @l, $idle->();
+             my @st = map { ::json_of($_->{body})->{status} }
+                      @{ ::mock_requests(printnow => 'PATCH *') };
+             my $pc = grep { $_ eq 'Production Complete' } @st;
+             push @l, "Production Complete updates: $pc";
+             push @l, "last status: $st[-1]";
+             # the same shipped postback six times
+             @r = ::postbacks_at_once([({ event => 'shipped',
+                     sourceOrderId => 'PN-5001', trackingNumber => 'TRK-ONCE',
+                     shipDate => '2024-05-02' }) x 6]);
+             push @l, $count->('shipped x6', @r);
+             push @l, $idle->();
+             push @l, 'shipped updates: '
+                 . @{ ::mock_requests(printnow => 'PATCH /api/v2/order/5001/shipped') };
+             grep { $_ ne '' } @l },
+         mocks => [])
+--- response_body
+answer pong
+batch_complete x3: 1 job, 2 skipped, 0 other
+Production Complete updates: 1
+last status: Production Complete
+shipped x6: 1 job, 5 skipped, 0 other
+shipped updates: 1
+--- no_error_log
+[alert]
+[crit]

@@ -81,7 +81,8 @@ use Siteflow::Sign;
 
 our @EXPORT = qw(
     flow_setup sf_rules pn_rules pn_order mock_down mock_up mock_requests
-    hook postback admin admin_jobs report tally wait_until wait_requests
+    hook postback postbacks_at_once admin admin_jobs report tally
+    wait_until wait_requests
     raw_request
     wait_jobs job_of storefront_conf http_request json_of fixture
     order_for send_and_wait nginx_port pb_req stateful run_orders
@@ -492,6 +493,34 @@ sub postback {
         body => $body, headers => { 'Content-Type' => 'application/json' });
     _accepted($r, 'postback', $body);
     return $r;
+}
+
+# postbacks_at_once([BODY, ...], %o): each postback on its own connection,
+# every one written before any answer is read, so that they reach nginx
+# together (SiteFlow's retries, two triggers firing at once); returns the
+# answers in the same order.  %o: port, shop, token.
+sub postbacks_at_once {
+    my ($bodies, %o) = @_;
+    my $port = $o{port} // nginx_port($o{shop});
+    my $q = 'token=' . ($o{token} // $TOKEN{postback});
+    my @c;
+    for my $b (@$bodies) {
+        my $body = ref $b ? $J->encode($b) : $b;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $port, Proto => 'tcp', Timeout => 5)
+            or die "postbacks_at_once: connect: $!\n";
+        push @c, [$s, $body];
+    }
+    for my $c (@c) {
+        $c->[0]->syswrite("POST /postback?$q HTTP/1.1\r\nHost: localhost\r\n"
+            . "Connection: close\r\nContent-Type: application/json\r\n"
+            . "Content-Length: " . length($c->[1]) . "\r\n\r\n$c->[1]");
+    }
+    return map {
+        my $r = _response($_->[0]);
+        _accepted($r, 'postback', $_->[1]);
+        $r;
+    } @c;
 }
 
 # the text of a --- request for a postback: pb_req(field => value, ...);
