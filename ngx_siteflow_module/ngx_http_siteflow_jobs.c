@@ -102,6 +102,8 @@ static void ngx_http_siteflow_step_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_xfer_t *x);
 static void ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_xfer_t *x);
+static void ngx_http_siteflow_fetch_unreadable(ngx_http_siteflow_run_t *run,
+    json_error_t *err);
 static void ngx_http_siteflow_end(ngx_http_siteflow_run_t *run,
     ngx_int_t state, const char *fmt, ...);
 static void ngx_http_siteflow_end_index(ngx_http_siteflow_run_t *run,
@@ -1078,6 +1080,11 @@ ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
     run->xfer = NULL;
     ngx_http_siteflow_xfer_destroy(x);
 
+    if (rv == NULL) {
+        ngx_http_siteflow_fetch_unreadable(run, &err);
+        return;
+    }
+
     if (json_is_object(rv) && json_object_get(rv, "id") == NULL) {
         w->order = json_object_get(rv, "order");
 
@@ -1094,14 +1101,55 @@ ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
 
     if (!json_is_object(rv)) {
         json_decref(rv);
-        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING,
-                              "PrintNow answered the order fetch with "
-                              "something that is not a JSON object");
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "PrintNow answered the order fetch with JSON "
+                              "that is not an order object");
         return;
     }
 
     w->order = rv;
     ngx_http_siteflow_order_decide(run);
+}
+
+
+/*
+ * a 2xx answer to the order fetch that is not JSON (an HTML page of a
+ * proxy, a cut body: it may go away, retried), or JSON this module cannot
+ * hold (\u0000 in a string, an integer beyond 64 bits, nested too deep):
+ * the same bytes come every time, a person must look (failed)
+ */
+
+static void
+ngx_http_siteflow_fetch_unreadable(ngx_http_siteflow_run_t *run,
+    json_error_t *err)
+{
+    ngx_int_t  state;
+
+    switch (json_error_code(err)) {
+
+    case json_error_out_of_memory:
+        ngx_http_siteflow_end(run, SF_QSTATE_RETRYING, "out of memory");
+        return;
+
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+    case json_error_numeric_overflow:
+    case json_error_stack_overflow:
+        state = SF_QSTATE_FAILED;
+        break;
+
+    default:
+        state = SF_QSTATE_RETRYING;
+        break;
+    }
+
+    ngx_http_siteflow_end(run, state,
+                          "PrintNow answered the order fetch with %s: %s "
+                          "(line %d, column %d)",
+                          state == SF_QSTATE_FAILED
+                          ? "JSON this module cannot read"
+                          : "something that is not JSON",
+                          err->text, err->line, err->column);
 }
 
 

@@ -772,3 +772,47 @@ chunked late: 413 application/json {"error":"the body is larger than client_max_
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 23: PrintNow's order fetch answered 200 with JSON the module cannot hold (\u0000 in a string, an integer beyond 64 bits, a JSON array): failed with the parser's reason; with an HTML page: retried, the reason kept
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+my $big = $Siteflow::Flow::J->encode(::pn_order(6004));
+$big =~ s/^\{/{"tax":123456789012345678901234567890,/;
+::pn_rules({ on => 'GET /api/v2/order/6003', json => ::pn_order(6003, customer_note => "a\x{0}b") },
+           { on => 'GET /api/v2/order/6004', body => $big },
+           { on => 'GET /api/v2/order/6005', json => [::pn_order(6005)] },
+           { on => 'GET /api/v2/order/6006', body => '<html><body>down for maintenance</body></html>',
+             headers => { 'Content-Type' => 'text/html' } });
+--- request eval
+[map { "POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_updated\",\"order\":{\"id\":$_,\"status\":\"New Order\"}}" } 6003 .. 6006]
+--- error_code eval
+[202, 202, 202, 202]
+--- response_body_filters eval
+[([::report(idle => 0, mocks => [])]) x 3,
+ [::report(idle => 0, mocks => ['siteflow'], jobs => 1,
+           jobs_wait => ['6003-6005 failed, 6006 retried', sub {
+               my %s = map { ($_->{order_id} => [$_->{state}, $_->{attempts}]) } @{ $_[0] };
+               (grep { ($s{$_}[0] // '') eq 'failed' } 6003 .. 6005) == 3
+               && ($s{6006}[0] // '') eq 'retrying' && $s{6006}[1] >= 2 }],
+           errors => { 6003 => '^PrintNow answered the order fetch with JSON this module cannot read: .*(?i:nul)',
+                       6004 => '^PrintNow answered the order fetch with JSON this module cannot read: too big integer',
+                       6005 => '^PrintNow answered the order fetch with JSON that is not an order object',
+                       6006 => '^PrintNow answered the order fetch with something that is not JSON: .*line 1' })]]
+--- response_body eval
+[("answer {\"job\":\"ID\"}\n") x 3,
+'answer {"job":"ID"}
+job order 6003 failed (last_error ~ /^PrintNow answered the order fetch with JSON this module cannot read: .*(?i:nul)/)
+job order 6004 failed (last_error ~ /^PrintNow answered the order fetch with JSON this module cannot read: too big integer/)
+job order 6005 failed (last_error ~ /^PrintNow answered the order fetch with JSON that is not an order object/)
+job order 6006 retrying (last_error ~ /^PrintNow answered the order fetch with something that is not JSON: .*line 1/)
+']
+--- no_error_log
+[alert]
+[crit]
