@@ -409,7 +409,7 @@ ngx_module_t  ngx_http_siteflow_module = {
     ngx_http_siteflow_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_siteflow_queue_init_module,   /* init module */
     ngx_http_siteflow_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */

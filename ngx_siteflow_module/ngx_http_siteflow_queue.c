@@ -67,6 +67,24 @@ static ngx_int_t ngx_http_siteflow_queue_copy(ngx_pool_t *pool,
 
 /* process start and exit */
 
+/* nginx -t, start, reload (init module): the spool can be written */
+
+ngx_int_t
+ngx_http_siteflow_queue_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_siteflow_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_siteflow_module);
+
+    if (smcf == NULL || smcf->queue == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_siteflow_journal_check(cycle, smcf->queue);
+}
+
+
 ngx_int_t
 ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle)
 {

@@ -56,6 +56,7 @@ typedef struct {
 
 char *ngx_http_siteflow_spool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_siteflow_queue_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_siteflow_queue_init_process(ngx_cycle_t *cycle);
 void ngx_http_siteflow_queue_exit_process(ngx_cycle_t *cycle);
 

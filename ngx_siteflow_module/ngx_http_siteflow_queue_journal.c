@@ -92,6 +92,86 @@ ngx_http_siteflow_queue_conf(void)
 }
 
 
+/*
+ * nginx -t, start and reload: the worker processes' user must be able to
+ * reach and write the spool (nginx creates the directory and gives it to
+ * that user, but a parent directory it cannot enter, a read-only mount or
+ * a spool left by root make every hook 503 at run time).  A master run
+ * by root asks a child that takes the workers' user and groups, as a
+ * worker does; any other master has the workers' user itself.
+ */
+
+ngx_int_t
+ngx_http_siteflow_journal_check(ngx_cycle_t *cycle,
+    ngx_http_siteflow_queue_conf_t *qc)
+{
+    int               status;
+    ngx_err_t         err;
+    ngx_pid_t         pid;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT
+        || ccf->user == 0)
+    {
+        if (access((char *) qc->path->name.data, W_OK|X_OK) == 0) {
+            return NGX_OK;
+        }
+
+        err = ngx_errno;
+        goto failed;
+    }
+
+    pid = fork();
+
+    if (pid == -1) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "siteflow: fork() to check the spool failed");
+        return NGX_OK;
+    }
+
+    if (pid == 0) {
+        if (setgid(ccf->group) == -1
+            || initgroups(ccf->username, ccf->group) == -1
+            || setuid(ccf->user) == -1)
+        {
+            _exit(255);
+        }
+
+        _exit(access((char *) qc->path->name.data, W_OK|X_OK) == 0
+              ? 0 : errno & 0x7f);
+    }
+
+    while (waitpid(pid, &status, 0) == -1) {
+        if (ngx_errno != NGX_EINTR) {
+            return NGX_OK;
+        }
+    }
+
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 0
+        || WEXITSTATUS(status) == 255)
+    {
+        return NGX_OK;
+    }
+
+    err = WEXITSTATUS(status);
+
+failed:
+
+    ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
+                  "\"siteflow_spool\" \"%V\" in %s:%ui cannot be written "
+                  "by the worker processes' user%s%s%s: give the "
+                  "directory and its parents to that user, or change "
+                  "\"user\"", &qc->path->name, qc->path->conf_file,
+                  qc->path->line, ccf->username ? " \"" : "",
+                  ccf->username ? ccf->username : "",
+                  ccf->username ? "\"" : "");
+
+    return NGX_ERROR;
+}
+
+
 void
 ngx_http_siteflow_journal_init_process(ngx_cycle_t *cycle,
     ngx_http_siteflow_queue_conf_t *qc)

@@ -313,6 +313,9 @@ ngx_int_t ngx_http_siteflow_index_prune(ngx_http_siteflow_queue_conf_t *qc,
 ngx_http_siteflow_queue_conf_t *ngx_http_siteflow_queue_conf(void);
 #define ngx_http_siteflow_qc  ngx_http_siteflow_queue_conf()
 
+/* the workers' user may write the spool (nginx -t, start, reload) */
+ngx_int_t ngx_http_siteflow_journal_check(ngx_cycle_t *cycle,
+    ngx_http_siteflow_queue_conf_t *qc);
 void ngx_http_siteflow_journal_init_process(ngx_cycle_t *cycle,
     ngx_http_siteflow_queue_conf_t *qc);
 void ngx_http_siteflow_journal_exit_process(ngx_cycle_t *cycle);

@@ -20,6 +20,9 @@ plan 'no_plan';
     my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
     my $module = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '')[0];
     my $dir = tempdir(CLEANUP => 1);
+    # the spool is in here: the worker processes' user ("user", or nobody)
+    # must reach it, which nginx -t checks
+    chmod 0755, $dir;
     mkdir "$dir/logs";
     mkdir "$dir/siteflow";
 
