@@ -245,6 +245,91 @@ ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A base URL as libcurl will parse it: the same parser as the transfers,
+ * so what passes here is what they accept.  Returns NGX_OK with the port
+ * given in the URL (-1 for none), a NGX_HTTP_SITEFLOW_URL_* code with
+ * libcurl's reason, or NGX_ERROR.  Called at configuration time only.
+ */
+
+ngx_int_t
+ngx_http_siteflow_curl_parse_url(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_int_t *port, const char **reason)
+{
+    char       *s, *p;
+    CURLU      *h;
+    ngx_int_t   rc;
+    CURLUcode   uc;
+
+    s = ngx_pnalloc(pool, url->len + 1);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn((u_char *) s, url->data, url->len + 1);
+
+    h = curl_url();
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = NULL;
+
+    uc = curl_url_set(h, CURLUPART_URL, s, 0);
+
+    if (uc == CURLUE_OK) {
+        uc = curl_url_get(h, CURLUPART_PORT, &p, 0);
+
+        if (uc == CURLUE_NO_PORT) {
+            uc = CURLUE_OK;
+        }
+    }
+
+    curl_url_cleanup(h);
+
+    *port = -1;
+    *reason = curl_url_strerror(uc);
+
+    switch (uc) {
+
+    case CURLUE_OK:
+        rc = NGX_OK;
+
+        if (p != NULL) {
+            *port = ngx_atoi((u_char *) p, ngx_strlen(p));
+        }
+
+        break;
+
+    case CURLUE_OUT_OF_MEMORY:
+        rc = NGX_ERROR;
+        break;
+
+    case CURLUE_BAD_PORT_NUMBER:
+        rc = NGX_HTTP_SITEFLOW_URL_BAD_PORT;
+        break;
+
+    case CURLUE_BAD_HOSTNAME:
+    case CURLUE_BAD_IPV6:
+    case CURLUE_NO_HOST:
+        rc = NGX_HTTP_SITEFLOW_URL_BAD_HOST;
+        break;
+
+    case CURLUE_BAD_PATH:
+        rc = NGX_HTTP_SITEFLOW_URL_BAD_PATH;
+        break;
+
+    default:
+        rc = NGX_HTTP_SITEFLOW_URL_BAD;
+        break;
+    }
+
+    curl_free(p);
+
+    return rc;
+}
+
+
 ngx_http_siteflow_xfer_t *
 ngx_http_siteflow_xfer_create(ngx_log_t *log,
     ngx_http_siteflow_xfer_conf_t *conf)

@@ -27,6 +27,14 @@ typedef struct ngx_http_siteflow_xfer_s  ngx_http_siteflow_xfer_t;
 typedef void (*ngx_http_siteflow_xfer_done_pt)(ngx_http_siteflow_xfer_t *x);
 
 
+/* what libcurl's URL parser finds wrong in a base URL ("nginx -t") */
+
+#define NGX_HTTP_SITEFLOW_URL_BAD_PORT  1
+#define NGX_HTTP_SITEFLOW_URL_BAD_HOST  2
+#define NGX_HTTP_SITEFLOW_URL_BAD_PATH  3
+#define NGX_HTTP_SITEFLOW_URL_BAD       4
+
+
 typedef struct {
     ngx_msec_t                       connect_timeout;
     ngx_msec_t                       timeout;
@@ -73,6 +81,9 @@ struct ngx_http_siteflow_xfer_s {
 ngx_int_t ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle,
     ngx_uint_t max_total, ngx_uint_t max_host);
 void ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle);
+
+ngx_int_t ngx_http_siteflow_curl_parse_url(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_int_t *port, const char **reason);
 
 ngx_http_siteflow_xfer_t *ngx_http_siteflow_xfer_create(ngx_log_t *log,
     ngx_http_siteflow_xfer_conf_t *conf);

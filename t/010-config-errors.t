@@ -1022,3 +1022,126 @@ pw-not-real-5d2a
 "siteflow_queue_workers" applies to "siteflow_spool"; with "siteflow_queue" worker 0 of each edge delivers
 --- no_error_log
 pw-not-real-5d2a
+
+
+
+=== TEST 78: api URL with a port out of range
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api https://example.com:99999/api;
+--- must_die
+--- error_log
+invalid port in URL "https://example.com:99999/api" in "siteflow_api", expected a number from 1 to 65535
+
+
+
+=== TEST 79: api URL with a port that is not a number
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api https://example.com:abc/api scheme=oneflow;
+--- must_die
+--- error_log
+invalid port in URL "https://example.com:abc/api" in "siteflow_api", expected a number from 1 to 65535
+
+
+
+=== TEST 80: printnow api URL with port 0
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_printnow_api https://a:0;
+--- must_die
+--- error_log
+invalid port in URL "https://a:0" in "siteflow_printnow_api", expected a number from 1 to 65535
+
+
+
+=== TEST 81: api URL with a space in the host
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api "https://exa mple.com/api";
+--- must_die
+--- error_log
+invalid host in URL "https://exa mple.com/api" in "siteflow_api"
+
+
+
+=== TEST 82: api URL with a query: every call would go to the wrong endpoint
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api https://example.com/api?x=1;
+--- must_die
+--- error_log
+query ("?...") in URL "https://example.com/api?x=1" in "siteflow_api" is not allowed: the module appends paths such as "/order/validate" to the URL
+
+
+
+=== TEST 83: printnow api URL with a fragment
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_printnow_api https://example.com/api#x;
+--- must_die
+--- error_log
+fragment ("#...") in URL "https://example.com/api#x" in "siteflow_printnow_api" is not allowed: the module appends paths such as "/order/validate" to the URL
+
+
+
+=== TEST 84: api URL with user info: refused, the password not echoed
+--- http_config
+    siteflow_zone sf:1m;
+--- config
+    siteflow_api https://u:pw-not-real-3b9e@example.com/api;
+--- must_die
+--- error_log
+user name or password in the URL of "siteflow_api" is not allowed (the URL is not echoed); put the credentials in "siteflow_credentials"
+--- no_error_log
+pw-not-real-3b9e
+
+
+
+=== TEST 85: printnow api URL with user info: refused, the password not echoed
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_printnow_api https://pn:pw-not-real-3b9e@api.printnow.com;
+--- config
+--- must_die
+--- error_log
+user name or password in the URL of "siteflow_printnow_api" is not allowed (the URL is not echoed); put the credentials in "siteflow_printnow_credentials"
+--- no_error_log
+pw-not-real-3b9e
+
+
+
+=== TEST 86: the URL forms in use still pass: auto, a port and a path, an IPv6 literal, no path, a trailing slash, an upper-case scheme
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_api auto scheme=oneflow;
+    siteflow_printnow_api https://api.printnow.com;
+    server {
+        # the form of the main server's listen (see TestRunner.pm)
+        listen $TEST_NGINX_SERVER_PORT;
+        server_name v6.test;
+        siteflow_api http://[::1]:8080 scheme=printos;
+        siteflow_printnow_api http://[::1]:8081/pn/;
+    }
+--- config
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_printnow_api HTTPS://Example.COM:443/printnow/;
+    location /t {
+        return 200 "ok\n";
+    }
+--- request
+GET /t
+--- error_code: 200
+--- response_body
+ok
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
