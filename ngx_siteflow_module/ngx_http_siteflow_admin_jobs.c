@@ -204,6 +204,16 @@ ngx_http_siteflow_admin_send(ngx_http_request_t *r,
                                            "orders with\"}");
     }
 
+    /* what a hook location is refused without at "nginx -t" */
+
+    if (sscf->destination.len == 0 && sscf->mapping->destination == NULL) {
+        return ngx_http_siteflow_send_json(r, NGX_HTTP_CONFLICT,
+                                           "{\"error\":\"this server has no "
+                                           "siteflow_destination (nor a "
+                                           "destination in its mapping "
+                                           "file) to send orders to\"}");
+    }
+
     if (force) {
         return ngx_http_siteflow_send_decide(r, printnow_order_id, force);
     }

@@ -1095,6 +1095,15 @@ ngx_http_siteflow_check_storefront(ngx_conf_t *cf,
                           &conf->storefront, name, conf->uses_line);
             return NGX_CONF_ERROR;
         }
+    }
+
+    /*
+     * whatever its locations: the jobs of a storefront with only an admin
+     * location ("send/{id}", siteflow_order_trigger manual) call PrintNow
+     * with this server's configuration too
+     */
+
+    if (conf->printnow_token.data != NULL) {
 
         if (ngx_http_siteflow_printnow_authorization(cf->pool,
                 &conf->printnow_token, &conf->printnow_key,

@@ -816,3 +816,51 @@ job order 6006 retrying (last_error ~ /^PrintNow answered the order fetch with s
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 24: a manual-only storefront with an admin location and no hook or postback location: admin send is delivered with that server's PrintNow and SiteFlow settings
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(trigger => 'manual', admin_only => 1)
+--- request
+POST /admin/send/5001
+--- more_headers
+X-SiteFlow-Admin: 1
+--- error_code: 202
+--- response_body_filters eval
+::report(wait => [[siteflow => 'POST /api/order', 1]], jobs => 1)
+--- response_body
+answer {"job":"ID"}
+PN GET /api/v2/order/5001 basic -> 200
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+job order 5001 done
+--- no_error_log
+[alert]
+[crit]
+0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978
+C0FFEEC0FFEEC0FFEE
+
+
+
+=== TEST 25: the same server without siteflow_destination (the mapping names none either): admin send is refused with 409, nothing is fetched or queued
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+--- config eval: ::storefront_conf(trigger => 'manual', admin_only => 1, no_destination => 1)
+--- request
+POST /admin/send/5001
+--- more_headers
+X-SiteFlow-Admin: 1
+--- error_code: 409
+--- response_body_filters eval
+::report(do => sub { scalar(@{ ::admin_jobs() || [] }) . ' jobs' })
+--- response_body
+answer {"error":"this server has no siteflow_destination (nor a destination in its mapping file) to send orders to"}
+0 jobs
+--- no_error_log
+[alert]
+[crit]

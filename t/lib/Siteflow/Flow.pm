@@ -1156,7 +1156,9 @@ sub nginx_kill {
 
 # server-level directives of a storefront plus its hook, postback and admin
 # locations.  %o: shop ('shop1' oneflow, 'shop2' printos), trigger,
-# extra (more directives), api (instead of the mock's URL)
+# extra (more directives), api (instead of the mock's URL), admin_only
+# (no hook and postback locations: a manual-only storefront),
+# no_destination (no siteflow_destination; the fixture mappings have none)
 sub storefront_conf {
     my (%o) = @_;
     my $shop = $o{shop} // 'shop1';
@@ -1170,17 +1172,9 @@ sub storefront_conf {
     my $extra = $o{extra} // '';
     my $timeout = $o{timeout} // '2s';
     my $algo = defined $o{algorithm} ? " algorithm=$o{algorithm}" : '';
-    return <<"EOC";
-    siteflow_storefront $shop;
-    siteflow_api $api scheme=$scheme$algo;
-    siteflow_credentials $c->{token} $c->{secret};
-    siteflow_destination $dest;
-    siteflow_order_trigger $trigger;
-    siteflow_mapping \$TEST_NGINX_FIXTURES/mapping-$shop.json;
-    siteflow_printnow_api http://127.0.0.1:\$TEST_NGINX_PRINTNOW_PORT;
-    siteflow_printnow_credentials $PN{token} $PN{key};
-    siteflow_timeout $timeout;
-$extra
+    my $destination = $o{no_destination} ? ''
+                      : "    siteflow_destination $dest;\n";
+    my $hooks = $o{admin_only} ? '' : <<"EOC";
     location = /hook {
         siteflow_printnow_hook;
         siteflow_token $TOKEN{hook};
@@ -1189,7 +1183,18 @@ $extra
         siteflow_postback;
         siteflow_token $TOKEN{postback};
     }
-    location /admin/ {
+EOC
+    return <<"EOC";
+    siteflow_storefront $shop;
+    siteflow_api $api scheme=$scheme$algo;
+    siteflow_credentials $c->{token} $c->{secret};
+${destination}    siteflow_order_trigger $trigger;
+    siteflow_mapping \$TEST_NGINX_FIXTURES/mapping-$shop.json;
+    siteflow_printnow_api http://127.0.0.1:\$TEST_NGINX_PRINTNOW_PORT;
+    siteflow_printnow_credentials $PN{token} $PN{key};
+    siteflow_timeout $timeout;
+$extra
+${hooks}    location /admin/ {
         siteflow_admin;
     }
     location = /ping {
