@@ -305,3 +305,131 @@ ngx_http_siteflow_upstream_header(ngx_http_siteflow_xfer_t *x,
 
     return NGX_OK;
 }
+
+
+/*
+ * A base URL of siteflow_api or siteflow_printnow_api: paths such as
+ * "/order/validate" are appended to it, so it has no query and no
+ * fragment; credentials go in their own directives, never in the URL.
+ */
+
+char *
+ngx_http_siteflow_check_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *url)
+{
+    char        *what;
+    size_t       n;
+    u_char      *host, *p, *last;
+    ngx_int_t    rc, port;
+    const char  *reason;
+
+    if (url->len > 7 && ngx_strncasecmp(url->data, (u_char *) "http://", 7)
+                        == 0)
+    {
+        n = 7;
+
+    } else if (url->len > 8
+               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    {
+        n = 8;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid URL \"%V\" in \"%V\", expected "
+                           "\"https://host[/path]\" or \"http://...\"",
+                           url, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    host = url->data + n;
+    last = url->data + url->len;
+
+    if (*host == '/' || *host == ':' || *host == '?' || *host == '#') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no host in URL \"%V\" in \"%V\"",
+                           url, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* user info ends before the path: the URL is not echoed, it has them */
+
+    for (p = host; p < last && *p != '/' && *p != '?' && *p != '#'; p++) {
+
+        if (*p != '@') {
+            continue;
+        }
+
+        what = (ngx_strncmp(cmd->name.data, "siteflow_printnow_", 18) == 0)
+               ? "siteflow_printnow_credentials" : "siteflow_credentials";
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "user name or password in the URL of \"%V\" is "
+                           "not allowed (the URL is not echoed); put the "
+                           "credentials in \"%s\"",
+                           &cmd->name, what);
+        return NGX_CONF_ERROR;
+    }
+
+    for (p = host; p < last; p++) {
+
+        if (*p == '?') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "query (\"?...\") in URL \"%V\" in "
+                               "\"%V\" is not allowed: the module "
+                               "appends paths such as \"/order/validate\" "
+                               "to the URL",
+                               url, &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (*p == '#') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fragment (\"#...\") in URL \"%V\" in "
+                               "\"%V\" is not allowed: the module "
+                               "appends paths such as \"/order/validate\" "
+                               "to the URL",
+                               url, &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rc = ngx_http_siteflow_curl_parse_url(cf->temp_pool, url, &port,
+                                          &reason);
+
+    if (rc == NGX_HTTP_SITEFLOW_URL_BAD_PORT || (rc == NGX_OK && port == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid port in URL \"%V\" in \"%V\", "
+                           "expected a number from 1 to 65535",
+                           url, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    switch (rc) {
+
+    case NGX_OK:
+        return NGX_CONF_OK;
+
+    case NGX_ERROR:
+        return NGX_CONF_ERROR;
+
+    case NGX_HTTP_SITEFLOW_URL_BAD_HOST:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid host in URL \"%V\" in \"%V\" "
+                           "(libcurl: %s)", url, &cmd->name, reason);
+        return NGX_CONF_ERROR;
+
+    case NGX_HTTP_SITEFLOW_URL_BAD_PATH:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid path in URL \"%V\" in \"%V\" "
+                           "(libcurl: %s; spaces and control characters "
+                           "must be percent-encoded)",
+                           url, &cmd->name, reason);
+        return NGX_CONF_ERROR;
+
+    default: /* NGX_HTTP_SITEFLOW_URL_BAD */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid URL \"%V\" in \"%V\" (libcurl: %s)",
+                           url, &cmd->name, reason);
+        return NGX_CONF_ERROR;
+    }
+}

@@ -41,6 +41,9 @@ ngx_int_t ngx_http_siteflow_upstream_printnow(ngx_http_siteflow_xfer_t *x,
     ngx_str_t *body);
 ngx_int_t ngx_http_siteflow_printnow_authorization(ngx_pool_t *pool,
     ngx_str_t *token, ngx_str_t *key, ngx_str_t *out);
+/* a base URL of siteflow_api or siteflow_printnow_api, at nginx -t */
+char *ngx_http_siteflow_check_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *url);
 
 
 #endif /* _NGX_HTTP_SITEFLOW_UPSTREAM_H_INCLUDED_ */
