@@ -49,6 +49,8 @@ typedef struct {
     ngx_str_t                      order_id;
     ngx_str_t                      body;
     off_t                          received;
+    ngx_uint_t                     judged;       /* times a postback was
+                                                    judged (queued()) */
     unsigned                       replied:1;
     unsigned                       looked_up:1;  /* the order was read
                                                     from the queue */
@@ -1187,6 +1189,18 @@ ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
 
     r = ctx->request;
 
+    /*
+     * the PostgreSQL queue: another postback of the order was committed
+     * since this one was judged, nothing of it was written; it is judged
+     * again by what the order has now (read again)
+     */
+
+    if (rc == NGX_BUSY && ctx->postback && ++ctx->judged < 16) {
+        ctx->looked_up = 0;
+        ngx_http_siteflow_postback_body(r);
+        return;
+    }
+
     if (rc != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
         ngx_http_finalize_request(r,
@@ -1434,6 +1448,8 @@ again:
         }
     }
 
+    idx.seen_rank = idx.rank;
+    idx.seen_fingerprint = idx.fingerprint;
     idx.rank = pb.event;
     idx.fingerprint = fp;
 

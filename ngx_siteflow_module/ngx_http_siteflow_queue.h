@@ -41,7 +41,9 @@
 #define NGX_HTTP_SITEFLOW_ORDER_ID_MAX  128
 
 
-/* called once the job is durable (rc NGX_OK, id set) or not (NGX_ERROR) */
+/* called once the job is durable (rc NGX_OK, id set) or not (NGX_ERROR);
+   NGX_BUSY: a postback whose order took another postback since it was
+   judged (the PostgreSQL queue), nothing written: judge it again */
 typedef void (*ngx_http_siteflow_enqueue_pt)(void *data, ngx_int_t rc,
     uint64_t id);
 
@@ -147,6 +149,8 @@ typedef struct {
     uint32_t                       pb_seen;       /* the postback half's
                                                      version, for
                                                      queue_reserve() */
+    ngx_int_t                      seen_rank;     /* what a postback */
+    uint32_t                       seen_fingerprint;  /* was judged by */
     uint64_t                       updated_ms;    /* our last PrintNow
                                                      update */
     uint64_t                       sent_ms;

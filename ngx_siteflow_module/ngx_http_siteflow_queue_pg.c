@@ -63,6 +63,8 @@ typedef struct {
     ngx_uint_t                         has_idx;
     ngx_int_t                          rank;
     uint32_t                           fingerprint;
+    ngx_int_t                          seen_rank;
+    uint32_t                           seen_fingerprint;
     ngx_str_t                          storefront;   /* copies, after */
     ngx_str_t                          order_id;
     ngx_str_t                          text;
@@ -409,6 +411,8 @@ ngx_http_siteflow_pgq_enqueue(ngx_uint_t kind, ngx_str_t *storefront,
     e->has_idx = (idx != NULL);
     e->rank = idx ? idx->rank : 0;
     e->fingerprint = idx ? idx->fingerprint : 0;
+    e->seen_rank = idx ? idx->seen_rank : 0;
+    e->seen_fingerprint = idx ? idx->seen_fingerprint : 0;
 
     p = (u_char *) e + sizeof(ngx_http_siteflow_pgq_enqueue_t);
 
@@ -438,11 +442,11 @@ ngx_http_siteflow_pgq_enqueue(ngx_uint_t kind, ngx_str_t *storefront,
 static void
 ngx_http_siteflow_pgq_flush(ngx_event_t *ev)
 {
-    int                              len[7];
+    int                              len[9];
     size_t                           n;
     ngx_uint_t                       i;
     ngx_queue_t                     *q;
-    const char                      *v[7];
+    const char                      *v[9];
     ngx_http_siteflow_pgq_t         *st;
     ngx_http_siteflow_pgq_batch_t   *b;
     ngx_http_siteflow_pg_query_t    *pq;
@@ -471,7 +475,7 @@ ngx_http_siteflow_pgq_flush(ngx_event_t *ev)
             st->npending--;
         }
 
-        for (i = 0; i < 7; i++) {
+        for (i = 0; i < 9; i++) {
             v[i] = (const char *) ngx_http_siteflow_pgq_array(b, i, &n);
 
             if (v[i] == NULL) {
@@ -487,10 +491,10 @@ ngx_http_siteflow_pgq_flush(ngx_event_t *ev)
 
         /* the values are copied by the pool (before the call returns) */
 
-        pq = ngx_http_siteflow_pg_prepared("siteflow_enqueue", 7, v, len,
+        pq = ngx_http_siteflow_pg_prepared("siteflow_enqueue", 9, v, len,
                                            ngx_http_siteflow_pgq_enqueued, b);
 
-        for (i = 0; i < 7; i++) {
+        for (i = 0; i < 9; i++) {
             ngx_free((void *) v[i]);
         }
 
@@ -509,7 +513,8 @@ ngx_http_siteflow_pgq_flush(ngx_event_t *ev)
 /*
  * One field of the batch's jobs as a PostgreSQL array literal (text
  * elements quoted, '"' and '\' escaped): 0 kind, 1 storefront, 2 order
- * id, 3 payload, 4 has the index part, 5 rank, 6 fingerprint.
+ * id, 3 payload, 4 has the index part, 5 rank, 6 fingerprint, 7 and 8
+ * the rank and fingerprint the postback was judged by.
  */
 
 static u_char *
@@ -581,6 +586,14 @@ ngx_http_siteflow_pgq_array(ngx_http_siteflow_pgq_batch_t *b,
             p = ngx_sprintf(p, "%uD", e->fingerprint);
             continue;
 
+        case 7:
+            p = ngx_sprintf(p, "%i", e->seen_rank);
+            continue;
+
+        case 8:
+            p = ngx_sprintf(p, "%uD", e->seen_fingerprint);
+            continue;
+
         case 1:
             str = &e->storefront;
             break;
@@ -620,7 +633,7 @@ ngx_http_siteflow_pgq_enqueued(void *data, PGresult *res, ngx_str_t *err)
 {
     ngx_http_siteflow_pgq_batch_t  *b = data;
 
-    int                               i;
+    int                               i, busy;
     uint64_t                          id;
     ngx_queue_t                      *q;
     ngx_http_siteflow_enqueue_pt      handler;
@@ -647,12 +660,15 @@ ngx_http_siteflow_pgq_enqueued(void *data, PGresult *res, ngx_str_t *err)
         ngx_queue_remove(q);
         e = ngx_queue_data(q, ngx_http_siteflow_pgq_enqueue_t, queue);
 
-        id = ngx_http_siteflow_pgq_u64(res, i, 0);
+        /* NULL: a postback of the order came first, judged again */
+
+        busy = PQgetisnull(res, i, 0);
+        id = busy ? 0 : ngx_http_siteflow_pgq_u64(res, i, 0);
         handler = e->handler;
         data = e->data;
         ngx_free(e);
 
-        handler(data, NGX_OK, id);
+        handler(data, busy ? NGX_BUSY : NGX_OK, id);
     }
 
     PQclear(res);

@@ -100,36 +100,46 @@
  * The jobs of one event loop turn in one statement, so one COMMIT (group
  * commit): $1 kinds, $2 storefronts, $3 order ids, $4 payloads; with the
  * postback's part of the index entry where $5 is 1: $6 rank, $7
- * fingerprint (the last of an order in the batch counts).  Their ids in
- * the order given (ids are taken in that order: the jobs of one order
- * keep it).
+ * fingerprint, and $8 rank and $9 fingerprint the postback was judged by.
+ * Such a job is queued only if the index entry still holds what it was
+ * judged by, and only the first of an order in the batch: another
+ * postback of the order committed in between (by this edge or another:
+ * the UPDATE waits for its row lock and looks again) or an earlier one
+ * in the batch makes its id NULL, nothing of it is written, and the
+ * caller judges it again.  The ids in the order given (ids are taken in
+ * that order: the jobs of one order keep it).
  */
 
 #define NGX_HTTP_SITEFLOW_PG_ENQUEUE                                          \
 "WITH t AS MATERIALIZED ("                                                    \
 "  SELECT nextval(pg_get_serial_sequence('siteflow_jobs', 'id')) AS id, u.*"  \
 "    FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[],"         \
-"                $5::integer[], $6::integer[], $7::bigint[])"                 \
+"                $5::integer[], $6::integer[], $7::bigint[], $8::integer[],"  \
+"                $9::bigint[])"                                               \
 "         WITH ORDINALITY AS u(kind, storefront, order_id, payload,"          \
-"                              has_idx, rank, fingerprint, n)"                \
+"                              has_idx, rank, fingerprint, seen_rank,"        \
+"                              seen_fingerprint, n)"                          \
 "   ORDER BY u.n),"                                                           \
+"w AS ("                                                                      \
+"  SELECT DISTINCT ON (storefront, order_id) *"                               \
+"    FROM t WHERE has_idx = 1 ORDER BY storefront, order_id, n),"             \
 "i AS ("                                                                      \
-"  INSERT INTO siteflow_index AS x"                                           \
-"    (storefront, order_id, rank, fingerprint, used_ms)"                      \
-"  SELECT DISTINCT ON (storefront, order_id) storefront, order_id, rank,"     \
-"         fingerprint, siteflow_now_ms()"                                     \
-"    FROM t WHERE has_idx = 1 ORDER BY storefront, order_id, n DESC"          \
-"  ON CONFLICT (storefront, order_id) DO UPDATE"                              \
-"    SET rank = EXCLUDED.rank, fingerprint = EXCLUDED.fingerprint,"           \
-"        used_ms = EXCLUDED.used_ms"                                          \
-"  RETURNING 1),"                                                             \
+"  UPDATE siteflow_index AS x"                                                \
+"     SET rank = w.rank, fingerprint = w.fingerprint,"                        \
+"         used_ms = siteflow_now_ms()"                                        \
+"    FROM w"                                                                  \
+"   WHERE x.storefront = w.storefront AND x.order_id = w.order_id"            \
+"     AND x.rank = w.seen_rank AND x.fingerprint = w.seen_fingerprint"        \
+"  RETURNING w.n),"                                                           \
+"k AS ("                                                                      \
+"  SELECT t.*, (t.has_idx = 0 OR t.n IN (SELECT n FROM i)) AS ok FROM t),"    \
 "j AS ("                                                                      \
 "  INSERT INTO siteflow_jobs (id, kind, storefront, order_id, payload,"       \
 "                             created_ms)"                                    \
 "  SELECT id, kind, storefront, order_id, payload, siteflow_now_ms()"         \
-"    FROM t ORDER BY n"                                                       \
+"    FROM k WHERE ok ORDER BY n"                                              \
 "  RETURNING 1) "                                                             \
-"SELECT id FROM t ORDER BY n"
+"SELECT CASE WHEN ok THEN id END FROM k ORDER BY n"
 
 
 /* the index entry and the unfinished jobs of an order: by order id ($2),

@@ -492,7 +492,7 @@ duration_ms 0..59999 in 7 entries: in POST /hook, in POST /postback, in POST /sh
 
 
 
-=== TEST 13: postbacks that arrive at the same moment are judged one after the other: the same one six times makes one update, and received sent with batch_complete never moves the order back (spool only)
+=== TEST 13: postbacks that arrive at the same moment are judged one after the other: the same one six times makes one update, and received sent with batch_complete never moves the order back
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
