@@ -318,7 +318,16 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
 
     v = json_object_get(root, "event");
 
-    if (ngx_http_siteflow_hook_event(r, v, &event, &deleted) != NGX_OK) {
+    rc = ngx_http_siteflow_hook_event(r, v, &event, &deleted);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                       "\"event\": the event is not a "
+                                       "string");
+    }
+
+    if (rc != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
         return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
                                        "event \"%V\" is not an order event",
@@ -672,7 +681,17 @@ ngx_http_siteflow_hook_text(ngx_http_request_t *r,
         prefix = "";
     }
 
-    if (ngx_http_siteflow_hook_event(r, ev, &event, &deleted) != NGX_OK) {
+    rc = ngx_http_siteflow_hook_event(r, ev, &event, &deleted);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_REJECTED);
+        rc = ngx_http_siteflow_reply(r, ctx, NGX_HTTP_BAD_REQUEST, "error",
+                                     "\"event\": the event is not a "
+                                     "string");
+        goto done;
+    }
+
+    if (rc != NGX_OK) {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_HOOK_SKIPPED);
         rc = ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
                                      "event \"%V\" is not an order event",
@@ -743,8 +762,10 @@ done:
 
 /*
  * The event: the body's, or ?event= (one target URL per event), else
- * "order_updated".  NGX_DECLINED for an event that is not about an
- * order's content (answered 200 "skipped").
+ * "order_updated"; an "event" of null counts as none.  NGX_ERROR for an
+ * "event" that is neither a string nor null (answered 400, nothing
+ * queued), NGX_DECLINED for an event that is not about an order's content
+ * (answered 200 "skipped").
  */
 
 static ngx_int_t
@@ -752,6 +773,13 @@ ngx_http_siteflow_hook_event(ngx_http_request_t *r, json_t *v,
     ngx_str_t *event, sf_order_deleted_t *deleted)
 {
     ngx_str_t  arg;
+
+    *deleted = SF_ORDER_LIVE;
+
+    if (v != NULL && !json_is_string(v) && !json_is_null(v)) {
+        ngx_str_null(event);
+        return NGX_ERROR;
+    }
 
     if (json_is_string(v)) {
         event->data = (u_char *) json_string_value(v);
@@ -763,8 +791,6 @@ ngx_http_siteflow_hook_event(ngx_http_request_t *r, json_t *v,
     } else {
         ngx_str_set(event, "order_updated");
     }
-
-    *deleted = SF_ORDER_LIVE;
 
     if (event->len != 13) {
         return NGX_DECLINED;

@@ -864,3 +864,53 @@ answer {"error":"this server has no siteflow_destination (nor a destination in i
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 26: an "event" that is not a string (array, number, object, boolean; read as text or by jansson) is refused with 400 naming the field: nothing fetched, nothing queued; an "event" of null counts as none (order_updated)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+    # a key with an escape ("x\u0041") makes the hook ask jansson
+    map { my $r = ::hook($_);
+          (my $b = $r->{body}) =~ s/\s+\z//;
+          $b =~ s/("job":)"[^"]+"/$1"ID"/;
+          "$r->{status} $b" }
+        '{"event":["order_deleted"],"id":"EVC2"}',
+        '{"event":5,"id":"EVC2"}',
+        '{"event":{"a":1},"id":"EVC2"}',
+        '{"event":true,"id":"EVC2"}',
+        '{"event":false,"order":{"id":"EVC2","status":"New Order"}}',
+        '{"event":["order_deleted"],"id":"EVC2","x\u0041":1}',
+        '{"event":5,"order":{"id":"EVC2"},"x\u0041":1}',
+        '{"event":null,"id":5001}',
+        '{"event":null,"id":5002,"x\u0041":1}' },
+    wait => [[siteflow => 'POST /api/order', 2]], sort => 1, jobs => 1)
+--- response_body
+answer pong
+400 {"error":"\"event\": the event is not a string"}
+400 {"error":"\"event\": the event is not a string"}
+400 {"error":"\"event\": the event is not a string"}
+400 {"error":"\"event\": the event is not a string"}
+400 {"error":"\"event\": the event is not a string"}
+400 {"error":"\"event\": the event is not a string"}
+400 {"error":"\"event\": the event is not a string"}
+202 {"job":"ID"}
+202 {"job":"ID"}
+PN GET /api/v2/order/5001 basic -> 200
+PN GET /api/v2/order/5002 basic -> 200
+SF POST /api/order oneflow PN-5001 fields-ok -> 201
+SF POST /api/order oneflow PN-5002 fields-ok -> 201
+SF POST /api/order/validate oneflow PN-5001 fields-ok -> 200
+SF POST /api/order/validate oneflow PN-5002 fields-ok -> 200
+job order 5001 done
+job order 5002 done
+--- no_error_log
+[alert]
+[crit]
