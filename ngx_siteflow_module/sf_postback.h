@@ -23,7 +23,8 @@
 
 /* limits on the work done for one body */
 #define SF_PB_MAX_DEPTH       16     /* nesting of objects and arrays */
-#define SF_PB_MAX_ITEMS       1000   /* sourceItemIds kept per postback */
+#define SF_PB_MAX_ITEMS       64     /* sourceItemIds per postback: more
+                                        is refused (docs/postbacks.md) */
 #define SF_PB_MAX_ERRORS      1000   /* errors[] entries read */
 #define SF_PB_MAX_SHIPMENTS   1000   /* shipments[] entries searched */
 

@@ -552,3 +552,49 @@ shipped updates: 1
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 14: more than 64 item ids (docs/postbacks.md, siteflow_ship_per_item): 400 "items": too many items (more than 64), nothing queued or sent; 64 are accepted, one PATCH each
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf(extra => '    siteflow_ship_per_item on;')
+--- init
+::send_and_wait(5002);
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+             my $before = @{ ::admin_jobs() || [] };
+             my @a = map { my $n = $_;
+                           my $r = ::postback({ event => 'shipped', sourceOrderId => 'PN-5002',
+                                                trackingNumber => "TRK$n",
+                                                timestamp => '2024-05-02T00:00:00Z',
+                                                items => [map { { sourceItemId => "I$_" } } 1 .. $n] });
+                           my $jobs = ::admin_jobs() || [];
+                           "$n items: $r->{status} "
+                           . ($r->{body} =~ s/"job":"[^"]+"/"job":"ID"/r =~ s/\s+$//r)
+                           . "; new jobs: " . (@$jobs - $before) }
+                 65, 200, 64;
+             @a },
+         wait => [[printnow => 'PATCH *', 64]], mocks => [],
+         then => sub {
+             my @p = @{ ::mock_requests('printnow', 'PATCH *') };
+             my %ids = map { $_->{path} =~ m{^/api/v2/order/5002/shipped/I(\d+)$} ? ($1 => 1) : ("bad $_->{path}" => 1) } @p;
+             my @tn = sort keys %{{ map { ((::json_of($_->{body}) // {})->{tracking_number} // '?') => 1 } @p }};
+             (scalar(@p) . " PATCH calls",
+              "items: " . CORE::join(',', sort { $a <=> $b } keys %ids),
+              "tracking numbers: @tn") })
+--- response_body
+answer pong
+65 items: 400 {"error":"\"items\": too many items (more than 64)"}; new jobs: 0
+200 items: 400 {"error":"\"items\": too many items (more than 64)"}; new jobs: 0
+64 items: 200 {"job":"ID"}; new jobs: 1
+64 PATCH calls
+items: 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64
+tracking numbers: TRK64
+--- no_error_log
+[alert]
+[crit]
