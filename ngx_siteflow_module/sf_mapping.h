@@ -322,7 +322,7 @@ const char *sf_mapping_status(const sf_mapping_t *m, sf_mapping_event_t event);
 
 
 /* values for the printnow section's placeholders: NUL-terminated, NULL
- * when absent; {item_id} is only used by the _item calls */
+ * or "" when absent; {item_id} is only used by the _item calls */
 typedef struct {
     const char         *tracking_number;
     const char         *tracking_url;
@@ -339,9 +339,9 @@ typedef struct {
  * Returns 0 with *body set to a new object (the caller owns it) when the
  * mapping has printnow.<call>, or with *body NULL when it has not (the
  * caller then uses its built-in body).  A field whose template uses an
- * absent value is omitted.  Returns -1 (and *body NULL) on allocation
- * failure, on invalid UTF-8 in a value or when a rendered value would
- * exceed SF_MAPPING_MAX_RENDER bytes.
+ * absent value (NULL or "") is omitted.  Returns -1 (and *body NULL) on
+ * allocation failure, on invalid UTF-8 in a value or when a rendered
+ * value would exceed SF_MAPPING_MAX_RENDER bytes.
  */
 int sf_mapping_printnow_body(const sf_mapping_t *m, sf_pn_call_t call,
     const sf_pn_vars_t *vars, json_t **body);

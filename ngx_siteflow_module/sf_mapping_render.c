@@ -221,6 +221,12 @@ sf_tpl_append(char *buf, size_t size, size_t *n, const char *p, size_t len,
 }
 
 
+/*
+ * A printnow placeholder's value.  NULL or "" is a value the postback did
+ * not give (sf_postback_t holds "" for an absent field): the field whose
+ * template uses it is left out, never sent as "" or with a hole in it.
+ */
+
 static int
 sf_map_pn_value(void *data, const sf_tpl_seg_t *seg, const char **value,
     size_t *len)
@@ -264,7 +270,7 @@ sf_map_pn_value(void *data, const sf_tpl_seg_t *seg, const char **value,
         break;
     }
 
-    if (v == NULL) {
+    if (v == NULL || v[0] == '\0') {
         return SF_TPL_ABSENT;
     }
 

@@ -598,3 +598,47 @@ tracking numbers: TRK64
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 14: the mapping's printnow section: a field whose template uses a value the postback did not give is left out (docs/mapping.md), never sent as "" or with a hole in its text
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- user_files eval
+">>> mapping-pn.json\n" . do {
+    open my $fh, '<', 't/fixtures/mapping-shop1.json' or die "mapping-shop1.json: $!";
+    my $m = JSON::PP->new->decode(do { local $/; <$fh> });
+    $m->{printnow} = { shipped => { trackingNumber => '{tracking_number}',
+                                    shipDate => '{ship_date}',
+                                    url => '{tracking_url}',
+                                    carrier => '{carrier}',
+                                    note => 'order {order_id} shipped via {carrier}',
+                                    notify => JSON::PP::true } };
+    JSON::PP->new->canonical->encode($m) . "\n" }
+--- config eval
+::storefront_conf() =~ s{siteflow_mapping \S+;}{siteflow_mapping ../html/mapping-pn.json;}r
+--- init
+::send_and_wait(5001);
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+             map { my $r = ::postback($_);
+                   "$r->{status} " . ($r->{body} =~ s/"job":"[^"]+"/"job":"ID"/r =~ s/\s+$//r) }
+                 { event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'T10',
+                   timestamp => '2024-05-03T00:00:00Z' },
+                 { event => 'shipped', sourceOrderId => 'PN-5001', trackingNumber => 'T11',
+                   trackingUrl => 'https://t.example/T11', carrier => 'DHL',
+                   timestamp => '2024-05-04T00:00:00Z' } },
+         wait => [[printnow => 'PATCH *', 2]], hide => qr{^GET }, mocks => ['printnow'])
+--- response_body
+answer pong
+200 {"job":"ID"}
+200 {"job":"ID"}
+PN PATCH /api/v2/order/5001/shipped basic {"notify":true,"shipDate":"2024-05-03","trackingNumber":"T10"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"carrier":"DHL","note":"order 5001 shipped via DHL","notify":true,"shipDate":"2024-05-04","trackingNumber":"T11","url":"https://t.example/T11"} -> 200
+--- no_error_log
+[alert]
+[crit]

@@ -860,6 +860,50 @@ test_printnow_body(void **state)
     json_decref(body);
 
     sf_mapping_free(m);
+
+    /*
+     * a value the postback did not give: NULL, or "" as the postback
+     * handler passes sf_postback_t's absent strings; a field whose
+     * template uses one is left out (docs/mapping.md), never sent as ""
+     * or with a hole in its text
+     */
+
+    m = parse(MAP(", \"printnow\": {\"shipped\": {"
+                  "\"trackingNumber\": \"{tracking_number}\", "
+                  "\"shipDate\": \"{ship_date}\", "
+                  "\"url\": \"{tracking_url}\", \"carrier\": \"{carrier}\", "
+                  "\"note\": \"order {order_id} shipped via {carrier}\", "
+                  "\"notify\": true}}"));
+
+    memset(&vars, 0, sizeof(vars));
+    vars.tracking_number = "T10";
+    vars.tracking_url = "";
+    vars.carrier = "";
+    vars.ship_date = "2024-05-03";
+    vars.order_id = "7002";
+
+    assert_int_equal(sf_mapping_printnow_body(m, SF_PN_SHIPPED, &vars,
+                                              &body), 0);
+    text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"notify\":true,\"shipDate\":\"2024-05-03\","
+                              "\"trackingNumber\":\"T10\"}");
+    free(text);
+    json_decref(body);
+
+    vars.tracking_number = NULL;
+    vars.ship_date = "";
+    vars.carrier = "DHL";
+
+    assert_int_equal(sf_mapping_printnow_body(m, SF_PN_SHIPPED, &vars,
+                                              &body), 0);
+    text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"carrier\":\"DHL\","
+                              "\"note\":\"order 7002 shipped via DHL\","
+                              "\"notify\":true}");
+    free(text);
+    json_decref(body);
+
+    sf_mapping_free(m);
 }
 
 
