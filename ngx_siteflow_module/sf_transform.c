@@ -35,6 +35,9 @@
 #define SF_TR_SORT_MIN   32      /* duplicate ids: sort from this many */
 #define SF_TR_SKIP_LIST  8       /* product ids listed in a skip reason */
 
+#define SF_TR_SPACE(c)   ((c) == ' ' || (c) == '\t' || (c) == '\n'          \
+                          || (c) == '\r')
+
 
 static void sf_tr_init(sf_tr_ctx_t *ctx, const sf_mapping_t *m,
     const json_t *order, char *reason, size_t reason_size);
@@ -557,12 +560,37 @@ sf_tr_blank(const char *s, size_t len)
     size_t  i;
 
     for (i = 0; i < len; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+        if (!SF_TR_SPACE(s[i])) {
             return 0;
         }
     }
 
     return 1;
+}
+
+
+/* *p, *len without the blanks (as sf_tr_blank counts them) around it */
+
+void
+sf_tr_trim(const char **p, size_t *len)
+{
+    size_t       n;
+    const char  *s;
+
+    s = *p;
+    n = *len;
+
+    while (n > 0 && SF_TR_SPACE(s[0])) {
+        s++;
+        n--;
+    }
+
+    while (n > 0 && SF_TR_SPACE(s[n - 1])) {
+        n--;
+    }
+
+    *p = s;
+    *len = n;
 }
 
 
@@ -675,7 +703,10 @@ bad:
 }
 
 
-/* first + sep + second, or either alone; joined in ctx->buf */
+/*
+ * first + sep + second, or either alone, each trimmed (" Ann " and " Lee"
+ * give "Ann Lee"); joined in ctx->buf
+ */
 
 int
 sf_tr_join(sf_tr_ctx_t *ctx, const json_t *obj, const char *first,
@@ -699,6 +730,9 @@ sf_tr_join(sf_tr_ctx_t *ctx, const json_t *obj, const char *first,
     if (rc1 != SF_TR_OK && rc2 != SF_TR_OK) {
         return SF_TR_ABSENT;
     }
+
+    sf_tr_trim(&p1, &l1);
+    sf_tr_trim(&p2, &l2);
 
     if (rc2 != SF_TR_OK) {
         *p = p1;

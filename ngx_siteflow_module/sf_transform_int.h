@@ -109,6 +109,7 @@ int sf_tr_reason(sf_tr_ctx_t *ctx, const char *fmt, ...) SF_TR_PRINTF(2, 3);
 const char *sf_tr_quote(char *buf, const char *s, size_t len);
 json_t *sf_tr_get(const json_t *obj, const char *key);
 int sf_tr_blank(const char *s, size_t len);
+void sf_tr_trim(const char **p, size_t *len);
 int sf_tr_text(sf_tr_ctx_t *ctx, const json_t *obj, const char *key,
     const sf_tr_where_t *w, const char **p, size_t *len);
 int sf_tr_join(sf_tr_ctx_t *ctx, const json_t *obj, const char *first,

@@ -387,7 +387,15 @@ sf_tr_name_value(void *data, const sf_tpl_seg_t *seg, const char **value,
         return SF_TPL_FAIL;
     }
 
-    return (rc == SF_TR_OK) ? SF_TPL_OK : SF_TPL_ABSENT;
+    if (rc != SF_TR_OK) {
+        return SF_TPL_ABSENT;
+    }
+
+    /* a name part as the built-in rule takes it: without blanks around */
+
+    sf_tr_trim(value, len);
+
+    return SF_TPL_OK;
 }
 
 

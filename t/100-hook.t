@@ -914,3 +914,49 @@ job order 5002 done
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 24: names with spaces around them in PrintNow's order: shipTo.name and customerName are the parts trimmed and joined with one space (" Ann " + " Lee" is "Ann Lee"), a blank part left out
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+my $o1 = ::pn_order(6003);
+$o1->{shipping_address}{first_name} = ' Ann ';
+$o1->{shipping_address}{last_name} = ' Lee';
+$o1->{customer}{first_name} = "\tCora ";
+$o1->{customer}{last_name} = '  Buyer  ';
+my $o2 = ::pn_order(6004);
+$o2->{shipping_address}{first_name} = '  Ann  ';
+$o2->{shipping_address}{last_name} = '   ';
+$o2->{customer}{first_name} = '   ';
+$o2->{customer}{last_name} = ' Buyer';
+::pn_rules({ on => 'GET /api/v2/order/6003', json => $o1 },
+           { on => 'GET /api/v2/order/6004', json => $o2 });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(do => sub {
+             map { my $r = ::hook({ event => 'order_created', id => $_ });
+                   "$_: $r->{status} " . ($r->{body} =~ s/"job":"[^"]+"/"job":"ID"/r =~ s/\s+$//r) }
+                 6003, 6004 },
+         wait => [[siteflow => 'POST /api/order', 2]], mocks => [],
+         then => sub {
+             map { my $o = ::json_of($_->{body})->{orderData};
+                   my $n = $o->{shipments}[0]{shipTo}{name};
+                   "$o->{sourceOrderId} shipTo.name \"$n\" customerName \"$o->{customerName}\"" }
+             sort { ::json_of($a->{body})->{orderData}{sourceOrderId}
+                    cmp ::json_of($b->{body})->{orderData}{sourceOrderId} }
+             @{ ::mock_requests('siteflow', 'POST /api/order') } })
+--- response_body
+answer pong
+6003: 202 {"job":"ID"}
+6004: 202 {"job":"ID"}
+PN-6003 shipTo.name "Ann Lee" customerName "Cora Buyer"
+PN-6004 shipTo.name "Ann" customerName "Buyer"
+--- no_error_log
+[alert]
+[crit]

@@ -402,6 +402,71 @@ test_override_edges(void **state)
 }
 
 
+/*
+ * names with spaces around them: each part is trimmed and the parts are
+ * joined with one space, by the built-in rule (shipTo.name and
+ * customerName) and by a ship_to.name template alike
+ */
+
+static void
+test_trim(void **state)
+{
+    json_t        *o, *a, *c, *out;
+    sf_mapping_t  *m;
+
+    (void) state;
+
+    o = order();
+    a = address(o);
+    c = json_object_get(o, "customer");
+
+    json_object_set_new(a, "first_name", json_string(" Ann "));
+    json_object_set_new(a, "last_name", json_string(" Lee"));
+    json_object_set_new(c, "first_name", json_string("\tCora \r\n"));
+    json_object_set_new(c, "last_name", json_string("  Buyer  "));
+
+    m = parse(MAP(""));
+
+    out = transform(m, o, SF_TRANSFORM_OK, "");
+    assert_string_equal(json_string_value(json_object_get(ship_to(out),
+                                                          "name")),
+                        "Ann Lee");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(out, "orderData"),
+                            "customerName")),
+                        "Cora Buyer");
+    json_decref(out);
+
+    /* one part alone, the other blank or missing */
+
+    json_object_set_new(a, "last_name", json_string("   "));
+    expect_name(m, o, "Ann");
+
+    json_object_del(a, "last_name");
+    json_object_set_new(a, "first_name", json_string("  "));
+    json_object_set_new(a, "last_name", json_string("Lee  "));
+    expect_name(m, o, "Lee");
+
+    /* inner spaces are the name's own */
+
+    json_object_set_new(a, "first_name", json_string(" Mary  Ann "));
+    expect_name(m, o, "Mary  Ann Lee");
+    sf_mapping_free(m);
+
+    /* the template's placeholders */
+
+    json_object_set_new(a, "first_name", json_string(" Ann "));
+    json_object_set_new(a, "last_name", json_string(" Lee"));
+
+    m = parse(SHIP_TO("{ship_last_name}, {ship_first_name} "
+                      "({customer_first_name})"));
+    expect_name(m, o, "Lee, Ann (Cora)");
+    sf_mapping_free(m);
+
+    json_decref(o);
+}
+
+
 int
 main(void)
 {
@@ -410,6 +475,7 @@ main(void)
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_override),
         cmocka_unit_test(test_override_edges),
+        cmocka_unit_test(test_trim),
     };
 
     return cmocka_run_group_tests_name("mapping ship_to.name", tests, NULL,
