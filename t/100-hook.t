@@ -917,7 +917,7 @@ job order 5002 done
 
 
 
-=== TEST 24: names with spaces around them in PrintNow's order: shipTo.name and customerName are the parts trimmed and joined with one space (" Ann " + " Lee" is "Ann Lee"), a blank part left out
+=== TEST 27: names with spaces around them in PrintNow's order: shipTo.name and customerName are the parts trimmed and joined with one space (" Ann " + " Lee" is "Ann Lee"), a blank part left out
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;

@@ -601,7 +601,7 @@ tracking numbers: TRK64
 
 
 
-=== TEST 14: the mapping's printnow section: a field whose template uses a value the postback did not give is left out (docs/mapping.md), never sent as "" or with a hole in its text
+=== TEST 15: the mapping's printnow section: a field whose template uses a value the postback did not give is left out (docs/mapping.md), never sent as "" or with a hole in its text
 --- http_config
     siteflow_zone sf:4m;
     siteflow_spool $TEST_NGINX_SPOOL;
