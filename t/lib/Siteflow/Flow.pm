@@ -343,7 +343,7 @@ sub mock_up {
     my $port = $Mock{$mock}->port;
     my ($fh, $file) = File::Temp::tempfile('siteflow-rules-XXXXXX',
                                            TMPDIR => 1, UNLINK => 1);
-    print $fh JSON::PP->new->canonical->encode($Rules{$mock} // []);
+    print $fh $J->encode($Rules{$mock} // []);  # bytes: the mock reads bytes
     close $fh;
     $Mock{$mock} = MockUpstream->start(port => $port, rules_file => $file);
     if (@rules) {
