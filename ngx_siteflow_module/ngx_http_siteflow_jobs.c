@@ -1069,11 +1069,13 @@ static void
 ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
     ngx_http_siteflow_xfer_t *x)
 {
-    json_t                    *rv;
+    json_t                    *rv, *id;
+    ngx_str_t                  got;
     json_error_t               err;
     ngx_http_siteflow_work_t  *w;
 
     w = run->data;
+    ngx_str_null(&got);
 
     rv = sf_json_load((const char *) x->response, x->response_len, &err);
 
@@ -1104,6 +1106,31 @@ ngx_http_siteflow_fetch_done(ngx_http_siteflow_run_t *run,
         ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
                               "PrintNow answered the order fetch with JSON "
                               "that is not an order object");
+        return;
+    }
+
+    /*
+     * the order's own id makes its sourceOrderId, and the index and the
+     * duplicate guard know the order by the id it was fetched by: another
+     * order (or another spelling of the id) would be created under a name
+     * no guard knows
+     */
+
+    id = json_object_get(rv, "id");
+
+    if (id != NULL && !json_is_null(id)
+        && (ngx_http_siteflow_json_str(id, &got, run->pool) != NGX_OK
+            || got.len != run->order_id.len
+            || ngx_strncmp(got.data, run->order_id.data, got.len) != 0))
+    {
+        json_decref(rv);
+
+        ngx_http_siteflow_end(run, SF_QSTATE_FAILED,
+                              "PrintNow answered the fetch of order \"%V\" "
+                              "with an order whose id is %s%V%s: it is not "
+                              "sent", &run->order_id,
+                              got.len ? "\"" : "not a string or an integer",
+                              &got, got.len ? "\"" : "");
         return;
     }
 

@@ -960,3 +960,35 @@ PN-6004 shipTo.name "Ann" customerName "Buyer"
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 28: PrintNow answering the fetch of one order with another order (another id): the job fails naming both ids and nothing reaches SiteFlow; the same id as a string instead of a number is the same order
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::pn_rules({ on => 'GET /api/v2/order/6007', json => ::pn_order(6008) },
+           { on => 'GET /api/v2/order/6009', json => ::pn_order(6009, id => '6009') });
+--- request eval
+[map { "POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_updated\",\"order\":{\"id\":$_,\"status\":\"New Order\"}}" } 6007, 6009]
+--- error_code eval
+[202, 202]
+--- response_body_filters eval
+[[::report(idle => 0, mocks => [])],
+ [::report(mocks => ['siteflow'], jobs => 1,
+           errors => { 6007 => '^PrintNow answered the fetch of order "6007" with an order whose id is "6008": it is not sent' })]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-6009 fields-ok -> 200
+SF POST /api/order oneflow PN-6009 fields-ok -> 201
+job order 6007 failed (last_error ~ /^PrintNow answered the fetch of order "6007" with an order whose id is "6008": it is not sent/)
+job order 6009 done
+']
+--- no_error_log
+[alert]
+[crit]
