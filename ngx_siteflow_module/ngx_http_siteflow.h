@@ -164,6 +164,13 @@ typedef struct {
     ngx_str_t                      mapped_body;  /* replaced upstream body */
 
     unsigned                       checked:1;
+    unsigned                       guard:1;      /* a guard's ctx
+                                                    (guard.c), not a
+                                                    hook's */
+    unsigned                       early:1;      /* a guarded location
+                                                    answered before its
+                                                    guard ran (413):
+                                                    logged too */
     unsigned                       verified:1;
     unsigned                       done:1;
     unsigned                       waiting_body:1;

@@ -34,9 +34,11 @@
  * with a fresh nonce, and statuses SiteFlow does not understand (anything
  * but 200, 201, 400 and 401) become 400 with a SiteFlow error body.
  *
- * Log phase: every checked request goes to the Site Flow Log (direction
- * "in"): method, URI, the status sent, the duration, the request body and
- * the response body as sent, each capped; never the X-SiteFlow-* headers.
+ * Log phase: every checked request, and every answer of a guarded
+ * location that came before the check (nginx's 413 for a body over
+ * client_max_body_size), goes to the Site Flow Log (direction "in"):
+ * method, URI, the status sent, the duration, the request body and the
+ * response body as sent, each capped; never the X-SiteFlow-* headers.
  * The body filter keeps the first bytes of the response for it.
  */
 
@@ -878,6 +880,7 @@ ngx_http_siteflow_ctx(ngx_http_request_t *r, ngx_uint_t create)
 
     ctx = cln->data;
     ngx_memzero(ctx, sizeof(ngx_http_siteflow_guard_ctx_t));
+    ctx->guard = 1;
 
     cln->handler = ngx_http_siteflow_ctx_cleanup;
 
@@ -930,6 +933,15 @@ ngx_http_siteflow_header_filter(ngx_http_request_t *r)
 
     if (ctx == NULL) {
         return NGX_ERROR;
+    }
+
+    /*
+     * refused before the access phase (client_max_body_size's 413, a
+     * "return" in the location): SiteFlow's call is logged all the same
+     */
+
+    if (!ctx->checked && ctx->guard) {
+        ctx->early = 1;
     }
 
     if (ngx_http_siteflow_map_status(r, ctx) != NGX_OK) {
@@ -1181,7 +1193,7 @@ ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     if (!ctx->replace_body) {
-        if (ctx->checked) {
+        if (ctx->checked || ctx->early) {
             ngx_http_siteflow_guard_capture(r,
                 (ngx_http_siteflow_guard_ctx_t *) ctx, in);
         }
@@ -1227,7 +1239,7 @@ ngx_http_siteflow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     out.buf = b;
     out.next = NULL;
 
-    if (ctx->checked) {
+    if (ctx->checked || ctx->early) {
         ngx_http_siteflow_guard_capture(r,
                                         (ngx_http_siteflow_guard_ctx_t *) ctx,
                                         &out);
@@ -1309,7 +1321,7 @@ ngx_http_siteflow_guard_log(ngx_http_request_t *r)
 
     ctx = ngx_http_siteflow_ctx(r, 0);
 
-    if (ctx == NULL || !ctx->checked) {
+    if (ctx == NULL || !(ctx->checked || ctx->early)) {
         return NGX_OK;
     }
 

@@ -453,3 +453,36 @@ allowed, the last one counts).
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 15: a call refused before the guard ran (nginx's 413 for a body over client_max_body_size, answered as a signed SiteFlow 400) is in the Site Flow Log too
+--- http_config
+    siteflow_zone sf15:1m;
+    siteflow_spool html/spool;
+    client_body_temp_path client_body_temp;
+--- config
+    siteflow_storefront acme;
+    location /ship/ {
+        client_max_body_size 100;
+        siteflow_verify_signature on;
+        siteflow_shipment_validate on;
+        siteflow_partner p1 0123456789abcdef0123456789abcdef01234567;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/;
+    }
+    location /admin/ { siteflow_admin; }
+--- more_headers eval
+[Siteflow::Sign::headers('p1', $Siteflow::Sign::KEY), ""]
+--- request eval
+["POST /ship/shipment\n$main::SHIP",
+ "GET /admin/log?limit=4"]
+--- error_code eval
+[400, 200]
+--- response_body_filters eval
+\&main::entries
+--- response_body eval
+[qq{{"status":{"code":"error","message":"request body too large (HTTP 413)"}}\n},
+ "POST /ship/shipment 400 -\n"]
+--- no_error_log
+[alert]
+[crit]
