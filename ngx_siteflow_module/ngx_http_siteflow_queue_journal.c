@@ -98,7 +98,8 @@ ngx_http_siteflow_queue_conf(void)
  * that user, but a parent directory it cannot enter, a read-only mount or
  * a spool left by root make every hook 503 at run time).  A master run
  * by root asks a child that takes the workers' user and groups, as a
- * worker does; any other master has the workers' user itself.
+ * worker does; any other master, or nginx without a master process, has
+ * the workers' user itself.
  */
 
 ngx_int_t
@@ -112,8 +113,10 @@ ngx_http_siteflow_journal_check(ngx_cycle_t *cycle,
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT
-        || ccf->user == 0)
+    /* "master_process off": the one process keeps the master's user */
+
+    if (geteuid() != 0 || !ccf->master
+        || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT || ccf->user == 0)
     {
         if (access((char *) qc->path->name.data, W_OK|X_OK) == 0) {
             return NGX_OK;

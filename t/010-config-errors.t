@@ -19,7 +19,7 @@ plan 'no_plan';
 # then runs the workers as "user" (nobody here), with a configuration of
 # its own (the blocks below run nginx as root).
 SKIP: {
-    Test::More::skip('the workers-user spool check needs root', 4)
+    Test::More::skip('the workers-user spool check needs root', 6)
         if $> != 0;
     my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
     my $module = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '')[0];
@@ -28,13 +28,15 @@ SKIP: {
     mkdir "$dir/logs";
     mkdir "$dir/closed", 0700;
     mkdir "$dir/open", 0755;
-    for my $case (['closed', 1], ['open', 0]) {
-        my ($sub, $refused) = @$case;
-        my $conf = "$dir/$sub.conf";
+    # without a master process nginx keeps root's user: nothing to refuse
+    for my $case (['closed', 1], ['open', 0], ['closed', 0, 'single']) {
+        my ($sub, $refused, $single) = @$case;
+        my $conf = "$dir/$sub" . ($single ? '-single' : '') . '.conf';
         open my $out, '>', $conf or die "$conf: $!";
         print $out ($module ? "load_module $module;\n" : ''),
             "user nobody nogroup;\nerror_log logs/error.log;\n",
-            "events { }\nhttp {\n    siteflow_spool $dir/$sub/spool;\n}\n";
+            "events { }\nhttp {\n    siteflow_spool $dir/$sub/spool;\n}\n",
+            $single ? "master_process off;\n" : '';
         close $out;
         my $res = `$nginx -t -p $dir/ -c $conf 2>&1`;
         if ($refused) {
@@ -42,7 +44,8 @@ SKIP: {
             Test::More::like($res, qr{\[emerg\] "siteflow_spool" "\Q$dir\E/closed/spool" in \Q$conf\E:6 cannot be written by the worker processes' user "nobody": .*\(13: Permission denied\)},
                 "the message names the directive, its file:line and the user");
         } else {
-            Test::More::is($?, 0, "nginx -t accepts a spool the workers' user can write")
+            Test::More::is($?, 0, "nginx -t accepts a spool the workers' user can write"
+                           . ($single ? ' (master_process off: root)' : ''))
                 or Test::More::diag($res);
             Test::More::unlike($res, qr{siteflow_spool}, 'no complaint about it');
         }
