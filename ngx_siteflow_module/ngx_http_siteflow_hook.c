@@ -979,7 +979,12 @@ ngx_http_siteflow_postback_fingerprint(sf_postback_t *pb)
                      ngx_strlen(pb->tracking_number));
     ngx_crc32_update(&fp, (u_char *) pb->message, ngx_strlen(pb->message));
 
-    /* 0 is "none" in the index */
+    /*
+     * 31 bits: two of them make the index's 64-bit fingerprint, which
+     * PostgreSQL keeps in a (signed) bigint; 0 is "none"
+     */
+
+    fp &= 0x7fffffff;
 
     return fp ? fp : 1;
 }
@@ -1357,6 +1362,7 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 {
     char                           err[256];
     uint32_t                       fp;
+    uint64_t                       shipped;
     ngx_int_t                      rc;
     ngx_str_t                      source;
     ngx_uint_t                     i, per_item, tries;
@@ -1426,7 +1432,16 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
 
 again:
 
-    if (idx.fingerprint == fp && idx.rank == (ngx_int_t) pb.event) {
+    /*
+     * the last postback again, or a shipment's sent again after the next
+     * shipment's (shipmentIndex 0, 1, then 0 again: SiteFlow resending
+     * an earlier one): the index keeps the last postback's fingerprint and
+     * the shipment's before it
+     */
+
+    if (((uint32_t) idx.fingerprint == fp && idx.rank == (ngx_int_t) pb.event)
+        || (pb.event == SF_EV_SHIPPED && (idx.fingerprint >> 32) == fp))
+    {
         ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_POSTBACK_DUPLICATE);
         return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_OK, "skipped",
                                        "duplicate of an earlier \"%s\" "
@@ -1476,8 +1491,12 @@ again:
 
     idx.seen_rank = idx.rank;
     idx.seen_fingerprint = idx.fingerprint;
+
+    shipped = (idx.rank == SF_EV_SHIPPED) ? (uint32_t) idx.fingerprint
+                                          : idx.fingerprint >> 32;
+
     idx.rank = pb.event;
-    idx.fingerprint = fp;
+    idx.fingerprint = (shipped << 32) | fp;
 
     rc = ngx_http_siteflow_postback_enqueue(r, ctx, &pb, items, per_item,
                                             &idx);

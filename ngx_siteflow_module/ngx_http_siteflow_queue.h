@@ -145,12 +145,15 @@ typedef struct {
     ngx_str_t                      siteflow_id;   /* SiteFlow _id */
     ngx_uint_t                     state;         /* NGX_HTTP_SITEFLOW_IDX_* */
     ngx_int_t                      rank;          /* of the last event */
-    uint32_t                       fingerprint;   /* of the last postback */
+    uint64_t                       fingerprint;   /* of the last postback
+                                                     (low 32 bits), of the
+                                                     shipment's before it
+                                                     (high 32 bits) */
     uint32_t                       pb_seen;       /* the postback half's
                                                      version, for
                                                      queue_reserve() */
     ngx_int_t                      seen_rank;     /* what a postback */
-    uint32_t                       seen_fingerprint;  /* was judged by */
+    uint64_t                       seen_fingerprint;  /* was judged by */
     uint64_t                       updated_ms;    /* our last PrintNow
                                                      update */
     uint64_t                       sent_ms;

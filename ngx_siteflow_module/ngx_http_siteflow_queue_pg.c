@@ -62,9 +62,9 @@ typedef struct {
     ngx_uint_t                         kind;
     ngx_uint_t                         has_idx;
     ngx_int_t                          rank;
-    uint32_t                           fingerprint;
+    uint64_t                           fingerprint;
     ngx_int_t                          seen_rank;
-    uint32_t                           seen_fingerprint;
+    uint64_t                           seen_fingerprint;
     ngx_str_t                          storefront;   /* copies, after */
     ngx_str_t                          order_id;
     ngx_str_t                          text;
@@ -583,7 +583,7 @@ ngx_http_siteflow_pgq_array(ngx_http_siteflow_pgq_batch_t *b,
             continue;
 
         case 6:
-            p = ngx_sprintf(p, "%uD", e->fingerprint);
+            p = ngx_sprintf(p, "%uL", e->fingerprint);
             continue;
 
         case 7:
@@ -591,7 +591,7 @@ ngx_http_siteflow_pgq_array(ngx_http_siteflow_pgq_batch_t *b,
             continue;
 
         case 8:
-            p = ngx_sprintf(p, "%uD", e->seen_fingerprint);
+            p = ngx_sprintf(p, "%uL", e->seen_fingerprint);
             continue;
 
         case 1:

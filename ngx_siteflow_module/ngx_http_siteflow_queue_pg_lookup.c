@@ -124,8 +124,7 @@ ngx_http_siteflow_pgq_index_row(PGresult *res, int row, int col,
         idx->rank = 0;
     }
 
-    idx->fingerprint = (uint32_t) ngx_http_siteflow_pgq_u64(res, row,
-                                                            col + 5);
+    idx->fingerprint = ngx_http_siteflow_pgq_u64(res, row, col + 5);
     idx->updated_ms = ngx_http_siteflow_pgq_u64(res, row, col + 6);
     idx->sent_ms = ngx_http_siteflow_pgq_u64(res, row, col + 7);
 }

@@ -717,7 +717,7 @@ ngx_http_siteflow_queue_record(const sf_qrec_t *r, void *data)
         ngx_http_siteflow_nstr(&op.idx.siteflow_id, &pay.siteflow_id);
         op.idx.state = pay.state;
         op.idx.rank = (ngx_int_t) pay.rank;
-        op.idx.fingerprint = (uint32_t) pay.fingerprint;
+        op.idx.fingerprint = pay.fingerprint;
         op.idx.updated_ms = pay.updated_ms;
         op.idx.sent_ms = pay.sent_ms;
 

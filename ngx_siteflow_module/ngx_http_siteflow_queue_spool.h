@@ -105,7 +105,7 @@ typedef struct {
 
     uint32_t                       version_order;
     uint32_t                       version_postback;
-    uint32_t                       fingerprint;
+    uint64_t                       fingerprint;  /* as in index_t */
     int32_t                        rank;
 
     /*
@@ -115,7 +115,7 @@ typedef struct {
      * its way to the disk
      */
     uint32_t                       pb_version;
-    uint32_t                       pb_fingerprint;
+    uint64_t                       pb_fingerprint;
     int32_t                        pb_rank;
     ngx_pid_t                      pb_pid;
     uint64_t                       pb_ms;

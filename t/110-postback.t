@@ -642,3 +642,41 @@ PN PATCH /api/v2/order/5001/shipped basic {"carrier":"DHL","note":"order 5001 sh
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 16: a shipment postback sent again after the next shipment's (shipmentIndex 0, 1, then 0 again) is a duplicate: two shipped updates, not three; a third shipment's is new
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::send_and_wait(5001);
+--- request eval
+[::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', shipmentIndex => 0, trackingNumber => '1ZAAA', shipDate => '2024-05-02'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', shipmentIndex => 1, trackingNumber => '1ZBBB', shipDate => '2024-05-02'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', shipmentIndex => 0, trackingNumber => '1ZAAA', shipDate => '2024-05-02'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', shipmentIndex => 1, trackingNumber => '1ZBBB', shipDate => '2024-05-02'),
+ ::pb_req(event => 'shipped', sourceOrderId => 'PN-5001', shipmentIndex => 2, trackingNumber => '1ZCCC', shipDate => '2024-05-03')]
+--- error_code eval
+[(200) x 5]
+--- response_body_filters eval
+[[::report(mocks => [], wait => [[printnow => 'PATCH *', 1]])],
+ [::report(mocks => [], wait => [[printnow => 'PATCH *', 2]])],
+ [::report(mocks => [], answer => 'skipped:^duplicate')],
+ [::report(mocks => [], answer => 'skipped:^duplicate')],
+ [::report(wait => [[printnow => 'PATCH *', 3]], hide => qr{^GET }, mocks => ['printnow'])]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+ "answer {\"job\":\"ID\"}\n",
+ "answer {\"skipped\": ~ /^duplicate/}\n",
+ "answer {\"skipped\": ~ /^duplicate/}\n",
+'answer {"job":"ID"}
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"1ZAAA"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-02","tracking_number":"1ZBBB"} -> 200
+PN PATCH /api/v2/order/5001/shipped basic {"notify_customer":true,"ship_date":"2024-05-03","tracking_number":"1ZCCC"} -> 200
+']
+--- no_error_log
+[alert]
+[crit]
