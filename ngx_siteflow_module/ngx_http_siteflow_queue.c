@@ -353,8 +353,14 @@ ngx_http_siteflow_queue_reserve(ngx_http_siteflow_index_t *idx,
         seen = ngx_http_siteflow_idx_reserved(e, now) ? e->pb_version
                                                       : e->version_postback;
 
+        /*
+         * a new number even after a reservation that ended unapplied
+         * (the batch failed): a postback judged by that one's state must
+         * not find its number again on another's
+         */
+
         if (seen == idx->pb_seen) {
-            e->pb_version = ngx_max(e->version_postback, seen) + 1;
+            e->pb_version = ngx_max(e->version_postback, e->pb_version) + 1;
             e->pb_rank = (int32_t) idx->rank;
             e->pb_fingerprint = idx->fingerprint;
             e->pb_pid = ngx_pid;

@@ -988,8 +988,10 @@ ngx_http_siteflow_idx_release(ngx_http_siteflow_queue_sh_t *sh,
     {
         e = ngx_http_siteflow_idx_find(&sh->by_order, &key, 0);
 
+        /* ended, its number kept (queue_reserve() never reuses it) */
+
         if (e && e->pb_version == op->version) {
-            e->pb_version = 0;
+            e->pb_ms = 0;
         }
     }
 

@@ -481,6 +481,48 @@ subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns
 };
 
 # ---------------------------------------------------------------------------
+subtest 'spool full: a refused postback of a sent order is not a duplicate when sent again' => sub {
+    spool_only();
+    plan skip_all => 'needs root to mount a 1 MB tmpfs on the spool (we are uid ' . $> . ')'
+        if $> != 0;
+    my $spool;
+    my $p = scenario(before => sub {
+        $spool = $ENV{TEST_NGINX_SPOOL};
+        mkdir $spool;
+        system('mount', '-t', 'tmpfs', '-o', 'size=1m', 'sf-spool-test', $spool) == 0
+            or plan skip_all => "cannot mount a tmpfs on $spool (no CAP_SYS_ADMIN?)";
+    });
+    # the order is in the index; then the file system fills up, and hooks
+    # go on until the journal's last page is used up too
+    send_and_wait(6011);
+    my $filler = "$spool/filler";
+    system("dd if=/dev/zero of=$filler bs=4k 2>/dev/null");
+    my $full = 0;
+    for my $i (1 .. 200) {
+        if (hook({ event => 'order_created', id => 6100 + $i })->{status} == 503) {
+            $full = 1;
+            last;
+        }
+    }
+    ok($full, 'the spool refuses hooks (503)');
+    my $r = postback({ event => 'printready', sourceOrderId => 'PN-6011' });
+    is($r->{status}, 503, 'a postback of the sent order: 503 while the spool is full');
+    # what it would have taken in the index is given back: the sender's
+    # retry is judged as the first attempt was, not as its duplicate
+    unlink $filler;
+    $r = postback({ event => 'printready', sourceOrderId => 'PN-6011' });
+    is($r->{status}, 200, 'the same postback once space is back: 200');
+    like($r->{body}, qr/^\{"job":"\d+"\}/, 'a job, not a duplicate: ' . $r->{body});
+    is(wait_requests(printnow => 'PATCH /api/v2/order/6011/status', 1), '',
+       'its PrintNow update is made');
+    $r = postback({ event => 'printready', sourceOrderId => 'PN-6011' });
+    like($r->{body}, qr/duplicate/, 'sent a third time: now a duplicate');
+    nginx_stop($p);
+    system('umount', $spool);
+    no_alerts($p, 'spool full (postback)', qr/No space left on device|\(28:/);
+};
+
+# ---------------------------------------------------------------------------
 subtest 'a torn record at the journal tail' => sub {
     spool_only();
     my $p = scenario();
