@@ -417,8 +417,10 @@ subtest 'compaction (segment=64k): old segments replaced by a snapshot, then sto
     no_alerts($p, 'compaction');
 };
 
-# ---------------------------------------------------------------------------
-subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns' => sub {
+# a scenario whose spool is a 1 MB tmpfs (to be filled up): its prefix
+# and the spool; the subtest is skipped without root or a mountable tmpfs
+# (and with PostgreSQL)
+sub tmpfs_scenario {
     spool_only();
     plan skip_all => 'needs root to mount a 1 MB tmpfs on the spool (we are uid ' . $> . ')'
         if $> != 0;
@@ -429,6 +431,12 @@ subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns
         system('mount', '-t', 'tmpfs', '-o', 'size=1m', 'sf-spool-test', $spool) == 0
             or plan skip_all => "cannot mount a tmpfs on $spool (no CAP_SYS_ADMIN?)";
     });
+    return ($p, $spool);
+}
+
+# ---------------------------------------------------------------------------
+subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns' => sub {
+    my ($p, $spool) = tmpfs_scenario();
     my $filler = "$spool/filler";
     # fill the file system, leaving nothing for a journal record
     system("dd if=/dev/zero of=$filler bs=4k 2>/dev/null");
@@ -482,16 +490,7 @@ subtest 'spool full: 503 JSON, nothing acknowledged; recovers when space returns
 
 # ---------------------------------------------------------------------------
 subtest 'spool full: a refused postback of a sent order is not a duplicate when sent again' => sub {
-    spool_only();
-    plan skip_all => 'needs root to mount a 1 MB tmpfs on the spool (we are uid ' . $> . ')'
-        if $> != 0;
-    my $spool;
-    my $p = scenario(before => sub {
-        $spool = $ENV{TEST_NGINX_SPOOL};
-        mkdir $spool;
-        system('mount', '-t', 'tmpfs', '-o', 'size=1m', 'sf-spool-test', $spool) == 0
-            or plan skip_all => "cannot mount a tmpfs on $spool (no CAP_SYS_ADMIN?)";
-    });
+    my ($p, $spool) = tmpfs_scenario();
     # the order is in the index; then the file system fills up, and hooks
     # go on until the journal's last page is used up too
     send_and_wait(6011);
