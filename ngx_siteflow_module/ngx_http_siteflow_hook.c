@@ -50,7 +50,8 @@ typedef struct {
     ngx_str_t                      body;
     off_t                          received;
     ngx_uint_t                     judged;       /* times a postback was
-                                                    judged (queued()) */
+                                                    judged again
+                                                    (postback_busy()) */
     unsigned                       replied:1;
     unsigned                       looked_up:1;  /* the order was read
                                                     from the queue */
@@ -95,6 +96,8 @@ static ngx_int_t ngx_http_siteflow_hook_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_siteflow_hook_enqueue(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, json_t *job);
 static ngx_int_t ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx);
+static ngx_int_t ngx_http_siteflow_postback_busy(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx);
 static uint32_t ngx_http_siteflow_postback_fingerprint(sf_postback_t *pb);
 static ngx_int_t ngx_http_siteflow_postback_enqueue(ngx_http_request_t *r,
@@ -1226,9 +1229,8 @@ ngx_http_siteflow_queued(void *data, ngx_int_t rc, uint64_t id)
      * again by what the order has now (read again)
      */
 
-    if (rc == NGX_BUSY && ctx->postback && ++ctx->judged < 16) {
-        ctx->looked_up = 0;
-        ngx_http_siteflow_postback_body(r);
+    if (rc == NGX_BUSY && ctx->postback) {
+        ngx_http_finalize_request(r, ngx_http_siteflow_postback_busy(r, ctx));
         return;
     }
 
@@ -1365,7 +1367,7 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     uint64_t                       shipped;
     ngx_int_t                      rc;
     ngx_str_t                      source;
-    ngx_uint_t                     i, per_item, tries;
+    ngx_uint_t                     i, per_item;
     sf_pb_rc_t                     prc;
     sf_postback_t                  pb;
     sf_path_rc_t                   sprc;
@@ -1428,9 +1430,6 @@ ngx_http_siteflow_postback_decide(ngx_http_request_t *r,
     /* the same postback again, or one that would move the order back */
 
     fp = ngx_http_siteflow_postback_fingerprint(&pb);
-    tries = 0;
-
-again:
 
     /*
      * the last postback again, or a shipment's sent again after the next
@@ -1501,33 +1500,34 @@ again:
     rc = ngx_http_siteflow_postback_enqueue(r, ctx, &pb, items, per_item,
                                             &idx);
 
-    /*
-     * another postback of the order was taken between the reading and
-     * now (at the same moment, in this or another worker): judged again
-     * by what it left
-     */
+    return (rc == NGX_BUSY) ? ngx_http_siteflow_postback_busy(r, ctx) : rc;
+}
 
-    if (rc == NGX_BUSY && tries++ < 16) {
-        if (ngx_http_siteflow_index_get(&sscf->storefront, &ctx->order_id,
-                                        NULL, r->pool, &idx)
-            == NGX_OK)
-        {
-            goto again;
-        }
 
-        rc = NGX_BUSY;
+/*
+ * Another postback of the order was taken between the reading of the
+ * order and the queueing of this one (at the same moment, in this or
+ * another worker or edge): nothing of this one was written.  It is judged
+ * again by what the order has now, read again: at once from the spool
+ * (its reservation, queue_reserve()), once PostgreSQL answers from there
+ * (the enqueue's check, queued()).  At most 16 times, then 503.
+ */
+
+static ngx_int_t
+ngx_http_siteflow_postback_busy(ngx_http_request_t *r,
+    ngx_http_siteflow_hook_ctx_t *ctx)
+{
+    if (++ctx->judged < 16) {
+        ctx->looked_up = 0;
+        return ngx_http_siteflow_postback_decide(r, ctx);
     }
 
-    if (rc == NGX_BUSY) {
-        ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
-        return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       "error",
-                                       "other postbacks of the order are "
-                                       "being taken; nothing was accepted, "
-                                       "try again");
-    }
+    ngx_http_siteflow_counter(NGX_HTTP_SITEFLOW_CNT_SPOOL_UNAVAILABLE);
 
-    return rc;
+    return ngx_http_siteflow_reply(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "error", "other postbacks of the order "
+                                   "are being taken; nothing was accepted, "
+                                   "try again");
 }
 
 
