@@ -60,6 +60,10 @@ static char *ngx_http_siteflow_storefront_block(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_siteflow_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_siteflow_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_siteflow_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_siteflow_positive_size(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_siteflow_api(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -101,13 +105,15 @@ static ngx_conf_enum_t  ngx_http_siteflow_log_levels[] = {
 };
 
 
+/* nginx's own ngx_conf_check_num_bounds() names no directive */
+
 static ngx_conf_num_bounds_t  ngx_http_siteflow_concurrency_bounds = {
-    ngx_conf_check_num_bounds, 1, 10000
+    ngx_http_siteflow_check_bounds, 1, 10000
 };
 
 
 static ngx_conf_num_bounds_t  ngx_http_siteflow_log_body_bounds = {
-    ngx_conf_check_num_bounds, 0, 1024 * 1024
+    ngx_http_siteflow_check_bounds, 0, 1024 * 1024
 };
 
 
@@ -174,7 +180,7 @@ static ngx_command_t  ngx_http_siteflow_commands[] = {
 
     { ngx_string("siteflow_signature_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_siteflow_log_level,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_siteflow_loc_conf_t, sig_log_level),
       &ngx_http_siteflow_log_levels },
@@ -1318,6 +1324,76 @@ ngx_http_siteflow_positive_msec(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A returned string is logged by nginx as "\"directive\" directive ..."
+ * with the file and line: the operator sees which directive is wrong.
+ */
+
+static char *
+ngx_http_siteflow_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    u_char  *p, *msg;
+    size_t   len;
+
+    if (*np >= bounds->low && (bounds->high == -1 || *np <= bounds->high)) {
+        return NGX_CONF_OK;
+    }
+
+    len = sizeof("must be between  and , not ") + 3 * NGX_INT_T_LEN;
+
+    msg = ngx_pnalloc(cf->pool, len);
+    if (msg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_snprintf(msg, len - 1, "must be between %i and %i, not %i",
+                     bounds->low, bounds->high, *np);
+    *p = '\0';
+
+    return (char *) msg;
+}
+
+
+/* ngx_conf_set_enum_slot() with the directive and the choices named */
+
+static char *
+ngx_http_siteflow_log_level(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" has an unknown level \"%V\": use info, "
+                       "notice, warn or error", &cmd->name, &value[1]);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -294,14 +294,14 @@ invalid value "many" in "siteflow_nonce_cache", expected "auto" or a number of e
 
 
 
-=== TEST 21: unknown signature log level
+=== TEST 21: unknown signature log level, named with the choices
 --- http_config
     siteflow_zone sf:1m;
 --- config
     siteflow_signature_log_level debug;
 --- must_die
---- error_log
-invalid value "debug"
+--- error_log eval
+qr/\[emerg\] .*"siteflow_signature_log_level" has an unknown level "debug": use info, notice, warn or error in \S+:\d+/
 
 
 
@@ -1148,3 +1148,46 @@ ok
 [alert]
 [crit]
 [emerg]
+
+
+
+=== TEST 87: queue concurrency out of bounds names the directive, the bounds and the value
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue_concurrency 0;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"siteflow_queue_concurrency" directive must be between 1 and 10000, not 0 in \S+:\d+/
+
+
+
+=== TEST 88: log body max out of bounds names the directive, the bounds and the value
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_log_body_max 2m;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"siteflow_log_body_max" directive must be between 0 and 1048576, not 2097152 in \S+:\d+/
+
+
+
+=== TEST 89: the bounds themselves and an upper-case level are accepted
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_queue_concurrency 10000;
+    siteflow_log_body_max 1m;
+--- config
+    siteflow_signature_log_level WARN;
+    location /t {
+        return 200 "ok\n";
+    }
+--- request
+GET /t
+--- error_code: 200
+--- response_body
+ok
+--- no_error_log
+[emerg]
+[alert]
