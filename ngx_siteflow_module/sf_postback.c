@@ -48,6 +48,8 @@
  *                                           \"status\" is required";
  *                                           a string
  *   timestamp, else TimeStamp              optional string, kept as sent
+ *                                           (cut to 63 bytes of whole
+ *                                           characters, not refused)
  *   the event name                         UNKNOWN_EVENT "unknown event
  *                                           \"xyz\"" (see the alias table)
  *
@@ -139,6 +141,8 @@
 
 /* sf_pb_text() flags */
 #define SF_PB_INTEGER         0x01    /* a JSON integer is accepted */
+#define SF_PB_CUT             0x02    /* too long: kept up to size - 1 bytes
+                                         (whole characters), not refused */
 
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -377,11 +381,13 @@ sf_postback_parse(const char *body, size_t len, sf_postback_t *pb,
         goto done;
     }
 
-    rc = sf_pb_member(&ctx, root, "", "timestamp", 0, pb->timestamp,
+    /* only logged (and its date a fallback ship date): a long one is cut */
+
+    rc = sf_pb_member(&ctx, root, "", "timestamp", SF_PB_CUT, pb->timestamp,
                       sizeof(pb->timestamp));
     if (rc == SF_PB_ABSENT) {
-        rc = sf_pb_member(&ctx, root, "", "TimeStamp", 0, pb->timestamp,
-                          sizeof(pb->timestamp));
+        rc = sf_pb_member(&ctx, root, "", "TimeStamp", SF_PB_CUT,
+                          pb->timestamp, sizeof(pb->timestamp));
     }
 
     if (rc == SF_PB_ERROR) {
@@ -706,6 +712,11 @@ sf_pb_text(sf_pb_ctx_t *ctx, json_t *v, const char *path, unsigned flags,
         }
 
         if (o + k > size - 1) {
+
+            if (flags & SF_PB_CUT) {
+                break;
+            }
+
             out[0] = '\0';
             sf_pb_fail(ctx, SF_PB_INVALID,
                        "\"%s\" is too long (at most %zu bytes)", path,

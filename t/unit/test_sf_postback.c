@@ -669,8 +669,33 @@ test_errors(void **state)
     id[64] = '\0';
     (void) snprintf(body, sizeof(body), "{\"sourceOrderId\":\"1\","
                     "\"event\":\"received\",\"timestamp\":\"%s\"}", id);
-    expect_error(body, SF_PB_INVALID,
-                 "\"timestamp\" is too long (at most 63 bytes)");
+    assert_int_equal(parse(body, &pb, msg), SF_PB_OK);
+    assert_int_equal(strlen(pb.timestamp), 63);
+
+    /* a long timestamp is only cut, at a character: "é" is 2 bytes */
+
+    {
+        char    ts[200], *p;
+        size_t  n;
+
+        p = ts;
+        memcpy(p, "2026-01-05T10:00:00Z: ", 22);
+        p += 22;
+
+        for (n = 0; n < 30; n++) {
+            memcpy(p, "\xc3\xa9", 2);
+            p += 2;
+        }
+
+        *p = '\0';
+
+        (void) snprintf(body, sizeof(body), "{\"sourceOrderId\":\"1\","
+                        "\"event\":\"shipped\",\"timestamp\":\"%s\"}", ts);
+        assert_int_equal(parse(body, &pb, msg), SF_PB_OK);
+        assert_int_equal(strlen(pb.timestamp), 62);
+        assert_memory_equal(pb.timestamp, ts, 62);
+        assert_string_equal(pb.ship_date, "2026-01-05");
+    }
 
     /* the OrderId of the documented template */
 
