@@ -19,6 +19,7 @@
 #include "ngx_http_siteflow_hook.h"
 #include "ngx_http_siteflow_jobs.h"
 #include "ngx_http_siteflow_shmlog.h"
+#include "ngx_http_siteflow_storefronts.h"
 #include "ngx_http_siteflow_variables.h"
 #include "sf_order.h"
 #include "sf_sig.h"
@@ -969,7 +970,6 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_siteflow_srv_conf_t *prev = parent;
     ngx_http_siteflow_srv_conf_t *conf = child;
 
-    ngx_http_siteflow_srv_conf_t   **sp;
     ngx_http_core_srv_conf_t        *cscf;
     ngx_http_siteflow_main_conf_t   *smcf;
 
@@ -1043,14 +1043,7 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_siteflow_module);
 
-    sp = ngx_array_push(&smcf->storefronts);
-    if (sp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *sp = conf;
-
-    return NGX_CONF_OK;
+    return ngx_http_siteflow_storefront_add(cf, smcf, conf);
 }
 
 

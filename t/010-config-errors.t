@@ -1191,3 +1191,101 @@ ok
 --- no_error_log
 [emerg]
 [alert]
+
+
+
+=== TEST 90: two server{} blocks of one storefront name with different settings: refused, naming both and the setting
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
+    server {
+        listen $TEST_NGINX_SERVER_PORT;
+        server_name other.test;
+        siteflow_storefront acme;
+        siteflow_credentials 0123456789 FAKE-secret-one;
+        location = /hook { siteflow_printnow_hook; siteflow_token T0K-one-FAKE-not-real; }
+    }
+--- config
+    siteflow_storefront acme;
+    siteflow_credentials 0123456789 FAKE-secret-two;
+    location = /hook { siteflow_printnow_hook; siteflow_token T0K-two-FAKE-not-real; }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*storefront "acme" is used by the server\{\} of \S+nginx\.conf:\d+ and by the server\{\} of \S+nginx\.conf:\d+ with a different "siteflow_credentials"; jobs carry only the storefront's name, so give each server\{\} its own "siteflow_storefront" or the same settings/
+
+
+
+=== TEST 91: one storefront name, a different destination: refused; no secret in the message
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
+    server {
+        listen $TEST_NGINX_SERVER_PORT;
+        server_name other.test;
+        siteflow_storefront acme;
+        siteflow_destination east;
+        location = /hook { siteflow_printnow_hook; siteflow_token T0K-one-FAKE-not-real; }
+    }
+--- config
+    siteflow_storefront acme;
+    siteflow_destination west;
+    location /admin/ { siteflow_admin; }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*storefront "acme" is used by .* with a different "siteflow_destination"/
+--- no_error_log
+FAKE-secret-not-real
+
+
+
+=== TEST 92: one storefront name in two server{} blocks with the same settings (hooks in one, admin on an internal port in the other): accepted
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/mapping.json;
+    server {
+        listen $TEST_NGINX_SERVER_PORT;
+        server_name hooks.test;
+        siteflow_storefront acme;
+        location = /hook { siteflow_printnow_hook; siteflow_token T0K-one-FAKE-not-real; }
+    }
+--- config
+    siteflow_storefront acme;
+    location /admin/ { siteflow_admin; }
+--- user_files
+>>> mapping.json
+{"products": {"12": {"sku": "BC", "components": [
+  {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
+--- request
+GET /admin/queue
+--- more_headers
+Host: localhost
+--- error_code: 200
+--- response_body_like
+^\{"jobs":\[\]\}
+--- no_error_log
+[emerg]
+[alert]
