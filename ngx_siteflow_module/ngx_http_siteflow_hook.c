@@ -17,6 +17,7 @@
 #include "ngx_http_siteflow_hook.h"
 #include "ngx_http_siteflow_log.h"
 #include "ngx_http_siteflow_variables.h"
+#include "sf_hook_id.h"
 #include "sf_json.h"
 #include "sf_mapping.h"
 #include "sf_order.h"
@@ -86,8 +87,6 @@ static ngx_int_t ngx_http_siteflow_hook_event(ngx_http_request_t *r,
     json_t *v, ngx_str_t *event, sf_order_deleted_t *deleted);
 static ngx_int_t ngx_http_siteflow_hook_text(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx);
-static json_t *ngx_http_siteflow_hook_member(sf_json_member_t *m, int n,
-    const char *name);
 static ngx_int_t ngx_http_siteflow_hook_order(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, ngx_str_t *event,
     ngx_http_siteflow_hook_order_t *o, sf_order_deleted_t deleted);
@@ -349,23 +348,9 @@ ngx_http_siteflow_hook_decide(ngx_http_request_t *r,
         order = root;
     }
 
-    /* the name of the field the id came from, for a refusal */
+    /* the id, and the name of the field it came from for a refusal */
 
-    prefix = (order == root) ? ""
-             : (order == json_object_get(root, "order") ? "order." : "data.");
-    field = "id";
-
-    v = json_object_get(order, "id");
-
-    if (v == NULL) {
-        v = json_object_get(order, "order_id");
-        field = "order_id";
-    }
-
-    if (v == NULL) {
-        v = json_object_get(root, "order_id");
-        prefix = "";
-    }
+    v = sf_hook_id(root, &prefix, &field);
 
     rc = ngx_http_siteflow_order_id(v, r->pool, &ctx->order_id);
 
@@ -669,19 +654,14 @@ ngx_http_siteflow_hook_text(ngx_http_request_t *r,
 
     /* the values, each read by jansson */
 
-    ev = ngx_http_siteflow_hook_member(root, nr, "event");
-    status = ngx_http_siteflow_hook_member(om, no, "status");
-    field = "id";
-    id = ngx_http_siteflow_hook_member(om, no, "id");
+    ev = sf_hook_member(root, nr, "event");
+    status = sf_hook_member(om, no, "status");
+    id = sf_hook_id_text(root, nr, om, no, NGX_HTTP_SITEFLOW_HOOK_MEMBERS,
+                         &prefix, &field);
 
-    if (id == NULL) {
-        field = "order_id";
-        id = ngx_http_siteflow_hook_member(om, no, "order_id");
-    }
-
-    if (id == NULL) {
-        id = ngx_http_siteflow_hook_member(root, nr, "order_id");
-        prefix = "";
+    if (field == NULL) {
+        rc = NGX_DECLINED;
+        goto done;
     }
 
     rc = ngx_http_siteflow_hook_event(r, ev, &event, &deleted);
@@ -727,7 +707,7 @@ ngx_http_siteflow_hook_text(ngx_http_request_t *r,
         goto done;
     }
 
-    v = ngx_http_siteflow_hook_member(om, no, "is_deleted");
+    v = sf_hook_member(om, no, "is_deleted");
 
     if (deleted == SF_ORDER_LIVE && json_is_true(v)) {
         deleted = SF_ORDER_DELETED_FLAG;
@@ -739,7 +719,7 @@ ngx_http_siteflow_hook_text(ngx_http_request_t *r,
 
     o.text = order;
 
-    v = ngx_http_siteflow_hook_member(om, no, "is_archived");
+    v = sf_hook_member(om, no, "is_archived");
     o.archived = json_is_true(v);
     json_decref(v);
 
@@ -758,9 +738,6 @@ done:
 
     return rc;
 }
-
-
-/* the value of a member, read by jansson, or NULL if there is none */
 
 
 /*
@@ -811,24 +788,6 @@ ngx_http_siteflow_hook_event(ngx_http_request_t *r, json_t *v,
     }
 
     return NGX_DECLINED;
-}
-
-
-static json_t *
-ngx_http_siteflow_hook_member(sf_json_member_t *m, int n, const char *name)
-{
-    size_t  len;
-
-    len = ngx_strlen(name);
-
-    for ( /* void */ ; n > 0; m++, n--) {
-        if (m->key_len == len && ngx_strncmp(m->key, name, len) == 0) {
-            return json_loadb((const char *) m->value, m->value_len,
-                              JSON_DECODE_ANY, NULL);
-        }
-    }
-
-    return NULL;
 }
 
 

@@ -992,3 +992,44 @@ job order 6009 done
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 29: the order id outside an "order" object without one is read, as docs/printnow.md orders them: the body's id, data.order_id, the body's order_id when order.id is null
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::pn_rules(map { { on => "GET /api/v2/order/$_", json => ::pn_order($_) } } 6010, 6011, 6012);
+--- request eval
+["POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_updated\",\"order\":{\"status\":\"New Order\"},\"id\":6010}",
+"POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_updated\",\"order\":{\"status\":\"New Order\"},\"data\":{\"order_id\":\"6011\"}}",
+"POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_updated\",\"order\":{\"id\":null,\"status\":\"New Order\"},\"order_id\":6012}"]
+--- error_code eval
+[202, 202, 202]
+--- response_body_filters eval
+[[::report(idle => 0, mocks => [])],
+ [::report(idle => 0, mocks => [])],
+ [::report(mocks => ['siteflow'], jobs => 3)]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+"answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-6010 fields-ok -> 200
+SF POST /api/order oneflow PN-6010 fields-ok -> 201
+SF POST /api/order/validate oneflow PN-6011 fields-ok -> 200
+SF POST /api/order oneflow PN-6011 fields-ok -> 201
+SF POST /api/order/validate oneflow PN-6012 fields-ok -> 200
+SF POST /api/order oneflow PN-6012 fields-ok -> 201
+job order 6010 done
+job order 6011 done
+job order 6012 done
+']
+--- no_error_log
+[alert]
+[crit]
