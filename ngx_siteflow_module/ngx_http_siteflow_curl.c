@@ -177,6 +177,17 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
     curl_multi_setopt(ctx->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       (long) max_host);
 
+    /*
+     * libcurl's own cache size is 4 connections per transfer in flight at
+     * the moment one ends: after a burst it closed the idle connections of
+     * the burst, and the next one opened them again (a TLS handshake
+     * each).  Keep as many idle as may be open.
+     */
+
+    if (max_total) {
+        curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS, (long) max_total);
+    }
+
     ngx_http_siteflow_curl_ctx = ctx;
 
     ngx_http_siteflow_curl_warn_verify(cycle);
@@ -513,6 +524,14 @@ ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x)
     }
 
     x->body_read = 0;
+
+    /*
+     * libcurl takes an upload buffer (64 KB unless told) for each such
+     * transfer and frees it when the transfer ends: the smallest it takes
+     * holds an order, and in a burst of creates the heap stays small
+     */
+
+    (void) curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 
     if (curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK
         || curl_easy_setopt(easy, CURLOPT_POST, 1L) != CURLE_OK

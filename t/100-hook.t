@@ -1033,3 +1033,51 @@ job order 6012 done
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 30: connections to SiteFlow are kept between bursts: 8 orders at once take 8 connections (each validate waits 300 ms); the next 8 at once use those again and open none (libcurl's own cache keeps 4 per transfer still running, and closed some of them)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_queue_concurrency 8;
+--- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
+--- init
+::sf_rules({ on => 'POST /api/order/validate', status => 200, delay_ms => 300,
+             json => { success => JSON::PP::true } });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my (@l, %conns);
+    for my $burst ([6101 .. 6108], [6111 .. 6118]) {
+        my %ans;
+        for my $id (@$burst) {
+            my $r = ::hook({ event => 'order_created',
+                             order => ::pn_order($id) });
+            $ans{ $r->{status} }++;
+        }
+        push @l, 'answers: ' . join(', ', map { "$_ x$ans{$_}" } sort keys %ans);
+        my $e = ::wait_requests('siteflow', 'POST /api/order', $burst->[-1] < 6110 ? 8 : 16);
+        push @l, $e if $e;
+        $e = Siteflow::Flow::_idle(timeout => 30);
+        push @l, $e if $e;
+        my %c = map { $_->{conn} => 1 }
+                grep { my $s = (::json_of($_->{body}) // {})->{orderData}{sourceOrderId} // '';
+                       $s =~ /^PN-(\d+)$/ && $1 >= $burst->[0] && $1 <= $burst->[-1] }
+                @{ ::mock_requests('siteflow', 'POST *') };
+        $conns{ $burst->[0] } = \%c;
+    }
+    my $first = $conns{6101};
+    my @new = grep { !$first->{$_} } keys %{ $conns{6111} };
+    (@l, 'connections of the first burst: ' . keys(%$first),
+     'new connections in the second: ' . @new) })
+--- response_body
+answer pong
+answers: 202 x8
+answers: 202 x8
+connections of the first burst: 8
+new connections in the second: 0
+--- no_error_log
+[alert]
+[crit]
