@@ -4,6 +4,7 @@
  */
 
 
+#include <stdint.h>
 #include <string.h>
 
 #include "sf_order.h"
@@ -22,6 +23,8 @@ static sf_order_decision_t sf_order_deleted(const sf_order_facts_t *f,
     sf_order_buf_t *b);
 static sf_order_decision_t sf_order_at_job(const sf_order_facts_t *f,
     sf_order_buf_t *b);
+static uint32_t sf_order_fold(const unsigned char **p,
+    const unsigned char *end);
 static sf_order_decision_t sf_order_trigger(const sf_order_facts_t *f,
     sf_order_buf_t *b);
 static sf_order_decision_t sf_order_skip(sf_order_buf_t *b,
@@ -264,41 +267,124 @@ sf_order_at_job(const sf_order_facts_t *f, sf_order_buf_t *b)
 }
 
 
-/* the status against siteflow_order_trigger, ASCII case-insensitive */
+/*
+ * The status against siteflow_order_trigger, without regard to case:
+ * ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic letters ("Überprüft"
+ * is "überprüft"); white space around the status does not count.
+ */
 
 static sf_order_decision_t
 sf_order_trigger(const sf_order_facts_t *f, sf_order_buf_t *b)
 {
-    size_t                 i, k;
-    unsigned char          c1, c2;
-    const sf_order_str_t  *t;
+    int                    same;
+    size_t                 i, n;
+    const unsigned char   *s, *se, *t, *te, *status;
+    const sf_order_str_t  *tr;
+
+    status = (const unsigned char *) f->status;
+    n = f->status_len;
+
+    while (n && (status[0] == ' ' || status[0] == '\t')) {
+        status++;
+        n--;
+    }
+
+    while (n && (status[n - 1] == ' ' || status[n - 1] == '\t')) {
+        n--;
+    }
 
     for (i = 0; i < f->ntriggers; i++) {
-        t = &f->triggers[i];
+        tr = &f->triggers[i];
 
-        if (t->len != f->status_len) {
-            continue;
+        s = status;
+        se = status + n;
+        t = tr->data;
+        te = tr->data + tr->len;
+
+        same = 1;
+
+        while (same && s < se && t < te) {
+            same = (sf_order_fold(&s, se) == sf_order_fold(&t, te));
         }
 
-        for (k = 0; k < t->len; k++) {
-            c1 = t->data[k];
-            c2 = (unsigned char) f->status[k];
-
-            c1 = (c1 >= 'A' && c1 <= 'Z') ? (c1 | 0x20) : c1;
-            c2 = (c2 >= 'A' && c2 <= 'Z') ? (c2 | 0x20) : c2;
-
-            if (c1 != c2) {
-                break;
-            }
-        }
-
-        if (k == t->len) {
+        if (same && s == se && t == te) {
             return SF_ORDER_SEND;
         }
     }
 
     return sf_order_skip(b, SF_ORDER_SKIP_STATUS, "status \"", f->status,
                          f->status_len, "\" is not a trigger status");
+}
+
+
+/*
+ * The next character of UTF-8 text, lower-cased where upper and lower
+ * case are one character each; a byte that does not start a well-formed
+ * sequence stands for itself (above any code point).
+ */
+
+static uint32_t
+sf_order_fold(const unsigned char **p, const unsigned char *end)
+{
+    uint32_t              c;
+    const unsigned char  *s;
+
+    s = *p;
+    c = s[0];
+
+    if (c < 0x80) {
+        *p = s + 1;
+        return (c >= 'A' && c <= 'Z') ? c + 0x20 : c;
+    }
+
+    if (c >= 0xc2 && c <= 0xdf && end - s >= 2 && (s[1] & 0xc0) == 0x80) {
+        c = ((c & 0x1f) << 6) | (s[1] & 0x3f);
+        *p = s + 2;
+
+    } else if (c >= 0xe0 && c <= 0xef && end - s >= 3
+               && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80)
+    {
+        c = ((c & 0x0f) << 12) | ((uint32_t) (s[1] & 0x3f) << 6)
+            | (s[2] & 0x3f);
+        *p = s + 3;
+        return c;
+
+    } else {
+        /* 4-byte sequences have no case here: compared byte by byte */
+        *p = s + 1;
+        return 0x80000000 | c;
+    }
+
+    /* two bytes: U+0080 .. U+07FF */
+
+    if ((c >= 0xc0 && c <= 0xde && c != 0xd7)          /* Latin-1 */
+        || (c >= 0x391 && c <= 0x3ab && c != 0x3a2)    /* Greek */
+        || (c >= 0x410 && c <= 0x42f))                 /* Cyrillic */
+    {
+        return c + 0x20;
+    }
+
+    if (c >= 0x400 && c <= 0x40f) {                    /* Cyrillic Ѐ..Џ */
+        return c + 0x50;
+    }
+
+    if (c == 0x178) {                                  /* Ÿ */
+        return 0xff;
+    }
+
+    /* Latin Extended-A: upper case even, lower case odd, but for a few */
+
+    if ((c >= 0x100 && c <= 0x12f) || (c >= 0x132 && c <= 0x137)
+        || (c >= 0x14a && c <= 0x177))
+    {
+        return c | 1;
+    }
+
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) {
+        return (c & 1) ? c + 1 : c;
+    }
+
+    return c;
 }
 
 

@@ -351,6 +351,71 @@ test_reason_cut(void **state)
 
 
 static void
+test_trigger_case(void **state)
+{
+    size_t                  i;
+    sf_order_facts_t        f;
+
+    static const sf_order_str_t  words[] = {
+#define W(s)  { sizeof(s) - 1, (const unsigned char *) s }
+        W("\xc3\x9c" "berpr\xc3\xbc" "ft"),
+        W("\xd0\x9d\xd0\xbe\xd0\xb2\xd1\x8b"),
+        W("Zam\xc3\xb3wienie"),
+        W("\xc5\x81\xc3\xb3" "d\xc5\xba"),
+        W("\xe2\x82\xac")
+#undef W
+    };
+
+    static const struct {
+        const char  *status;
+        int          send;
+    } cases[] = {
+        { "\xc3\xbc" "berpr\xc3\xbc" "ft", 1 },       /* überprüft */
+        { "\xc3\x9c" "BERPR\xc3\x9c" "FT", 1 },       /* ÜBERPRÜFT */
+        { "UBERPRUFT", 0 },                               /* no accents */
+        { "\xd0\xbd\xd0\xbe\xd0\xb2\xd1\x8b", 1 },   /* новы */
+        { "\xd0\x9d\xd0\x9e\xd0\x92\xd0\xab", 1 },   /* НОВЫ */
+        { "ZAM\xc3\x93WIENIE", 1 },                       /* ZAMÓWIENIE */
+        { "\xc5\x82\xc3\x93" "D\xc5\xb9", 1 },       /* łÓDŹ */
+        { "\xe2\x82\xac", 1 },                          /* € itself */
+        { "  Approved\t", 1 },                           /* spaces */
+        { "Appro ved", 0 },
+        { "\xc3", 0 },                                    /* a cut byte */
+        { "Pa\xc3\xaf" "d", 0 }                          /* Païd */
+    };
+
+    (void) state;
+
+    f = hook();
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const sf_order_str_t  all[] = {
+            words[0], words[1], words[2], words[3], words[4], triggers[1]
+        };
+
+        print_message("case %zu\n", i);
+
+        f.triggers = all;
+        f.ntriggers = 6;
+        f.status = cases[i].status;
+        f.status_len = strlen(cases[i].status);
+
+        if (cases[i].send) {
+            expect(&f, SF_ORDER_SEND, "");
+
+        } else {
+            char  want[128];
+
+            (void) snprintf(want, sizeof(want),
+                            "status \"%s\" is not a trigger status",
+                            cases[i].status);
+            expect(&f, SF_ORDER_SKIP_STATUS, want);
+        }
+    }
+}
+
+
+static void
 test_names(void **state)
 {
     (void) state;
@@ -395,6 +460,7 @@ main(void)
         cmocka_unit_test(test_hook_deleted_flag),
         cmocka_unit_test(test_job),
         cmocka_unit_test(test_reason_cut),
+        cmocka_unit_test(test_trigger_case),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_forgotten),
     };
