@@ -1717,6 +1717,12 @@ ngx_http_siteflow_body(ngx_http_request_t *r, ngx_str_t *body)
 
     *p = '\0';
 
+    /* a body with a byte order mark (a .NET sender's) is read all the same */
+
+    len = sf_json_bom(body->data, body->len);
+    body->data += len;
+    body->len -= len;
+
     return NGX_OK;
 }
 

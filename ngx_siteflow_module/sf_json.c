@@ -326,6 +326,15 @@ static int sf_json_compact_number(const unsigned char **pp,
     const unsigned char *end);
 
 
+size_t
+sf_json_bom(const void *p, size_t len)
+{
+    const unsigned char  *s = p;
+
+    return (len >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf) ? 3 : 0;
+}
+
+
 int
 sf_json_compact(const unsigned char *p, size_t len)
 {

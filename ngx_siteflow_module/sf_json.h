@@ -131,6 +131,15 @@ size_t sf_json_int(char *dst, long long v);
 int sf_json_hex4(const unsigned char *p, unsigned *v);
 
 /*
+ * 3 if JSON text starts with a UTF-8 byte order mark, else 0.  RFC 8259
+ * (section 8.1) lets a reader ignore one; some Windows and .NET tools
+ * write one (a mapping file saved by Notepad, a webhook body), and jansson
+ * refuses it.
+ */
+
+size_t sf_json_bom(const void *p, size_t len);
+
+/*
  * The length of the JSON number token at p (before end), or 0 if there is
  * none: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; *real says whether
  * it has a fraction or an exponent, *digits counts its integer digits.

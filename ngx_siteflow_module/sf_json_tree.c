@@ -807,7 +807,14 @@ sf_json_tree_room(sf_json_tree_out_t *out, size_t n)
 json_t *
 sf_json_load(const char *p, size_t len, json_error_t *err)
 {
+    size_t   bom;
     json_t  *v;
+
+    /* an upstream's answer with a byte order mark is read all the same */
+
+    bom = sf_json_bom(p, len);
+    p += bom;
+    len -= bom;
 
     v = sf_json_tree_load(p, len);
 

@@ -318,7 +318,7 @@ sf_mapping_parse(const char *text, size_t len, const char *name, char *err,
 {
     char           msg[SF_MAPPING_ERR_SIZE];
     char           reason[2 * JSON_ERROR_TEXT_LENGTH + 4];
-    size_t         line, column;
+    size_t         line, column, bom;
     json_t        *root;
     json_error_t   jerr;
     sf_mapping_t  *m;
@@ -342,6 +342,13 @@ sf_mapping_parse(const char *text, size_t len, const char *name, char *err,
     if (text == NULL && len > 0) {
         (void) sf_map_error(&ctx, "no mapping text");
         return NULL;
+    }
+
+    if (text != NULL) {
+        /* a file saved with a byte order mark (Windows Notepad) */
+        bom = sf_json_bom(text, len);
+        text += bom;
+        len -= bom;
     }
 
     if (len > SF_MAPPING_MAX_SIZE) {

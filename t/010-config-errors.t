@@ -1289,3 +1289,51 @@ Host: localhost
 --- no_error_log
 [emerg]
 [alert]
+
+
+
+=== TEST 93: a mapping file saved with a byte order mark (Windows Notepad) is read
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/bom.json;
+--- config
+    location = /hook { siteflow_printnow_hook; siteflow_token T0K-one-FAKE-not-real; }
+    location /t { return 200 "ok\n"; }
+--- user_files eval
+">>> bom.json\n\xEF\xBB\xBF"
+. '{"products": {"12": {"sku": "BC", "components": ['
+. '{"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}'
+--- request
+GET /t
+--- error_code: 200
+--- response_body
+ok
+--- no_error_log
+[emerg]
+[alert]
+
+
+
+=== TEST 94: a mapping file with two byte order marks is bad JSON, at line 1
+--- http_config
+    siteflow_zone sf:1m;
+    siteflow_spool spool;
+    siteflow_api http://127.0.0.1:1/api scheme=oneflow;
+    siteflow_credentials 0123456789 FAKE-secret-not-real;
+    siteflow_destination acme;
+    siteflow_printnow_api http://127.0.0.1:1;
+    siteflow_printnow_credentials pntoken pnkey;
+    siteflow_mapping ../html/bom2.json;
+--- config
+    location = /hook { siteflow_printnow_hook; siteflow_token T0K-one-FAKE-not-real; }
+--- user_files eval
+">>> bom2.json\n\xEF\xBB\xBF\xEF\xBB\xBF{\"products\": {}}"
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid JSON in "\S*bom2\.json" at line 1/

@@ -1081,3 +1081,39 @@ new connections in the second: 0
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 31: a byte order mark is read past: a hook body starting with one (a .NET sender's) is accepted, and so is PrintNow's answer to the fetch with one; both orders are created
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::pn_rules({ on => 'GET /api/v2/order/6014', status => 200,
+             headers => { 'Content-Type' => 'application/json; charset=utf-8' },
+             body => "\x{FEFF}" . JSON::PP->new->canonical->encode(::pn_order(6014)) });
+--- request eval
+["POST /hook?token=hook-9f3b2c7d-not-real
+\xEF\xBB\xBF{\"event\":\"order_updated\",\"order\":{\"id\":6013,\"status\":\"New Order\"}}",
+"POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_updated\",\"order\":{\"id\":6014,\"status\":\"New Order\"}}"]
+--- error_code eval
+[202, 202]
+--- response_body_filters eval
+[[::report(idle => 0, mocks => [])],
+ [::report(mocks => ['siteflow'], jobs => 2)]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+'answer {"job":"ID"}
+SF POST /api/order/validate oneflow PN-6013 fields-ok -> 200
+SF POST /api/order oneflow PN-6013 fields-ok -> 201
+SF POST /api/order/validate oneflow PN-6014 fields-ok -> 200
+SF POST /api/order oneflow PN-6014 fields-ok -> 201
+job order 6013 done
+job order 6014 done
+']
+--- no_error_log
+[alert]
+[crit]
