@@ -989,19 +989,25 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
         ngx_http_siteflow_journal.seg_synced = 0;
     }
 
-    off = lseek(ngx_http_siteflow_journal.seg_fd, 0, SEEK_END);
-
     n = write(ngx_http_siteflow_journal.seg_fd, b->buf, b->len);
 
     if (n != (ssize_t) b->len) {
         b->err = (n == -1) ? ngx_errno : NGX_ENOSPC;
         b->failed = "write()";
 
-        /* half a batch is never left behind for others to append to */
+        /*
+         * half a batch is never left behind for others to append to: under
+         * the write lock nobody else appends, so it starts n bytes before
+         * the end
+         */
+
+        off = (n > 0) ? lseek(ngx_http_siteflow_journal.seg_fd, 0, SEEK_END)
+                      : -1;
 
         if (n > 0
-            && (off == -1
-                || ftruncate(ngx_http_siteflow_journal.seg_fd, off) == -1))
+            && (off < n
+                || ftruncate(ngx_http_siteflow_journal.seg_fd, off - n)
+                   == -1))
         {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
                           "siteflow: ftruncate() of the spool segment "
