@@ -52,6 +52,12 @@ SKIP: {
     }
 }
 
+# the blocks that run nginx with a hook or admin location keep their spool
+# out of t/servroot: the workers may still be writing to it while the next
+# block's set-up empties t/servroot
+$ENV{TEST_NGINX_SPOOL_010} = tempdir(CLEANUP => 1);
+chmod 0755, $ENV{TEST_NGINX_SPOOL_010};
+
 run_tests();
 
 __DATA__
@@ -1259,7 +1265,7 @@ FAKE-secret-not-real
 === TEST 92: one storefront name in two server{} blocks with the same settings (hooks in one, admin on an internal port in the other): accepted
 --- http_config
     siteflow_zone sf:1m;
-    siteflow_spool spool;
+    siteflow_spool $TEST_NGINX_SPOOL_010;
     siteflow_api http://127.0.0.1:1/api scheme=oneflow;
     siteflow_credentials 0123456789 FAKE-secret-not-real;
     siteflow_destination acme;
@@ -1295,7 +1301,7 @@ Host: localhost
 === TEST 93: a mapping file saved with a byte order mark (Windows Notepad) is read
 --- http_config
     siteflow_zone sf:1m;
-    siteflow_spool spool;
+    siteflow_spool $TEST_NGINX_SPOOL_010;
     siteflow_api http://127.0.0.1:1/api scheme=oneflow;
     siteflow_credentials 0123456789 FAKE-secret-not-real;
     siteflow_destination acme;
