@@ -107,6 +107,8 @@ typedef struct {
     ngx_int_t                      api_hash;     /* sf_hash_t, unset */
     ngx_str_t                      token;        /* siteflow_credentials */
     ngx_str_t                      secret;
+    ngx_str_t                     *token_file;   /* where it is set */
+    ngx_uint_t                     token_line;
     ngx_http_siteflow_api_t        api;          /* validate, look up */
     ngx_http_siteflow_api_t        api_create;   /* create */
     ngx_str_t                      destination;

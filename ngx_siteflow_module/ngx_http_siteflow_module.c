@@ -986,6 +986,8 @@ ngx_http_siteflow_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->token.data == NULL) {
         conf->token = prev->token;
         conf->secret = prev->secret;
+        conf->token_file = prev->token_file;
+        conf->token_line = prev->token_line;
     }
 
     ngx_conf_merge_str_value(conf->destination, prev->destination, "");
@@ -1174,10 +1176,12 @@ ngx_http_siteflow_resolve_api(ngx_conf_t *cf,
     if (scheme == SF_SCHEME_UNKNOWN) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "cannot tell from the token of \"siteflow_credentials\""
-                      " of storefront \"%V\" whether it is a OneFlow or an "
-                      "HP PrintOS account; add \"scheme=oneflow\" or "
-                      "\"scheme=printos\" to \"siteflow_api\" in %V:%ui",
-                      &conf->storefront, conf->uses_file, conf->uses_line);
+                      " in %V:%ui whether it is a OneFlow or an HP PrintOS "
+                      "account; add \"scheme=oneflow\" or "
+                      "\"scheme=printos\" to \"siteflow_api\" (storefront "
+                      "\"%V\", whose first handler is in %V:%ui)",
+                      conf->token_file, conf->token_line, &conf->storefront,
+                      conf->uses_file, conf->uses_line);
         return NGX_CONF_ERROR;
     }
 
@@ -1493,8 +1497,9 @@ ngx_http_siteflow_credentials(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t   *field, *value;
-    ngx_uint_t   i, k;
+    ngx_str_t                     *field, *value;
+    ngx_uint_t                     i, k;
+    ngx_http_siteflow_srv_conf_t  *sscf;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -1524,6 +1529,12 @@ ngx_http_siteflow_credentials(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     field[0] = value[1];
     field[1] = value[2];
+
+    if (cmd->offset == offsetof(ngx_http_siteflow_srv_conf_t, token)) {
+        sscf = conf;
+        sscf->token_file = &cf->conf_file->file.name;
+        sscf->token_line = cf->conf_file->line;
+    }
 
     return NGX_CONF_OK;
 }

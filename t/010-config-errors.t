@@ -552,8 +552,8 @@ invalid mapping file in "siteflow_mapping": open() "
 {"products": {"12": {"sku": "BC", "components": [
   {"code": "text", "path": "https://files.example.com/{order_id}.pdf"}]}}}
 --- must_die
---- error_log
-whether it is a OneFlow or an HP PrintOS account; add "scheme=oneflow" or "scheme=printos"
+--- error_log eval
+qr/\[emerg\] .*cannot tell from the token of "siteflow_credentials" in \S+nginx\.conf:(\d+) whether it is a OneFlow or an HP PrintOS account; add "scheme=oneflow" or "scheme=printos" to "siteflow_api" \(storefront "localhost", whose first handler is in \S+nginx\.conf:(?!\1\b)\d+\)/
 
 
 
