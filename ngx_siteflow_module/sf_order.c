@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sf_json.h"
 #include "sf_order.h"
 
 
@@ -319,8 +320,9 @@ sf_order_trigger(const sf_order_facts_t *f, sf_order_buf_t *b)
 
 /*
  * The next character of UTF-8 text, lower-cased where upper and lower
- * case are one character each; a byte that does not start a well-formed
- * sequence stands for itself (above any code point).
+ * case are one character each (all such letters here are two bytes long).
+ * Any other byte, of a longer character or of none, stands for itself,
+ * above every code point: longer characters compare byte by byte.
  */
 
 static uint32_t
@@ -337,25 +339,15 @@ sf_order_fold(const unsigned char **p, const unsigned char *end)
         return (c >= 'A' && c <= 'Z') ? c + 0x20 : c;
     }
 
-    if (c >= 0xc2 && c <= 0xdf && end - s >= 2 && (s[1] & 0xc0) == 0x80) {
-        c = ((c & 0x1f) << 6) | (s[1] & 0x3f);
-        *p = s + 2;
-
-    } else if (c >= 0xe0 && c <= 0xef && end - s >= 3
-               && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80)
-    {
-        c = ((c & 0x0f) << 12) | ((uint32_t) (s[1] & 0x3f) << 6)
-            | (s[2] & 0x3f);
-        *p = s + 3;
-        return c;
-
-    } else {
-        /* 4-byte sequences have no case here: compared byte by byte */
+    if (sf_json_utf8(s, (size_t) (end - s), NULL) != 2) {
         *p = s + 1;
         return 0x80000000 | c;
     }
 
-    /* two bytes: U+0080 .. U+07FF */
+    /* U+0080 .. U+07FF */
+
+    c = ((c & 0x1f) << 6) | (s[1] & 0x3f);
+    *p = s + 2;
 
     if ((c >= 0xc0 && c <= 0xde && c != 0xd7)          /* Latin-1 */
         || (c >= 0x391 && c <= 0x3ab && c != 0x3a2)    /* Greek */
