@@ -1001,18 +1001,17 @@ ngx_http_siteflow_write(ngx_http_siteflow_batch_t *b)
          * the end
          */
 
-        off = (n > 0) ? lseek(ngx_http_siteflow_journal.seg_fd, 0, SEEK_END)
-                      : -1;
+        if (n > 0) {
+            off = lseek(ngx_http_siteflow_journal.seg_fd, 0, SEEK_END);
 
-        if (n > 0
-            && (off < n
-                || ftruncate(ngx_http_siteflow_journal.seg_fd, off - n)
-                   == -1))
-        {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                          "siteflow: ftruncate() of the spool segment "
-                          "failed; the torn record is skipped on start");
-            b->torn = 1;
+            if (off < n
+                || ftruncate(ngx_http_siteflow_journal.seg_fd, off - n) == -1)
+            {
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                              "siteflow: ftruncate() of the spool segment "
+                              "failed; the torn record is skipped on start");
+                b->torn = 1;
+            }
         }
 
         ngx_shmtx_unlock(qc->write_lock);
