@@ -15,6 +15,7 @@
 #include "ngx_http_siteflow_order.h"
 #include "ngx_http_siteflow_jobs.h"
 #include "ngx_http_siteflow_log.h"
+#include "ngx_http_siteflow_storefronts.h"
 #include "sf_job.h"
 #include "sf_json_tree.h"
 #include "sf_path.h"

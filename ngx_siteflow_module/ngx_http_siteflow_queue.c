@@ -13,6 +13,7 @@
 #include "ngx_http_siteflow.h"
 #include "ngx_http_siteflow_queue.h"
 #include "ngx_http_siteflow_queue_spool.h"
+#include "ngx_http_siteflow_storefronts.h"
 #include "sf_breaker.h"
 #include "sf_order.h"
 #if (NGX_SITEFLOW_PG)
@@ -434,34 +435,6 @@ ngx_http_siteflow_queue_pending(ngx_uint_t kind, ngx_str_t *storefront,
     ngx_shmtx_unlock(&qc->shpool->mutex);
 
     return rc;
-}
-
-
-ngx_http_siteflow_srv_conf_t *
-ngx_http_siteflow_storefront(ngx_str_t *name)
-{
-    ngx_uint_t                       i;
-    ngx_http_siteflow_srv_conf_t   **sp;
-    ngx_http_siteflow_main_conf_t   *smcf;
-
-    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_siteflow_module);
-    if (smcf == NULL) {
-        return NULL;
-    }
-
-    sp = smcf->storefronts.elts;
-
-    for (i = 0; i < smcf->storefronts.nelts; i++) {
-        if (sp[i]->storefront.len == name->len
-            && ngx_strncmp(sp[i]->storefront.data, name->data, name->len)
-               == 0)
-        {
-            return sp[i];
-        }
-    }
-
-    return NULL;
 }
 
 
@@ -1030,8 +1003,7 @@ ngx_http_siteflow_queue_enqueue_text(ngx_uint_t kind, ngx_str_t *storefront,
     op.type = SF_QREC_INDEX;
     op.postback = 1;
     op.idx = *idx;
-    op.version = idx->pb_seen ? idx->pb_seen
-                              : ngx_http_siteflow_idx_version(idx, 1);
+    op.version = idx->pb_seen;      /* the number queue_reserve() took */
 
     if (ngx_http_siteflow_append(&op) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,

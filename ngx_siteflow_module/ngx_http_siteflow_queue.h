@@ -264,7 +264,6 @@ const char *ngx_http_siteflow_queue_backend(void);
 ngx_int_t ngx_http_siteflow_queue_pending(ngx_uint_t kind,
     ngx_str_t *storefront, ngx_str_t *order_id);
 
-ngx_http_siteflow_srv_conf_t *ngx_http_siteflow_storefront(ngx_str_t *name);
 /* the upstreams a job of this kind calls (SF_BREAKER_* bits of
    sf_breaker.h): an order's fetch calls PrintNow when the storefront
    fetches orders (a job's text is not read to know whether it came

@@ -866,7 +866,7 @@ ngx_http_siteflow_finish_write(ngx_http_siteflow_finish_t *f)
         iop.type = SF_QREC_INDEX;
         iop.postback = 0;
         iop.idx = *f->out.index;
-        iop.version = ngx_http_siteflow_idx_version(f->out.index, 0);
+        iop.version = ngx_http_siteflow_idx_version(f->out.index);
 
         if (ngx_http_siteflow_append(&iop) != NGX_OK) {
             free(results);

@@ -291,8 +291,8 @@ ngx_http_siteflow_idx_t *ngx_http_siteflow_idx_find(ngx_rbtree_t *tree,
     ngx_str_t *key, ngx_uint_t by_source);
 ngx_int_t ngx_http_siteflow_key(ngx_pool_t *pool, ngx_str_t *a,
     ngx_str_t *b, ngx_str_t *key);
-uint32_t ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx,
-    ngx_uint_t postback);
+/* the next version of the order's part of its index entry */
+uint32_t ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx);
 /* a postback's reservation of entry e is in force (see table.c) */
 ngx_uint_t ngx_http_siteflow_idx_reserved(ngx_http_siteflow_idx_t *e,
     uint64_t now);

@@ -1000,8 +1000,7 @@ ngx_http_siteflow_idx_release(ngx_http_siteflow_queue_sh_t *sh,
 
 
 uint32_t
-ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx,
-    ngx_uint_t postback)
+ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx)
 {
     uint32_t                         v;
     ngx_str_t                        key;
@@ -1025,7 +1024,7 @@ ngx_http_siteflow_idx_version(ngx_http_siteflow_index_t *idx,
         e = ngx_http_siteflow_idx_find(&qc->sh->by_order, &key, 0);
 
         if (e) {
-            v = (postback ? e->version_postback : e->version_order) + 1;
+            v = e->version_order + 1;
         }
 
         ngx_shmtx_unlock(&qc->shpool->mutex);
@@ -1223,7 +1222,7 @@ ngx_http_siteflow_index_prune(ngx_http_siteflow_queue_conf_t *qc,
     op->idx.state = NGX_HTTP_SITEFLOW_IDX_SENT;
     op->idx.sent_ms = max;          /* "t" */
     op->idx.updated_ms = other;     /* "u" */
-    op->version = ngx_http_siteflow_idx_version(&op->idx, 0);
+    op->version = ngx_http_siteflow_idx_version(&op->idx);
 
     /* in the table at once (so the next snapshot has it) */
 

@@ -21,7 +21,8 @@
  * internal port for the admin location, say) only when a job would be
  * delivered the same way from either: otherwise "nginx -t" says which
  * setting differs, rather than one server's orders silently going out
- * with the other's account, mapping or destination.
+ * with the other's account, mapping or destination.  Jobs find their
+ * storefront by name with ngx_http_siteflow_storefront().
  */
 
 
@@ -77,6 +78,31 @@ ngx_http_siteflow_storefront_add(ngx_conf_t *cf,
     *sp = conf;
 
     return NGX_CONF_OK;
+}
+
+
+ngx_http_siteflow_srv_conf_t *
+ngx_http_siteflow_storefront(ngx_str_t *name)
+{
+    ngx_uint_t                       i;
+    ngx_http_siteflow_srv_conf_t   **sp;
+    ngx_http_siteflow_main_conf_t   *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_siteflow_module);
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    sp = smcf->storefronts.elts;
+
+    for (i = 0; i < smcf->storefronts.nelts; i++) {
+        if (ngx_http_siteflow_same_str(&sp[i]->storefront, name)) {
+            return sp[i];
+        }
+    }
+
+    return NULL;
 }
 
 

@@ -23,5 +23,8 @@
 char *ngx_http_siteflow_storefront_add(ngx_conf_t *cf,
     ngx_http_siteflow_main_conf_t *smcf, ngx_http_siteflow_srv_conf_t *conf);
 
+/* the storefront of this name in the running configuration, or NULL */
+ngx_http_siteflow_srv_conf_t *ngx_http_siteflow_storefront(ngx_str_t *name);
+
 
 #endif /* _NGX_HTTP_SITEFLOW_STOREFRONTS_H_INCLUDED_ */
