@@ -505,13 +505,42 @@ ngx_http_siteflow_xfer_cancel(ngx_http_siteflow_xfer_t *x)
  * kept-alive connection, but libcurl must never send it again by itself:
  * when a reused connection turns out to be closed before any answer,
  * libcurl silently sends the request again on a new one, which for a
- * create would be a second order.  Its body is therefore given through a
- * read callback that cannot rewind: a second sending of a body that went
- * out, even in part, fails with CURLE_SEND_FAIL_REWIND, which counts as
- * an error after the request was sent (ambiguous: looked up before any
- * new create).  A connection that died before the body went out carries
- * nothing that could be taken for an order.
+ * create would be a second order.
+ *
+ * libcurl calls the pre-request callback (7.80.0) before each sending of
+ * a request, once the connection is there: the first call lets the
+ * create go out, headers and body in one write; a second call is
+ * libcurl's own retry and is refused.  The transfer then ends with
+ * CURLE_ABORTED_BY_CALLBACK, which counts as an error after the request
+ * was sent (ambiguous: looked up before any new create).
+ *
+ * Older libcurl: the body is given through a read callback that cannot
+ * rewind once any of it went out: a second sending fails with
+ * CURLE_SEND_FAIL_REWIND, handled the same way (headers and body then go
+ * in two writes).
  */
+
+#if (LIBCURL_VERSION_NUM >= 0x075000)
+
+static int
+ngx_http_siteflow_curl_prereq(void *data, char *conn_primary_ip,
+    char *conn_local_ip, int conn_primary_port, int conn_local_port)
+{
+    ngx_http_siteflow_xfer_t  *x = data;
+
+    if (x->attempts++ == 0) {
+        return CURL_PREREQFUNC_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, x->log, 0,
+                  "siteflow: a create is not sent again on a new connection "
+                  "after the one it went out on closed");
+
+    return CURL_PREREQFUNC_ABORT;
+}
+
+#endif
+
 
 void
 ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x)
@@ -524,6 +553,21 @@ ngx_http_siteflow_xfer_fresh(ngx_http_siteflow_xfer_t *x)
     }
 
     x->body_read = 0;
+    x->attempts = 0;
+
+#if (LIBCURL_VERSION_NUM >= 0x075000)
+
+    if (curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION,
+                         ngx_http_siteflow_curl_prereq)
+        == CURLE_OK
+        && curl_easy_setopt(easy, CURLOPT_PREREQDATA, x) == CURLE_OK)
+    {
+        return;
+    }
+
+    (void) curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, NULL);
+
+#endif
 
     /*
      * libcurl takes an upload buffer (64 KB unless told) for each such
@@ -906,7 +950,7 @@ ngx_http_siteflow_curl_drain(ngx_http_siteflow_curl_t *ctx)
 
         /* a body that cannot be sent again went out, at least in part */
         x->sent = (sent > 0 || code == CURLE_SEND_FAIL_REWIND
-                   || x->body_read > 0);
+                   || x->body_read > 0 || x->attempts > 1);
         x->duration = ngx_current_msec - x->started;
         x->net = ngx_http_siteflow_curl_net(code, x);
 

@@ -71,6 +71,7 @@ struct ngx_http_siteflow_xfer_s {
     u_char                          *body;      /* a POST's, in the pool */
     size_t                           body_len;
     size_t                           body_read;
+    ngx_uint_t                       attempts;  /* sendings of a create */
 
     unsigned                         sent:1;    /* request went out */
     unsigned                         running:1;
