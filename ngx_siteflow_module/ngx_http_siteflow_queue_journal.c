@@ -558,7 +558,9 @@ ngx_http_siteflow_queue_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     sh->magic = NGX_HTTP_SITEFLOW_QUEUE_MAGIC;
     sh->layout = NGX_HTTP_SITEFLOW_QUEUE_LAYOUT;
 
-    ngx_http_siteflow_table_init(sh);
+    if (ngx_http_siteflow_table_init(sh, shpool) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     sh->next_id = 1;
 

@@ -44,7 +44,7 @@
 #define NGX_HTTP_SITEFLOW_ERROR_MAX       1024
 
 #define NGX_HTTP_SITEFLOW_QUEUE_MAGIC     0x51464c53  /* "SLFQ" */
-#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    5
+#define NGX_HTTP_SITEFLOW_QUEUE_LAYOUT    6
 
 /* how long a postback's reservation of the index holds at most */
 #define NGX_HTTP_SITEFLOW_PB_HOLD_MS      10000
@@ -91,16 +91,40 @@ typedef struct {
 } ngx_http_siteflow_job_t;
 
 
+/*
+ * A hash table of strings in the shared memory (layout 6): a fixed number
+ * of buckets, chosen from the zone's size, each a list of nodes with the
+ * crc32 of their string (ngx_http_siteflow_queue_table.c).
+ */
+
+typedef struct ngx_http_siteflow_hnode_s  ngx_http_siteflow_hnode_t;
+
+struct ngx_http_siteflow_hnode_s {
+    ngx_http_siteflow_hnode_t     *next;
+    uint32_t                       hash;         /* crc32 of the string */
+};
+
+
+#define ngx_http_siteflow_hnode_data(node, type, link)                        \
+    (type *) ((u_char *) (node) - offsetof(type, link))
+
+
+typedef struct {
+    ngx_http_siteflow_hnode_t    **buckets;
+    ngx_uint_t                     mask;         /* buckets - 1 */
+} ngx_http_siteflow_htab_t;
+
+
 struct ngx_http_siteflow_order_s {
-    ngx_rbtree_node_t              node;         /* crc32 of the key */
+    ngx_http_siteflow_hnode_t      node;         /* in sh->orders */
     ngx_queue_t                    jobs;         /* unfinished, by id */
     ngx_str_t                      key;          /* storefront \0 order */
 };
 
 
 typedef struct {
-    ngx_rbtree_node_t              by_order;     /* crc32 */
-    ngx_rbtree_node_t              by_source;    /* crc32, if source_id */
+    ngx_http_siteflow_hnode_t      by_order;
+    ngx_http_siteflow_hnode_t      by_source;    /* if has_source */
     ngx_queue_t                    all;
 
     uint32_t                       version_order;
@@ -143,12 +167,9 @@ typedef struct {
     ngx_rbtree_node_t              due_sentinel;
     ngx_rbtree_t                   waiting;      /* key: next_ms */
     ngx_rbtree_node_t              waiting_sentinel;
-    ngx_rbtree_t                   orders;
-    ngx_rbtree_node_t              orders_sentinel;
-    ngx_rbtree_t                   by_order;
-    ngx_rbtree_node_t              by_order_sentinel;
-    ngx_rbtree_t                   by_source;
-    ngx_rbtree_node_t              by_source_sentinel;
+    ngx_http_siteflow_htab_t       orders;       /* chains, by key */
+    ngx_http_siteflow_htab_t       by_order;     /* the index, by order */
+    ngx_http_siteflow_htab_t       by_source;    /* the index, by source */
 
     ngx_queue_t                    all;          /* jobs by id */
     ngx_queue_t                    finished;     /* done/skipped, oldest
@@ -270,7 +291,8 @@ typedef struct {
 /* the job table (ngx_http_siteflow_queue_table.c); the shpool mutex is
    held around every call but table_init() */
 
-void ngx_http_siteflow_table_init(ngx_http_siteflow_queue_sh_t *sh);
+ngx_int_t ngx_http_siteflow_table_init(ngx_http_siteflow_queue_sh_t *sh,
+    ngx_slab_pool_t *shpool);
 void ngx_http_siteflow_apply(ngx_http_siteflow_queue_sh_t *sh,
     ngx_slab_pool_t *shpool, ngx_http_siteflow_op_t *op);
 void ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
@@ -287,8 +309,8 @@ void ngx_http_siteflow_finished_trim(ngx_http_siteflow_queue_sh_t *sh,
     ngx_slab_pool_t *shpool);
 ngx_http_siteflow_order_t *ngx_http_siteflow_order_find(
     ngx_http_siteflow_queue_sh_t *sh, ngx_str_t *key, uint32_t hash);
-ngx_http_siteflow_idx_t *ngx_http_siteflow_idx_find(ngx_rbtree_t *tree,
-    ngx_str_t *key, ngx_uint_t by_source);
+ngx_http_siteflow_idx_t *ngx_http_siteflow_idx_find(
+    ngx_http_siteflow_htab_t *tab, ngx_str_t *key, ngx_uint_t by_source);
 ngx_int_t ngx_http_siteflow_key(ngx_pool_t *pool, ngx_str_t *a,
     ngx_str_t *b, ngx_str_t *key);
 /* the next version of the order's part of its index entry */

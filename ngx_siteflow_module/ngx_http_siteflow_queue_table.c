@@ -42,25 +42,18 @@ static ngx_int_t ngx_http_siteflow_shm_str(ngx_slab_pool_t *shpool,
 static void ngx_http_siteflow_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel,
     ngx_http_siteflow_tie_pt tie);
-static ngx_rbtree_node_t *ngx_http_siteflow_str_find(ngx_rbtree_t *tree,
-    ngx_str_t *key, uint32_t hash, size_t delta);
-static ngx_int_t ngx_http_siteflow_tie_str(ngx_rbtree_node_t *a,
-    ngx_rbtree_node_t *b, size_t delta);
-static ngx_int_t ngx_http_siteflow_tie_order(ngx_rbtree_node_t *a,
-    ngx_rbtree_node_t *b);
+static ngx_int_t ngx_http_siteflow_htab_init(ngx_slab_pool_t *shpool,
+    ngx_http_siteflow_htab_t *tab, ngx_uint_t n);
+static ngx_http_siteflow_hnode_t *ngx_http_siteflow_htab_find(
+    ngx_http_siteflow_htab_t *tab, ngx_str_t *key, uint32_t hash,
+    size_t delta);
+static void ngx_http_siteflow_htab_insert(ngx_http_siteflow_htab_t *tab,
+    ngx_http_siteflow_hnode_t *node);
+static void ngx_http_siteflow_htab_delete(ngx_http_siteflow_htab_t *tab,
+    ngx_http_siteflow_hnode_t *node);
 static ngx_int_t ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a,
     ngx_rbtree_node_t *b);
-static ngx_int_t ngx_http_siteflow_tie_idx_order(ngx_rbtree_node_t *a,
-    ngx_rbtree_node_t *b);
-static ngx_int_t ngx_http_siteflow_tie_idx_source(ngx_rbtree_node_t *a,
-    ngx_rbtree_node_t *b);
 static void ngx_http_siteflow_rbtree_insert_id(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static void ngx_http_siteflow_rbtree_insert_str(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static void ngx_http_siteflow_rbtree_insert_order(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static void ngx_http_siteflow_rbtree_insert_source(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 
 
@@ -69,26 +62,47 @@ static const char  *ngx_http_siteflow_kinds[] = {
 };
 
 
-void
-ngx_http_siteflow_table_init(ngx_http_siteflow_queue_sh_t *sh)
+ngx_int_t
+ngx_http_siteflow_table_init(ngx_http_siteflow_queue_sh_t *sh,
+    ngx_slab_pool_t *shpool)
 {
+    size_t      size;
+    ngx_uint_t  n;
+
     ngx_rbtree_init(&sh->jobs, &sh->jobs_sentinel,
                     ngx_rbtree_insert_value);
     ngx_rbtree_init(&sh->due, &sh->due_sentinel,
                     ngx_rbtree_insert_value);
     ngx_rbtree_init(&sh->waiting, &sh->waiting_sentinel,
                     ngx_http_siteflow_rbtree_insert_id);
-    ngx_rbtree_init(&sh->orders, &sh->orders_sentinel,
-                    ngx_http_siteflow_rbtree_insert_str);
-    ngx_rbtree_init(&sh->by_order, &sh->by_order_sentinel,
-                    ngx_http_siteflow_rbtree_insert_order);
-    ngx_rbtree_init(&sh->by_source, &sh->by_source_sentinel,
-                    ngx_http_siteflow_rbtree_insert_source);
 
     ngx_queue_init(&sh->all);
     ngx_queue_init(&sh->finished);
     ngx_queue_init(&sh->running);
     ngx_queue_init(&sh->index);
+
+    /*
+     * the index: a bucket per kilobyte of the zone, a power of two (an
+     * entry with its strings takes about 250 bytes: lists of 4 or less
+     * when full); the chains and the sources half as many; 1.6% of the
+     * zone in all, 1024 index buckets at the 1m minimum
+     */
+
+    size = (size_t) (shpool->end - (u_char *) shpool);
+
+    for (n = 512; n < (1u << 22) && n * 1024 < size; n <<= 1) {
+        /* void */
+    }
+
+    if (ngx_http_siteflow_htab_init(shpool, &sh->orders, n / 2) != NGX_OK
+        || ngx_http_siteflow_htab_init(shpool, &sh->by_order, n) != NGX_OK
+        || ngx_http_siteflow_htab_init(shpool, &sh->by_source, n / 2)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -382,13 +396,13 @@ ngx_http_siteflow_chain_add(ngx_http_siteflow_queue_sh_t *sh,
             return;
         }
 
-        order->node.key = hash;
+        order->node.hash = hash;
         order->key.len = key.len;
         order->key.data = (u_char *) order + sizeof(ngx_http_siteflow_order_t);
         ngx_memcpy(order->key.data, key.data, key.len);
         ngx_queue_init(&order->jobs);
 
-        ngx_rbtree_insert(&sh->orders, &order->node);
+        ngx_http_siteflow_htab_insert(&sh->orders, &order->node);
     }
 
     for (q = ngx_queue_last(&order->jobs);
@@ -427,7 +441,7 @@ ngx_http_siteflow_chain_remove(ngx_http_siteflow_queue_sh_t *sh,
     job->order = NULL;
 
     if (ngx_queue_empty(&order->jobs)) {
-        ngx_rbtree_delete(&sh->orders, &order->node);
+        ngx_http_siteflow_htab_delete(&sh->orders, &order->node);
         ngx_slab_free_locked(shpool, order);
         return;
     }
@@ -508,9 +522,9 @@ ngx_http_siteflow_due_remove(ngx_http_siteflow_queue_sh_t *sh,
 
 
 /*
- * The string-keyed trees (order chains, the two index trees) are keyed by
- * the crc32 of the string, equal crc32s ordered by the string itself; the
- * string is an ngx_str_t at "delta" bytes from the tree node.
+ * The string-keyed tables (order chains, the two index tables): a node
+ * holds the crc32 of its string, which is an ngx_str_t at "delta" bytes
+ * from the node.
  */
 
 #define ngx_http_siteflow_node_key(node, delta)                               \
@@ -527,49 +541,75 @@ ngx_http_siteflow_due_remove(ngx_http_siteflow_queue_sh_t *sh,
      - offsetof(ngx_http_siteflow_idx_t, by_source))
 
 
-static ngx_rbtree_node_t *
-ngx_http_siteflow_str_find(ngx_rbtree_t *tree, ngx_str_t *key, uint32_t hash,
-    size_t delta)
+static ngx_int_t
+ngx_http_siteflow_htab_init(ngx_slab_pool_t *shpool,
+    ngx_http_siteflow_htab_t *tab, ngx_uint_t n)
 {
-    ngx_int_t           rc;
-    ngx_str_t          *k;
-    ngx_rbtree_node_t  *node, *sentinel;
+    tab->buckets = ngx_slab_calloc(shpool,
+                                   n * sizeof(ngx_http_siteflow_hnode_t *));
+    if (tab->buckets == NULL) {
+        return NGX_ERROR;
+    }
 
-    node = tree->root;
-    sentinel = tree->sentinel;
+    tab->mask = n - 1;
 
-    while (node != sentinel) {
+    return NGX_OK;
+}
 
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
+
+static ngx_http_siteflow_hnode_t *
+ngx_http_siteflow_htab_find(ngx_http_siteflow_htab_t *tab, ngx_str_t *key,
+    uint32_t hash, size_t delta)
+{
+    ngx_str_t                  *k;
+    ngx_http_siteflow_hnode_t  *node;
+
+    for (node = tab->buckets[hash & tab->mask]; node; node = node->next) {
+
+        if (node->hash != hash) {
             continue;
         }
 
         k = ngx_http_siteflow_node_key(node, delta);
 
-        rc = ngx_memn2cmp(key->data, k->data, key->len, k->len);
-
-        if (rc == 0) {
+        if (k->len == key->len
+            && ngx_memcmp(k->data, key->data, key->len) == 0)
+        {
             return node;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
 }
 
 
-static ngx_int_t
-ngx_http_siteflow_tie_str(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b,
-    size_t delta)
+static void
+ngx_http_siteflow_htab_insert(ngx_http_siteflow_htab_t *tab,
+    ngx_http_siteflow_hnode_t *node)
 {
-    ngx_str_t  *x, *y;
+    ngx_http_siteflow_hnode_t  **b;
 
-    x = ngx_http_siteflow_node_key(a, delta);
-    y = ngx_http_siteflow_node_key(b, delta);
+    b = &tab->buckets[node->hash & tab->mask];
 
-    return ngx_memn2cmp(x->data, y->data, x->len, y->len);
+    node->next = *b;
+    *b = node;
+}
+
+
+static void
+ngx_http_siteflow_htab_delete(ngx_http_siteflow_htab_t *tab,
+    ngx_http_siteflow_hnode_t *node)
+{
+    ngx_http_siteflow_hnode_t  **p;
+
+    for (p = &tab->buckets[node->hash & tab->mask]; *p; p = &(*p)->next) {
+
+        if (*p == node) {
+            *p = node->next;
+            node->next = NULL;
+            return;
+        }
+    }
 }
 
 
@@ -577,18 +617,15 @@ ngx_http_siteflow_order_t *
 ngx_http_siteflow_order_find(ngx_http_siteflow_queue_sh_t *sh, ngx_str_t *key,
     uint32_t hash)
 {
-    return (ngx_http_siteflow_order_t *)
-           ngx_http_siteflow_str_find(&sh->orders, key, hash,
-                                      NGX_HTTP_SITEFLOW_ORDER_KEY);
-}
+    ngx_http_siteflow_hnode_t  *node;
 
+    node = ngx_http_siteflow_htab_find(&sh->orders, key, hash,
+                                       NGX_HTTP_SITEFLOW_ORDER_KEY);
 
-static void
-ngx_http_siteflow_rbtree_insert_str(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
-                                    ngx_http_siteflow_tie_order);
+    return node ? ngx_http_siteflow_hnode_data(node,
+                                               ngx_http_siteflow_order_t,
+                                               node)
+                : NULL;
 }
 
 
@@ -634,13 +671,6 @@ ngx_http_siteflow_rbtree_insert(ngx_rbtree_node_t *temp,
 
 
 static ngx_int_t
-ngx_http_siteflow_tie_order(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
-{
-    return ngx_http_siteflow_tie_str(a, b, NGX_HTTP_SITEFLOW_ORDER_KEY);
-}
-
-
-static ngx_int_t
 ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
 {
     ngx_http_siteflow_job_t  *n, *t;
@@ -649,20 +679,6 @@ ngx_http_siteflow_tie_id(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
     t = ngx_rbtree_data(b, ngx_http_siteflow_job_t, due);
 
     return (n->id < t->id) ? -1 : 1;
-}
-
-
-static ngx_int_t
-ngx_http_siteflow_tie_idx_order(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
-{
-    return ngx_http_siteflow_tie_str(a, b, NGX_HTTP_SITEFLOW_IDX_ORDER_KEY);
-}
-
-
-static ngx_int_t
-ngx_http_siteflow_tie_idx_source(ngx_rbtree_node_t *a, ngx_rbtree_node_t *b)
-{
-    return ngx_http_siteflow_tie_str(a, b, NGX_HTTP_SITEFLOW_IDX_SOURCE_KEY);
 }
 
 
@@ -734,45 +750,29 @@ ngx_http_siteflow_key(ngx_pool_t *pool, ngx_str_t *a, ngx_str_t *b,
 
 
 ngx_http_siteflow_idx_t *
-ngx_http_siteflow_idx_find(ngx_rbtree_t *tree, ngx_str_t *key,
+ngx_http_siteflow_idx_find(ngx_http_siteflow_htab_t *tab, ngx_str_t *key,
     ngx_uint_t by_source)
 {
-    uint32_t            hash;
-    ngx_rbtree_node_t  *node;
+    uint32_t                    hash;
+    ngx_http_siteflow_hnode_t  *node;
 
     hash = ngx_crc32_short(key->data, key->len);
 
     if (by_source) {
-        node = ngx_http_siteflow_str_find(tree, key, hash,
-                                          NGX_HTTP_SITEFLOW_IDX_SOURCE_KEY);
-        return node ? ngx_rbtree_data(node, ngx_http_siteflow_idx_t,
-                                      by_source)
+        node = ngx_http_siteflow_htab_find(tab, key, hash,
+                                           NGX_HTTP_SITEFLOW_IDX_SOURCE_KEY);
+        return node ? ngx_http_siteflow_hnode_data(node,
+                                                   ngx_http_siteflow_idx_t,
+                                                   by_source)
                     : NULL;
     }
 
-    node = ngx_http_siteflow_str_find(tree, key, hash,
-                                      NGX_HTTP_SITEFLOW_IDX_ORDER_KEY);
+    node = ngx_http_siteflow_htab_find(tab, key, hash,
+                                       NGX_HTTP_SITEFLOW_IDX_ORDER_KEY);
 
-    return node ? ngx_rbtree_data(node, ngx_http_siteflow_idx_t, by_order)
+    return node ? ngx_http_siteflow_hnode_data(node, ngx_http_siteflow_idx_t,
+                                               by_order)
                 : NULL;
-}
-
-
-static void
-ngx_http_siteflow_rbtree_insert_order(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
-                                    ngx_http_siteflow_tie_idx_order);
-}
-
-
-static void
-ngx_http_siteflow_rbtree_insert_source(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_http_siteflow_rbtree_insert(temp, node, sentinel,
-                                    ngx_http_siteflow_tie_idx_source);
 }
 
 
@@ -828,8 +828,8 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
         e->order_key.len = key.len;
         p = ngx_cpymem(p, key.data, key.len);
 
-        e->by_order.key = ngx_crc32_short(key.data, key.len);
-        ngx_rbtree_insert(&sh->by_order, &e->by_order);
+        e->by_order.hash = ngx_crc32_short(key.data, key.len);
+        ngx_http_siteflow_htab_insert(&sh->by_order, &e->by_order);
         ngx_queue_insert_tail(&sh->index, &e->all);
         sh->nindex++;
 
@@ -838,8 +838,8 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
             e->source_key.len = skey.len;
             p = ngx_cpymem(p, skey.data, skey.len);
 
-            e->by_source.key = ngx_crc32_short(skey.data, skey.len);
-            ngx_rbtree_insert(&sh->by_source, &e->by_source);
+            e->by_source.hash = ngx_crc32_short(skey.data, skey.len);
+            ngx_http_siteflow_htab_insert(&sh->by_source, &e->by_source);
             e->has_source = 1;
         }
 
@@ -919,8 +919,8 @@ ngx_http_siteflow_idx_apply(ngx_http_siteflow_queue_sh_t *sh,
             goto nomem;
         }
 
-        e->by_source.key = ngx_crc32_short(skey.data, skey.len);
-        ngx_rbtree_insert(&sh->by_source, &e->by_source);
+        e->by_source.hash = ngx_crc32_short(skey.data, skey.len);
+        ngx_http_siteflow_htab_insert(&sh->by_source, &e->by_source);
         e->has_source = 1;
     }
 
@@ -1175,10 +1175,10 @@ ngx_http_siteflow_index_prune(ngx_http_siteflow_queue_conf_t *qc,
             max = id;
         }
 
-        ngx_rbtree_delete(&sh->by_order, &e->by_order);
+        ngx_http_siteflow_htab_delete(&sh->by_order, &e->by_order);
 
         if (e->has_source) {
-            ngx_rbtree_delete(&sh->by_source, &e->by_source);
+            ngx_http_siteflow_htab_delete(&sh->by_source, &e->by_source);
 
             if (e->source_key.data
                 != e->order_key.data + e->order_key.len)
