@@ -1754,8 +1754,9 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, ngx_uint_t status, const char *key,
     const char *fmt, ...)
 {
+    char                           *text, *q;
+    size_t                          len, klen;
     u_char                         *p;
-    char                           *text;
     json_t                         *o;
     va_list                         args;
     ngx_int_t                       rc;
@@ -1765,12 +1766,41 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
     ngx_http_siteflow_srv_conf_t   *sscf;
     ngx_http_siteflow_log_entry_t   e;
     u_char                          msg[1024];
+    char                            out[sf_json_escaped_max(64)
+                                        + sf_json_escaped_max(1024) + 3];
 
     va_start(args, fmt);
     p = ngx_vslprintf(msg, msg + sizeof(msg) - 1, fmt, args);
     va_end(args);
 
     *p = '\0';
+
+    len = p - msg;
+    klen = ngx_strlen(key);
+
+    if (klen <= 64
+        && sf_json_utf8_valid((u_char *) key, klen)
+        && sf_json_utf8_valid(msg, len))
+    {
+        /* {"key":"msg"}, as jansson writes it compact, without a tree */
+
+        q = out;
+        *q++ = '{';
+        q += sf_json_escape(q, key, klen);
+        *q++ = ':';
+        q += sf_json_escape(q, (char *) msg, len);
+        *q++ = '}';
+
+        p = ngx_pnalloc(r->pool, q - out + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(p, out, q - out);
+        p[q - out] = '\0';
+
+        goto log;
+    }
 
     o = json_object();
 
@@ -1797,6 +1827,8 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
 
     ngx_cpystrn(p, (u_char *) text, ngx_strlen(text) + 1);
     free(text);
+
+log:
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 
