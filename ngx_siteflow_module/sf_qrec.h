@@ -210,12 +210,16 @@ sf_qrec_rc_t sf_qrec_scan_resync(const unsigned char *buf, size_t len,
     sf_qrec_stats_t *st);
 
 /*
- * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), software
- * slice-by-8.  Start with crc 0 and feed the result back to continue:
+ * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78): the SSE4.2
+ * instruction where the CPU has it, else software slice-by-8 (also
+ * callable as sf_qrec_crc32c_soft(), for the tests).  Start with crc 0
+ * and feed the result back to continue:
  * sf_qrec_crc32c(sf_qrec_crc32c(0, a, n), b, m) is the CRC of a then b.
  * sf_qrec_crc32c(0, "123456789", 9) == 0xe3069283.
  */
 uint32_t sf_qrec_crc32c(uint32_t crc, const unsigned char *p, size_t len);
+uint32_t sf_qrec_crc32c_soft(uint32_t crc, const unsigned char *p,
+    size_t len);
 
 /* "ok", "short", "bad", "stopped"; never NULL */
 const char *sf_qrec_strerror(sf_qrec_rc_t rc);

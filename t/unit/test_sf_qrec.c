@@ -197,7 +197,11 @@ test_crc_vectors(void **state)
 }
 
 
-/* slice-by-8 against bit-wise, every length, alignment and split */
+/*
+ * the CRC in use (SSE4.2 where the CPU has it) and the software one
+ * against bit-wise, every length, alignment and split, one continuing
+ * the other
+ */
 
 static void
 test_crc_reference(void **state)
@@ -219,6 +223,13 @@ test_crc_reference(void **state)
             want = crc_bitwise(0, data + off, len);
 
             assert_int_equal(sf_qrec_crc32c(0, data + off, len), want);
+            assert_int_equal(sf_qrec_crc32c_soft(0, data + off, len), want);
+
+            cut = len / 2;
+            assert_int_equal(sf_qrec_crc32c_soft(sf_qrec_crc32c(0, data + off,
+                                                                cut),
+                                                 data + off + cut, len - cut),
+                             want);
 
             cut = len / 3;
             assert_int_equal(sf_qrec_crc32c(sf_qrec_crc32c(0, data + off,
