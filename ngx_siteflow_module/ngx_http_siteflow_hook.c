@@ -1754,10 +1754,9 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
     ngx_http_siteflow_hook_ctx_t *ctx, ngx_uint_t status, const char *key,
     const char *fmt, ...)
 {
-    char                           *text, *q;
+    char                           *q;
     size_t                          len, klen;
     u_char                         *p;
-    json_t                         *o;
     va_list                         args;
     ngx_int_t                       rc;
     ngx_str_t                       url;
@@ -1765,70 +1764,46 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
     ngx_msec_int_t                  ms;
     ngx_http_siteflow_srv_conf_t   *sscf;
     ngx_http_siteflow_log_entry_t   e;
-    u_char                          msg[1024];
-    char                            out[sf_json_escaped_max(64)
+    u_char                          raw[1024];
+    char                            msg[1024];
+    char                            out[sf_json_escaped_max(32)
                                         + sf_json_escaped_max(1024) + 3];
 
     va_start(args, fmt);
-    p = ngx_vslprintf(msg, msg + sizeof(msg) - 1, fmt, args);
+    p = ngx_vslprintf(raw, raw + sizeof(raw) - 1, fmt, args);
     va_end(args);
 
-    *p = '\0';
+    /*
+     * valid UTF-8 whatever the message quotes: a character the length
+     * limit cut is left out, a byte that is not UTF-8 (of the URL, say)
+     * becomes U+FFFD
+     */
 
-    len = p - msg;
-    klen = ngx_strlen(key);
+    len = sf_json_utf8_trim((char *) raw, p - raw);
+    len = sf_json_clean(msg, sizeof(msg) - 1, (char *) raw, len, 0);
 
-    if (klen <= 64
-        && sf_json_utf8_valid((u_char *) key, klen)
-        && sf_json_utf8_valid(msg, len))
-    {
-        /* {"key":"msg"}, as jansson writes it compact, without a tree */
+    klen = ngx_strlen(key);     /* one of the module's own words */
 
-        q = out;
-        *q++ = '{';
-        q += sf_json_escape(q, key, klen);
-        *q++ = ':';
-        q += sf_json_escape(q, (char *) msg, len);
-        *q++ = '}';
-
-        p = ngx_pnalloc(r->pool, q - out + 1);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(p, out, q - out);
-        p[q - out] = '\0';
-
-        goto log;
-    }
-
-    o = json_object();
-
-    if (o == NULL
-        || json_object_set_new(o, key, json_stringn((char *) msg, p - msg))
-           != 0)
-    {
-        json_decref(o);
+    if (klen > 32) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    /* {"key":"msg"}, as jansson writes it compact */
 
-    if (text == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    q = out;
+    *q++ = '{';
+    q += sf_json_escape(q, key, klen);
+    *q++ = ':';
+    q += sf_json_escape(q, msg, len);
+    *q++ = '}';
 
-    p = ngx_pnalloc(r->pool, ngx_strlen(text) + 1);
+    p = ngx_pnalloc(r->pool, q - out + 1);
     if (p == NULL) {
-        free(text);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_cpystrn(p, (u_char *) text, ngx_strlen(text) + 1);
-    free(text);
-
-log:
+    ngx_memcpy(p, out, q - out);
+    p[q - out] = '\0';
 
     sscf = ngx_http_get_module_srv_conf(r, ngx_http_siteflow_module);
 

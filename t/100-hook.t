@@ -1117,3 +1117,24 @@ job order 6014 done
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 32: an answer whose message is cut at 1023 bytes in the middle of a character (a long event name of 3-byte characters), or that quotes bytes of the URL that are not UTF-8, is still answered: the cut character is left out, a bad byte is U+FFFD; never a 500
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+--- config eval: ::storefront_conf()
+--- request eval
+["POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"" . ("\xE2\x82\xAC" x 400) . "\",\"id\":1}",
+"POST /hook?token=hook-9f3b2c7d-not-real&event=a%FFb
+{\"id\":1}"]
+--- error_code eval
+[200, 200]
+--- response_body eval
+["{\"skipped\":\"event \\\"" . ("\xE2\x82\xAC" x 338) . "\"}\n",
+"{\"skipped\":\"event \\\"a\xEF\xBF\xBDb\\\" is not an order event\"}\n"]
+--- no_error_log
+[alert]
+[crit]
