@@ -1138,3 +1138,44 @@ job order 6014 done
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 33: two orders whose keys ("shop1", NUL, the id) have the same crc32, 218504449 and 890439518 (the zone's look-ups hash it): each is created once; the second is not taken for the first, and the first sent again is found already sent
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+::pn_rules({ on => 'GET /api/v2/order/218504449', json => ::pn_order(218504449) },
+           { on => 'GET /api/v2/order/890439518', json => ::pn_order(890439518) });
+--- request eval
+["POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_created\",\"id\":218504449}",
+"POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_created\",\"id\":890439518}",
+"POST /hook?token=hook-9f3b2c7d-not-real
+{\"event\":\"order_created\",\"id\":218504449}"]
+--- error_code eval
+[202, 202, 200]
+--- response_body_filters eval
+[[::report(mocks => [], wait => [[siteflow => 'POST /api/order', 1]])],
+ [::report(mocks => [], wait => [[siteflow => 'POST /api/order', 2]])],
+ [::report(mocks => [], answer => 'skipped:already sent', do => sub {
+     my %n;
+     for my $q (@{ ::mock_requests('siteflow') }) {
+         next unless $q->{method} eq 'POST' && $q->{path} =~ m{/order$};
+         $n{ (::json_of($q->{body}) // {})->{orderData}{sourceOrderId} // '?' }++;
+     }
+     map { "created $_: $n{$_}" } sort keys %n })]]
+--- response_body eval
+["answer {\"job\":\"ID\"}\n",
+"answer {\"job\":\"ID\"}\n",
+"answer {\"skipped\": ~ /already sent/}
+created PN-218504449: 1
+created PN-890439518: 1
+"]
+--- no_error_log
+[alert]
+[crit]
