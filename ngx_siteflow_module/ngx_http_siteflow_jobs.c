@@ -17,6 +17,7 @@
 #include "ngx_http_siteflow_log.h"
 #include "ngx_http_siteflow_storefronts.h"
 #include "sf_job.h"
+#include "sf_json.h"
 #include "sf_json_tree.h"
 #include "sf_path.h"
 #include "sf_qrec.h"
@@ -1372,20 +1373,31 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
     va_list args)
 {
     u_char                       *p;
+    size_t                        len;
     ngx_uint_t                    level;
     ngx_http_siteflow_work_t     *w;
     ngx_http_siteflow_outcome_t   out;
-    u_char                        msg[1024];
+    u_char                        raw[1024];
+    char                          msg[1024];
 
-    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    p = ngx_vslprintf(raw, raw + sizeof(raw), fmt, args);
+
+    /*
+     * the job's error is journalled, and records take only UTF-8: an
+     * upstream's answer in another charset has its bad bytes as U+FFFD,
+     * a character the length limit cut is left out
+     */
+
+    len = sf_json_utf8_trim((char *) raw, p - raw);
+    len = sf_json_clean(msg, sizeof(msg), (char *) raw, len, 0);
 
     w = run->data;
 
     ngx_memzero(&out, sizeof(ngx_http_siteflow_outcome_t));
 
     out.state = state;
-    out.error.data = msg;
-    out.error.len = p - msg;
+    out.error.data = (u_char *) msg;
+    out.error.len = len;
     out.index = idx;
 
     /* a create that may be out stays "maybe sent" until it is resolved */

@@ -437,3 +437,52 @@ orders still waiting: 2
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 12: SiteFlow refuses a validate with text that is not UTF-8 (a proxy's Latin-1 page), or with a long message of 3-byte characters that the error's length limit cuts: each job still ends failed, its last_error valid UTF-8 (bad bytes as U+FFFD, no cut character)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_retry_backoff 100ms 500ms;
+--- config eval: ::storefront_conf()
+--- init
+use MIME::Base64 ();
+::pn_rules({ on => 'GET /api/v2/order/6031', json => ::pn_order(6031) },
+           { on => 'GET /api/v2/order/6032', json => ::pn_order(6032) });
+::sf_rules({ on => 'POST /api/order/validate', status => 400,
+             headers => { 'Content-Type' => 'text/html; charset=iso-8859-1' },
+             body_base64 => MIME::Base64::encode_base64(
+                 "<p>Zugang verweigert f\xFCr Ger\xE4t</p>", '') });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], idle => 0, do => sub {
+    my @l = ::run_orders(ids => [6031], wait => 0);
+    my $e = ::wait_jobs('6031 failed', sub {
+        grep { $_->{order_id} eq '6031' && $_->{state} eq 'failed' } @{ $_[0] } });
+    push @l, $e || 'failed';
+    ::sf_rules({ on => 'POST /api/order/validate', status => 400,
+                 json => { error => { message => "x" . "\x{20AC}" x 400 } } });
+    push @l, ::run_orders(ids => [6032], wait => 0);
+    $e = ::wait_jobs('6032 failed', sub {
+        grep { $_->{order_id} eq '6032' && $_->{state} eq 'failed' } @{ $_[0] } });
+    push @l, $e || 'failed';
+    for my $j (sort { $a->{order_id} cmp $b->{order_id} } @{ ::admin_jobs() }) {
+        my $t = $j->{last_error} // '';
+        push @l, "$j->{order_id}: " . ($t =~ /\x{FFFD}/ ? 'U+FFFD' : 'no U+FFFD')
+                 . ', ' . (length($t) > 100 ? 'long' : 'short')
+                 . ($t =~ /Zugang verweigert f\x{FFFD}r Ger\x{FFFD}t/ ? ', the text' : '');
+    }
+    @l })
+--- response_body
+answer pong
+answers: 202 x1
+failed
+answers: 202 x1
+failed
+6031: U+FFFD, short, the text
+6032: no U+FFFD, long
+--- no_error_log
+[alert]
+[crit]

@@ -44,6 +44,8 @@
 #                                       Content-Length (a lying length),
 #                                       Connection, Transfer-Encoding
 #     "body":        "text"  or  "json": {...}    response body
+#     "body_base64": bytes sent as they are (not UTF-8 encoded, not
+#                    expanded): an upstream answering in another charset
 #     "chunked":     true,              send the body with chunked encoding
 #     "delay_ms":    D,                 answer after D ms (other connections
 #                                       are served meanwhile)
@@ -91,7 +93,7 @@ use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_LINGER);
 use POSIX ();
 use Time::HiRes qw(time);
 use JSON::PP;
-use MIME::Base64 qw(encode_base64);
+use MIME::Base64 qw(encode_base64 decode_base64);
 use Getopt::Long;
 
 my %opt = (port => undef, 'max-body' => 10 * 1024 * 1024);
@@ -114,7 +116,7 @@ my %REASON = (100 => 'Continue', 200 => 'OK', 201 => 'Created',
 my %ACTIONS = map { $_ => 1 } qw(respond close reset partial oversize
     slow_body no_response);
 my %RULE_KEYS = map { $_ => 1 } qw(method path path_prefix times status
-    headers body json chunked delay_ms action size comment remember
+    headers body body_base64 json chunked delay_ms action size comment remember
     if_known);
 
 my (@rules, @log, %conns, @timers, @pending, %known);
@@ -406,9 +408,14 @@ sub act ($c, $r, $u, $action) {
     my %h = %{ $u->{headers} // {} };
     $_ = expand($_, $r, 0) for values %h;
     $r->{keep} = 0 if grep { lc $_ eq 'connection' && $h{$_} =~ /close/i } keys %h;
-    my $body = defined $u->{json} ? $JC->encode($u->{json}) : $u->{body} // '';
-    $body = expand($body, $r, 1);
-    utf8::encode($body);
+    my $body;
+    if (defined $u->{body_base64}) {
+        $body = decode_base64($u->{body_base64});   # bytes as they are
+    } else {
+        $body = defined $u->{json} ? $JC->encode($u->{json}) : $u->{body} // '';
+        $body = expand($body, $r, 1);
+        utf8::encode($body);
+    }
     $body = 'x' x 1024 if $action eq 'partial' && length $body < 2;
     if (($body ne '' || $action eq 'oversize')
         && !grep { lc $_ eq 'content-type' } keys %h) {
