@@ -1176,3 +1176,59 @@ duplicated 0
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 34: with the fetch, connections to PrintNow and to SiteFlow are both kept between bursts: 8 orders at once take 8 connections to each (each fetch and each validate waits 300 ms); the next 8 open none to either (with every connection counted against siteflow_queue_concurrency, a validate closed an idle PrintNow connection to open its own, and the next burst's fetches opened 8 again)
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_queue_concurrency 8;
+--- config eval: ::storefront_conf()
+--- init
+::pn_rules(map { { on => "GET /api/v2/order/$_", delay_ms => 300, json => ::pn_order($_) } }
+           6121 .. 6128, 6131 .. 6138);
+::sf_rules({ on => 'POST /api/order/validate', status => 200, delay_ms => 300,
+             json => { success => JSON::PP::true } });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my (@l, %conns);
+    my %in = (printnow => sub { $_[0]->{path} =~ m{/(\d+)$} ? $1 : 0 },
+              siteflow => sub { my $s = (::json_of($_[0]->{body}) // {})->{orderData}{sourceOrderId} // '';
+                                $s =~ /^PN-(\d+)$/ ? $1 : 0 });
+    for my $burst ([6121 .. 6128], [6131 .. 6138]) {
+        my %ans;
+        for my $id (@$burst) {
+            my $r = ::hook({ event => 'order_created', id => $id });
+            $ans{ $r->{status} }++;
+        }
+        push @l, 'answers: ' . join(', ', map { "$_ x$ans{$_}" } sort keys %ans);
+        my $e = ::wait_requests('siteflow', 'POST /api/order', $burst->[-1] < 6130 ? 8 : 16);
+        push @l, $e if $e;
+        $e = Siteflow::Flow::_idle(timeout => 30);
+        push @l, $e if $e;
+        for my $mock (sort keys %in) {
+            my %c = map { $_->{conn} => 1 }
+                    grep { my $id = $in{$mock}->($_); $id >= $burst->[0] && $id <= $burst->[-1] }
+                    @{ ::mock_requests($mock, '* *') };
+            $conns{$mock}{ $burst->[0] } = \%c;
+        }
+    }
+    for my $mock (sort keys %in) {
+        my $first = $conns{$mock}{6121};
+        my @new = grep { !$first->{$_} } keys %{ $conns{$mock}{6131} };
+        push @l, "$mock: connections of the first burst: " . keys(%$first)
+                 . ', new in the second: ' . @new;
+    }
+    @l })
+--- response_body
+answer pong
+answers: 202 x8
+answers: 202 x8
+printnow: connections of the first burst: 8, new in the second: 0
+siteflow: connections of the first burst: 8, new in the second: 0
+--- no_error_log
+[alert]
+[crit]

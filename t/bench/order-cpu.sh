@@ -36,67 +36,8 @@ hz=$(getconf CLK_TCK)
 
 sb_mock_start
 
-# the hook script for fetch off: the whole order in the body, its id
-# unique (the same scheme as sb_hook_lua)
-order_lua=$(tr -d '\n' < "$order_json" \
-            | sed 's/"id": 5001/"id": ORDERID/; s/\\/\\\\/g; s/"/\\"/g')
-cat > "$SB/hook-order.lua" <<LUA
-local threads = {}
-local tid = 0
-local tmpl = "{\"event\":\"order_created\",\"order\":$order_lua}"
-function setup(thread)
-    thread:set("tid", tid)
-    tid = tid + 1
-    table.insert(threads, thread)
-end
-function init(args)
-    path = args[1]
-    base = tonumber(args[2]) + tid * 10000000
-    quota = tonumber(args[3])
-    flag = args[4]
-    sent = 0
-    answered = 0
-    s2xx = 0
-    other = 0
-    ok = wrk.format("GET", "/ok")
-    verify = (tid == 0)
-end
-function request()
-    if verify then verify = false; return ok end
-    if quota > 0 and sent >= quota then return ok end
-    sent = sent + 1
-    local body = string.gsub(tmpl, "ORDERID", tostring(base + sent))
-    return wrk.format("POST", path .. "?token=T0K-bench-not-real",
-        { ["Content-Type"] = "application/json" }, body)
-end
-function response(status, headers, body)
-    if #body == 2 then return end
-    answered = answered + 1
-    if status == 202 then s2xx = s2xx + 1 else other = other + 1 end
-    if quota > 0 and answered >= quota then
-        local f = io.open(flag, "w"); f:write("done\n"); f:close()
-        wrk.thread:stop()
-    end
-end
-function done(summary, latency, requests)
-    local a, o = 0, 0
-    for _, t in ipairs(threads) do
-        a = a + t:get("s2xx"); o = o + t:get("other")
-    end
-    io.write(string.format("accepted %d other %d\n", a, o))
-end
-LUA
+sb_hook_order_lua
 sb_hook_lua
-
-cpu_ticks() {  # "utime stime" of the workers, clock ticks
-    local p u=0 k=0 s
-    for p in $(sb_workers); do
-        s=$(sed 's/.*) //' "/proc/$p/stat")
-        u=$(( u + $(echo "$s" | awk '{ print $12 }') ))
-        k=$(( k + $(echo "$s" | awk '{ print $13 }') ))
-    done
-    echo "$u $k"
-}
 
 run() {  # run NAME MODULE FETCH(on|off)
     local name=$1 so=$2 fetch=$3 script t0 th t1 c0 c1 acc lua
@@ -109,13 +50,13 @@ run() {  # run NAME MODULE FETCH(on|off)
     : > "$SB/mock/logs/creates.log"
     lua=$SB/hook.lua
     [ "$fetch" = off ] && lua=$SB/hook-order.lua
-    c0=$(cpu_ticks)
+    c0=$(sb_cpu_ticks)
     t0=$(now_ms)
     th=$(sb_wrk_quota "$out/order-$name.txt" "$SB/hooks.flag" -c64 \
          -s "$lua" "http://127.0.0.1:$SF_PORT" -- /hook 0 "$n" \
          "$SB/hooks.flag")
     t1=$(sb_wait_lines "$SB/mock/logs/creates.log" "$n" "$timeout")
-    c1=$(cpu_ticks)
+    c1=$(sb_cpu_ticks)
     acc=$(awk '/^accepted/ { print $2 }' "$out/order-$name.txt")
     sleep 0.3
     creates=$(wc -l < "$SB/mock/logs/creates.log")
@@ -160,18 +101,5 @@ printf "%-12s %14s %9s %9s %9s %7s %7s\n" run "cpu µs/order" orders/s \
 awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }' \
     "$out/order-cpu-runs.txt"
 echo "medians:"
-for k in $(awk '{ sub(/[0-9]+$/, "", $1); print $1 }' \
-               "$out/order-cpu-runs.txt" | sort -u); do
-    line=$k
-    for f in 2 3 4 5 6 7; do
-        line="$line $(awk -v k="$k" -v f="$f" '
-                 { n = $1; sub(/[0-9]+$/, "", n) } n == k { print $f }' \
-                 "$out/order-cpu-runs.txt" | sort -n | awk '
-                 { a[NR] = $1 }
-                 END { m = a[(NR + 1) / 2]
-                       if (NR % 2 == 0) m = (a[NR / 2] + a[NR / 2 + 1]) / 2
-                       print m }')"
-    done
-    echo "$line"
-done | awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
+sb_medians "$out/order-cpu-runs.txt" | awk '{ printf "%-12s %14s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
 } | tee "$out/order-cpu.txt"

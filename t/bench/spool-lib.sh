@@ -105,11 +105,12 @@ CONF
 # the nginx under test.  Env: PN_URL (PrintNow), SF_URL (SiteFlow),
 # SF_CONCURRENCY, SF_TIMEOUT, SF_BACKOFF, SF_EXTRA (more server lines),
 # SF_QUEUE_WORKERS (siteflow_queue_workers, default the module's: 1),
-# SF_CPU (worker_cpu_affinity, default none)
+# SF_CPU (worker_cpu_affinity, default none), SF_WORKERS (worker_processes,
+# default 2)
 sb_sf_conf() {
     cat > "$SB/sf/nginx.conf" <<CONF
 load_module $module;
-worker_processes 2;
+worker_processes ${SF_WORKERS:-2};
 ${SF_CPU:+worker_cpu_affinity $SF_CPU;}
 error_log logs/error.log notice;
 pid logs/nginx.pid;
@@ -172,6 +173,38 @@ sb_workers() {  # pids of the workers of the nginx under test
     pgrep -P "$(cat "$SB/sf/logs/nginx.pid")" | sort -n
 }
 
+# "utime stime" of the workers of the nginx under test, clock ticks
+# (/proc/PID/stat of each worker: its whole thread group)
+sb_cpu_ticks() {
+    local p u=0 k=0 s
+    for p in $(sb_workers); do
+        s=$(sed 's/.*) //' "/proc/$p/stat")
+        u=$(( u + $(echo "$s" | awk '{ print $12 }') ))
+        k=$(( k + $(echo "$s" | awk '{ print $13 }') ))
+    done
+    echo "$u $k"
+}
+
+# medians over the rounds: FILE has lines "NAME<round> v2 .. v7"; prints
+# "NAME m2 .. m7" for each NAME (the round number taken off)
+sb_medians() {  # FILE
+    local k line f
+    for k in $(awk '{ sub(/[0-9]+$/, "", $1); print $1 }' \
+                   "$1" | sort -u); do
+        line=$k
+        for f in 2 3 4 5 6 7; do
+            line="$line $(awk -v k="$k" -v f="$f" '
+                     { n = $1; sub(/[0-9]+$/, "", n) } n == k { print $f }' \
+                     "$1" | sort -n | awk '
+                     { a[NR] = $1 }
+                     END { m = a[(NR + 1) / 2]
+                           if (NR % 2 == 0) m = (a[NR / 2] + a[NR / 2 + 1]) / 2
+                           print m }')"
+        done
+        echo "$line"
+    done
+}
+
 # wait until FILE has N lines; prints the ms timestamp at which it did;
 # gives up after TIMEOUT seconds (returns 1)
 sb_wait_lines() {  # FILE N TIMEOUT
@@ -229,6 +262,61 @@ function response(status, headers, body)
     if quota > 0 and answered >= quota then
         -- wrk's main thread sleeps for -d whatever its threads do: the
         -- caller sees this file and interrupts it (SIGINT)
+        local f = io.open(flag, "w"); f:write("done\n"); f:close()
+        wrk.thread:stop()
+    end
+end
+function done(summary, latency, requests)
+    local a, o = 0, 0
+    for _, t in ipairs(threads) do
+        a = a + t:get("s2xx"); o = o + t:get("other")
+    end
+    io.write(string.format("accepted %d other %d\n", a, o))
+end
+LUA
+}
+
+# the hook script with the whole order in the body ($SB/hook-order.lua, for
+# siteflow_printnow_fetch off): order_json with a unique id per hook, the
+# same scheme and arguments as sb_hook_lua; any 2xx counts as accepted
+sb_hook_order_lua() {
+    local order_lua
+    order_lua=$(tr -d '\n' < "$order_json" \
+                | sed 's/"id": 5001/"id": ORDERID/; s/\\/\\\\/g; s/"/\\"/g')
+    cat > "$SB/hook-order.lua" <<LUA
+local threads = {}
+local tid = 0
+local tmpl = "{\"event\":\"order_created\",\"order\":$order_lua}"
+function setup(thread)
+    thread:set("tid", tid)
+    tid = tid + 1
+    table.insert(threads, thread)
+end
+function init(args)
+    path = args[1]
+    base = tonumber(args[2]) + tid * 10000000
+    quota = tonumber(args[3])
+    flag = args[4]
+    sent = 0
+    answered = 0
+    s2xx = 0
+    other = 0
+    ok = wrk.format("GET", "/ok")
+    verify = (tid == 0)
+end
+function request()
+    if verify then verify = false; return ok end
+    if quota > 0 and sent >= quota then return ok end
+    sent = sent + 1
+    local body = string.gsub(tmpl, "ORDERID", tostring(base + sent))
+    return wrk.format("POST", path .. "?token=T0K-bench-not-real",
+        { ["Content-Type"] = "application/json" }, body)
+end
+function response(status, headers, body)
+    if #body == 2 then return end
+    answered = answered + 1
+    if status >= 200 and status < 300 then s2xx = s2xx + 1 else other = other + 1 end
+    if quota > 0 and answered >= quota then
         local f = io.open(flag, "w"); f:write("done\n"); f:close()
         wrk.thread:stop()
     end
