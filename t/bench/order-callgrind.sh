@@ -15,6 +15,9 @@
 #   t/bench/order-callgrind.sh [N]          (default 500)
 #   BEFORE_MODULE=/path/to/old.so   also counts that build ("before")
 #   FETCH=on                        siteflow_printnow_fetch on
+#   BRIDGE=1                        also counts the ngx_lua bridge of
+#                                   bridge-lib.sh, create only ("bridge")
+#                                   and validate + create ("bridge+val")
 #
 # The callgrind files stay in t/bench/out/callgrind.order.<build> for
 # callgrind_annotate.
@@ -28,6 +31,7 @@ after=$module
 before=${BEFORE_MODULE:-}
 
 sb_mock_start
+[ "${BRIDGE:-0}" = 1 ] && . "$(dirname "$0")/bridge-lib.sh"
 
 conf() {  # conf MODULE
     rm -rf "$SB/spool"; mkdir -p "$SB/spool"
@@ -90,7 +94,7 @@ client() {  # client COUNT BASE
             while ($head !~ /\r\n\r\n/) {
                 sysread($s, $head, 1, length $head) or die "eof";
             }
-            $head =~ m{^HTTP/1.1 202 } or die "unexpected: $head";
+            $head =~ m{^HTTP/1.1 20[02] } or die "unexpected: $head";
             my ($len) = $head =~ /Content-Length: (\d+)/i;
             my $rest = "";
             while (length($rest) < $len) {
@@ -99,13 +103,19 @@ client() {  # client COUNT BASE
         }' "$SF_PORT" "$1" "$2" "$order_json" "$fetch"
 }
 
-measure() {  # measure NAME MODULE COUNT -> total instructions
-    local f=$out/callgrind.order.$1 vg i
+measure() {  # measure NAME MODULE|bridge|bridge+val COUNT -> instructions
+    local f=$out/callgrind.order.$1 vg i smc=
     [ "$3" -gt 1 ] || f=$f.idle
-    conf "$2"
+    # LuaJIT patches the machine code it wrote: valgrind must see that
+    case $2 in bridge*) smc=--smc-check=all-non-file ;; esac
+    case $2 in
+    bridge)     SB_BRIDGE_MAIN="daemon off; master_process off;" sb_bridge_conf 0 ;;
+    bridge+val) SB_BRIDGE_MAIN="daemon off; master_process off;" sb_bridge_conf 1 ;;
+    *)          conf "$2" ;;
+    esac
     rm -f "$f"
     : > "$SB/mock/logs/creates.log"
-    valgrind --tool=callgrind --callgrind-out-file="$f" \
+    valgrind --tool=callgrind $smc --callgrind-out-file="$f" \
         "$nginx" -p "$SB/sf/" -c nginx.conf 2>/dev/null &
     vg=$!
     if ! client "$3" 1000 || ! sb_wait_lines "$SB/mock/logs/creates.log" \
@@ -126,6 +136,7 @@ measure() {  # measure NAME MODULE COUNT -> total instructions
 
 builds="after"
 [ -n "$before" ] && builds="before after"
+[ "${BRIDGE:-0}" = 1 ] && builds="$builds bridge bridge+val"
 
 {
 echo "== order-callgrind: $(date -u +%FT%TZ), $n orders, fetch $fetch"
@@ -133,6 +144,7 @@ echo "after: $after${before:+; before: $before}"
 for b in $builds; do
     so=$after
     [ "$b" = before ] && so=$before
+    case $b in bridge*) so=$b ;; esac
     idle=$(measure "$b-$fetch" "$so" 1)
     total=$(measure "$b-$fetch" "$so" $((n + 1)))
     echo "$b $idle $total"
