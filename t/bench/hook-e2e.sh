@@ -44,7 +44,7 @@ problems=$(sb_log_problems "$SB/sf/logs/error.log")
 : > "$SB/mock/logs/creates.log"
 b0=$(now_ms)
 b1=$(sb_wrk_quota "$out/e2e-base.txt" "$SB/base.flag" -c64 \
-     -s "$SB/upstream.lua" "http://127.0.0.1:$SFAPI_PORT" \
+     -s "$SB/upstream.lua" "$MOCK_SCHEME://127.0.0.1:$SFAPI_PORT" \
      -- "$n" create "$SB/base.flag")
 
 {

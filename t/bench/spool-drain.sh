@@ -53,7 +53,7 @@ problems=$(sb_log_problems "$SB/sf/logs/error.log")
 : > "$SB/mock/logs/creates.log"
 b0=$(now_ms)
 b1=$(sb_wrk_quota "$out/drain-base.txt" "$SB/base.flag" -c"$conc" \
-     -s "$SB/upstream.lua" "http://127.0.0.1:$SFAPI_PORT" \
+     -s "$SB/upstream.lua" "$MOCK_SCHEME://127.0.0.1:$SFAPI_PORT" \
      -- $(( 3 * n )) mix "$SB/base.flag")
 good=$(awk '/^good/ { print $2 }' "$out/drain-base.txt")
 

@@ -59,12 +59,31 @@ DEAD_PORT=$(sb_port)
 
 now_ms() { date +%s%3N; }
 
+# MOCK_TLS=1: the mock answers over TLS (a self-signed certificate made at
+# start), and the nginx under test calls it with https, trusting it
+MOCK_SCHEME=http
+MOCK_TLS_TRUST=
+if [ "${MOCK_TLS:-0}" = 1 ]; then
+    MOCK_SCHEME=https
+    MOCK_TLS_TRUST="siteflow_ssl_trusted_certificate $SB/mock/cert.pem;"
+fi
+
 # mock nginx: SiteFlow (/api/order...) and PrintNow (/api/v2/order/...) on
 # both $SFAPI_PORT and $PN_PORT (one server: a wrk baseline reaches all)
 sb_mock_start() {
     local order
     # the PrintNow order, one line, its id taken from the URL
     order=$(tr -d '\n' < "$order_json" | sed 's/"id": 5001/"id": $1/')
+    local tls="" cert=""
+    if [ "${MOCK_TLS:-0}" = 1 ]; then
+        # a throw-away self-signed certificate for 127.0.0.1 (P-256)
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+            -nodes -days 2 -subj /CN=127.0.0.1 \
+            -addext subjectAltName=IP:127.0.0.1 \
+            -keyout "$SB/mock/key.pem" -out "$SB/mock/cert.pem" 2>/dev/null
+        tls=" ssl"
+        cert="ssl_certificate $SB/mock/cert.pem; ssl_certificate_key $SB/mock/key.pem;"
+    fi
     cat > "$SB/mock/nginx.conf" <<CONF
 worker_processes 1;
 worker_cpu_affinity ${MOCK_CPU_MASK:-10};
@@ -76,8 +95,9 @@ http {
     keepalive_requests 10000000;
     keepalive_timeout 300s;
     server {
-        listen 127.0.0.1:$SFAPI_PORT backlog=4096;
-        listen 127.0.0.1:$PN_PORT backlog=4096;
+        listen 127.0.0.1:$SFAPI_PORT$tls backlog=4096;
+        listen 127.0.0.1:$PN_PORT$tls backlog=4096;
+        $cert
         # SiteFlow
         location = /api/order/validate { return 200 '{"valid":true}'; }
         location = /api/order {
@@ -128,12 +148,13 @@ http {
     server {
         listen 127.0.0.1:$SF_PORT backlog=4096;
         server_name shop1;
-        siteflow_api ${SF_URL:-http://127.0.0.1:$SFAPI_PORT/api} scheme=oneflow;
+        siteflow_api ${SF_URL:-$MOCK_SCHEME://127.0.0.1:$SFAPI_PORT/api} scheme=oneflow;
         siteflow_credentials 1234567890 FAKE-secret-not-real;
         siteflow_destination acme;
         siteflow_order_trigger "New Order";
         siteflow_mapping $mapping;
-        siteflow_printnow_api ${PN_URL:-http://127.0.0.1:$PN_PORT};
+        siteflow_printnow_api ${PN_URL:-$MOCK_SCHEME://127.0.0.1:$PN_PORT};
+        ${MOCK_TLS_TRUST:-}
         siteflow_printnow_credentials pntoken pnkey;
         location = /hook { siteflow_printnow_hook; siteflow_token T0K-bench-not-real; }
         location = /postback { siteflow_postback; siteflow_token T0K-bench-not-real; }
