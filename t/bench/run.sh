@@ -20,6 +20,16 @@ cd "$(dirname "$0")"
 ./order-cpu.sh
 ./order-callgrind.sh
 FETCH=on ./order-callgrind.sh
+MOCK_TLS=1 ./order-cpu.sh          # the same over TLS (connections kept)
+# against an ngx_lua bridge, same run: Debian's libnginx-mod-http-lua and
+# lua-cjson (bench only; skipped without them)
+if [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+    ./lua-bridge.sh
+    BRIDGE=1 ./order-callgrind.sh
+    BRIDGE=1 FETCH=on ./order-callgrind.sh
+else
+    echo "bench: lua-bridge.sh skipped (apt-get install libnginx-mod-http-lua lua-cjson)"
+fi
 # the PostgreSQL queue (siteflow_queue): PostgreSQL's server package and a
 # module built with libpq
 ./pg-enqueue.sh

@@ -93,7 +93,7 @@ events { worker_connections 8192; }
 http {
     access_log off;
     keepalive_requests 10000000;
-    keepalive_timeout 300s;
+    keepalive_timeout ${MOCK_KEEPALIVE:-300s};
     server {
         listen 127.0.0.1:$SFAPI_PORT$tls backlog=4096;
         listen 127.0.0.1:$PN_PORT$tls backlog=4096;
