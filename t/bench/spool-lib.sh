@@ -82,7 +82,7 @@ sb_mock_start() {
             -addext subjectAltName=IP:127.0.0.1 \
             -keyout "$SB/mock/key.pem" -out "$SB/mock/cert.pem" 2>/dev/null
         tls=" ssl"
-        cert="ssl_certificate $SB/mock/cert.pem; ssl_certificate_key $SB/mock/key.pem;"
+        cert="ssl_certificate $SB/mock/cert.pem; ssl_certificate_key $SB/mock/key.pem; ssl_protocols TLSv1.2 TLSv1.3;"
     fi
     cat > "$SB/mock/nginx.conf" <<CONF
 worker_processes 1;
