@@ -1051,22 +1051,12 @@ GET /ping
 ::report(mocks => [], do => sub {
     my (@l, %conns);
     for my $burst ([6101 .. 6108], [6111 .. 6118]) {
-        my %ans;
-        for my $id (@$burst) {
-            my $r = ::hook({ event => 'order_created',
-                             order => ::pn_order($id) });
-            $ans{ $r->{status} }++;
-        }
-        push @l, 'answers: ' . join(', ', map { "$_ x$ans{$_}" } sort keys %ans);
+        push @l, ::hook_answers(map { { event => 'order_created', order => ::pn_order($_) } } @$burst);
         my $e = ::wait_requests('siteflow', 'POST /api/order', $burst->[-1] < 6110 ? 8 : 16);
         push @l, $e if $e;
         $e = Siteflow::Flow::_idle(timeout => 30);
         push @l, $e if $e;
-        my %c = map { $_->{conn} => 1 }
-                grep { my $s = (::json_of($_->{body}) // {})->{orderData}{sourceOrderId} // '';
-                       $s =~ /^PN-(\d+)$/ && $1 >= $burst->[0] && $1 <= $burst->[-1] }
-                @{ ::mock_requests('siteflow', 'POST *') };
-        $conns{ $burst->[0] } = \%c;
+        $conns{ $burst->[0] } = ::conns_of('siteflow', $burst->[0], $burst->[-1]);
     }
     my $first = $conns{6101};
     my @new = grep { !$first->{$_} } keys %{ $conns{6111} };
@@ -1195,28 +1185,16 @@ GET /ping
 --- response_body_filters eval
 ::report(mocks => [], do => sub {
     my (@l, %conns);
-    my %in = (printnow => sub { $_[0]->{path} =~ m{/(\d+)$} ? $1 : 0 },
-              siteflow => sub { my $s = (::json_of($_[0]->{body}) // {})->{orderData}{sourceOrderId} // '';
-                                $s =~ /^PN-(\d+)$/ ? $1 : 0 });
     for my $burst ([6121 .. 6128], [6131 .. 6138]) {
-        my %ans;
-        for my $id (@$burst) {
-            my $r = ::hook({ event => 'order_created', id => $id });
-            $ans{ $r->{status} }++;
-        }
-        push @l, 'answers: ' . join(', ', map { "$_ x$ans{$_}" } sort keys %ans);
+        push @l, ::hook_answers(map { { event => 'order_created', id => $_ } } @$burst);
         my $e = ::wait_requests('siteflow', 'POST /api/order', $burst->[-1] < 6130 ? 8 : 16);
         push @l, $e if $e;
         $e = Siteflow::Flow::_idle(timeout => 30);
         push @l, $e if $e;
-        for my $mock (sort keys %in) {
-            my %c = map { $_->{conn} => 1 }
-                    grep { my $id = $in{$mock}->($_); $id >= $burst->[0] && $id <= $burst->[-1] }
-                    @{ ::mock_requests($mock, '* *') };
-            $conns{$mock}{ $burst->[0] } = \%c;
-        }
+        $conns{$_}{ $burst->[0] } = ::conns_of($_, $burst->[0], $burst->[-1])
+            for qw(printnow siteflow);
     }
-    for my $mock (sort keys %in) {
+    for my $mock (qw(printnow siteflow)) {
         my $first = $conns{$mock}{6121};
         my @new = grep { !$first->{$_} } keys %{ $conns{$mock}{6131} };
         push @l, "$mock: connections of the first burst: " . keys(%$first)

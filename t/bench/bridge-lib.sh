@@ -27,10 +27,7 @@ load_module $ndkmod;
 load_module $luamod;
 worker_processes 1;
 ${SB_BRIDGE_MAIN:-}
-error_log logs/error.log notice;
-pid logs/nginx.pid;
-worker_rlimit_nofile 20000;
-events { worker_connections 8192; }
+$(sb_conf_main notice)
 http {
     access_log off;
     keepalive_requests 10000000;
@@ -136,7 +133,7 @@ http {
                     ngx.status = 502; ngx.say('{"error":"not valid"}'); return
                 end
             end
-            local r = call("/sf/create", "/api/order", body)
+            local r = call("/sf", "/api/order", body)
             if r.status ~= 201 then
                 ngx.status = 502; ngx.say('{"error":"create failed"}'); return
             end
@@ -151,20 +148,10 @@ http {
         location = /ok { return 200 ok; }
         # defines \$sf_auth and \$sf_date for the subrequests' vars
         location = /vars { set \$sf_auth ""; set \$sf_date ""; return 404; }
-        location /sf/ {
+        # /sf: create, /sf/validate: validate
+        location ~ ^/sf(/validate)?\$ {
             internal;
-            proxy_pass http://siteflow/api/order/;
-            proxy_http_version 1.1;
-            proxy_pass_request_headers off;
-            proxy_set_header Connection "";
-            proxy_set_header Content-Type application/json;
-            proxy_set_header x-oneflow-authorization \$sf_auth;
-            proxy_set_header x-oneflow-date \$sf_date;
-            proxy_set_header x-oneflow-algorithm SHA256;
-        }
-        location = /sf/create {
-            internal;
-            proxy_pass http://siteflow/api/order;
+            proxy_pass http://siteflow/api/order\$1;
             proxy_http_version 1.1;
             proxy_pass_request_headers off;
             proxy_set_header Connection "";

@@ -43,44 +43,19 @@ sb_hook_lua
 sb_hook_order_lua
 
 run() {  # run NAME KIND(module|bridge|bridge+val) FETCH(on|off)
-    local name=$1 kind=$2 fetch=$3 lua t0 th t1 c0 c1 acc during
-    case $kind in
+    local name=$1 fetch=$3 lua=$SB/hook.lua
+    case $2 in
     module)     SF_WORKERS=1 SF_EXTRA="siteflow_printnow_fetch $fetch;" sb_sf_conf ;;
     bridge)     sb_bridge_conf 0 ;;
     bridge+val) sb_bridge_conf 1 ;;
     esac
-    rm -rf "$SB/spool"; mkdir -p "$SB/spool"
-    : > "$SB/sf/logs/error.log"
-    sb_sf_start
-    sleep 0.3
-    : > "$SB/mock/logs/creates.log"
-    lua=$SB/hook.lua
     [ "$fetch" = off ] && lua=$SB/hook-order.lua
-    c0=$(sb_cpu_ticks)
-    t0=$(now_ms)
-    th=$(sb_wrk_quota "$out/bridge-$name.txt" "$SB/hooks.flag" -c32 \
-         -s "$lua" "http://127.0.0.1:$SF_PORT" -- /hook 0 "$n" \
-         "$SB/hooks.flag")
-    during=$(wc -l < "$SB/mock/logs/creates.log")
-    t1=$(sb_wait_lines "$SB/mock/logs/creates.log" "$n" "$timeout")
-    c1=$(sb_cpu_ticks)
-    acc=$(awk '/^accepted/ { print $2 }' "$out/bridge-$name.txt")
-    sleep 0.3
-    creates=$(wc -l < "$SB/mock/logs/creates.log")
-    problems=$(sb_log_problems "$SB/sf/logs/error.log")
-    sb_sf_stop stop
-    if [ "$acc" != "$n" ] || [ "$creates" != "$n" ] || [ -n "$problems" ]
-    then
-        echo "bench: $name: accepted $acc creates $creates of $n" >&2
-        echo "$problems" >&2
-        exit 1
-    fi
-    echo "$c0 $c1" | awk -v name="$name" -v n="$n" -v t0="$t0" -v th="$th" \
-        -v t1="$t1" -v hz="$hz" -v during="$during" '{
-        u = $3 - $1; k = $4 - $2
+    sb_order_run "$name" "bridge-$name.txt" "$lua" 32 "$n" "$timeout" \
+    | awk -v name="$name" -v n="$n" -v hz="$hz" '{
+        t0 = $1; th = $2; t1 = $3; u = $6 - $4; k = $7 - $5
         printf "%s %.1f %.0f %.0f %.0f %.1f %.1f\n", name,
                (u + k) * 1e6 / hz / n, n / ((t1 - t0) / 1000),
-               during / ((th - t0) / 1000), n / ((th - t0) / 1000),
+               $8 / ((th - t0) / 1000), n / ((th - t0) / 1000),
                u * 1e6 / hz / n, k * 1e6 / hz / n
     }'
 }

@@ -40,37 +40,12 @@ sb_hook_order_lua
 sb_hook_lua
 
 run() {  # run NAME MODULE FETCH(on|off)
-    local name=$1 so=$2 fetch=$3 script t0 th t1 c0 c1 acc lua
-    module=$so SF_EXTRA="siteflow_printnow_fetch $fetch;" sb_sf_conf
-    rm -rf "$SB/spool"; mkdir -p "$SB/spool"
-    : > "$SB/sf/logs/error.log"
-    sb_sf_start
-    # let both workers start (and worker 0 recover the empty spool)
-    sleep 0.3
-    : > "$SB/mock/logs/creates.log"
-    lua=$SB/hook.lua
+    local name=$1 fetch=$3 lua=$SB/hook.lua
+    module=$2 SF_EXTRA="siteflow_printnow_fetch $fetch;" sb_sf_conf
     [ "$fetch" = off ] && lua=$SB/hook-order.lua
-    c0=$(sb_cpu_ticks)
-    t0=$(now_ms)
-    th=$(sb_wrk_quota "$out/order-$name.txt" "$SB/hooks.flag" -c64 \
-         -s "$lua" "http://127.0.0.1:$SF_PORT" -- /hook 0 "$n" \
-         "$SB/hooks.flag")
-    t1=$(sb_wait_lines "$SB/mock/logs/creates.log" "$n" "$timeout")
-    c1=$(sb_cpu_ticks)
-    acc=$(awk '/^accepted/ { print $2 }' "$out/order-$name.txt")
-    sleep 0.3
-    creates=$(wc -l < "$SB/mock/logs/creates.log")
-    problems=$(sb_log_problems "$SB/sf/logs/error.log")
-    sb_sf_stop stop
-    if [ "$acc" != "$n" ] || [ "$creates" != "$n" ] || [ -n "$problems" ]
-    then
-        echo "bench: $name: accepted $acc creates $creates of $n" >&2
-        echo "$problems" >&2
-        exit 1
-    fi
-    echo "$c0 $c1" | awk -v name="$name" -v n="$n" -v t0="$t0" -v th="$th" \
-        -v t1="$t1" -v hz="$hz" '{
-        u = $3 - $1; k = $4 - $2
+    sb_order_run "$name" "order-$name.txt" "$lua" 64 "$n" "$timeout" \
+    | awk -v name="$name" -v n="$n" -v hz="$hz" '{
+        t0 = $1; th = $2; t1 = $3; u = $6 - $4; k = $7 - $5
         printf "%s %.1f %.0f %.0f %d %.1f %.1f\n", name,
                (u + k) * 1e6 / hz / n, n / ((t1 - t0) / 1000),
                n / ((th - t0) / 1000), t1 - th,

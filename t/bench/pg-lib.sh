@@ -138,10 +138,7 @@ pg_edge_conf() {
     cat > "$p/nginx.conf" <<CONF
 load_module $module;
 worker_processes ${SF_WORKERS:-2};
-error_log logs/error.log ${SF_LOGLEVEL:-notice};
-pid logs/nginx.pid;
-worker_rlimit_nofile 20000;
-events { worker_connections 8192; }
+$(sb_conf_main "${SF_LOGLEVEL:-notice}")
 http {
     access_log off;
     keepalive_requests 10000000;

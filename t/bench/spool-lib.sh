@@ -122,6 +122,17 @@ CONF
     "$nginx" -p "$SB/mock/" -c nginx.conf
 }
 
+# the main context of a benchmark nginx's conf after its worker lines:
+# error log (LEVEL), pid file, descriptors, events
+sb_conf_main() {  # LEVEL
+    cat <<CONF
+error_log logs/error.log $1;
+pid logs/nginx.pid;
+worker_rlimit_nofile 20000;
+events { worker_connections 8192; }
+CONF
+}
+
 # the nginx under test.  Env: PN_URL (PrintNow), SF_URL (SiteFlow),
 # SF_CONCURRENCY, SF_TIMEOUT, SF_BACKOFF, SF_EXTRA (more server lines),
 # SF_QUEUE_WORKERS (siteflow_queue_workers, default the module's: 1),
@@ -132,10 +143,7 @@ sb_sf_conf() {
 load_module $module;
 worker_processes ${SF_WORKERS:-2};
 ${SF_CPU:+worker_cpu_affinity $SF_CPU;}
-error_log logs/error.log notice;
-pid logs/nginx.pid;
-worker_rlimit_nofile 20000;
-events { worker_connections 8192; }
+$(sb_conf_main notice)
 http {
     access_log off;
     keepalive_requests 10000000;
@@ -206,6 +214,43 @@ sb_cpu_ticks() {
     echo "$u $k"
 }
 
+# one run of the order path against the nginx under test, whose conf is
+# written: a fresh spool, N hooks (quota) by wrk -t1 -cCONNS with LUA
+# until the Nth create at the mock; wrk's output in $out/FILE.  Prints
+# "t0 th t1 utime0 stime0 utime1 stime1 during": ms of the first hook,
+# of the last hook answered and of the Nth create; the workers' clock
+# ticks before and after; creates seen when the last hook was answered.
+# Exits if a hook was refused, a create is missing or extra, or the error
+# log has a problem.
+sb_order_run() {  # NAME FILE LUA CONNS N TIMEOUT
+    local name=$1 file=$out/$2 n=$5 t0 th t1 c0 c1 acc during creates problems
+    rm -rf "$SB/spool"; mkdir -p "$SB/spool"
+    : > "$SB/sf/logs/error.log"
+    sb_sf_start
+    # let the workers start (and worker 0 recover the empty spool)
+    sleep 0.3
+    : > "$SB/mock/logs/creates.log"
+    c0=$(sb_cpu_ticks)
+    t0=$(now_ms)
+    th=$(sb_wrk_quota "$file" "$SB/hooks.flag" -c"$4" -s "$3" \
+         "http://127.0.0.1:$SF_PORT" -- /hook 0 "$n" "$SB/hooks.flag")
+    during=$(wc -l < "$SB/mock/logs/creates.log")
+    t1=$(sb_wait_lines "$SB/mock/logs/creates.log" "$n" "$6")
+    c1=$(sb_cpu_ticks)
+    acc=$(awk '/^accepted/ { print $2 }' "$file")
+    sleep 0.3
+    creates=$(wc -l < "$SB/mock/logs/creates.log")
+    problems=$(sb_log_problems "$SB/sf/logs/error.log")
+    sb_sf_stop stop
+    if [ "$acc" != "$n" ] || [ "$creates" != "$n" ] || [ -n "$problems" ]
+    then
+        echo "bench: $name: accepted $acc creates $creates of $n" >&2
+        echo "$problems" >&2
+        exit 1
+    fi
+    echo "$t0 $th $t1 $c0 $c1 $during"
+}
+
 # medians over the rounds: FILE has lines "NAME<round> v2 .. v7"; prints
 # "NAME m2 .. m7" for each NAME (the round number taken off)
 sb_medians() {  # FILE
@@ -238,13 +283,32 @@ sb_wait_lines() {  # FILE N TIMEOUT
     done
 }
 
-# the lua script for hooks: unique numeric order ids BASE+1.. (per thread
-# ranges), optional quota of hooks (QUOTA, 0 = none; past it the
-# connections send GET /ok and the thread stops once QUOTA answers came),
-# counts answers by status; args: PATH BASE QUOTA FLAGFILE (written when
-# the quota is reached)
+# the lua script for hooks ($SB/hook.lua): unique numeric order ids
+# BASE+1.. (per thread ranges), optional quota of hooks (QUOTA, 0 = none;
+# past it the connections send GET /ok and the thread stops once QUOTA
+# answers came), counts answers by status (any 2xx is accepted); args:
+# PATH BASE QUOTA FLAGFILE (written when the quota is reached)
 sb_hook_lua() {
-    cat > "$SB/hook.lua" <<'LUA'
+    sb_hook_script "$SB/hook.lua" "" \
+        "'{\"event\":\"order_created\",\"id\":\"' .. id .. '\"}'"
+}
+
+# the same with the whole order in the body ($SB/hook-order.lua, for
+# siteflow_printnow_fetch off): order_json with the hook's unique id
+sb_hook_order_lua() {
+    local order_lua
+    order_lua=$(tr -d '\n' < "$order_json" \
+                | sed 's/"id": 5001/"id": ORDERID/; s/\\/\\\\/g; s/"/\\"/g')
+    sb_hook_script "$SB/hook-order.lua" \
+        "local tmpl = \"{\\\"event\\\":\\\"order_created\\\",\\\"order\\\":$order_lua}\"" \
+        '(string.gsub(tmpl, "ORDERID", id))'
+}
+
+# writes a wrk script: FILE, PRELUDE (lua lines at the top), BODY (a lua
+# expression of the hook's body, the order id in the string "id")
+sb_hook_script() {  # FILE PRELUDE BODY
+    cat > "$1" <<LUA
+$2
 local threads = {}
 -- the counter of setup() (the main state); each thread's "tid" is the
 -- global thread:set() gives it (a file-level "local tid" would hide it)
@@ -272,72 +336,17 @@ function request()
     if verify then verify = false; return ok end
     if quota > 0 and sent >= quota then return ok end
     sent = sent + 1
+    local id = tostring(base + sent)
     return wrk.format("POST", path .. "?token=T0K-bench-not-real",
-        { ["Content-Type"] = "application/json" },
-        '{"event":"order_created","id":"' .. (base + sent) .. '"}')
+        { ["Content-Type"] = "application/json" }, $3)
 end
 function response(status, headers, body)
     if #body == 2 then return end          -- "ok" of GET /ok
     answered = answered + 1
-    if status == 202 or status == 200 then s2xx = s2xx + 1 else other = other + 1 end
+    if status >= 200 and status < 300 then s2xx = s2xx + 1 else other = other + 1 end
     if quota > 0 and answered >= quota then
         -- wrk's main thread sleeps for -d whatever its threads do: the
         -- caller sees this file and interrupts it (SIGINT)
-        local f = io.open(flag, "w"); f:write("done\n"); f:close()
-        wrk.thread:stop()
-    end
-end
-function done(summary, latency, requests)
-    local a, o = 0, 0
-    for _, t in ipairs(threads) do
-        a = a + t:get("s2xx"); o = o + t:get("other")
-    end
-    io.write(string.format("accepted %d other %d\n", a, o))
-end
-LUA
-}
-
-# the hook script with the whole order in the body ($SB/hook-order.lua, for
-# siteflow_printnow_fetch off): order_json with a unique id per hook, the
-# same scheme and arguments as sb_hook_lua; any 2xx counts as accepted
-sb_hook_order_lua() {
-    local order_lua
-    order_lua=$(tr -d '\n' < "$order_json" \
-                | sed 's/"id": 5001/"id": ORDERID/; s/\\/\\\\/g; s/"/\\"/g')
-    cat > "$SB/hook-order.lua" <<LUA
-local threads = {}
-local tid = 0
-local tmpl = "{\"event\":\"order_created\",\"order\":$order_lua}"
-function setup(thread)
-    thread:set("tid", tid)
-    tid = tid + 1
-    table.insert(threads, thread)
-end
-function init(args)
-    path = args[1]
-    base = tonumber(args[2]) + tid * 10000000
-    quota = tonumber(args[3])
-    flag = args[4]
-    sent = 0
-    answered = 0
-    s2xx = 0
-    other = 0
-    ok = wrk.format("GET", "/ok")
-    verify = (tid == 0)
-end
-function request()
-    if verify then verify = false; return ok end
-    if quota > 0 and sent >= quota then return ok end
-    sent = sent + 1
-    local body = string.gsub(tmpl, "ORDERID", tostring(base + sent))
-    return wrk.format("POST", path .. "?token=T0K-bench-not-real",
-        { ["Content-Type"] = "application/json" }, body)
-end
-function response(status, headers, body)
-    if #body == 2 then return end
-    answered = answered + 1
-    if status >= 200 and status < 300 then s2xx = s2xx + 1 else other = other + 1 end
-    if quota > 0 and answered >= quota then
         local f = io.open(flag, "w"); f:write("done\n"); f:close()
         wrk.thread:stop()
     end

@@ -87,6 +87,7 @@ our @EXPORT = qw(
     wait_jobs job_of storefront_conf http_request json_of fixture
     order_for send_and_wait nginx_port pb_req stateful run_orders
     sync_lookups nginx_start nginx_stop nginx_kill nginx_pids
+    hook_answers conns_of
 );
 
 our $J  = JSON::PP->new->utf8->canonical;     # bytes
@@ -483,6 +484,29 @@ sub hook {
         body => $body, headers => \%h);
     _accepted($r, 'hook', $body);
     return $r;
+}
+
+# sends each body as a hook, one after the other; "answers: 202 x8" (the
+# statuses counted, in order)
+sub hook_answers {
+    my (@bodies) = @_;
+    my %ans;
+    $ans{ hook($_)->{status} }++ for @bodies;
+    return 'answers: ' . join(', ', map { "$_ x$ans{$_}" } sort keys %ans);
+}
+
+# the connections (numbers the mock gave them) of the requests to $mock
+# for the orders $lo .. $hi (SiteFlow: the body's sourceOrderId PN-<id>;
+# PrintNow: the path's last number): a hash ref
+sub conns_of {
+    my ($mock, $lo, $hi) = @_;
+    my $id_of = $mock eq 'printnow'
+        ? sub { $_[0]->{path} =~ m{/(\d+)$} ? $1 : 0 }
+        : sub { my $s = (json_of($_[0]->{body}) // {})->{orderData}{sourceOrderId} // '';
+                $s =~ /^PN-(\d+)$/ ? $1 : 0 };
+    return { map { $_->{conn} => 1 }
+             grep { my $id = $id_of->($_); $id >= $lo && $id <= $hi }
+             @{ mock_requests($mock) } };
 }
 
 sub postback {
