@@ -1779,8 +1779,8 @@ ngx_http_siteflow_reply(ngx_http_request_t *r,
      * becomes U+FFFD
      */
 
-    len = sf_json_utf8_trim((char *) raw, p - raw);
-    len = sf_json_clean(msg, sizeof(msg) - 1, (char *) raw, len, 0);
+    len = sf_json_clean(msg, sizeof(msg), (char *) raw, p - raw,
+                        SF_JSON_CLEAN_CUT);
 
     klen = ngx_strlen(key);     /* one of the module's own words */
 

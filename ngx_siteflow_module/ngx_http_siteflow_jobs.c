@@ -1388,8 +1388,8 @@ ngx_http_siteflow_end_va(ngx_http_siteflow_run_t *run, ngx_int_t state,
      * a character the length limit cut is left out
      */
 
-    len = sf_json_utf8_trim((char *) raw, p - raw);
-    len = sf_json_clean(msg, sizeof(msg), (char *) raw, len, 0);
+    len = sf_json_clean(msg, sizeof(msg), (char *) raw, p - raw,
+                        SF_JSON_CLEAN_CUT);
 
     w = run->data;
 

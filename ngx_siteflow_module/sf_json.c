@@ -211,6 +211,10 @@ sf_json_clean(char *dst, size_t size, const char *src, size_t len,
 
     p = (const unsigned char *) src;
 
+    if (flags & SF_JSON_CLEAN_CUT) {
+        len = sf_json_utf8_trim(src, len);
+    }
+
     for (i = 0, o = 0; i < len; i += skip) {
         k = sf_json_utf8(p + i, len - i, &skip);
         unit = src + i;

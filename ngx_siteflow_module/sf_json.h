@@ -50,13 +50,16 @@ size_t sf_json_utf8(const unsigned char *p, size_t n, size_t *skip);
  * UTF-8, to dst[0 .. size - 1] as valid UTF-8.  Each maximal invalid
  * subpart becomes one U+FFFD, or '?' with SF_JSON_CLEAN_QMARK; with
  * SF_JSON_CLEAN_CONTROL the control characters (below 0x20, and 0x7f)
- * become '?' too.  A character is never cut: the copy stops before the
- * first one that does not fit.  No NUL is added.  Returns the bytes
- * written.
+ * become '?' too; with SF_JSON_CLEAN_CUT src is text that something cut
+ * at a byte count (ngx_vslprintf()'s limit, say), and a last character
+ * cut short is left out rather than made U+FFFD.  A character is never
+ * cut: the copy stops before the first one that does not fit.  No NUL is
+ * added.  Returns the bytes written.
  */
 
 #define SF_JSON_CLEAN_QMARK    0x01
 #define SF_JSON_CLEAN_CONTROL  0x02
+#define SF_JSON_CLEAN_CUT      0x04
 
 size_t sf_json_clean(char *dst, size_t size, const char *src, size_t len,
     unsigned flags);

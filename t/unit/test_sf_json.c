@@ -101,6 +101,16 @@ test_clean_cut(void **state)
     clean(S("ab\xff"), 3, SF_JSON_CLEAN_QMARK, S("ab?"));
     clean(S("abc"), 0, 0, S(""));
     clean(NULL, 0, 64, 0, S(""));
+
+    /* text cut at a byte count: a last character cut short is left out */
+    clean(S("ab\xe2\x82"), 64, SF_JSON_CLEAN_CUT, S("ab"));
+    clean(S("ab\xf0\x9f\x98"), 64, SF_JSON_CLEAN_CUT, S("ab"));
+    clean(S("ab\xe2\x82\xac"), 64, SF_JSON_CLEAN_CUT, S("ab\xe2\x82\xac"));
+    clean(S("a\xff" "b\xc3"), 64, SF_JSON_CLEAN_CUT, S("a\xef\xbf\xbd" "b"));
+    clean(S("a\xe2\x82" "b"), 64, SF_JSON_CLEAN_CUT,
+          S("a\xef\xbf\xbd" "b"));
+    clean(S("ab\xe2\x82"), 64, SF_JSON_CLEAN_CUT | SF_JSON_CLEAN_QMARK,
+          S("ab"));
 }
 
 
