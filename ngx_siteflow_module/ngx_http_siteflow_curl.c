@@ -106,8 +106,8 @@ static ngx_uint_t  ngx_http_siteflow_curl_nspare;
 
 
 ngx_int_t
-ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
-    ngx_uint_t max_host)
+ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle,
+    ngx_uint_t concurrency)
 {
     curl_version_info_data    *info;
     ngx_http_siteflow_curl_t  *ctx;
@@ -172,29 +172,26 @@ ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle, ngx_uint_t max_total,
     curl_multi_setopt(ctx->multi, CURLMOPT_TIMERFUNCTION,
                       ngx_http_siteflow_curl_timer);
     curl_multi_setopt(ctx->multi, CURLMOPT_TIMERDATA, ctx);
+
     /*
-     * max_total caps the transfers in flight (a job has one at a time), so
-     * the connections in use; connections kept idle are twice as many: a
-     * job with the fetch calls PrintNow, then SiteFlow.  With a cap of
-     * max_total on all connections, each validate closed an idle PrintNow
-     * connection to open one to SiteFlow, and each fetch the reverse: a
-     * connect (and a TLS handshake) for every other call under load.
-     *
-     * libcurl's own cache size is 4 connections per transfer in flight at
-     * the moment one ends: after a burst it closed the idle connections of
-     * the burst, and the next one opened them again.  Keep as many idle as
-     * may be open.
+     * The queue runs at most "concurrency" jobs, each making one call at a
+     * time: that caps the connections in use.  libcurl may keep twice as
+     * many open, so that a job with the fetch finds an idle connection to
+     * PrintNow and one to SiteFlow: with one cap for both, each validate
+     * closed an idle PrintNow connection to open one to SiteFlow, and each
+     * fetch the reverse, a connect (and a TLS handshake) for every other
+     * call under load.  libcurl's own cache size is 4 connections per
+     * transfer in flight at the moment one ends: after a burst it closed
+     * the idle connections of the burst, and the next one opened them
+     * again.
      */
 
-    if (max_total) {
+    if (concurrency) {
         curl_multi_setopt(ctx->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                          (long) (2 * max_total));
+                          (long) (2 * concurrency));
         curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS,
-                          (long) (2 * max_total));
+                          (long) (2 * concurrency));
     }
-
-    curl_multi_setopt(ctx->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long) max_host);
 
     ngx_http_siteflow_curl_ctx = ctx;
 

@@ -80,7 +80,7 @@ struct ngx_http_siteflow_xfer_s {
 
 
 ngx_int_t ngx_http_siteflow_curl_init_process(ngx_cycle_t *cycle,
-    ngx_uint_t max_total, ngx_uint_t max_host);
+    ngx_uint_t concurrency);
 void ngx_http_siteflow_curl_exit_process(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_http_siteflow_curl_parse_url(ngx_pool_t *pool, ngx_str_t *url,

@@ -108,7 +108,7 @@ ngx_http_siteflow_consumer_init_process(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    if (ngx_http_siteflow_curl_init_process(cycle, concurrency, 0)
+    if (ngx_http_siteflow_curl_init_process(cycle, concurrency)
         != NGX_OK)
     {
         return NGX_ERROR;

@@ -123,7 +123,7 @@ ngx_http_siteflow_pgq_consumer_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    if (ngx_http_siteflow_curl_init_process(cycle, concurrency, 0)
+    if (ngx_http_siteflow_curl_init_process(cycle, concurrency)
         != NGX_OK)
     {
         return NGX_ERROR;
