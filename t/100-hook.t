@@ -1210,3 +1210,41 @@ siteflow: connections of the first burst: 8, new in the second: 0
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 35: siteflow_queue_concurrency caps the calls in flight (libcurl's own cap is twice as high, for the connections kept open): with 2, six orders whose validates each wait 400 ms reach SiteFlow at most 2 at a time, over 2 connections, and all are created
+--- http_config
+    siteflow_zone sf:4m;
+    siteflow_spool $TEST_NGINX_SPOOL;
+    siteflow_queue_concurrency 2;
+--- config eval: ::storefront_conf(extra => '    siteflow_printnow_fetch off;')
+--- init
+::sf_rules({ on => 'POST /api/order/validate', status => 200, delay_ms => 400,
+             json => { success => JSON::PP::true } });
+--- request
+GET /ping
+--- response_body_filters eval
+::report(mocks => [], do => sub {
+    my @l = ::hook_answers(map { { event => 'order_created', order => ::pn_order($_) } } 6141 .. 6146);
+    my $e = ::wait_requests('siteflow', 'POST /api/order', 6, 30);
+    push @l, $e if $e;
+    # a validate is in flight for 400 ms from its arrival: the most that
+    # arrived within less than that of one another
+    my @t = sort { $a <=> $b } map { $_->{time} } @{ ::mock_requests('siteflow', 'POST /api/order/validate') };
+    my $most = 0;
+    for my $i (0 .. $#t) {
+        my $n = grep { $_ > $t[$i] - 350 && $_ <= $t[$i] } @t;
+        $most = $n if $n > $most;
+    }
+    (@l, 'validates: ' . @t, "most at once: $most",
+     'connections to SiteFlow: ' . keys %{ ::conns_of('siteflow', 6141, 6146) }) })
+--- response_body
+answer pong
+answers: 202 x6
+validates: 6
+most at once: 2
+connections to SiteFlow: 2
+--- no_error_log
+[alert]
+[crit]
